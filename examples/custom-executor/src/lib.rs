@@ -1,0 +1,1 @@
+//! Example custom executor (see README).

@@ -1,0 +1,38 @@
+//! # hibernator-core
+//!
+//! The embeddable heart of Hibernator: CRD types, the schedule engine, the
+//! planner and dispatcher, validation, restore-ledger types and the
+//! [`Executor`](executor::Executor) trait. It depends on no Kubernetes client,
+//! no AWS SDK and no gRPC stack, so services that only want to ask "is this
+//! plan off now, and what runs first?" pull in nothing heavy.
+//!
+//! ```
+//! use hibernator_core::{input::PlanDocuments, schedule::CompiledSchedule};
+//! let docs = PlanDocuments::from_yaml(r#"
+//! apiVersion: hibernator.dev/v1alpha1
+//! kind: HibernatePlan
+//! metadata: {name: dev}
+//! spec:
+//!   schedule:
+//!     timezone: Europe/Berlin
+//!     offHours: [{start: "20:00", end: "06:00", daysOfWeek: [MON, TUE, WED, THU, FRI]}]
+//!   targets: []
+//! "#).unwrap();
+//! let schedule = CompiledSchedule::compile(&docs.plan.spec.schedule, &docs.exceptions).unwrap();
+//! let at = "2026-11-23T21:00:00+01:00".parse().unwrap();
+//! assert!(schedule.is_off(at));
+//! ```
+
+pub mod crd;
+pub mod diag;
+pub mod duration;
+pub mod executor;
+pub mod input;
+pub mod planner;
+pub mod restore;
+pub mod schedule;
+pub mod types;
+pub mod validation;
+
+pub use diag::{Diagnostic, Diagnostics};
+pub use types::*;

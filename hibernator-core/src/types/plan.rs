@@ -1,0 +1,454 @@
+//! `HibernatePlan`: the schedule, the targets and how to execute them.
+
+use chrono::{DateTime, Utc};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
+use kube_derive::CustomResource;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+/// Desired state of a `HibernatePlan`.
+#[derive(CustomResource, Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[kube(
+    group = "hibernator.dev",
+    version = "v1alpha1",
+    kind = "HibernatePlan",
+    plural = "hibernateplans",
+    shortname = "hplan",
+    namespaced,
+    status = "HibernatePlanStatus",
+    crates(
+        kube_core = "::kube_core",
+        k8s_openapi = "::k8s_openapi",
+        schemars = "::schemars",
+        serde = "::serde",
+        serde_json = "::serde_json"
+    ),
+    printcolumn = r#"{"name":"Phase","type":"string","jsonPath":".status.phase"}"#,
+    printcolumn = r#"{"name":"Next transition","type":"date","jsonPath":".status.nextTransition"}"#,
+    printcolumn = r#"{"name":"Targets","type":"string","jsonPath":".status.targetsSummary"}"#,
+    printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
+)]
+#[serde(rename_all = "camelCase")]
+pub struct HibernatePlanSpec {
+    /// When the targets are off.
+    pub schedule: Schedule,
+    /// How targets are ordered and how many run at once.
+    #[serde(default)]
+    pub execution: Execution,
+    /// Failure handling and retries.
+    #[serde(default)]
+    pub behavior: Behavior,
+    /// Pauses the plan: no new hibernation or wake-up starts while true.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub suspend: bool,
+    /// What happens to hibernated targets when the plan is deleted.
+    #[serde(default)]
+    pub on_delete: OnDelete,
+    /// The resources this plan puts to sleep.
+    pub targets: Vec<Target>,
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
+}
+
+/// The off-hours schedule of a plan (see `docs/schedules.md`).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Schedule {
+    /// IANA time zone name the windows are written in, e.g. `Europe/Berlin`.
+    pub timezone: String,
+    /// Weekly windows during which the targets are off.
+    #[serde(default)]
+    pub off_hours: Vec<OffHourWindow>,
+}
+
+/// One weekly off-hours window.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct OffHourWindow {
+    /// Wall-clock time at which hibernation starts, `HH:MM` (00:00–23:59).
+    pub start: String,
+    /// Wall-clock time at which targets wake up, `HH:MM` (00:00–24:00); may be before `start` (overnight).
+    pub end: String,
+    /// Days on which the window's start and end events happen: `MON`…`SUN`.
+    pub days_of_week: Vec<String>,
+}
+
+/// How the targets of a plan are executed.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Execution {
+    /// Ordering strategy.
+    #[serde(default)]
+    pub strategy: Strategy,
+}
+
+/// Ordering strategy of a plan's targets (see `docs/strategies.md`).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Strategy {
+    /// `Sequential`, `Parallel`, `DAG` or `Staged`.
+    #[serde(rename = "type", default)]
+    pub kind: StrategyType,
+    /// Upper bound of targets running at once (Parallel, DAG, Staged). Unbounded when unset.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_concurrency: Option<u32>,
+    /// DAG edges: `to` waits for `from` on shutdown (reversed on wake-up). Only valid with `DAG`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub dependencies: Vec<Dependency>,
+    /// Stages run one after another. Only valid with `Staged`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub stages: Vec<Stage>,
+}
+
+/// The strategy types.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+pub enum StrategyType {
+    /// One target at a time, in list order.
+    #[default]
+    Sequential,
+    /// All targets at once, bounded by `maxConcurrency`.
+    Parallel,
+    /// Targets ordered by explicit dependencies.
+    #[serde(rename = "DAG")]
+    Dag,
+    /// Targets grouped into stages that run one after another.
+    Staged,
+}
+
+impl StrategyType {
+    /// The name used in the CRD.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Sequential => "Sequential",
+            Self::Parallel => "Parallel",
+            Self::Dag => "DAG",
+            Self::Staged => "Staged",
+        }
+    }
+}
+
+/// A DAG edge.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct Dependency {
+    /// Target that runs first on shutdown.
+    pub from: String,
+    /// Target that waits for `from` on shutdown.
+    pub to: String,
+}
+
+/// One stage of a `Staged` strategy.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Stage {
+    /// Stage name, unique within the plan.
+    pub name: String,
+    /// Run the stage's targets in parallel (bounded by `maxConcurrency`); otherwise one at a time.
+    #[serde(default)]
+    pub parallel: bool,
+    /// Upper bound of this stage's targets running at once.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_concurrency: Option<u32>,
+    /// Names of the targets in this stage, in order.
+    pub targets: Vec<String>,
+}
+
+/// Failure handling.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Behavior {
+    /// `Strict` stops dispatching at the first failure; `BestEffort` aborts only dependents.
+    #[serde(default)]
+    pub mode: BehaviorMode,
+    /// Automatic retries of a failed target (transient errors only), with exponential backoff.
+    #[serde(default = "default_retries")]
+    pub retries: u32,
+}
+
+/// Default number of retries.
+pub const DEFAULT_RETRIES: u32 = 3;
+
+fn default_retries() -> u32 {
+    DEFAULT_RETRIES
+}
+
+impl Default for Behavior {
+    fn default() -> Self {
+        Self {
+            mode: BehaviorMode::default(),
+            retries: DEFAULT_RETRIES,
+        }
+    }
+}
+
+/// Failure mode of a plan.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+pub enum BehaviorMode {
+    /// A failure stops new dispatches; the plan goes to `Error` once running targets finish.
+    #[default]
+    Strict,
+    /// Dependents of a failed target are aborted; everything else continues.
+    BestEffort,
+}
+
+/// What deleting a plan does to hibernated targets.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+pub enum OnDelete {
+    /// Wake every hibernated target up before the plan goes away.
+    #[default]
+    WakeUp,
+    /// Leave targets as they are and drop the restore data.
+    Abandon,
+}
+
+/// One resource group the plan hibernates.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Target {
+    /// Name, unique within the plan (DNS label).
+    pub name: String,
+    /// Executor type: `ec2`, `rds`, `eks`, `karpenter`, `workloadscaler` or a custom one.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// The connector (`CloudProvider` or `K8SCluster`) the executor uses.
+    pub connector_ref: ConnectorRef,
+    /// Executor-specific parameters (see `docs/executors.md`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "preserve_unknown_object")]
+    pub parameters: Option<serde_json::Value>,
+    /// Upper bound of one operation on this target, e.g. `30m` (default `1h`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout: Option<String>,
+}
+
+/// Default per-target operation timeout.
+pub const DEFAULT_TARGET_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(3600);
+
+/// Schema of a free-form object whose fields the executor validates.
+pub(crate) fn preserve_unknown_object(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    schemars::json_schema!({
+        "type": "object",
+        "x-kubernetes-preserve-unknown-fields": true,
+    })
+}
+
+/// Reference to the connector object of a target.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ConnectorRef {
+    /// `CloudProvider` or `K8SCluster`.
+    pub kind: ConnectorKind,
+    /// Name of the connector object.
+    pub name: String,
+    /// Namespace of the connector object; defaults to the plan's namespace.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<String>,
+}
+
+/// Kinds of connector objects.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+pub enum ConnectorKind {
+    /// A `CloudProvider` (AWS account and credentials).
+    #[default]
+    CloudProvider,
+    /// A `K8SCluster` (Kubernetes API access).
+    #[serde(rename = "K8SCluster")]
+    K8sCluster,
+}
+
+/// The operation a cycle performs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Operation {
+    /// Put targets to sleep.
+    Shutdown,
+    /// Bring targets back exactly as they were.
+    Wakeup,
+}
+
+impl Operation {
+    /// The lowercase name (`shutdown`/`wakeup`), used in labels and file names.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Shutdown => "shutdown",
+            Self::Wakeup => "wakeup",
+        }
+    }
+}
+
+impl std::fmt::Display for Operation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for Operation {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.to_ascii_lowercase().as_str() {
+            "shutdown" | "hibernate" => Ok(Self::Shutdown),
+            "wakeup" | "wake-up" | "wake" => Ok(Self::Wakeup),
+            other => Err(format!(
+                "unknown operation {other:?}: expected shutdown or wakeup"
+            )),
+        }
+    }
+}
+
+/// Observed state of a `HibernatePlan`.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct HibernatePlanStatus {
+    /// Lifecycle phase.
+    #[serde(default)]
+    pub phase: PlanPhase,
+    /// `Ready`, `Hibernated`, `Progressing` and `Degraded` conditions.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub conditions: Vec<Condition>,
+    /// Generation of the spec this status reflects.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+    /// Id of the running or last cycle.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub current_cycle_id: Option<String>,
+    /// Operation of the running or last cycle.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub current_operation: Option<Operation>,
+    /// Next instant at which the schedule changes state.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_transition: Option<DateTime<Utc>>,
+    /// Human summary of target progress, e.g. `3/5 hibernated` (printer column).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub targets_summary: Option<String>,
+    /// Per-target ledger of the current cycle.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub executions: Vec<ExecutionStatus>,
+    /// Past cycles, newest first, at most [`MAX_HISTORY`] entries.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub history: Vec<CycleRecord>,
+}
+
+/// Upper bound of `status.history` entries.
+pub const MAX_HISTORY: usize = 10;
+
+impl HibernatePlanStatus {
+    /// Prepends a finished cycle to `history`, keeping at most [`MAX_HISTORY`] entries.
+    pub fn push_history(&mut self, record: CycleRecord) {
+        self.history.insert(0, record);
+        self.history.truncate(MAX_HISTORY);
+    }
+}
+
+/// Lifecycle phase of a plan.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+pub enum PlanPhase {
+    /// Not reconciled yet.
+    #[default]
+    Pending,
+    /// Targets are awake.
+    Active,
+    /// A shutdown cycle is running.
+    Hibernating,
+    /// Targets are asleep.
+    Hibernated,
+    /// A wake-up cycle is running.
+    WakingUp,
+    /// `spec.suspend` (or a suspend annotation) is in force.
+    Suspended,
+    /// The last cycle failed; see `executions` and conditions.
+    Error,
+}
+
+/// Per-target execution ledger entry.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ExecutionStatus {
+    /// Target name.
+    pub target: String,
+    /// Executor type of the target.
+    pub executor: String,
+    /// Execution state.
+    #[serde(default)]
+    pub state: ExecutionState,
+    /// Attempts made in this cycle.
+    #[serde(default)]
+    pub attempts: u32,
+    /// When the first attempt started.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub started_at: Option<DateTime<Utc>>,
+    /// When the target reached a terminal state.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub finished_at: Option<DateTime<Utc>>,
+    /// Last reported progress, 0–100.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub progress: Option<u8>,
+    /// Last message (error text on failure).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+    /// `namespace/name` of the runner Job.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub job_ref: Option<String>,
+    /// Where the runner's logs are (stream id or pod).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub logs_ref: Option<String>,
+    /// Restore ledger reference (`configmap-name#key`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub restore_ref: Option<String>,
+    /// Name of the ConfigMap holding restore data.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub restore_config_map_ref: Option<String>,
+}
+
+/// State of one target in a cycle.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+pub enum ExecutionState {
+    /// Not started.
+    #[default]
+    Pending,
+    /// Running.
+    Running,
+    /// Finished successfully.
+    Completed,
+    /// Finished with an error (after retries).
+    Failed,
+    /// Not run because a dependency failed (BestEffort) or the cycle stopped (Strict).
+    Aborted,
+}
+
+impl ExecutionState {
+    /// True for `Completed`, `Failed` and `Aborted`.
+    pub fn is_terminal(self) -> bool {
+        matches!(self, Self::Completed | Self::Failed | Self::Aborted)
+    }
+}
+
+/// Summary of one finished cycle.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CycleRecord {
+    /// Cycle id.
+    pub cycle_id: String,
+    /// `shutdown` or `wakeup`.
+    pub operation: Operation,
+    /// When the cycle started.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub started_at: Option<DateTime<Utc>>,
+    /// When the cycle finished.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub finished_at: Option<DateTime<Utc>>,
+    /// True when every target completed.
+    pub success: bool,
+    /// Number of completed targets.
+    #[serde(default)]
+    pub completed: u32,
+    /// Number of failed targets.
+    #[serde(default)]
+    pub failed: u32,
+    /// Number of aborted targets.
+    #[serde(default)]
+    pub aborted: u32,
+    /// Short summary (first failure).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+}
