@@ -28,6 +28,7 @@ pub mod diag;
 pub mod duration;
 pub mod executor;
 pub mod input;
+pub mod params;
 pub mod planner;
 pub mod restore;
 pub mod schedule;

@@ -1,0 +1,2 @@
+//! Benchmark placeholder replaced by the schedule work.
+fn main() {}
