@@ -23,6 +23,8 @@ use std::sync::Arc;
 
 use hibernator_core::params::{ParameterCatalog, TypedParameters};
 
+#[cfg(feature = "aws")]
+pub mod aws;
 pub mod common;
 pub mod ec2;
 pub mod eks;

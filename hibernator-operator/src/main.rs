@@ -1,1 +1,5 @@
-fn main() {}
+//! The `hibernator` binary. All wiring lives in the library.
+
+fn main() -> std::process::ExitCode {
+    hibernator_operator::cli::main()
+}

@@ -1,2 +1,11 @@
-//! Test support shared by the Hibernator crates: fixtures for plan files.
-//! The in-process Kubernetes API server and the moto harness land with their issues.
+//! Test support shared by the Hibernator crates. Not a product crate.
+//!
+//! - [`moto`]: starts a [moto](https://github.com/getmoto/moto) server (a real
+//!   AWS API emulator) on a free loopback port, resets it and tears it down,
+//!   or uses `HIBERNATOR_TEST_AWS_ENDPOINT` when set.
+//! - [`fault_proxy`]: an HTTP proxy in front of an AWS endpoint that injects
+//!   throttling and 5xx errors at a given rate and counts requests per
+//!   service and action, so tests can assert call budgets and retries.
+
+pub mod fault_proxy;
+pub mod moto;

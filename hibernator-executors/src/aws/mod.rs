@@ -1,0 +1,5 @@
+//! AWS executors and their connector (feature `aws`).
+
+pub mod connector;
+pub mod error;
+pub mod wait;

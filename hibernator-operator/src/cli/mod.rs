@@ -1,0 +1,116 @@
+//! Command-line interface of the `hibernator` binary.
+
+mod crd;
+mod demo;
+mod output;
+mod plan;
+mod schedule;
+mod validate;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand, ValueEnum};
+use hibernator_core::Operation;
+
+/// Puts non-production cloud infrastructure to sleep during off-hours and
+/// wakes it up exactly as it was.
+#[derive(Debug, Parser)]
+#[command(name = "hibernator", version, about, propagate_version = true)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Check a plan file (plan, exceptions, connectors) against the schemas and
+    /// the executors compiled into this binary. Exit 0 when valid, 1 when not.
+    Validate(validate::Args),
+    /// Show whether a plan is off at an instant and its next transitions.
+    Schedule(schedule::Args),
+    /// Show the execution waves of a plan for one operation.
+    Plan(plan::Args),
+    /// Print the CustomResourceDefinitions (or write them to a directory).
+    Crd(crd::Args),
+    /// Validate, preview and plan the shipped example (examples/plans/demo.yaml).
+    Demo(demo::Args),
+}
+
+/// Output formats shared by the subcommands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    /// Human-readable text and tables.
+    Table,
+    /// JSON for scripts.
+    Json,
+}
+
+/// Operation argument.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum OperationArg {
+    /// Put targets to sleep.
+    Shutdown,
+    /// Wake targets up.
+    Wakeup,
+}
+
+impl From<OperationArg> for Operation {
+    fn from(value: OperationArg) -> Self {
+        match value {
+            OperationArg::Shutdown => Operation::Shutdown,
+            OperationArg::Wakeup => Operation::Wakeup,
+        }
+    }
+}
+
+/// A plan file argument.
+#[derive(Debug, Clone, clap::Args)]
+pub struct FileArg {
+    /// Multi-document YAML with one HibernatePlan and optionally ScheduleExceptions and connectors.
+    pub file: PathBuf,
+}
+
+/// Parses the process arguments and runs the command.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let mut stdout = std::io::stdout().lock();
+    match run(cli, &mut stdout) {
+        Ok(code) => code,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+/// Runs a parsed command, writing its output to `out`.
+///
+/// Returns the process exit code: 0 on success, 1 when the command ran and
+/// found the input invalid. Errors (unreadable files, I/O) map to exit 2.
+pub fn run(cli: Cli, out: &mut dyn std::io::Write) -> anyhow::Result<ExitCode> {
+    match cli.command {
+        Command::Validate(args) => validate::run(&args, out),
+        Command::Schedule(args) => schedule::run(&args, out),
+        Command::Plan(args) => plan::run(&args, out),
+        Command::Crd(args) => crd::run(&args, out),
+        Command::Demo(args) => demo::run(&args, out),
+    }
+}
+
+/// Runs the CLI on an argument list, capturing stdout (for tests and docs checks).
+pub fn run_capture<I, S>(args: I) -> anyhow::Result<(ExitCode, String)>
+where
+    I: IntoIterator<Item = S>,
+    S: Into<std::ffi::OsString> + Clone,
+{
+    let cli = Cli::try_parse_from(args)?;
+    let mut buffer = Vec::new();
+    let code = run(cli, &mut buffer)?;
+    Ok((code, String::from_utf8(buffer)?))
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,141 @@
+use std::io::Write;
+use std::process::ExitCode;
+
+use super::run_capture;
+
+fn demo_path() -> String {
+    concat!(env!("CARGO_MANIFEST_DIR"), "/../examples/plans/demo.yaml").to_string()
+}
+
+fn json(args: &[&str]) -> (ExitCode, serde_json::Value) {
+    let (code, out) = run_capture(args.iter().copied()).unwrap();
+    (code, serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}")))
+}
+
+#[test]
+fn validate_accepts_the_demo_plan() {
+    let (code, v) = json(&["hibernator", "validate", &demo_path(), "--output", "json"]);
+    assert_eq!(code, ExitCode::SUCCESS, "{v}");
+    assert_eq!(v["valid"], true);
+    assert_eq!(v["errors"], serde_json::json!([]));
+}
+
+#[test]
+fn validate_reports_field_errors_and_exits_1() {
+    let text = std::fs::read_to_string(demo_path())
+        .unwrap()
+        .replace("{from: batch-workers, to: orders-db}", "{from: orders-db, to: app-nodes}");
+    let mut file = tempfile::NamedTempFile::new().unwrap();
+    file.write_all(text.as_bytes()).unwrap();
+    let path = file.path().to_str().unwrap().to_string();
+    let (code, v) = json(&["hibernator", "validate", &path, "--output", "json"]);
+    assert_eq!(code, ExitCode::FAILURE);
+    assert_eq!(v["valid"], false);
+    let errors = v["errors"].as_array().unwrap();
+    assert!(
+        errors.iter().any(|e| e["message"].as_str().unwrap().contains("app-nodes -> orders-db -> app-nodes")
+            || e["message"].as_str().unwrap().contains("orders-db -> app-nodes -> orders-db")),
+        "{v}"
+    );
+    assert!(errors.iter().all(|e| e["field"].is_string()));
+    // The text form says the same and also exits 1.
+    let (code, out) = run_capture(["hibernator", "validate", &path]).unwrap();
+    assert_eq!(code, ExitCode::FAILURE);
+    assert!(out.contains("is invalid"), "{out}");
+}
+
+#[test]
+fn validate_reports_yaml_schema_errors_with_the_field() {
+    let text = std::fs::read_to_string(demo_path())
+        .unwrap()
+        .replacen("mode: BestEffort", "mode: Sloppy", 1);
+    let mut file = tempfile::NamedTempFile::new().unwrap();
+    file.write_all(text.as_bytes()).unwrap();
+    let (code, v) = json(&["hibernator", "validate", file.path().to_str().unwrap(), "-o", "json"]);
+    assert_eq!(code, ExitCode::FAILURE);
+    assert_eq!(v["errors"][0]["field"], "spec.behavior.mode", "{v}");
+}
+
+#[test]
+fn schedule_json_follows_the_engine() {
+    // Monday noon in Berlin: awake; off at 20:00, awake Tuesday 06:00.
+    let (code, v) = json(&[
+        "hibernator", "schedule", &demo_path(), "--at", "2026-11-23T12:00:00+01:00", "--next", "3", "-o", "json",
+    ]);
+    assert_eq!(code, ExitCode::SUCCESS);
+    assert_eq!(v["plan"], "demo");
+    assert_eq!(v["timezone"], "Europe/Berlin");
+    assert_eq!(v["at"], "2026-11-23T12:00:00+01:00");
+    assert_eq!(v["state"], "awake");
+    let t = v["transitions"].as_array().unwrap();
+    assert_eq!(t.len(), 3);
+    assert_eq!(t[0], serde_json::json!({"at": "2026-11-23T20:00:00+01:00", "to": "hibernated"}));
+    assert_eq!(t[1], serde_json::json!({"at": "2026-11-24T06:00:00+01:00", "to": "awake"}));
+    assert_eq!(t[2]["to"], "hibernated");
+}
+
+#[test]
+fn schedule_applies_the_demo_suspend_exception_with_lead_time() {
+    // Thursday 2026-12-03: the base would hibernate at 20:00, one hour before the
+    // release-night suspend window (21:00), less than its 2h lead time: it stays
+    // awake until the suspend ends on Friday 03:00, then sleeps until 06:00.
+    let (_, v) = json(&[
+        "hibernator", "schedule", &demo_path(), "--at", "2026-12-03T12:00:00+01:00", "--next", "2", "-o", "json",
+    ]);
+    let t = v["transitions"].as_array().unwrap();
+    assert_eq!(t[0], serde_json::json!({"at": "2026-12-04T03:00:00+01:00", "to": "hibernated"}), "{v}");
+    assert_eq!(t[1], serde_json::json!({"at": "2026-12-04T06:00:00+01:00", "to": "awake"}), "{v}");
+}
+
+#[test]
+fn schedule_table_shows_local_times_and_durations() {
+    let (_, out) = run_capture([
+        "hibernator", "schedule", &demo_path(), "--at", "2026-11-23T12:00:00+01:00",
+    ])
+    .unwrap();
+    assert!(out.contains("Mon 2026-11-23 20:00 CET"), "{out}");
+    assert!(out.contains("10h"), "{out}");
+}
+
+#[test]
+fn plan_waves_mirror_for_wakeup() {
+    let (_, v) = json(&["hibernator", "plan", &demo_path(), "-o", "json"]);
+    assert_eq!(v["operation"], "shutdown");
+    assert_eq!(v["strategy"], "DAG");
+    assert_eq!(
+        v["waves"],
+        serde_json::json!([["app-nodes", "batch-workers"], ["orders-db", "analytics-db"]])
+    );
+    let (_, v) = json(&["hibernator", "plan", &demo_path(), "--operation", "wakeup", "-o", "json"]);
+    assert_eq!(
+        v["waves"],
+        serde_json::json!([["analytics-db", "orders-db"], ["batch-workers", "app-nodes"]])
+    );
+    let (_, dot) = run_capture(["hibernator", "plan", &demo_path(), "-o", "dot"]).unwrap();
+    assert!(dot.starts_with("digraph"), "{dot}");
+    assert!(dot.contains("app-nodes"), "{dot}");
+}
+
+#[test]
+fn crd_prints_every_crd() {
+    let (_, out) = run_capture(["hibernator", "crd"]).unwrap();
+    assert_eq!(out, hibernator_core::crd::all_yaml().unwrap());
+    for name in ["hibernateplans", "scheduleexceptions", "cloudproviders", "k8sclusters"] {
+        assert!(out.contains(&format!("name: {name}.hibernator.dev")), "{name}");
+    }
+}
+
+#[test]
+fn demo_runs_on_the_embedded_plan() {
+    let (code, out) = run_capture(["hibernator", "demo", "--at", "2026-11-23T12:00:00+01:00"]).unwrap();
+    assert_eq!(code, ExitCode::SUCCESS, "{out}");
+    assert!(out.contains("valid: 4 targets"), "{out}");
+    assert!(out.contains("shutdown plan, strategy DAG"), "{out}");
+    assert!(out.contains("wakeup plan, strategy DAG"), "{out}");
+}
+
+#[test]
+fn unreadable_files_are_errors_not_panics() {
+    let err = run_capture(["hibernator", "schedule", "/nonexistent/plan.yaml"]).unwrap_err();
+    assert!(err.to_string().contains("/nonexistent/plan.yaml"), "{err}");
+}

@@ -1,0 +1,92 @@
+//! `hibernator validate FILE [--output json]`.
+
+use std::process::ExitCode;
+
+use hibernator_core::Diagnostics;
+use hibernator_core::input::PlanDocuments;
+use hibernator_core::validation::validate_documents;
+use serde_json::json;
+
+use super::{FileArg, Format, output};
+
+/// Arguments of `validate`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    #[command(flatten)]
+    file: FileArg,
+    /// Output format.
+    #[arg(long, short, value_enum, default_value_t = Format::Table)]
+    output: Format,
+}
+
+/// Validates a file's text against the executors compiled into this binary.
+pub fn diagnose(text: &str) -> (Option<PlanDocuments>, Diagnostics) {
+    match PlanDocuments::from_yaml(text) {
+        Ok(docs) => {
+            let diagnostics = validate_documents(&docs, &hibernator_executors::catalog());
+            (Some(docs), diagnostics)
+        }
+        Err(error) => {
+            let mut diagnostics = Diagnostics::new();
+            diagnostics.errors.push(error.to_diagnostic());
+            (None, diagnostics)
+        }
+    }
+}
+
+pub(super) fn run(args: &Args, out: &mut dyn std::io::Write) -> anyhow::Result<ExitCode> {
+    let path = &args.file.file;
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", path.display()))?;
+    let (docs, diagnostics) = diagnose(&text);
+    match args.output {
+        Format::Json => output::write_json(
+            out,
+            &json!({
+                "valid": diagnostics.is_valid(),
+                "errors": diagnostics.errors,
+                "warnings": diagnostics.warnings,
+            }),
+        )?,
+        Format::Table => write_text(out, path, docs.as_ref(), &diagnostics)?,
+    }
+    Ok(if diagnostics.is_valid() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+fn write_text(
+    out: &mut dyn std::io::Write,
+    path: &std::path::Path,
+    docs: Option<&PlanDocuments>,
+    diagnostics: &Diagnostics,
+) -> anyhow::Result<()> {
+    for e in &diagnostics.errors {
+        writeln!(out, "error: {e}")?;
+    }
+    for w in &diagnostics.warnings {
+        writeln!(out, "warning: {w}")?;
+    }
+    let name = docs
+        .and_then(|d| d.plan.metadata.name.clone())
+        .unwrap_or_else(|| path.display().to_string());
+    if diagnostics.is_valid() {
+        let targets = docs.map(|d| d.plan.spec.targets.len()).unwrap_or(0);
+        let exceptions = docs.map(|d| d.exceptions.len()).unwrap_or(0);
+        writeln!(
+            out,
+            "plan {name} is valid: {targets} target(s), {exceptions} exception(s), {} warning(s)",
+            diagnostics.warnings.len()
+        )?;
+    } else {
+        writeln!(
+            out,
+            "plan {name} is invalid: {} error(s), {} warning(s)",
+            diagnostics.errors.len(),
+            diagnostics.warnings.len()
+        )?;
+    }
+    Ok(())
+}

@@ -1,0 +1,8 @@
+//! # hibernator-operator
+//!
+//! Wiring of the `hibernator` binary: command-line interface today; the
+//! controller, runner and admission webhook subcommands land with the
+//! operator issue. Decisions live in `hibernator-core`; this crate only turns
+//! them into side effects and output.
+
+pub mod cli;
