@@ -1,0 +1,1 @@
+//! Executor trait (in progress).
