@@ -158,10 +158,10 @@ fn write_atomically(path: &Path, content: &FileContent) -> Result<(), StoreError
 /// Makes the rename durable. Best effort: not every platform can open a directory.
 fn sync_dir(dir: &Path) {
     #[cfg(unix)]
-    if let Ok(d) = std::fs::File::open(dir) {
-        if let Err(e) = d.sync_all() {
-            tracing::debug!(dir = %dir.display(), error = %e, "fsync of restore store directory failed");
-        }
+    if let Ok(d) = std::fs::File::open(dir)
+        && let Err(e) = d.sync_all()
+    {
+        tracing::debug!(dir = %dir.display(), error = %e, "fsync of restore store directory failed");
     }
     #[cfg(not(unix))]
     let _ = dir;
