@@ -20,7 +20,8 @@ use crate::types::Operation;
 pub const CANCEL_GRACE: Duration = Duration::from_secs(30);
 
 /// Summary of one target's operation.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct TargetReport {
     /// Target name.
     pub target: String,
@@ -166,7 +167,9 @@ pub async fn run_shutdown(
 /// 3. clears the entries of restored resources with
 ///    [`RestoreRecord::mark_restored`](crate::restore::RestoreRecord::mark_restored)
 ///    and saves the record, also when some resources failed;
-/// 4. when resources failed, their entries stay and the attempt fails with a
+/// 4. an entry the executor reported neither restored nor failed counts as
+///    failed;
+/// 5. when resources failed, their entries stay and the attempt fails with a
 ///    transient `partial_restore` error listing them; a retry (by `policy` or a
 ///    later cycle) gets a record holding only the remaining entries.
 ///
@@ -206,7 +209,15 @@ pub async fn run_wakeup(
                         None => return Err(ExecutorError::missing_restore_data(target)),
                     }
                 };
-                let outcome = executor.wakeup(run_ctx, params, &record).await?;
+                let mut outcome = executor.wakeup(run_ctx, params, &record).await?;
+                for key in record.entries.keys() {
+                    if !outcome.restored.contains(key) && !outcome.failed.contains_key(key) {
+                        outcome.failed.insert(
+                            key.clone(),
+                            "the executor reported neither success nor failure for it".to_string(),
+                        );
+                    }
+                }
                 if !outcome.restored.is_empty() {
                     let saved = update_record(store, target, executor.executor_type(), |r| {
                         r.mark_restored(outcome.restored.iter().map(String::as_str));

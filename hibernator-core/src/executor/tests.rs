@@ -448,3 +448,83 @@ async fn wrong_operation_is_rejected() {
     .unwrap_err();
     assert_eq!(err.category, category::INTERNAL);
 }
+
+#[tokio::test]
+async fn entries_the_executor_ignores_count_as_failed() {
+    let fleet = Typed(Fleet::with(&[("a", 3)]));
+    let store = MemoryRestoreStore::new();
+    let mut record = RestoreRecord::new("web", "fleet");
+    record.merge_shutdown(
+        "c1",
+        [
+            ("res/a".to_string(), json!({"size": 3})),
+            ("other/x".to_string(), json!({})),
+        ],
+    );
+    store.save(&record, None).await.unwrap();
+    // An executor that silently skips keys it does not recognise.
+    struct Skipper(Typed<Fleet>);
+    #[async_trait]
+    impl Executor for Skipper {
+        fn executor_type(&self) -> &str {
+            "fleet"
+        }
+        fn parameter_check(&self) -> Arc<dyn ParameterCheck> {
+            self.0.parameter_check()
+        }
+        async fn shutdown(
+            &self,
+            ctx: &ExecutionContext,
+            p: &serde_json::Value,
+        ) -> Result<ShutdownOutcome, ExecutorError> {
+            self.0.shutdown(ctx, p).await
+        }
+        async fn wakeup(
+            &self,
+            _ctx: &ExecutionContext,
+            _p: &serde_json::Value,
+            record: &RestoreRecord,
+        ) -> Result<WakeupOutcome, ExecutorError> {
+            Ok(WakeupOutcome {
+                restored: record
+                    .entries
+                    .keys()
+                    .filter(|k| k.starts_with("res/"))
+                    .cloned()
+                    .collect(),
+                failed: BTreeMap::new(),
+            })
+        }
+    }
+    let err = run_wakeup(
+        &Skipper(fleet),
+        &ctx(Operation::Wakeup, "c1"),
+        &params(),
+        &store,
+        &RetryPolicy::no_retry(),
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(err.category, category::PARTIAL_RESTORE);
+    assert!(
+        err.message
+            .contains("other/x: the executor reported neither"),
+        "{err}"
+    );
+    let left = store.load("web").await.unwrap().unwrap().value;
+    assert_eq!(left.entries.keys().collect::<Vec<_>>(), ["other/x"]);
+}
+
+#[test]
+fn run_futures_are_send() {
+    fn assert_send<T: Send>(_: &T) {}
+    let fleet = Typed(Fleet::default());
+    let store = MemoryRestoreStore::new();
+    let c = ctx(Operation::Shutdown, "c1");
+    let p = params();
+    let policy = RetryPolicy::default();
+    let shutdown = run_shutdown(&fleet, &c, &p, &store, &policy);
+    assert_send(&shutdown);
+    let wakeup = run_wakeup(&fleet, &c, &p, &store, &policy);
+    assert_send(&wakeup);
+}

@@ -9,7 +9,7 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
 use super::record::RestoreRecord;
-use super::store::{RestoreStore, StoreError, Versioned};
+use super::store::{RestoreStore, StoreError, Versioned, decode_record};
 
 /// Format version of the file (the envelope around the records).
 const FILE_VERSION: u32 = 1;
@@ -128,7 +128,7 @@ fn decode(
     target: &str,
     stored: StoredRecord,
 ) -> Result<Versioned<RestoreRecord>, StoreError> {
-    let value = StoreError::decode_record(stored.record, &format!("{}#{target}", location(path)))?;
+    let value = decode_record(stored.record, &format!("{}#{target}", location(path)))?;
     Ok(Versioned {
         value,
         version: stored.revision.to_string(),

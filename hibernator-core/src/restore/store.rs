@@ -103,35 +103,35 @@ impl StoreError {
             Self::Corrupt { .. } | Self::UnsupportedVersion { .. } | Self::Encode { .. } => false,
         }
     }
+}
 
-    /// Decodes one stored record, distinguishing a newer format version
-    /// ([`StoreError::UnsupportedVersion`]) from corrupt data
-    /// ([`StoreError::Corrupt`]). `location` names where it came from.
-    pub fn decode_record(
-        value: serde_json::Value,
-        location: &str,
-    ) -> Result<RestoreRecord, StoreError> {
-        let version = value.get("version").and_then(serde_json::Value::as_u64);
-        if let Some(found) = version.filter(|v| *v > u64::from(RECORD_VERSION)) {
-            let target = value
-                .get("target")
-                .and_then(serde_json::Value::as_str)
-                .unwrap_or_default()
-                .to_string();
-            return Err(StoreError::UnsupportedVersion {
-                location: location.to_string(),
-                source: UnsupportedVersion {
-                    target,
-                    found: u32::try_from(found).unwrap_or(u32::MAX),
-                    supported: RECORD_VERSION,
-                },
-            });
-        }
-        serde_json::from_value(value).map_err(|e| StoreError::Corrupt {
+/// Decodes one stored record, distinguishing a newer format version
+/// ([`StoreError::UnsupportedVersion`]) from corrupt data
+/// ([`StoreError::Corrupt`]). `location` names where it came from.
+pub fn decode_record(
+    value: serde_json::Value,
+    location: &str,
+) -> Result<RestoreRecord, StoreError> {
+    let version = value.get("version").and_then(serde_json::Value::as_u64);
+    if let Some(found) = version.filter(|v| *v > u64::from(RECORD_VERSION)) {
+        let target = value
+            .get("target")
+            .and_then(serde_json::Value::as_str)
+            .unwrap_or_default()
+            .to_string();
+        return Err(StoreError::UnsupportedVersion {
             location: location.to_string(),
-            message: e.to_string(),
-        })
+            source: UnsupportedVersion {
+                target,
+                found: u32::try_from(found).unwrap_or(u32::MAX),
+                supported: RECORD_VERSION,
+            },
+        });
     }
+    serde_json::from_value(value).map_err(|e| StoreError::Corrupt {
+        location: location.to_string(),
+        message: e.to_string(),
+    })
 }
 
 /// Durable storage of the restore records of one plan, with optimistic
@@ -225,10 +225,10 @@ mod tests {
     fn decode_distinguishes_newer_version_from_corruption() {
         let mut v = serde_json::to_value(RestoreRecord::new("t", "x")).unwrap();
         v["version"] = serde_json::json!(7);
-        let e = StoreError::decode_record(v, "cm/x").unwrap_err();
+        let e = decode_record(v, "cm/x").unwrap_err();
         assert!(matches!(e, StoreError::UnsupportedVersion { .. }), "{e}");
         assert!(e.to_string().contains("cm/x"));
-        let e = StoreError::decode_record(serde_json::json!({"version": 1}), "cm/x").unwrap_err();
+        let e = decode_record(serde_json::json!({"version": 1}), "cm/x").unwrap_err();
         assert!(matches!(e, StoreError::Corrupt { .. }), "{e}");
         assert!(!e.is_transient());
     }
