@@ -70,14 +70,19 @@ impl FileRestoreStore {
         T: Send + 'static,
         F: FnOnce(&Path) -> Result<T, StoreError> + Send + 'static,
     {
-        let _guard = self.lock.lock().await;
+        // The guard moves into the blocking task: even if this future is
+        // dropped, the lock is held until the file operation has finished.
+        let guard = self.lock.clone().lock_owned().await;
         let path = self.path.clone();
-        tokio::task::spawn_blocking(move || op(&path))
-            .await
-            .map_err(|e| StoreError::Io {
-                location: self.path.display().to_string(),
-                source: std::io::Error::other(e),
-            })?
+        tokio::task::spawn_blocking(move || {
+            let _guard = guard;
+            op(&path)
+        })
+        .await
+        .map_err(|e| StoreError::Io {
+            location: self.path.display().to_string(),
+            source: std::io::Error::other(e),
+        })?
     }
 }
 

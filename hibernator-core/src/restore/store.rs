@@ -233,6 +233,88 @@ mod tests {
         assert!(!e.is_transient());
     }
 
+    /// A store whose `save` always reports a concurrent change.
+    struct AlwaysConflicts {
+        saves: std::sync::atomic::AtomicU32,
+    }
+
+    #[async_trait]
+    impl RestoreStore for AlwaysConflicts {
+        async fn load(&self, _: &str) -> Result<Option<Versioned<RestoreRecord>>, StoreError> {
+            Ok(None)
+        }
+        async fn load_all(&self) -> Result<Vec<Versioned<RestoreRecord>>, StoreError> {
+            Ok(Vec::new())
+        }
+        async fn save(&self, r: &RestoreRecord, _: Option<&str>) -> Result<String, StoreError> {
+            self.saves.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            Err(StoreError::Conflict {
+                target: r.target.clone(),
+                expected: None,
+                found: Some("9".into()),
+            })
+        }
+        async fn delete(&self, _: &str) -> Result<bool, StoreError> {
+            Ok(false)
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn update_gives_up_after_bounded_conflicts() {
+        let store = AlwaysConflicts {
+            saves: Default::default(),
+        };
+        let mut applied = 0;
+        let err = update_record(&store, "t", "x", |_| applied += 1)
+            .await
+            .unwrap_err();
+        assert!(matches!(err, StoreError::Conflict { .. }), "{err}");
+        assert_eq!(applied, MAX_UPDATE_ATTEMPTS);
+        assert_eq!(
+            store.saves.load(std::sync::atomic::Ordering::SeqCst),
+            MAX_UPDATE_ATTEMPTS
+        );
+    }
+
+    #[tokio::test]
+    async fn update_reapplies_on_fresh_data_after_a_conflict() {
+        use crate::restore::MemoryRestoreStore;
+        let store = MemoryRestoreStore::new();
+        let mut calls = 0;
+        let saved = update_record(&store, "t", "x", |r| {
+            calls += 1;
+            if calls == 1 {
+                // Simulate another writer landing between our load and save.
+                let mut other = RestoreRecord::new("t", "x");
+                other.merge_shutdown("c1", [("other".to_string(), serde_json::json!(1))]);
+                save_now(&store, &other);
+            }
+            r.merge_shutdown("c1", [("mine".to_string(), serde_json::json!(2))]);
+        })
+        .await
+        .unwrap();
+        assert_eq!(calls, 2);
+        assert_eq!(
+            saved.value.entries.keys().collect::<Vec<_>>(),
+            ["mine", "other"]
+        );
+    }
+
+    /// Saves synchronously from inside an update closure (the memory store
+    /// never actually suspends).
+    fn save_now(store: &crate::restore::MemoryRestoreStore, r: &RestoreRecord) {
+        let fut = store.save(r, None);
+        let waker = std::task::Waker::noop();
+        let mut cx = std::task::Context::from_waker(waker);
+        let mut fut = std::pin::pin!(fut);
+        match fut.as_mut().poll(&mut cx) {
+            std::task::Poll::Ready(result) => {
+                result.unwrap();
+            }
+            std::task::Poll::Pending => panic!("memory store suspended"),
+        }
+    }
+
     #[test]
     fn conflict_pause_is_bounded() {
         for attempt in 0..40 {
