@@ -57,7 +57,10 @@ mod tests {
         for crd in all() {
             let path = chart_crds().join(file_name(&crd));
             let committed = std::fs::read_to_string(&path).unwrap_or_else(|e| {
-                panic!("{}: {e}; regenerate with `hibernator crd --dir charts/hibernator/crds`", path.display())
+                panic!(
+                    "{}: {e}; regenerate with `hibernator crd --dir charts/hibernator/crds`",
+                    path.display()
+                )
             });
             assert!(
                 committed == to_yaml(&crd).unwrap(),
@@ -71,7 +74,10 @@ mod tests {
     fn plan_crd_has_short_name_status_and_columns() {
         let crd = HibernatePlan::crd();
         let names = &crd.spec.names;
-        assert_eq!(names.short_names.as_deref(), Some(&["hplan".to_string()][..]));
+        assert_eq!(
+            names.short_names.as_deref(),
+            Some(&["hplan".to_string()][..])
+        );
         let version = &crd.spec.versions[0];
         assert!(version.subresources.as_ref().unwrap().status.is_some());
         let columns: Vec<_> = version

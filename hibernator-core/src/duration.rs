@@ -57,7 +57,10 @@ mod tests {
     #[test]
     fn formats_compactly() {
         assert_eq!(format_duration(Duration::from_secs(5400)), "1h30m");
-        assert_eq!(format_duration(Duration::from_secs(6 * 86_400 + 10 * 3600)), "6d10h");
+        assert_eq!(
+            format_duration(Duration::from_secs(6 * 86_400 + 10 * 3600)),
+            "6d10h"
+        );
         assert_eq!(format_duration(Duration::ZERO), "0s");
     }
 }

@@ -57,7 +57,10 @@ impl InputError {
                 field,
                 message,
                 ..
-            } => Diagnostic::new(field.clone(), format!("document {document} ({kind}): {message}")),
+            } => Diagnostic::new(
+                field.clone(),
+                format!("document {document} ({kind}): {message}"),
+            ),
             other => Diagnostic::new("", other.to_string()),
         }
     }
@@ -87,12 +90,11 @@ impl PlanDocuments {
         let mut clusters = Vec::new();
         for (index, doc) in yaml_serde::Deserializer::from_str(text).enumerate() {
             let document = index + 1;
-            let value: serde_json::Value = serde::Deserialize::deserialize(doc).map_err(|e| {
-                InputError::Yaml {
+            let value: serde_json::Value =
+                serde::Deserialize::deserialize(doc).map_err(|e| InputError::Yaml {
                     document,
                     message: e.to_string(),
-                }
-            })?;
+                })?;
             if value.is_null() {
                 continue; // empty document, e.g. a trailing `---`
             }
@@ -178,9 +180,8 @@ impl PlanDocuments {
 
     /// Reads and parses a file.
     pub fn from_path(path: &std::path::Path) -> Result<Self, InputError> {
-        let text = std::fs::read_to_string(path).map_err(|e| {
-            InputError::PlanCount(format!("cannot read {}: {e}", path.display()))
-        })?;
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| InputError::PlanCount(format!("cannot read {}: {e}", path.display())))?;
         Self::from_yaml(&text)
     }
 }
@@ -255,14 +256,18 @@ spec:
             Err(InputError::PlanCount(_))
         ));
         let other = "apiVersion: hibernator.dev/v1alpha1\nkind: Pizza\nmetadata: {name: x}\n";
-        assert!(PlanDocuments::from_yaml(other)
-            .unwrap_err()
-            .to_string()
-            .contains("Pizza"));
+        assert!(
+            PlanDocuments::from_yaml(other)
+                .unwrap_err()
+                .to_string()
+                .contains("Pizza")
+        );
         let wrong_version = PLAN.replace("v1alpha1", "v9");
-        assert!(PlanDocuments::from_yaml(&wrong_version)
-            .unwrap_err()
-            .to_string()
-            .contains("apiVersion"));
+        assert!(
+            PlanDocuments::from_yaml(&wrong_version)
+                .unwrap_err()
+                .to_string()
+                .contains("apiVersion")
+        );
     }
 }

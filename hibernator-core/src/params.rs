@@ -186,7 +186,10 @@ mod tests {
     #[test]
     fn type_errors_name_the_field() {
         let d = check(serde_json::json!({"clusterName": "c", "nodeGroups": [1]}));
-        assert_eq!(d.errors[0].field, "spec.targets[0].parameters.nodeGroups[0]");
+        assert_eq!(
+            d.errors[0].field,
+            "spec.targets[0].parameters.nodeGroups[0]"
+        );
     }
 
     #[test]

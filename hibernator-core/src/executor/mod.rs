@@ -1,0 +1,179 @@
+//! The [`Executor`] trait and everything needed to run one.
+//!
+//! An executor hibernates and wakes up the resources of one target type
+//! (`ec2`, `rds`, `eks`, … or your own). The two shells (the operator's runner
+//! Job and `hibernator run`) never call it directly: they call
+//! [`run_shutdown`] / [`run_wakeup`], which load and persist the restore
+//! ledger around it, retry transient errors with [`RetryPolicy`] and enforce
+//! the target's deadline.
+//!
+//! Most executors implement [`TypedExecutor`] (typed, validated parameters)
+//! and register [`typed`]`(MyExecutor)` in an [`ExecutorRegistry`]. See
+//! `docs/writing-executors.md` and, with the `testing` feature, the
+//! conformance kit in [`testing`].
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use schemars::JsonSchema;
+use serde::de::DeserializeOwned;
+
+use crate::diag::Diagnostics;
+use crate::params::{ParameterCheck, TypedParameters, ValidateParameters, parse_parameters};
+use crate::restore::RestoreRecord;
+
+mod context;
+mod error;
+mod registry;
+mod retry;
+mod run;
+#[cfg(feature = "testing")]
+pub mod testing;
+
+pub use context::{
+    ExecutionContext, ExecutionContextBuilder, LogLevel, LogSink, ProgressSink, TracingLogSink,
+    TracingProgressSink,
+};
+pub use error::{ErrorClass, ExecutorError, category};
+pub use registry::ExecutorRegistry;
+pub use retry::{Jitter, RetryPolicy, retry};
+pub use run::{CANCEL_GRACE, TargetReport, run_shutdown, run_wakeup};
+
+/// What a shutdown did.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct ShutdownOutcome {
+    /// Awake states of the resources this shutdown found awake and
+    /// hibernated, keyed by resource key. Resources that were already
+    /// hibernated must **not** appear here (their entry, if any, already holds
+    /// their awake state).
+    pub observations: BTreeMap<String, serde_json::Value>,
+    /// Every resource the shutdown touched or checked, for summaries.
+    pub resources: Vec<String>,
+}
+
+/// What a wake-up did.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct WakeupOutcome {
+    /// Keys of the restore entries whose resources were restored.
+    pub restored: Vec<String>,
+    /// Keys of resources that failed to wake up, with a message (no secrets).
+    /// Non-empty means the target failed; their entries are kept.
+    pub failed: BTreeMap<String, String>,
+}
+
+/// Hibernates and wakes up the resources of one target type. Object safe:
+/// registries hold `Arc<dyn Executor>`.
+#[async_trait]
+pub trait Executor: Send + Sync {
+    /// The target `type` this executor handles (`ec2`, `file-replicas`, …).
+    fn executor_type(&self) -> &str;
+
+    /// The check of this executor's parameters (validation and schema).
+    fn parameter_check(&self) -> Arc<dyn ParameterCheck>;
+
+    /// Puts the target's resources to sleep and reports the awake state of
+    /// each resource it found awake. `ctx.prior_record()` holds the record
+    /// from earlier cycles.
+    async fn shutdown(
+        &self,
+        ctx: &ExecutionContext,
+        params: &serde_json::Value,
+    ) -> Result<ShutdownOutcome, ExecutorError>;
+
+    /// Restores the resources in `record` to exactly their recorded state.
+    async fn wakeup(
+        &self,
+        ctx: &ExecutionContext,
+        params: &serde_json::Value,
+        record: &RestoreRecord,
+    ) -> Result<WakeupOutcome, ExecutorError>;
+}
+
+/// An executor with typed parameters; wrap it with [`typed`] to get an
+/// [`Executor`]. Parameters are parsed and validated before every call;
+/// invalid parameters fail permanently with a message naming the field.
+#[async_trait]
+pub trait TypedExecutor: Send + Sync + 'static {
+    /// The target `type` this executor handles.
+    const TYPE: &'static str;
+    /// The parameter type (camelCase serde, JSON schema, semantic checks).
+    type Params: DeserializeOwned + JsonSchema + ValidateParameters + Send + Sync + 'static;
+
+    /// See [`Executor::shutdown`].
+    async fn shutdown(
+        &self,
+        ctx: &ExecutionContext,
+        params: &Self::Params,
+    ) -> Result<ShutdownOutcome, ExecutorError>;
+
+    /// See [`Executor::wakeup`].
+    async fn wakeup(
+        &self,
+        ctx: &ExecutionContext,
+        params: &Self::Params,
+        record: &RestoreRecord,
+    ) -> Result<WakeupOutcome, ExecutorError>;
+}
+
+/// Field path used in parameter errors raised at run time.
+const PARAMS_FIELD: &str = "parameters";
+
+/// Parses and validates typed parameters; the first error becomes a permanent
+/// [`ExecutorError`] naming the field (`parameters.directory: …`).
+pub fn parse_typed_parameters<P>(params: &serde_json::Value) -> Result<P, ExecutorError>
+where
+    P: DeserializeOwned + ValidateParameters,
+{
+    let params = (!params.is_null()).then_some(params);
+    let parsed: P = parse_parameters(params, PARAMS_FIELD)
+        .map_err(|d| ExecutorError::invalid_parameters(&d))?;
+    let mut diagnostics = Diagnostics::new();
+    parsed.validate(PARAMS_FIELD, &mut diagnostics);
+    match diagnostics.errors.first() {
+        Some(d) => Err(ExecutorError::invalid_parameters(d)),
+        None => Ok(parsed),
+    }
+}
+
+/// Adapts a [`TypedExecutor`] to [`Executor`].
+#[derive(Debug)]
+pub struct Typed<E>(pub E);
+
+/// Wraps a [`TypedExecutor`] as an `Arc<dyn Executor>` for a registry.
+pub fn typed<E: TypedExecutor>(executor: E) -> Arc<dyn Executor> {
+    Arc::new(Typed(executor))
+}
+
+#[async_trait]
+impl<E: TypedExecutor> Executor for Typed<E> {
+    fn executor_type(&self) -> &str {
+        E::TYPE
+    }
+
+    fn parameter_check(&self) -> Arc<dyn ParameterCheck> {
+        Arc::new(TypedParameters::<E::Params>::new(E::TYPE))
+    }
+
+    async fn shutdown(
+        &self,
+        ctx: &ExecutionContext,
+        params: &serde_json::Value,
+    ) -> Result<ShutdownOutcome, ExecutorError> {
+        let params: E::Params = parse_typed_parameters(params)?;
+        self.0.shutdown(ctx, &params).await
+    }
+
+    async fn wakeup(
+        &self,
+        ctx: &ExecutionContext,
+        params: &serde_json::Value,
+        record: &RestoreRecord,
+    ) -> Result<WakeupOutcome, ExecutorError> {
+        let params: E::Params = parse_typed_parameters(params)?;
+        self.0.wakeup(ctx, &params, record).await
+    }
+}
+
+#[cfg(test)]
+mod tests;
