@@ -33,7 +33,7 @@ pub mod planner;
 pub mod restore;
 pub mod schedule;
 pub mod types;
-// pub mod validation; (enabled at merge)
+pub mod validation;
 
 pub use diag::{Diagnostic, Diagnostics};
 pub use types::*;
