@@ -43,6 +43,14 @@ mod window;
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_check;
+#[cfg(test)]
+mod tests_docs;
+#[cfg(test)]
+mod tests_prop;
+#[cfg(test)]
+mod tests_tz;
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};

@@ -76,18 +76,19 @@ pub(crate) fn to_local(tz: Tz, at: DateTime<Utc>) -> NaiveDateTime {
 /// smallest instant whose local time is later than `local` (a binary search over
 /// whole seconds; gaps are rare, so this is off the hot path).
 fn first_instant_after_gap(tz: Tz, local: NaiveDateTime) -> DateTime<Utc> {
-    let around = local.and_utc();
-    let mut lo = around - Duration::hours(27); // local(lo) < local
-    let mut hi = around + Duration::hours(27); // local(hi) > local
-    while hi - lo > Duration::seconds(1) {
+    let around = local.and_utc().timestamp();
+    let local_of = |secs: i64| DateTime::from_timestamp(secs, 0).map(|at| to_local(tz, at));
+    // local(lo) < local < local(hi); the gap lies in between.
+    let mut lo = around - 27 * 3600;
+    let mut hi = around + 27 * 3600;
+    while hi - lo > 1 {
         let mid = lo + (hi - lo) / 2;
-        if to_local(tz, mid) > local {
-            hi = mid;
-        } else {
-            lo = mid;
+        match local_of(mid) {
+            Some(l) if l > local => hi = mid,
+            _ => lo = mid,
         }
     }
-    hi
+    DateTime::from_timestamp(hi, 0).unwrap_or(DateTime::<Utc>::MAX_UTC)
 }
 
 /// How to turn minutes of one local day into instants, computed once per day.
