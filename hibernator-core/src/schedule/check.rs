@@ -36,7 +36,10 @@ pub fn check_schedule(schedule: &Schedule, field: &str) -> Diagnostics {
             "no off-hours windows: the plan only hibernates while an extend or replace exception is active",
         );
     }
-    diags.extend(check_windows(&schedule.off_hours, &format!("{field}.offHours")));
+    diags.extend(check_windows(
+        &schedule.off_hours,
+        &format!("{field}.offHours"),
+    ));
     diags
 }
 

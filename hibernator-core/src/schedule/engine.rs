@@ -86,9 +86,10 @@ impl CompiledSchedule {
         if let Some(first) = diags.errors.into_iter().next() {
             return Err(ScheduleError::new(first.field, first.message));
         }
-        let tz: Tz = schedule.timezone.parse().map_err(|_| {
-            ScheduleError::new("spec.schedule.timezone", "unknown time zone")
-        })?;
+        let tz: Tz = schedule
+            .timezone
+            .parse()
+            .map_err(|_| ScheduleError::new("spec.schedule.timezone", "unknown time zone"))?;
         let mut compiled = Self {
             tz,
             window_owner: Vec::new(),
@@ -115,7 +116,10 @@ impl CompiledSchedule {
             let (role, lead) = match spec.kind {
                 ExceptionType::Replace => (Role::Replace, TimeDelta::zero()),
                 ExceptionType::Extend => (Role::Extend, TimeDelta::zero()),
-                ExceptionType::Suspend => (Role::Suspend, parse_lead(spec.lead_time.as_deref(), &prefix)?),
+                ExceptionType::Suspend => (
+                    Role::Suspend,
+                    parse_lead(spec.lead_time.as_deref(), &prefix)?,
+                ),
             };
             let owner = compiled.owners.len() as u32;
             compiled.owners.push(Owner {
@@ -288,7 +292,8 @@ fn parse_lead(lead: Option<&str>, prefix: &str) -> Result<TimeDelta, ScheduleErr
     };
     let field = format!("{prefix}.leadTime");
     let std = crate::duration::parse_duration(text).map_err(|m| ScheduleError::new(&field, m))?;
-    TimeDelta::from_std(std).map_err(|e| ScheduleError::new(&field, format!("leadTime {text:?}: {e}")))
+    TimeDelta::from_std(std)
+        .map_err(|e| ScheduleError::new(&field, format!("leadTime {text:?}: {e}")))
 }
 
 /// A change of G found by the sweep.
@@ -328,7 +333,10 @@ impl<'a> Sweep<'a> {
         let relevant: Vec<bool> = s.owners.iter().map(|o| o.overlaps(lo, hi)).collect();
         let owner_valid: Vec<bool> = s.owners.iter().map(|o| o.valid_at(lo)).collect();
         let today = to_local(s.tz, lo).date();
-        let last_day = to_local(s.tz, hi).date().succ_opt().unwrap_or(NaiveDate::MAX);
+        let last_day = to_local(s.tz, hi)
+            .date()
+            .succ_opt()
+            .unwrap_or(NaiveDate::MAX);
         let mut sweep = Self {
             s,
             hi,
@@ -412,7 +420,7 @@ impl<'a> Sweep<'a> {
             }
             // An event of the previous day can only tie with one at this day's start.
             let day_start = map.at(0);
-            if unresolved == 0 && resolved.iter().any(|r| *r == Some(day_start)) {
+            if unresolved == 0 && resolved.contains(&Some(day_start)) {
                 // Look at one more day for ties, then stop.
                 let prev = day.pred_opt().unwrap_or(day);
                 let prev_map = DayMap::new(s.tz, prev);

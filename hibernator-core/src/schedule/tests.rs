@@ -65,11 +65,22 @@ pub(super) fn compile(schedule: &Schedule, exceptions: &[ScheduleException]) -> 
 }
 
 /// The first `n` transitions after local time `from`, as (local time, state) in the plan's zone.
-pub(super) fn local_transitions(c: &CompiledSchedule, from: &str, n: usize) -> Vec<(String, ScheduleState)> {
+pub(super) fn local_transitions(
+    c: &CompiledSchedule,
+    from: &str,
+    n: usize,
+) -> Vec<(String, ScheduleState)> {
     let tz = c.timezone();
     c.transitions(local(tz.name(), from))
         .take(n)
-        .map(|t: Transition| (t.at.with_timezone(&tz).format("%a %Y-%m-%d %H:%M %Z").to_string(), t.to))
+        .map(|t: Transition| {
+            (
+                t.at.with_timezone(&tz)
+                    .format("%a %Y-%m-%d %H:%M %Z")
+                    .to_string(),
+                t.to,
+            )
+        })
         .collect()
 }
 
@@ -87,7 +98,11 @@ fn weekday_nights_wake_only_on_listed_days() {
     assert_eq!(c.state_at(local(BERLIN, "2026-11-23 20:00")), Hibernated);
     assert_eq!(c.state_at(local(BERLIN, "2026-11-23 19:59")), Awake);
     assert_eq!(c.state_at(local(BERLIN, "2026-11-24 06:00")), Awake);
-    assert_eq!(c.state_at(local(BERLIN, "2026-11-29 12:00")), Hibernated, "Sunday stays off");
+    assert_eq!(
+        c.state_at(local(BERLIN, "2026-11-29 12:00")),
+        Hibernated,
+        "Sunday stays off"
+    );
     assert_eq!(
         local_transitions(&c, "2026-11-26 12:00", 4),
         vec![
@@ -101,7 +116,10 @@ fn weekday_nights_wake_only_on_listed_days() {
 
 #[test]
 fn weekend_block_with_24_00_is_one_block() {
-    let c = compile(&sched(BERLIN, vec![win("00:00", "24:00", &["SAT", "SUN"])]), &[]);
+    let c = compile(
+        &sched(BERLIN, vec![win("00:00", "24:00", &["SAT", "SUN"])]),
+        &[],
+    );
     assert_eq!(
         local_transitions(&c, "2026-11-23 12:00", 4),
         vec![
@@ -122,7 +140,10 @@ fn guide_example_combines_weeknights_and_weekend() {
     let c = compile(
         &sched(
             BERLIN,
-            vec![win("20:00", "06:00", WEEKDAYS), win("00:00", "24:00", &["SAT", "SUN"])],
+            vec![
+                win("20:00", "06:00", WEEKDAYS),
+                win("00:00", "24:00", &["SAT", "SUN"]),
+            ],
         ),
         &[],
     );
@@ -149,7 +170,10 @@ fn overnight_single_day_window_lasts_until_next_listed_day() {
             tr("Wed 2026-12-02 02:00 CET", Awake),
         ]
     );
-    let c = compile(&sched(BERLIN, vec![win("22:00", "02:00", &["WED", "THU"])]), &[]);
+    let c = compile(
+        &sched(BERLIN, vec![win("22:00", "02:00", &["WED", "THU"])]),
+        &[],
+    );
     assert_eq!(
         local_transitions(&c, "2026-11-25 12:00", 3),
         vec![
@@ -164,7 +188,13 @@ fn overnight_single_day_window_lasts_until_next_listed_day() {
 fn back_to_back_windows_do_not_flicker() {
     // One window wakes at 06:00 when another hibernates: no transition at 06:00.
     let c = compile(
-        &sched(BERLIN, vec![win("20:00", "06:00", &["TUE"]), win("06:00", "08:00", &["TUE"])]),
+        &sched(
+            BERLIN,
+            vec![
+                win("20:00", "06:00", &["TUE"]),
+                win("06:00", "08:00", &["TUE"]),
+            ],
+        ),
         &[],
     );
     assert_eq!(
@@ -258,19 +288,43 @@ fn replace_swaps_base_windows_while_valid() {
 #[test]
 fn several_valid_replace_exceptions_or_their_windows() {
     let base = sched(BERLIN, vec![win("20:00", "06:00", WEEKDAYS)]);
-    let a = exc(BERLIN, ExceptionType::Replace, "2026-11-23 00:00", "2026-11-30 00:00", None, vec![win("10:00", "11:00", &["TUE"])]);
-    let b = exc(BERLIN, ExceptionType::Replace, "2026-11-23 00:00", "2026-11-30 00:00", None, vec![win("10:30", "12:00", &["TUE"])]);
+    let a = exc(
+        BERLIN,
+        ExceptionType::Replace,
+        "2026-11-23 00:00",
+        "2026-11-30 00:00",
+        None,
+        vec![win("10:00", "11:00", &["TUE"])],
+    );
+    let b = exc(
+        BERLIN,
+        ExceptionType::Replace,
+        "2026-11-23 00:00",
+        "2026-11-30 00:00",
+        None,
+        vec![win("10:30", "12:00", &["TUE"])],
+    );
     let c = compile(&base, &[a, b]);
     assert_eq!(
         local_transitions(&c, "2026-11-23 12:00", 2),
-        vec![tr("Tue 2026-11-24 10:00 CET", Hibernated), tr("Tue 2026-11-24 12:00 CET", Awake)]
+        vec![
+            tr("Tue 2026-11-24 10:00 CET", Hibernated),
+            tr("Tue 2026-11-24 12:00 CET", Awake)
+        ]
     );
 }
 
 #[test]
 fn extend_ors_extra_windows() {
     let base = sched(BERLIN, vec![win("20:00", "06:00", WEEKDAYS)]);
-    let extend = exc(BERLIN, ExceptionType::Extend, "2026-11-24 00:00", "2026-11-25 00:00", None, vec![win("12:00", "14:00", &["TUE", "WED"])]);
+    let extend = exc(
+        BERLIN,
+        ExceptionType::Extend,
+        "2026-11-24 00:00",
+        "2026-11-25 00:00",
+        None,
+        vec![win("12:00", "14:00", &["TUE", "WED"])],
+    );
     let c = compile(&base, &[extend]);
     assert_eq!(
         local_transitions(&c, "2026-11-24 07:00", 4),
@@ -281,13 +335,24 @@ fn extend_ors_extra_windows() {
             tr("Wed 2026-11-25 06:00 CET", Awake),
         ]
     );
-    assert_eq!(c.state_at(local(BERLIN, "2026-11-25 13:00")), Awake, "expired on Wednesday");
+    assert_eq!(
+        c.state_at(local(BERLIN, "2026-11-25 13:00")),
+        Awake,
+        "expired on Wednesday"
+    );
 }
 
 #[test]
 fn suspend_forces_awake_while_its_window_is_off() {
     let base = sched(BERLIN, vec![win("20:00", "06:00", WEEKDAYS)]);
-    let suspend = exc(BERLIN, ExceptionType::Suspend, "2026-11-01 00:00", "2026-12-31 00:00", None, vec![win("23:00", "02:00", &["TUE", "WED"])]);
+    let suspend = exc(
+        BERLIN,
+        ExceptionType::Suspend,
+        "2026-11-01 00:00",
+        "2026-12-31 00:00",
+        None,
+        vec![win("23:00", "02:00", &["TUE", "WED"])],
+    );
     let c = compile(&base, &[suspend]);
     assert_eq!(
         local_transitions(&c, "2026-11-24 12:00", 4),
@@ -305,9 +370,30 @@ fn exceptions_apply_replace_then_extend_then_suspend() {
     let base = sched(BERLIN, vec![win("20:00", "06:00", WEEKDAYS)]);
     let from = "2026-11-23 00:00";
     let until = "2026-11-30 00:00";
-    let replace = exc(BERLIN, ExceptionType::Replace, from, until, None, vec![win("08:00", "10:00", &["TUE"])]);
-    let extend = exc(BERLIN, ExceptionType::Extend, from, until, None, vec![win("09:00", "12:00", &["TUE"])]);
-    let suspend = exc(BERLIN, ExceptionType::Suspend, from, until, None, vec![win("11:00", "11:30", &["TUE"])]);
+    let replace = exc(
+        BERLIN,
+        ExceptionType::Replace,
+        from,
+        until,
+        None,
+        vec![win("08:00", "10:00", &["TUE"])],
+    );
+    let extend = exc(
+        BERLIN,
+        ExceptionType::Extend,
+        from,
+        until,
+        None,
+        vec![win("09:00", "12:00", &["TUE"])],
+    );
+    let suspend = exc(
+        BERLIN,
+        ExceptionType::Suspend,
+        from,
+        until,
+        None,
+        vec![win("11:00", "11:30", &["TUE"])],
+    );
     // Order in the list must not matter.
     let c = compile(&base, &[suspend, extend, replace]);
     assert_eq!(
@@ -328,7 +414,14 @@ fn exceptions_apply_replace_then_extend_then_suspend() {
 #[test]
 fn validity_start_is_inclusive_and_end_exclusive() {
     let base = sched(BERLIN, vec![]);
-    let extend = exc(BERLIN, ExceptionType::Extend, "2026-11-24 10:00", "2026-11-24 11:00", None, vec![win("00:00", "24:00", &["TUE"])]);
+    let extend = exc(
+        BERLIN,
+        ExceptionType::Extend,
+        "2026-11-24 10:00",
+        "2026-11-24 11:00",
+        None,
+        vec![win("00:00", "24:00", &["TUE"])],
+    );
     let c = compile(&base, &[extend]);
     assert_eq!(c.state_at(local(BERLIN, "2026-11-24 09:59")), Awake);
     assert_eq!(c.state_at(local(BERLIN, "2026-11-24 10:00")), Hibernated);
@@ -336,7 +429,10 @@ fn validity_start_is_inclusive_and_end_exclusive() {
     assert_eq!(c.state_at(local(BERLIN, "2026-11-24 11:00")), Awake);
     assert_eq!(
         local_transitions(&c, "2026-11-23 12:00", 3),
-        vec![tr("Tue 2026-11-24 10:00 CET", Hibernated), tr("Tue 2026-11-24 11:00 CET", Awake)]
+        vec![
+            tr("Tue 2026-11-24 10:00 CET", Hibernated),
+            tr("Tue 2026-11-24 11:00 CET", Awake)
+        ]
     );
 }
 
@@ -344,11 +440,21 @@ fn validity_start_is_inclusive_and_end_exclusive() {
 fn validity_boundary_is_a_transition_only_when_state_changes() {
     let base = sched(BERLIN, vec![win("20:00", "06:00", WEEKDAYS)]);
     // Becomes valid at Tue 22:00 while base is already off, with a window that is off then.
-    let extend = exc(BERLIN, ExceptionType::Extend, "2026-11-24 22:00", "2026-11-25 03:00", None, vec![win("21:00", "04:00", &["TUE"])]);
+    let extend = exc(
+        BERLIN,
+        ExceptionType::Extend,
+        "2026-11-24 22:00",
+        "2026-11-25 03:00",
+        None,
+        vec![win("21:00", "04:00", &["TUE"])],
+    );
     let c = compile(&base, &[extend]);
     assert_eq!(
         local_transitions(&c, "2026-11-24 12:00", 2),
-        vec![tr("Tue 2026-11-24 20:00 CET", Hibernated), tr("Wed 2026-11-25 06:00 CET", Awake)]
+        vec![
+            tr("Tue 2026-11-24 20:00 CET", Hibernated),
+            tr("Wed 2026-11-25 06:00 CET", Awake)
+        ]
     );
 }
 
@@ -357,7 +463,14 @@ fn exception_window_events_count_before_validity() {
     // The suspend window started Mon 23:00, before the exception became valid at Tue 01:00:
     // at 01:00 the suspend window is already off, so the plan wakes at 01:00.
     let base = sched(BERLIN, vec![win("20:00", "06:00", WEEKDAYS)]);
-    let suspend = exc(BERLIN, ExceptionType::Suspend, "2026-11-24 01:00", "2026-11-24 03:00", None, vec![win("23:00", "05:00", &["MON"])]);
+    let suspend = exc(
+        BERLIN,
+        ExceptionType::Suspend,
+        "2026-11-24 01:00",
+        "2026-11-24 03:00",
+        None,
+        vec![win("23:00", "05:00", &["MON"])],
+    );
     let c = compile(&base, &[suspend]);
     assert_eq!(
         local_transitions(&c, "2026-11-23 21:00", 3),
@@ -372,7 +485,14 @@ fn exception_window_events_count_before_validity() {
 fn lead_case(lead: &str) -> CompiledSchedule {
     // Base hibernates Tue 20:00; the suspend window starts Tue 21:00 (one hour later).
     let base = sched(BERLIN, vec![win("20:00", "06:00", WEEKDAYS)]);
-    let suspend = exc(BERLIN, ExceptionType::Suspend, "2026-11-01 00:00", "2026-12-31 00:00", Some(lead), vec![win("21:00", "23:00", &["TUE"])]);
+    let suspend = exc(
+        BERLIN,
+        ExceptionType::Suspend,
+        "2026-11-01 00:00",
+        "2026-12-31 00:00",
+        Some(lead),
+        vec![win("21:00", "23:00", &["TUE"])],
+    );
     compile(&base, &[suspend])
 }
 
@@ -381,7 +501,10 @@ fn lead_time_suppresses_a_short_hibernation_before_a_suspend_window() {
     let c = lead_case("61m");
     assert_eq!(
         local_transitions(&c, "2026-11-24 12:00", 2),
-        vec![tr("Tue 2026-11-24 23:00 CET", Hibernated), tr("Wed 2026-11-25 06:00 CET", Awake)]
+        vec![
+            tr("Tue 2026-11-24 23:00 CET", Hibernated),
+            tr("Wed 2026-11-25 06:00 CET", Awake)
+        ]
     );
     assert_eq!(c.state_at(local(BERLIN, "2026-11-24 20:30")), Awake);
     assert_eq!(c.state_at(local(BERLIN, "2026-11-24 22:00")), Awake);
@@ -408,22 +531,42 @@ fn lead_time_equal_to_the_gap_does_not_suppress() {
 fn lead_time_applies_when_the_suspend_exception_becomes_valid() {
     // The suspend window is off since Tue 00:00; the exception becomes valid at 20:30.
     let base = sched(BERLIN, vec![win("20:00", "06:00", WEEKDAYS)]);
-    let suspend = exc(BERLIN, ExceptionType::Suspend, "2026-11-24 20:30", "2026-11-25 02:00", Some("45m"), vec![win("00:00", "24:00", &["TUE"])]);
+    let suspend = exc(
+        BERLIN,
+        ExceptionType::Suspend,
+        "2026-11-24 20:30",
+        "2026-11-25 02:00",
+        Some("45m"),
+        vec![win("00:00", "24:00", &["TUE"])],
+    );
     let c = compile(&base, &[suspend]);
     assert_eq!(
         local_transitions(&c, "2026-11-24 12:00", 2),
-        vec![tr("Wed 2026-11-25 00:00 CET", Hibernated), tr("Wed 2026-11-25 06:00 CET", Awake)],
+        vec![
+            tr("Wed 2026-11-25 00:00 CET", Hibernated),
+            tr("Wed 2026-11-25 06:00 CET", Awake)
+        ],
         "20:00–20:30 is suppressed; the suspend window wakes (ends) Wed 00:00"
     );
     assert_eq!(c.state_at(local(BERLIN, "2026-11-24 20:15")), Awake);
     // Without the lead time the half hour before validity is a real hibernation.
     let base = sched(BERLIN, vec![win("20:00", "06:00", WEEKDAYS)]);
-    let suspend = exc(BERLIN, ExceptionType::Suspend, "2026-11-24 20:30", "2026-11-25 02:00", None, vec![win("00:00", "24:00", &["TUE"])]);
+    let suspend = exc(
+        BERLIN,
+        ExceptionType::Suspend,
+        "2026-11-24 20:30",
+        "2026-11-25 02:00",
+        None,
+        vec![win("00:00", "24:00", &["TUE"])],
+    );
     let c = compile(&base, &[suspend]);
     assert_eq!(c.state_at(local(BERLIN, "2026-11-24 20:15")), Hibernated);
     assert_eq!(
         local_transitions(&c, "2026-11-24 12:00", 2),
-        vec![tr("Tue 2026-11-24 20:00 CET", Hibernated), tr("Tue 2026-11-24 20:30 CET", Awake)]
+        vec![
+            tr("Tue 2026-11-24 20:00 CET", Hibernated),
+            tr("Tue 2026-11-24 20:30 CET", Awake)
+        ]
     );
 }
 
@@ -436,15 +579,32 @@ fn state_and_transition_serialize_lowercase() {
     let json = serde_json::to_value(t).unwrap();
     assert_eq!(json["to"], "hibernated");
     assert_eq!(Awake.to_string(), "awake");
-    assert_eq!(serde_json::from_str::<ScheduleState>("\"awake\"").unwrap(), Awake);
+    assert_eq!(
+        serde_json::from_str::<ScheduleState>("\"awake\"").unwrap(),
+        Awake
+    );
 }
 
 #[test]
 fn compile_reports_the_first_error_with_its_field() {
-    let err = CompiledSchedule::compile(&sched("Mars/Olympus", vec![win("20:00", "06:00", WEEKDAYS)]), &[]).unwrap_err();
+    let err = CompiledSchedule::compile(
+        &sched("Mars/Olympus", vec![win("20:00", "06:00", WEEKDAYS)]),
+        &[],
+    )
+    .unwrap_err();
     assert_eq!(err.field, "spec.schedule.timezone");
-    let bad = exc(BERLIN, ExceptionType::Suspend, "2026-11-24 20:30", "2026-11-25 02:00", Some("soon"), vec![win("00:00", "24:00", &["TUE"])]);
+    let bad = exc(
+        BERLIN,
+        ExceptionType::Suspend,
+        "2026-11-24 20:30",
+        "2026-11-25 02:00",
+        Some("soon"),
+        vec![win("00:00", "24:00", &["TUE"])],
+    );
     let err = CompiledSchedule::compile(&sched(BERLIN, vec![]), &[bad]).unwrap_err();
     assert_eq!(err.field, "scheduleexception/exc: spec.leadTime");
-    assert!(err.to_string().starts_with("scheduleexception/exc: spec.leadTime: "));
+    assert!(
+        err.to_string()
+            .starts_with("scheduleexception/exc: spec.leadTime: ")
+    );
 }

@@ -12,7 +12,13 @@ fn fields(list: &[crate::Diagnostic]) -> Vec<&str> {
 
 #[test]
 fn valid_guide_schedule_has_no_findings() {
-    let s = sched("Europe/Berlin", vec![win("20:00", "06:00", WEEKDAYS), win("00:00", "24:00", &["SAT", "SUN"])]);
+    let s = sched(
+        "Europe/Berlin",
+        vec![
+            win("20:00", "06:00", WEEKDAYS),
+            win("00:00", "24:00", &["SAT", "SUN"]),
+        ],
+    );
     let d = check_schedule(&s, "spec.schedule");
     assert!(d.errors.is_empty() && d.warnings.is_empty(), "{d:?}");
 }
@@ -47,7 +53,11 @@ fn rejects_unknown_and_empty_days_and_warns_on_duplicates() {
     let windows = vec![
         win("20:00", "06:00", &["MON", "Tue", "FRIDAY"]),
         win("20:00", "06:00", &[]),
-        win("20:00", "06:00", &["MON", "TUE", "MON", "WED", "THU", "FRI"]),
+        win(
+            "20:00",
+            "06:00",
+            &["MON", "TUE", "MON", "WED", "THU", "FRI"],
+        ),
     ];
     let d = check_windows(&windows, "spec.schedule.offHours");
     assert_eq!(
@@ -59,14 +69,23 @@ fn rejects_unknown_and_empty_days_and_warns_on_duplicates() {
         ]
     );
     assert!(d.errors[0].message.contains("upper-case"));
-    assert_eq!(fields(&d.warnings), vec!["spec.schedule.offHours[2].daysOfWeek[2]"]);
+    assert_eq!(
+        fields(&d.warnings),
+        vec!["spec.schedule.offHours[2].daysOfWeek[2]"]
+    );
 }
 
 #[test]
 fn rejects_unknown_or_empty_time_zones() {
-    let d = check_schedule(&sched("Europe/Berlinn", vec![win("20:00", "06:00", WEEKDAYS)]), "spec.schedule");
+    let d = check_schedule(
+        &sched("Europe/Berlinn", vec![win("20:00", "06:00", WEEKDAYS)]),
+        "spec.schedule",
+    );
     assert_eq!(fields(&d.errors), vec!["spec.schedule.timezone"]);
-    let d = check_schedule(&sched("", vec![win("20:00", "06:00", WEEKDAYS)]), "spec.schedule");
+    let d = check_schedule(
+        &sched("", vec![win("20:00", "06:00", WEEKDAYS)]),
+        "spec.schedule",
+    );
     assert_eq!(fields(&d.errors), vec!["spec.schedule.timezone"]);
 }
 
@@ -74,7 +93,11 @@ fn rejects_unknown_or_empty_time_zones() {
 fn warns_on_long_single_window_off_stretches() {
     let d = check_windows(&[win("20:00", "06:00", &["MON"])], "w");
     assert_eq!(fields(&d.warnings), vec!["w[0]"]);
-    assert!(d.warnings[0].message.contains("6d10h"), "{}", d.warnings[0].message);
+    assert!(
+        d.warnings[0].message.contains("6d10h"),
+        "{}",
+        d.warnings[0].message
+    );
     // Bridging a weekend is 58h: fine.
     let d = check_windows(&[win("20:00", "06:00", WEEKDAYS)], "w");
     assert!(d.warnings.is_empty(), "{d:?}");
@@ -87,7 +110,11 @@ fn warns_on_long_single_window_off_stretches() {
     assert!(d.warnings.is_empty(), "{d:?}");
     let d = check_windows(&[win("18:00", "08:00", &["WED", "FRI"])], "w");
     assert_eq!(fields(&d.warnings), vec!["w[0]"]);
-    assert!(d.warnings[0].message.contains("4d14h"), "{}", d.warnings[0].message);
+    assert!(
+        d.warnings[0].message.contains("4d14h"),
+        "{}",
+        d.warnings[0].message
+    );
 }
 
 #[test]
@@ -114,17 +141,46 @@ fn spec(kind: ExceptionType, from: &str, until: &str, lead: Option<&str>) -> Sch
 
 #[test]
 fn exception_checks() {
-    let ok = spec(ExceptionType::Suspend, "2026-11-01T00:00:00Z", "2026-11-02T00:00:00Z", Some("1h"));
+    let ok = spec(
+        ExceptionType::Suspend,
+        "2026-11-01T00:00:00Z",
+        "2026-11-02T00:00:00Z",
+        Some("1h"),
+    );
     let d = check_exception(&ok, "spec");
     assert!(d.errors.is_empty() && d.warnings.is_empty(), "{d:?}");
 
-    let d = check_exception(&spec(ExceptionType::Extend, "2026-11-02T00:00:00Z", "2026-11-02T00:00:00Z", None), "spec");
+    let d = check_exception(
+        &spec(
+            ExceptionType::Extend,
+            "2026-11-02T00:00:00Z",
+            "2026-11-02T00:00:00Z",
+            None,
+        ),
+        "spec",
+    );
     assert_eq!(fields(&d.errors), vec!["spec.validUntil"]);
 
-    let d = check_exception(&spec(ExceptionType::Suspend, "2026-11-01T00:00:00Z", "2026-11-02T00:00:00Z", Some("60")), "spec");
+    let d = check_exception(
+        &spec(
+            ExceptionType::Suspend,
+            "2026-11-01T00:00:00Z",
+            "2026-11-02T00:00:00Z",
+            Some("60"),
+        ),
+        "spec",
+    );
     assert_eq!(fields(&d.errors), vec!["spec.leadTime"]);
 
-    let d = check_exception(&spec(ExceptionType::Extend, "2026-11-01T00:00:00Z", "2026-11-02T00:00:00Z", Some("1h")), "spec");
+    let d = check_exception(
+        &spec(
+            ExceptionType::Extend,
+            "2026-11-01T00:00:00Z",
+            "2026-11-02T00:00:00Z",
+            Some("1h"),
+        ),
+        "spec",
+    );
     assert!(d.errors.is_empty());
     assert_eq!(fields(&d.warnings), vec!["spec.leadTime"]);
 

@@ -11,9 +11,19 @@ use crate::types::{
     ExceptionType, ObjectRef, OffHourWindow, Schedule, ScheduleException, ScheduleExceptionSpec,
 };
 
-const ZONES: &[&str] = &["UTC", "Europe/Berlin", "America/New_York", "America/St_Johns", "Pacific/Auckland"];
+const ZONES: &[&str] = &[
+    "UTC",
+    "Europe/Berlin",
+    "America/New_York",
+    "America/St_Johns",
+    "Pacific/Auckland",
+];
 /// Starts of the test ranges: around the 2026 DST changes and an ordinary stretch.
-const ANCHORS: &[&str] = &["2026-03-01T00:00:00Z", "2026-09-20T00:00:00Z", "2026-10-20T00:00:00Z"];
+const ANCHORS: &[&str] = &[
+    "2026-03-01T00:00:00Z",
+    "2026-09-20T00:00:00Z",
+    "2026-10-20T00:00:00Z",
+];
 const RANGE_DAYS: i64 = 28;
 
 #[derive(Clone, Debug)]
@@ -64,7 +74,11 @@ fn window() -> impl Strategy<Value = W> {
 
 fn exception() -> impl Strategy<Value = E> {
     (
-        prop_oneof![Just(ExceptionType::Replace), Just(ExceptionType::Extend), Just(ExceptionType::Suspend)],
+        prop_oneof![
+            Just(ExceptionType::Replace),
+            Just(ExceptionType::Extend),
+            Just(ExceptionType::Suspend)
+        ],
         0i64..(RANGE_DAYS * 1440 / 30),
         1i64..(10 * 1440 / 30),
         prop_oneof![Just(0i64), 1i64..8],
@@ -74,7 +88,11 @@ fn exception() -> impl Strategy<Value = E> {
             kind,
             from_min: from * 30,
             len_min: len * 30,
-            lead_min: if kind == ExceptionType::Suspend { lead * 30 } else { 0 },
+            lead_min: if kind == ExceptionType::Suspend {
+                lead * 30
+            } else {
+                0
+            },
             windows,
         })
 }
@@ -103,7 +121,10 @@ impl Case {
                 ScheduleException::new(
                     &format!("e{i}"),
                     ScheduleExceptionSpec {
-                        plan_ref: ObjectRef { name: "p".into(), namespace: None },
+                        plan_ref: ObjectRef {
+                            name: "p".into(),
+                            namespace: None,
+                        },
                         valid_from: self.anchor + Duration::minutes(e.from_min),
                         valid_until: self.anchor + Duration::minutes(e.from_min + e.len_min),
                         kind: e.kind,
@@ -141,8 +162,14 @@ impl Oracle<'_> {
             if w.mask & (1 << wd) == 0 {
                 continue;
             }
-            let start = resolve_local(self.tz, day.and_hms_opt(0, 0, 0).unwrap() + Duration::minutes(i64::from(w.start)));
-            let end = resolve_local(self.tz, day.and_hms_opt(0, 0, 0).unwrap() + Duration::minutes(i64::from(w.end)));
+            let start = resolve_local(
+                self.tz,
+                day.and_hms_opt(0, 0, 0).unwrap() + Duration::minutes(i64::from(w.start)),
+            );
+            let end = resolve_local(
+                self.tz,
+                day.and_hms_opt(0, 0, 0).unwrap() + Duration::minutes(i64::from(w.end)),
+            );
             for (at, hibernate) in [(start, true), (end, false)] {
                 if at <= t {
                     latest = match latest {
@@ -164,12 +191,20 @@ impl Oracle<'_> {
         from <= t && t < from + Duration::minutes(e.len_min)
     }
 
-    fn active<'e>(&'e self, kind: ExceptionType, t: DateTime<Utc>) -> impl Iterator<Item = &'e E> + 'e {
-        self.case.exceptions.iter().filter(move |e| e.kind == kind && self.valid(e, t))
+    fn active<'e>(
+        &'e self,
+        kind: ExceptionType,
+        t: DateTime<Utc>,
+    ) -> impl Iterator<Item = &'e E> + 'e {
+        self.case
+            .exceptions
+            .iter()
+            .filter(move |e| e.kind == kind && self.valid(e, t))
     }
 
     fn suspend(&self, t: DateTime<Utc>) -> bool {
-        self.active(ExceptionType::Suspend, t).any(|e| self.any_off(&e.windows, t))
+        self.active(ExceptionType::Suspend, t)
+            .any(|e| self.any_off(&e.windows, t))
     }
 
     fn g(&self, t: DateTime<Utc>) -> bool {
@@ -179,7 +214,9 @@ impl Oracle<'_> {
         } else {
             self.any_off(&self.case.base, t)
         };
-        let extend = self.active(ExceptionType::Extend, t).any(|e| self.any_off(&e.windows, t));
+        let extend = self
+            .active(ExceptionType::Extend, t)
+            .any(|e| self.any_off(&e.windows, t));
         (base || extend) && !self.suspend(t)
     }
 
@@ -190,7 +227,13 @@ impl Oracle<'_> {
             return false;
         }
         let minute = Duration::minutes(1);
-        let max_lead = self.case.exceptions.iter().map(|e| e.lead_min).max().unwrap_or(0);
+        let max_lead = self
+            .case
+            .exceptions
+            .iter()
+            .map(|e| e.lead_min)
+            .max()
+            .unwrap_or(0);
         let mut e = t - Duration::seconds(i64::from(chrono::Timelike::second(&t))) + minute;
         let limit = t + Duration::minutes(max_lead);
         while e <= limit && self.g(e) {
@@ -218,7 +261,11 @@ impl Oracle<'_> {
 }
 
 fn state(off: bool) -> ScheduleState {
-    if off { ScheduleState::Hibernated } else { ScheduleState::Awake }
+    if off {
+        ScheduleState::Hibernated
+    } else {
+        ScheduleState::Awake
+    }
 }
 
 proptest! {

@@ -32,7 +32,11 @@ pub(crate) fn parse_hhmm(text: &str, allow_24: bool) -> Result<u16, String> {
         };
     }
     if hours > 23 || minutes > 59 {
-        let range = if allow_24 { "00:00–24:00" } else { "00:00–23:59" };
+        let range = if allow_24 {
+            "00:00–24:00"
+        } else {
+            "00:00–23:59"
+        };
         return Err(format!("invalid time {text:?}: must be within {range}"));
     }
     Ok(hours * 60 + minutes)
