@@ -224,7 +224,10 @@ pub(crate) fn analyze(spec: &HibernatePlanSpec, operation: Operation, compile: b
                     }
                 }
             }
-            stages.iter().flat_map(|s| s.members.iter().copied()).collect()
+            stages
+                .iter()
+                .flat_map(|s| s.members.iter().copied())
+                .collect()
         } else if wake {
             (0..n).rev().collect()
         } else {

@@ -89,7 +89,11 @@ impl Dispatcher {
 /// Which targets start now, given the plan and every target's state (the
 /// pure form of [`Dispatcher::from_states`] + [`Dispatcher::next_ready`];
 /// nothing is mutated).
-pub fn ready_targets(plan: &ExecutionPlan, mode: BehaviorMode, states: &[ExecutionState]) -> Vec<usize> {
+pub fn ready_targets(
+    plan: &ExecutionPlan,
+    mode: BehaviorMode,
+    states: &[ExecutionState],
+) -> Vec<usize> {
     let inner = plan.inner();
     Core::new(inner, mode, states).next_ready(inner)
 }
@@ -153,7 +157,12 @@ impl Core {
         let mut stage_running = vec![0u32; plan.stages.len()];
         let mut stage_open = vec![0u32; plan.stages.len()];
         for (i, &state) in states.iter().enumerate() {
-            if let Some(s) = plan.stage_of.get(i).copied().filter(|&s| s < stage_open.len()) {
+            if let Some(s) = plan
+                .stage_of
+                .get(i)
+                .copied()
+                .filter(|&s| s < stage_open.len())
+            {
                 if !state.is_terminal() {
                     stage_open[s] += 1;
                 }
@@ -164,7 +173,10 @@ impl Core {
         }
         let mut core = Self {
             mode,
-            running: states.iter().filter(|s| **s == ExecutionState::Running).count(),
+            running: states
+                .iter()
+                .filter(|s| **s == ExecutionState::Running)
+                .count(),
             terminal: states.iter().filter(|s| s.is_terminal()).count(),
             states,
             waiting,
@@ -184,7 +196,8 @@ impl Core {
         for i in failed {
             core.on_failure(plan, i);
         }
-        while core.current_stage < core.stage_open.len() && core.stage_open[core.current_stage] == 0 {
+        while core.current_stage < core.stage_open.len() && core.stage_open[core.current_stage] == 0
+        {
             core.current_stage += 1;
         }
         if !core.halted {
@@ -211,7 +224,9 @@ impl Core {
         }
         let global = plan.limit.map_or(usize::MAX, |l| l as usize);
         let stage = plan.stages.get(self.current_stage);
-        let stage_limit = stage.and_then(|s| s.limit).map_or(usize::MAX, |l| l as usize);
+        let stage_limit = stage
+            .and_then(|s| s.limit)
+            .map_or(usize::MAX, |l| l as usize);
         let mut stage_running = self
             .stage_running
             .get(self.current_stage)
@@ -240,7 +255,11 @@ impl Core {
             return;
         }
         self.running -= 1;
-        if let Some(count) = plan.stage_of.get(i).and_then(|&s| self.stage_running.get_mut(s)) {
+        if let Some(count) = plan
+            .stage_of
+            .get(i)
+            .and_then(|&s| self.stage_running.get_mut(s))
+        {
             *count = count.saturating_sub(1);
         }
         if success {
@@ -300,7 +319,8 @@ impl Core {
         if let Some(open) = self.stage_open.get_mut(s) {
             *open = open.saturating_sub(1);
         }
-        while self.current_stage < self.stage_open.len() && self.stage_open[self.current_stage] == 0 {
+        while self.current_stage < self.stage_open.len() && self.stage_open[self.current_stage] == 0
+        {
             self.current_stage += 1;
             if self.halted {
                 continue;

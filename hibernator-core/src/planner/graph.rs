@@ -85,7 +85,12 @@ pub(crate) fn compile(n: usize, edges: &[Edge]) -> Compiled {
 }
 
 /// Kahn's pass; when nodes remain, names one cycle per non-trivial SCC.
-fn find_cycles(n: usize, parents: &Adjacency, children: &Adjacency, kept: &[Edge]) -> Vec<FoundCycle> {
+fn find_cycles(
+    n: usize,
+    parents: &Adjacency,
+    children: &Adjacency,
+    kept: &[Edge],
+) -> Vec<FoundCycle> {
     let mut indegree: Vec<usize> = (0..n).map(|i| parents.of(i).len()).collect();
     let mut queue: VecDeque<usize> = (0..n).filter(|&i| indegree[i] == 0).collect();
     let mut done = 0usize;
@@ -112,7 +117,11 @@ fn find_cycles(n: usize, parents: &Adjacency, children: &Adjacency, kept: &[Edge
     for &node in &rest {
         for &child in children.of(node) {
             if local[child] != usize::MAX {
-                graph.add_edge(NodeIndex::new(local[node]), NodeIndex::new(local[child]), ());
+                graph.add_edge(
+                    NodeIndex::new(local[node]),
+                    NodeIndex::new(local[child]),
+                    (),
+                );
             }
         }
     }
@@ -143,7 +152,12 @@ fn find_cycles(n: usize, parents: &Adjacency, children: &Adjacency, kept: &[Edge
 
 /// Shortest cycle through `start` inside component `id` (BFS over children
 /// in index order, so the answer is deterministic). Closed: `start` repeated.
-fn shortest_cycle(start: usize, id: usize, component: &[usize], children: &Adjacency) -> Vec<usize> {
+fn shortest_cycle(
+    start: usize,
+    id: usize,
+    component: &[usize],
+    children: &Adjacency,
+) -> Vec<usize> {
     let mut previous: std::collections::HashMap<usize, usize> = std::collections::HashMap::new();
     let mut queue = VecDeque::from([start]);
     while let Some(node) = queue.pop_front() {

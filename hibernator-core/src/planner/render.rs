@@ -23,7 +23,11 @@ fn quote(name: &str) -> String {
 pub(crate) fn to_dot(plan: &ExecutionPlan) -> String {
     let inner = plan.inner();
     let mut out = String::new();
-    let _ = writeln!(out, "digraph {} {{", quote(&format!("hibernator-{}", inner.operation)));
+    let _ = writeln!(
+        out,
+        "digraph {} {{",
+        quote(&format!("hibernator-{}", inner.operation))
+    );
     let _ = writeln!(
         out,
         "  label={};",
@@ -66,7 +70,12 @@ pub(crate) fn to_dot(plan: &ExecutionPlan) -> String {
             }
             for pair in inner.order.windows(2) {
                 if let [a, b] = pair {
-                    let _ = writeln!(out, "  {} -> {};", quote(&inner.names[*a]), quote(&inner.names[*b]));
+                    let _ = writeln!(
+                        out,
+                        "  {} -> {};",
+                        quote(&inner.names[*a]),
+                        quote(&inner.names[*b])
+                    );
                 }
             }
         }
@@ -76,7 +85,12 @@ pub(crate) fn to_dot(plan: &ExecutionPlan) -> String {
             }
             for &i in &inner.order {
                 for &child in inner.children.of(i) {
-                    let _ = writeln!(out, "  {} -> {};", quote(&inner.names[i]), quote(&inner.names[child]));
+                    let _ = writeln!(
+                        out,
+                        "  {} -> {};",
+                        quote(&inner.names[i]),
+                        quote(&inner.names[child])
+                    );
                 }
             }
         }

@@ -8,7 +8,11 @@ use crate::planner::{ExecutionPlan, PlanError, check_execution};
 use crate::types::{Operation, StrategyType};
 
 fn errors(s: &crate::types::HibernatePlanSpec) -> Vec<String> {
-    check_execution(s).errors.iter().map(ToString::to_string).collect()
+    check_execution(s)
+        .errors
+        .iter()
+        .map(ToString::to_string)
+        .collect()
 }
 
 #[test]
@@ -87,7 +91,14 @@ fn cycles_are_named_in_order() {
 fn every_cycle_is_reported_and_the_shortest_one_named() {
     let s = dag(
         &["a", "b", "c", "d", "e"],
-        &[("a", "b"), ("b", "c"), ("c", "a"), ("b", "a"), ("d", "e"), ("e", "d")],
+        &[
+            ("a", "b"),
+            ("b", "c"),
+            ("c", "a"),
+            ("b", "a"),
+            ("d", "e"),
+            ("e", "d"),
+        ],
     );
     assert_eq!(
         errors(&s),
@@ -170,14 +181,19 @@ fn zero_max_concurrency_is_rejected() {
     s.execution.strategy.max_concurrency = Some(0);
     assert_eq!(
         errors(&s),
-        vec!["spec.execution.strategy.maxConcurrency: maxConcurrency must be at least 1 (leave it unset for no limit)"]
+        vec![
+            "spec.execution.strategy.maxConcurrency: maxConcurrency must be at least 1 (leave it unset for no limit)"
+        ]
     );
     s.execution.strategy.kind = StrategyType::Sequential;
     assert_eq!(errors(&s).len(), 1);
     s.execution.strategy.max_concurrency = Some(2);
     let d = check_execution(&s);
     assert!(d.is_valid());
-    assert_eq!(d.warnings[0].field, "spec.execution.strategy.maxConcurrency");
+    assert_eq!(
+        d.warnings[0].field,
+        "spec.execution.strategy.maxConcurrency"
+    );
 }
 
 #[test]

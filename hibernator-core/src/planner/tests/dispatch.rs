@@ -2,7 +2,7 @@
 
 use pretty_assertions::assert_eq;
 
-use super::{both, dag, ix, spec, stage, MODES};
+use super::{MODES, both, dag, ix, spec, stage};
 use crate::planner::{Dispatcher, ExecutionPlan, ready_targets};
 use crate::types::{BehaviorMode, ExecutionState, Operation, StrategyType};
 
@@ -84,7 +84,10 @@ fn best_effort_aborts_transitive_dependents_only() {
     d.complete(3, true);
     assert_eq!(d.next_ready(), vec![4]);
     d.complete(4, true);
-    assert_eq!(d.states(), &[Failed, Aborted, Aborted, Completed, Completed]);
+    assert_eq!(
+        d.states(),
+        &[Failed, Aborted, Aborted, Completed, Completed]
+    );
     assert!(d.is_finished());
 }
 
@@ -105,7 +108,11 @@ fn best_effort_continues_sequential_and_staged() {
     let mut d = Dispatcher::new(plan, BehaviorMode::BestEffort);
     assert_eq!(d.next_ready(), vec![0, 1]);
     d.complete(0, false);
-    assert_eq!(d.next_ready(), Vec::<usize>::new(), "stage barrier waits for b");
+    assert_eq!(
+        d.next_ready(),
+        Vec::<usize>::new(),
+        "stage barrier waits for b"
+    );
     d.complete(1, true);
     assert_eq!(d.next_ready(), vec![2]);
 }
@@ -154,7 +161,10 @@ fn from_states_counts_running_against_limits() {
     d.complete(1, true);
     assert_eq!(d.next_ready(), vec![3]);
     // Short ledgers are padded with Pending.
-    assert_eq!(ready_targets(&plan, BehaviorMode::Strict, &[Running]), vec![1]);
+    assert_eq!(
+        ready_targets(&plan, BehaviorMode::Strict, &[Running]),
+        vec![1]
+    );
 }
 
 #[test]
@@ -167,8 +177,14 @@ fn from_states_applies_implied_aborts() {
     let mut best = Dispatcher::from_states(plan.clone(), BehaviorMode::BestEffort, &states);
     assert_eq!(best.states(), &[Failed, Aborted, Pending]);
     assert_eq!(best.next_ready(), vec![2]);
-    assert_eq!(ready_targets(&plan, BehaviorMode::Strict, &states), Vec::<usize>::new());
-    assert_eq!(ready_targets(&plan, BehaviorMode::BestEffort, &states), vec![2]);
+    assert_eq!(
+        ready_targets(&plan, BehaviorMode::Strict, &states),
+        Vec::<usize>::new()
+    );
+    assert_eq!(
+        ready_targets(&plan, BehaviorMode::BestEffort, &states),
+        vec![2]
+    );
 }
 
 #[test]

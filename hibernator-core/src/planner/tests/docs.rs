@@ -52,7 +52,8 @@ fn strategies_doc_examples_produce_the_stated_waves() {
         let (down, up) = rest.split_once("wakeup:").unwrap();
         for (operation, expected) in [(Operation::Shutdown, down), (Operation::Wakeup, up)] {
             let expected: Vec<Vec<String>> = yaml_serde::from_str(expected.trim()).unwrap();
-            let plan = ExecutionPlan::build(spec, operation).unwrap_or_else(|e| panic!("{e}\n{yaml}"));
+            let plan =
+                ExecutionPlan::build(spec, operation).unwrap_or_else(|e| panic!("{e}\n{yaml}"));
             assert_eq!(plan.waves(), expected, "{operation} waves of\n{yaml}");
         }
         waves_checked += 1;

@@ -19,7 +19,10 @@ fn arb_spec() -> impl Strategy<Value = HibernatePlanSpec> {
                 Just(limit),
                 Just((0..n).collect::<Vec<usize>>()).prop_shuffle(),
                 proptest::collection::vec((0..n, 0..n), 0..n * 3),
-                proptest::collection::vec((0..4usize, any::<bool>(), proptest::option::of(1u32..4)), n),
+                proptest::collection::vec(
+                    (0..4usize, any::<bool>(), proptest::option::of(1u32..4)),
+                    n,
+                ),
             )
         })
         .prop_map(|(n, kind, limit, topo, pairs, placement)| {
@@ -64,7 +67,11 @@ fn arb_spec() -> impl Strategy<Value = HibernatePlanSpec> {
 
 /// Drives a dispatcher to the end with completion order and outcomes taken
 /// from `choices`, checking every invariant on the way.
-fn run(plan: &ExecutionPlan, mode: BehaviorMode, choices: &[(u8, bool)]) -> Result<(), TestCaseError> {
+fn run(
+    plan: &ExecutionPlan,
+    mode: BehaviorMode,
+    choices: &[(u8, bool)],
+) -> Result<(), TestCaseError> {
     let n = plan.len();
     let inner = plan.inner();
     let mut d = Dispatcher::new(plan.clone(), mode);
@@ -80,7 +87,13 @@ fn run(plan: &ExecutionPlan, mode: BehaviorMode, choices: &[(u8, bool)]) -> Resu
         }
         for &i in &started {
             for &p in plan.parents(i) {
-                prop_assert_eq!(d.state(p), ExecutionState::Completed, "{} started before parent {}", i, p);
+                prop_assert_eq!(
+                    d.state(p),
+                    ExecutionState::Completed,
+                    "{} started before parent {}",
+                    i,
+                    p
+                );
             }
             if let Some(&s) = inner.stage_of.get(i) {
                 for earlier in &inner.stages[..s] {
@@ -96,10 +109,20 @@ fn run(plan: &ExecutionPlan, mode: BehaviorMode, choices: &[(u8, bool)]) -> Resu
             prop_assert!(d.running() <= limit as usize, "global limit exceeded");
         }
         for stage in &inner.stages {
-            let in_stage = stage.members.iter().filter(|&&m| d.state(m) == ExecutionState::Running).count();
-            prop_assert!(in_stage <= stage.limit.map_or(usize::MAX, |l| l as usize), "stage limit exceeded");
+            let in_stage = stage
+                .members
+                .iter()
+                .filter(|&&m| d.state(m) == ExecutionState::Running)
+                .count();
+            prop_assert!(
+                in_stage <= stage.limit.map_or(usize::MAX, |l| l as usize),
+                "stage limit exceeded"
+            );
         }
-        prop_assert!(!running.is_empty(), "stuck: nothing running, nothing ready, not finished");
+        prop_assert!(
+            !running.is_empty(),
+            "stuck: nothing running, nothing ready, not finished"
+        );
         let (pick, success) = choices[steps % choices.len()];
         let i = running.swap_remove(pick as usize % running.len());
         d.complete(i, success);
@@ -116,9 +139,10 @@ fn run(plan: &ExecutionPlan, mode: BehaviorMode, choices: &[(u8, bool)]) -> Resu
         if state == ExecutionState::Aborted && mode == BehaviorMode::BestEffort {
             // BestEffort aborts only dependents of a failure.
             prop_assert!(
-                plan.parents(i)
-                    .iter()
-                    .any(|&p| matches!(d.state(p), ExecutionState::Failed | ExecutionState::Aborted)),
+                plan.parents(i).iter().any(|&p| matches!(
+                    d.state(p),
+                    ExecutionState::Failed | ExecutionState::Aborted
+                )),
                 "{} aborted without a failed or aborted parent",
                 i
             );

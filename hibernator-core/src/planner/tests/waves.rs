@@ -150,8 +150,14 @@ fn dot_shows_edges_clusters_and_chains() {
     let s = dag(&["a", "b", "c"], &[("a", "b"), ("a", "c")]);
     let (down, up) = both(&s);
     let dot = down.to_dot();
-    assert!(dot.starts_with("digraph \"hibernator-shutdown\" {"), "{dot}");
-    assert!(dot.contains("  \"a\" -> \"b\";\n  \"a\" -> \"c\";\n"), "{dot}");
+    assert!(
+        dot.starts_with("digraph \"hibernator-shutdown\" {"),
+        "{dot}"
+    );
+    assert!(
+        dot.contains("  \"a\" -> \"b\";\n  \"a\" -> \"c\";\n"),
+        "{dot}"
+    );
     assert_eq!(dot, down.to_dot());
     let dot = up.to_dot();
     assert!(dot.contains("  \"b\" -> \"a\";\n"), "{dot}");
@@ -160,7 +166,10 @@ fn dot_shows_edges_clusters_and_chains() {
 
     let (chain, _) = both(&spec(StrategyType::Sequential, &["x", "y\"q", "z"]));
     let dot = chain.to_dot();
-    assert!(dot.contains("  \"x\" -> \"y\\\"q\";\n  \"y\\\"q\" -> \"z\";\n"), "{dot}");
+    assert!(
+        dot.contains("  \"x\" -> \"y\\\"q\";\n  \"y\\\"q\" -> \"z\";\n"),
+        "{dot}"
+    );
 
     let mut s = spec(StrategyType::Staged, &["a", "b", "c"]);
     s.execution.strategy.stages = vec![
@@ -169,11 +178,23 @@ fn dot_shows_edges_clusters_and_chains() {
     ];
     let (down, up) = both(&s);
     let dot = down.to_dot();
-    assert!(dot.contains("subgraph \"cluster_0\" {\n    label=\"one\";\n    \"a\";\n    \"b\";\n  }"), "{dot}");
-    assert!(dot.contains("\"a\" -> \"c\" [ltail=\"cluster_0\", lhead=\"cluster_1\"];"), "{dot}");
+    assert!(
+        dot.contains("subgraph \"cluster_0\" {\n    label=\"one\";\n    \"a\";\n    \"b\";\n  }"),
+        "{dot}"
+    );
+    assert!(
+        dot.contains("\"a\" -> \"c\" [ltail=\"cluster_0\", lhead=\"cluster_1\"];"),
+        "{dot}"
+    );
     let dot = up.to_dot();
-    assert!(dot.contains("subgraph \"cluster_0\" {\n    label=\"two\";"), "{dot}");
-    assert!(dot.contains("\"c\" -> \"b\" [ltail=\"cluster_0\", lhead=\"cluster_1\"];"), "{dot}");
+    assert!(
+        dot.contains("subgraph \"cluster_0\" {\n    label=\"two\";"),
+        "{dot}"
+    );
+    assert!(
+        dot.contains("\"c\" -> \"b\" [ltail=\"cluster_0\", lhead=\"cluster_1\"];"),
+        "{dot}"
+    );
 
     let (par, _) = both(&spec(StrategyType::Parallel, &["a", "b"]));
     assert!(!par.to_dot().contains("->"));
