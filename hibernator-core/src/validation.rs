@@ -44,7 +44,10 @@ pub fn validate_plan(plan: &HibernatePlan, catalog: &ParameterCatalog) -> Diagno
 /// Validates a plan spec; field paths start with `spec.`.
 pub fn validate_plan_spec(spec: &HibernatePlanSpec, catalog: &ParameterCatalog) -> Diagnostics {
     let mut d = Diagnostics::new();
-    d.extend(crate::schedule::check_schedule(&spec.schedule, "spec.schedule"));
+    d.extend(crate::schedule::check_schedule(
+        &spec.schedule,
+        "spec.schedule",
+    ));
     check_targets(spec, catalog, &mut d);
     if spec.behavior.retries > MAX_RETRIES {
         d.error(
@@ -105,9 +108,9 @@ fn check_targets(spec: &HibernatePlanSpec, catalog: &ParameterCatalog, d: &mut D
             continue;
         }
         match catalog.get(&target.kind) {
-            Some(check) => d.extend(
-                check.check(target.parameters.as_ref(), &format!("{field}.parameters")),
-            ),
+            Some(check) => {
+                d.extend(check.check(target.parameters.as_ref(), &format!("{field}.parameters")))
+            }
             None => {
                 let known: Vec<&str> = catalog.types().collect();
                 d.error(
@@ -154,11 +157,16 @@ pub fn validate_cloud_provider(provider: &CloudProvider) -> Diagnostics {
                 if !is_aws_region(&aws.region) {
                     d.error(
                         "spec.aws.region",
-                        format!("{:?} is not an AWS region name such as eu-central-1", aws.region),
+                        format!(
+                            "{:?} is not an AWS region name such as eu-central-1",
+                            aws.region
+                        ),
                     );
                 }
                 if let Some(arn) = &aws.assume_role_arn {
-                    if !(arn.starts_with("arn:aws") && arn.contains(":iam::") && arn.contains(":role/"))
+                    if !(arn.starts_with("arn:aws")
+                        && arn.contains(":iam::")
+                        && arn.contains(":role/"))
                     {
                         d.error(
                             "spec.aws.assumeRoleArn",
@@ -238,20 +246,34 @@ pub fn validate_documents(docs: &PlanDocuments, catalog: &ParameterCatalog) -> D
     let mut d = validate_plan(&docs.plan, catalog);
     d.warnings.extend(docs.warnings.iter().cloned());
     for e in &docs.exceptions {
-        prefixed(&mut d, "ScheduleException", e.metadata.name.as_deref(), validate_exception(e));
+        prefixed(
+            &mut d,
+            "ScheduleException",
+            e.metadata.name.as_deref(),
+            validate_exception(e),
+        );
     }
     for p in &docs.cloud_providers {
-        prefixed(&mut d, "CloudProvider", p.metadata.name.as_deref(), validate_cloud_provider(p));
+        prefixed(
+            &mut d,
+            "CloudProvider",
+            p.metadata.name.as_deref(),
+            validate_cloud_provider(p),
+        );
     }
     for c in &docs.clusters {
-        prefixed(&mut d, "K8SCluster", c.metadata.name.as_deref(), validate_cluster(c));
+        prefixed(
+            &mut d,
+            "K8SCluster",
+            c.metadata.name.as_deref(),
+            validate_cluster(c),
+        );
     }
     if d.is_valid() {
         // Only a valid schedule and exceptions can be compiled together.
-        if let Err(e) = crate::schedule::CompiledSchedule::compile(
-            &docs.plan.spec.schedule,
-            &docs.exceptions,
-        ) {
+        if let Err(e) =
+            crate::schedule::CompiledSchedule::compile(&docs.plan.spec.schedule, &docs.exceptions)
+        {
             d.error(e.field.clone(), e.message.clone());
         }
     }
@@ -292,8 +314,14 @@ fn is_aws_region(region: &str) -> bool {
     // e.g. eu-central-1, us-gov-west-1, ap-southeast-3
     let parts: Vec<&str> = region.split('-').collect();
     parts.len() >= 3
-        && parts.iter().all(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit()))
-        && parts.last().is_some_and(|p| p.chars().all(|c| c.is_ascii_digit()))
+        && parts.iter().all(|p| {
+            !p.is_empty()
+                && p.chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
+        })
+        && parts
+            .last()
+            .is_some_and(|p| p.chars().all(|c| c.is_ascii_digit()))
 }
 
 #[cfg(test)]

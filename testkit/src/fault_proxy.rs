@@ -207,7 +207,11 @@ async fn handle(
     let uri = format!(
         "{}{}",
         state.upstream,
-        parts.uri.path_and_query().map(|p| p.as_str()).unwrap_or("/")
+        parts
+            .uri
+            .path_and_query()
+            .map(|p| p.as_str())
+            .unwrap_or("/")
     );
     let mut forward = Request::builder().method(parts.method.clone()).uri(uri);
     for (name, value) in parts.headers.iter() {
@@ -216,12 +220,19 @@ async fn handle(
         }
     }
     let Ok(forward) = forward.body(Full::new(body)) else {
-        return Ok(plain(StatusCode::BAD_GATEWAY, "cannot build upstream request".into()));
+        return Ok(plain(
+            StatusCode::BAD_GATEWAY,
+            "cannot build upstream request".into(),
+        ));
     };
     match state.client.request(forward).await {
         Ok(response) => {
             let (parts, body) = response.into_parts();
-            let bytes = body.collect().await.map(|b| b.to_bytes()).unwrap_or_default();
+            let bytes = body
+                .collect()
+                .await
+                .map(|b| b.to_bytes())
+                .unwrap_or_default();
             Ok(Response::from_parts(parts, Full::new(bytes)))
         }
         Err(e) => Ok(plain(StatusCode::BAD_GATEWAY, format!("upstream: {e}"))),
@@ -312,7 +323,11 @@ fn fault(service: &str, seq: u64) -> Response<Full<Bytes>> {
             let (status, kind, code) = if throttle {
                 (StatusCode::BAD_REQUEST, "Sender", "Throttling")
             } else {
-                (StatusCode::SERVICE_UNAVAILABLE, "Receiver", "ServiceUnavailable")
+                (
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "Receiver",
+                    "ServiceUnavailable",
+                )
             };
             (
                 status,
@@ -359,14 +374,27 @@ mod tests {
     #[test]
     fn actions_come_from_query_bodies_or_eks_routes() {
         assert_eq!(
-            action_of("ec2", "POST", "/", b"Action=DescribeInstances&Version=2016-11-15"),
+            action_of(
+                "ec2",
+                "POST",
+                "/",
+                b"Action=DescribeInstances&Version=2016-11-15"
+            ),
             "DescribeInstances"
         );
         assert_eq!(
-            action_of("eks", "POST", "/clusters/c/node-groups/ng/update-config", b"{}"),
+            action_of(
+                "eks",
+                "POST",
+                "/clusters/c/node-groups/ng/update-config",
+                b"{}"
+            ),
             "UpdateNodegroupConfig"
         );
-        assert_eq!(action_of("eks", "GET", "/clusters/c/node-groups", b""), "ListNodegroups");
+        assert_eq!(
+            action_of("eks", "GET", "/clusters/c/node-groups", b""),
+            "ListNodegroups"
+        );
         assert_eq!(action_of("x", "GET", "/a", b""), "GET /a");
     }
 }

@@ -61,7 +61,14 @@ fn a_good_plan_is_valid_without_warnings() {
 #[test]
 fn duplicate_and_malformed_target_names_are_named() {
     let d = validate(&BASE.replace("{name: b,", "{name: a,"));
-    assert!(has(&d.errors, "spec.targets[1].name", "duplicate target name \"a\""), "{d:?}");
+    assert!(
+        has(
+            &d.errors,
+            "spec.targets[1].name",
+            "duplicate target name \"a\""
+        ),
+        "{d:?}"
+    );
     let d = validate(&BASE.replace("{name: b,", "{name: B_x,"));
     assert!(has(&d.errors, "spec.targets[1].name", "DNS label"), "{d:?}");
 }
@@ -69,31 +76,71 @@ fn duplicate_and_malformed_target_names_are_named() {
 #[test]
 fn unknown_executor_types_list_the_known_ones() {
     let d = validate(&BASE.replace("type: any", "type: gke"));
-    assert!(has(&d.errors, "spec.targets[1].type", "unknown executor type \"gke\""), "{d:?}");
+    assert!(
+        has(
+            &d.errors,
+            "spec.targets[1].type",
+            "unknown executor type \"gke\""
+        ),
+        "{d:?}"
+    );
     assert!(has(&d.errors, "spec.targets[1].type", "any, eks"), "{d:?}");
 }
 
 #[test]
 fn executor_parameters_are_checked_by_the_executor_schema() {
     let d = validate(&BASE.replace("clusterName: dev", "clusterName: ''"));
-    assert!(has(&d.errors, "spec.targets[0].parameters.clusterName", "must not be empty"), "{d:?}");
+    assert!(
+        has(
+            &d.errors,
+            "spec.targets[0].parameters.clusterName",
+            "must not be empty"
+        ),
+        "{d:?}"
+    );
     let d = validate(&BASE.replace("{clusterName: dev}", "{clusterName: dev, nodegroups: [x]}"));
     assert!(d.is_valid(), "{d:?}");
-    assert!(has(&d.warnings, "spec.targets[0].parameters.nodegroups", "unknown field"), "{d:?}");
+    assert!(
+        has(
+            &d.warnings,
+            "spec.targets[0].parameters.nodegroups",
+            "unknown field"
+        ),
+        "{d:?}"
+    );
 }
 
 #[test]
 fn dependency_problems_name_the_edge_and_the_cycle() {
     let d = validate(&BASE.replace("[{from: a, to: b}]", "[{from: a, to: b}, {from: b, to: a}]"));
-    assert!(d.errors.iter().any(|e| e.message.contains("a -> b -> a")
-        || e.message.contains("b -> a -> b")), "{d:?}");
+    assert!(
+        d.errors
+            .iter()
+            .any(|e| e.message.contains("a -> b -> a") || e.message.contains("b -> a -> b")),
+        "{d:?}"
+    );
     let d = validate(&BASE.replace("{from: a, to: b}", "{from: a, to: zz}"));
-    assert!(d.errors.iter().any(|e| e.field.starts_with("spec.execution.strategy.dependencies[0]")
-        && e.message.contains("zz")), "{d:?}");
+    assert!(
+        d.errors.iter().any(|e| e
+            .field
+            .starts_with("spec.execution.strategy.dependencies[0]")
+            && e.message.contains("zz")),
+        "{d:?}"
+    );
     let d = validate(&BASE.replace("{from: a, to: b}", "{from: a, to: a}"));
-    assert!(d.errors.iter().any(|e| e.field.starts_with("spec.execution.strategy.dependencies[0]")), "{d:?}");
+    assert!(
+        d.errors.iter().any(|e| e
+            .field
+            .starts_with("spec.execution.strategy.dependencies[0]")),
+        "{d:?}"
+    );
     let d = validate(&BASE.replace("type: DAG", "type: Parallel"));
-    assert!(d.errors.iter().any(|e| e.field.starts_with("spec.execution.strategy.dependencies")), "{d:?}");
+    assert!(
+        d.errors
+            .iter()
+            .any(|e| e.field.starts_with("spec.execution.strategy.dependencies")),
+        "{d:?}"
+    );
 }
 
 #[test]
@@ -103,31 +150,68 @@ fn stage_problems_are_named() {
         "{type: Staged, stages: [{name: one, targets: [a]}, {name: two, targets: [a]}]}",
     );
     let d = validate(&staged);
-    assert!(d.errors.iter().any(|e| e.field.starts_with("spec.execution.strategy.stages[1]")), "{d:?}");
-    assert!(d.errors.iter().any(|e| e.message.contains("\"b\"")), "missing target b: {d:?}");
+    assert!(
+        d.errors
+            .iter()
+            .any(|e| e.field.starts_with("spec.execution.strategy.stages[1]")),
+        "{d:?}"
+    );
+    assert!(
+        d.errors.iter().any(|e| e.message.contains("\"b\"")),
+        "missing target b: {d:?}"
+    );
 }
 
 #[test]
 fn schedule_problems_name_the_field() {
     let d = validate(&BASE.replace("Europe/Berlin", "Mars/Olympus"));
-    assert!(d.errors.iter().any(|e| e.field == "spec.schedule.timezone"), "{d:?}");
+    assert!(
+        d.errors.iter().any(|e| e.field == "spec.schedule.timezone"),
+        "{d:?}"
+    );
     let d = validate(&BASE.replace("end: \"06:00\"", "end: \"20:00\""));
-    assert!(d.errors.iter().any(|e| e.field.starts_with("spec.schedule.offHours[0]")), "{d:?}");
+    assert!(
+        d.errors
+            .iter()
+            .any(|e| e.field.starts_with("spec.schedule.offHours[0]")),
+        "{d:?}"
+    );
     let d = validate(&BASE.replace("start: \"20:00\"", "start: \"24:00\""));
-    assert!(d.errors.iter().any(|e| e.field == "spec.schedule.offHours[0].start"), "{d:?}");
+    assert!(
+        d.errors
+            .iter()
+            .any(|e| e.field == "spec.schedule.offHours[0].start"),
+        "{d:?}"
+    );
     let d = validate(&BASE.replace("THU, FRI", "THU, FRX"));
-    assert!(d.errors.iter().any(|e| e.field.starts_with("spec.schedule.offHours[0].daysOfWeek")), "{d:?}");
+    assert!(
+        d.errors
+            .iter()
+            .any(|e| e.field.starts_with("spec.schedule.offHours[0].daysOfWeek")),
+        "{d:?}"
+    );
     let d = validate(&BASE.replace("end: \"06:00\"", "end: \"23:59\""));
     assert!(d.is_valid(), "{d:?}");
-    assert!(d.warnings.iter().any(|w| w.field == "spec.schedule.offHours[0].end"), "{d:?}");
+    assert!(
+        d.warnings
+            .iter()
+            .any(|w| w.field == "spec.schedule.offHours[0].end"),
+        "{d:?}"
+    );
 }
 
 #[test]
 fn behavior_and_timeouts_are_bounded() {
     let d = validate(&BASE.replace("  targets:", "  behavior: {retries: 99}\n  targets:"));
     assert!(has(&d.errors, "spec.behavior.retries", "maximum"), "{d:?}");
-    let d = validate(&BASE.replace("parameters: {clusterName: dev}}", "parameters: {clusterName: dev}, timeout: 30}"));
-    assert!(has(&d.errors, "spec.targets[0].timeout", "no unit"), "{d:?}");
+    let d = validate(&BASE.replace(
+        "parameters: {clusterName: dev}}",
+        "parameters: {clusterName: dev}, timeout: 30}",
+    ));
+    assert!(
+        has(&d.errors, "spec.targets[0].timeout", "no unit"),
+        "{d:?}"
+    );
 }
 
 #[test]
@@ -151,9 +235,24 @@ spec: {{type: aws, aws: {{accountId: '12345', region: eu-west-1, auth: {{service
 "
     );
     let d = validate(&text);
-    assert!(d.errors.iter().any(|e| e.field.starts_with("ScheduleException/holiday: spec.valid")), "{d:?}");
-    assert!(has(&d.errors, "K8SCluster/both: spec", "mutually exclusive"), "{d:?}");
-    assert!(has(&d.errors, "CloudProvider/aws: spec.aws.accountId", "12-digit"), "{d:?}");
+    assert!(
+        d.errors
+            .iter()
+            .any(|e| e.field.starts_with("ScheduleException/holiday: spec.valid")),
+        "{d:?}"
+    );
+    assert!(
+        has(&d.errors, "K8SCluster/both: spec", "mutually exclusive"),
+        "{d:?}"
+    );
+    assert!(
+        has(
+            &d.errors,
+            "CloudProvider/aws: spec.aws.accountId",
+            "12-digit"
+        ),
+        "{d:?}"
+    );
 }
 
 #[test]
@@ -162,15 +261,21 @@ fn cluster_and_provider_forms() {
         "apiVersion": "hibernator.dev/v1alpha1", "kind": "K8SCluster",
         "metadata": {"name": "c"},
         "spec": {"eks": {"name": "dev", "region": "eu-west-1"}}
-    })).unwrap();
-    assert!(has(&validate_cluster(&cluster).errors, "spec.providerRef", "CloudProvider"));
+    }))
+    .unwrap();
+    assert!(has(
+        &validate_cluster(&cluster).errors,
+        "spec.providerRef",
+        "CloudProvider"
+    ));
     let provider: CloudProvider = serde_json::from_value(serde_json::json!({
         "apiVersion": "hibernator.dev/v1alpha1", "kind": "CloudProvider",
         "metadata": {"name": "p"},
         "spec": {"type": "aws", "aws": {"accountId": "123456789012", "region": "eu-west-1",
                  "assumeRoleArn": "arn:aws:iam::123456789012:role/hibernator",
                  "auth": {"static": {"secretRef": {"name": "aws-keys"}}}}}
-    })).unwrap();
+    }))
+    .unwrap();
     assert!(validate_cloud_provider(&provider).is_valid());
 }
 

@@ -70,7 +70,10 @@ where
     match error {
         SdkError::ConstructionFailure(_) => ExecutorError::permanent(
             category::INTERNAL,
-            format!("{action}: cannot build the request: {}", DisplayErrorContext(error)),
+            format!(
+                "{action}: cannot build the request: {}",
+                DisplayErrorContext(error)
+            ),
         ),
         SdkError::TimeoutError(_) => ExecutorError::transient(
             category::TIMEOUT,
@@ -121,17 +124,41 @@ mod tests {
     #[test]
     fn codes_map_to_classes() {
         let c = |code, status| classify_code(code, status, "m");
-        assert_eq!(c("RequestLimitExceeded", Some(503)).category, category::THROTTLED);
+        assert_eq!(
+            c("RequestLimitExceeded", Some(503)).category,
+            category::THROTTLED
+        );
         assert_eq!(c("Throttling", Some(400)).class, ErrorClass::Transient);
         assert_eq!(c("Whatever", Some(429)).category, category::THROTTLED);
-        assert_eq!(c("InternalError", Some(500)).category, category::UNAVAILABLE);
+        assert_eq!(
+            c("InternalError", Some(500)).category,
+            category::UNAVAILABLE
+        );
         assert_eq!(c("Odd", Some(502)).class, ErrorClass::Transient);
-        assert_eq!(c("UnauthorizedOperation", Some(403)).category, category::AUTH);
-        assert_eq!(c("UnauthorizedOperation", Some(403)).class, ErrorClass::Permanent);
-        assert_eq!(c("InvalidInstanceID.NotFound", Some(400)).category, category::NOT_FOUND);
-        assert_eq!(c("DBInstanceNotFoundFault", Some(404)).category, category::NOT_FOUND);
-        assert_eq!(c("ResourceNotFoundException", Some(404)).class, ErrorClass::Permanent);
-        assert_eq!(c("InvalidDBInstanceState", Some(400)).class, ErrorClass::Transient);
+        assert_eq!(
+            c("UnauthorizedOperation", Some(403)).category,
+            category::AUTH
+        );
+        assert_eq!(
+            c("UnauthorizedOperation", Some(403)).class,
+            ErrorClass::Permanent
+        );
+        assert_eq!(
+            c("InvalidInstanceID.NotFound", Some(400)).category,
+            category::NOT_FOUND
+        );
+        assert_eq!(
+            c("DBInstanceNotFoundFault", Some(404)).category,
+            category::NOT_FOUND
+        );
+        assert_eq!(
+            c("ResourceNotFoundException", Some(404)).class,
+            ErrorClass::Permanent
+        );
+        assert_eq!(
+            c("InvalidDBInstanceState", Some(400)).class,
+            ErrorClass::Transient
+        );
         assert_eq!(c("ValidationError", Some(400)).class, ErrorClass::Permanent);
     }
 }

@@ -5,9 +5,9 @@
 use std::process::ExitCode;
 
 use chrono::{DateTime, Utc};
+use hibernator_core::Operation;
 use hibernator_core::planner::ExecutionPlan;
 use hibernator_core::schedule::CompiledSchedule;
-use hibernator_core::Operation;
 
 use super::plan::{PlanFormat, write_plan};
 use super::validate::diagnose;

@@ -30,7 +30,9 @@ pub struct Args {
 pub fn parse_instant(text: &str) -> Result<DateTime<Utc>, String> {
     DateTime::parse_from_rfc3339(text)
         .map(|t| t.with_timezone(&Utc))
-        .map_err(|e| format!("{text:?} is not an RFC 3339 instant such as 2026-11-23T20:00:00+01:00: {e}"))
+        .map_err(|e| {
+            format!("{text:?} is not an RFC 3339 instant such as 2026-11-23T20:00:00+01:00: {e}")
+        })
 }
 
 pub(super) fn run(args: &Args, out: &mut dyn std::io::Write) -> anyhow::Result<ExitCode> {

@@ -9,7 +9,10 @@ fn demo_path() -> String {
 
 fn json(args: &[&str]) -> (ExitCode, serde_json::Value) {
     let (code, out) = run_capture(args.iter().copied()).unwrap();
-    (code, serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}")))
+    (
+        code,
+        serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}")),
+    )
 }
 
 #[test]
@@ -22,9 +25,10 @@ fn validate_accepts_the_demo_plan() {
 
 #[test]
 fn validate_reports_field_errors_and_exits_1() {
-    let text = std::fs::read_to_string(demo_path())
-        .unwrap()
-        .replace("{from: batch-workers, to: orders-db}", "{from: orders-db, to: app-nodes}");
+    let text = std::fs::read_to_string(demo_path()).unwrap().replace(
+        "{from: batch-workers, to: orders-db}",
+        "{from: orders-db, to: app-nodes}",
+    );
     let mut file = tempfile::NamedTempFile::new().unwrap();
     file.write_all(text.as_bytes()).unwrap();
     let path = file.path().to_str().unwrap().to_string();
@@ -33,8 +37,14 @@ fn validate_reports_field_errors_and_exits_1() {
     assert_eq!(v["valid"], false);
     let errors = v["errors"].as_array().unwrap();
     assert!(
-        errors.iter().any(|e| e["message"].as_str().unwrap().contains("app-nodes -> orders-db -> app-nodes")
-            || e["message"].as_str().unwrap().contains("orders-db -> app-nodes -> orders-db")),
+        errors.iter().any(|e| e["message"]
+            .as_str()
+            .unwrap()
+            .contains("app-nodes -> orders-db -> app-nodes")
+            || e["message"]
+                .as_str()
+                .unwrap()
+                .contains("orders-db -> app-nodes -> orders-db")),
         "{v}"
     );
     assert!(errors.iter().all(|e| e["field"].is_string()));
@@ -46,12 +56,20 @@ fn validate_reports_field_errors_and_exits_1() {
 
 #[test]
 fn validate_reports_yaml_schema_errors_with_the_field() {
-    let text = std::fs::read_to_string(demo_path())
-        .unwrap()
-        .replacen("mode: BestEffort", "mode: Sloppy", 1);
+    let text = std::fs::read_to_string(demo_path()).unwrap().replacen(
+        "mode: BestEffort",
+        "mode: Sloppy",
+        1,
+    );
     let mut file = tempfile::NamedTempFile::new().unwrap();
     file.write_all(text.as_bytes()).unwrap();
-    let (code, v) = json(&["hibernator", "validate", file.path().to_str().unwrap(), "-o", "json"]);
+    let (code, v) = json(&[
+        "hibernator",
+        "validate",
+        file.path().to_str().unwrap(),
+        "-o",
+        "json",
+    ]);
     assert_eq!(code, ExitCode::FAILURE);
     assert_eq!(v["errors"][0]["field"], "spec.behavior.mode", "{v}");
 }
@@ -60,7 +78,15 @@ fn validate_reports_yaml_schema_errors_with_the_field() {
 fn schedule_json_follows_the_engine() {
     // Monday noon in Berlin: awake; off at 20:00, awake Tuesday 06:00.
     let (code, v) = json(&[
-        "hibernator", "schedule", &demo_path(), "--at", "2026-11-23T12:00:00+01:00", "--next", "3", "-o", "json",
+        "hibernator",
+        "schedule",
+        &demo_path(),
+        "--at",
+        "2026-11-23T12:00:00+01:00",
+        "--next",
+        "3",
+        "-o",
+        "json",
     ]);
     assert_eq!(code, ExitCode::SUCCESS);
     assert_eq!(v["plan"], "demo");
@@ -69,8 +95,14 @@ fn schedule_json_follows_the_engine() {
     assert_eq!(v["state"], "awake");
     let t = v["transitions"].as_array().unwrap();
     assert_eq!(t.len(), 3);
-    assert_eq!(t[0], serde_json::json!({"at": "2026-11-23T20:00:00+01:00", "to": "hibernated"}));
-    assert_eq!(t[1], serde_json::json!({"at": "2026-11-24T06:00:00+01:00", "to": "awake"}));
+    assert_eq!(
+        t[0],
+        serde_json::json!({"at": "2026-11-23T20:00:00+01:00", "to": "hibernated"})
+    );
+    assert_eq!(
+        t[1],
+        serde_json::json!({"at": "2026-11-24T06:00:00+01:00", "to": "awake"})
+    );
     assert_eq!(t[2]["to"], "hibernated");
 }
 
@@ -80,17 +112,37 @@ fn schedule_applies_the_demo_suspend_exception_with_lead_time() {
     // release-night suspend window (21:00), less than its 2h lead time: it stays
     // awake until the suspend ends on Friday 03:00, then sleeps until 06:00.
     let (_, v) = json(&[
-        "hibernator", "schedule", &demo_path(), "--at", "2026-12-03T12:00:00+01:00", "--next", "2", "-o", "json",
+        "hibernator",
+        "schedule",
+        &demo_path(),
+        "--at",
+        "2026-12-03T12:00:00+01:00",
+        "--next",
+        "2",
+        "-o",
+        "json",
     ]);
     let t = v["transitions"].as_array().unwrap();
-    assert_eq!(t[0], serde_json::json!({"at": "2026-12-04T03:00:00+01:00", "to": "hibernated"}), "{v}");
-    assert_eq!(t[1], serde_json::json!({"at": "2026-12-04T06:00:00+01:00", "to": "awake"}), "{v}");
+    assert_eq!(
+        t[0],
+        serde_json::json!({"at": "2026-12-04T03:00:00+01:00", "to": "hibernated"}),
+        "{v}"
+    );
+    assert_eq!(
+        t[1],
+        serde_json::json!({"at": "2026-12-04T06:00:00+01:00", "to": "awake"}),
+        "{v}"
+    );
 }
 
 #[test]
 fn schedule_table_shows_local_times_and_durations() {
     let (_, out) = run_capture([
-        "hibernator", "schedule", &demo_path(), "--at", "2026-11-23T12:00:00+01:00",
+        "hibernator",
+        "schedule",
+        &demo_path(),
+        "--at",
+        "2026-11-23T12:00:00+01:00",
     ])
     .unwrap();
     assert!(out.contains("Mon 2026-11-23 20:00 CET"), "{out}");
@@ -104,12 +156,26 @@ fn plan_waves_mirror_for_wakeup() {
     assert_eq!(v["strategy"], "DAG");
     assert_eq!(
         v["waves"],
-        serde_json::json!([["app-nodes", "batch-workers"], ["orders-db", "analytics-db"]])
+        serde_json::json!([
+            ["app-nodes", "batch-workers"],
+            ["orders-db", "analytics-db"]
+        ])
     );
-    let (_, v) = json(&["hibernator", "plan", &demo_path(), "--operation", "wakeup", "-o", "json"]);
+    let (_, v) = json(&[
+        "hibernator",
+        "plan",
+        &demo_path(),
+        "--operation",
+        "wakeup",
+        "-o",
+        "json",
+    ]);
     assert_eq!(
         v["waves"],
-        serde_json::json!([["analytics-db", "orders-db"], ["batch-workers", "app-nodes"]])
+        serde_json::json!([
+            ["analytics-db", "orders-db"],
+            ["batch-workers", "app-nodes"]
+        ])
     );
     let (_, dot) = run_capture(["hibernator", "plan", &demo_path(), "-o", "dot"]).unwrap();
     assert!(dot.starts_with("digraph"), "{dot}");
@@ -120,14 +186,23 @@ fn plan_waves_mirror_for_wakeup() {
 fn crd_prints_every_crd() {
     let (_, out) = run_capture(["hibernator", "crd"]).unwrap();
     assert_eq!(out, hibernator_core::crd::all_yaml().unwrap());
-    for name in ["hibernateplans", "scheduleexceptions", "cloudproviders", "k8sclusters"] {
-        assert!(out.contains(&format!("name: {name}.hibernator.dev")), "{name}");
+    for name in [
+        "hibernateplans",
+        "scheduleexceptions",
+        "cloudproviders",
+        "k8sclusters",
+    ] {
+        assert!(
+            out.contains(&format!("name: {name}.hibernator.dev")),
+            "{name}"
+        );
     }
 }
 
 #[test]
 fn demo_runs_on_the_embedded_plan() {
-    let (code, out) = run_capture(["hibernator", "demo", "--at", "2026-11-23T12:00:00+01:00"]).unwrap();
+    let (code, out) =
+        run_capture(["hibernator", "demo", "--at", "2026-11-23T12:00:00+01:00"]).unwrap();
     assert_eq!(code, ExitCode::SUCCESS, "{out}");
     assert!(out.contains("valid: 4 targets"), "{out}");
     assert!(out.contains("shutdown plan, strategy DAG"), "{out}");
