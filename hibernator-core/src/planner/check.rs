@@ -1,6 +1,9 @@
 //! Structural checks of `spec.execution` and compilation into a [`PlanInner`].
 
 use std::collections::HashMap;
+use std::sync::Arc;
+
+use foldhash::HashMapExt as _;
 
 use super::graph::{self, Edge};
 use super::{Adjacency, PlanError, PlanInner, StagePlan};
@@ -50,9 +53,14 @@ pub(crate) fn analyze(spec: &HibernatePlanSpec, operation: Operation, compile: b
     let mut errors = Vec::new();
     let mut warnings = Vec::new();
 
-    let mut index: HashMap<String, usize> = HashMap::with_capacity(n);
-    for (i, target) in spec.targets.iter().enumerate() {
-        index.entry(target.name.clone()).or_insert(i);
+    let names: Vec<Arc<str>> = spec
+        .targets
+        .iter()
+        .map(|t| Arc::from(t.name.as_str()))
+        .collect();
+    let mut index = foldhash::HashMap::with_capacity(n);
+    for (i, name) in names.iter().enumerate() {
+        index.entry(Arc::clone(name)).or_insert(i);
     }
 
     match strategy.max_concurrency {
@@ -86,9 +94,22 @@ pub(crate) fn analyze(spec: &HibernatePlanSpec, operation: Operation, compile: b
     let mut dag = None;
     if kind == StrategyType::Dag {
         let mut edges: Vec<Edge> = Vec::with_capacity(strategy.dependencies.len());
+        // Edge lists are usually grouped by `from` or `to`: remember the last
+        // resolution of each end to skip most hash lookups on large plans.
+        let mut last_from: (&str, Option<usize>) = ("", None);
+        let mut last_to: (&str, Option<usize>) = ("", None);
+        let resolve = |name: &'_ str, last: (&str, Option<usize>)| {
+            if !name.is_empty() && name == last.0 {
+                last.1
+            } else {
+                index.get(name).copied()
+            }
+        };
         for (k, dep) in strategy.dependencies.iter().enumerate() {
-            let from = index.get(&dep.from).copied();
-            let to = index.get(&dep.to).copied();
+            let from = resolve(&dep.from, last_from);
+            let to = resolve(&dep.to, last_to);
+            last_from = (&dep.from, from);
+            last_to = (&dep.to, to);
             for (end, name, resolved) in [("from", &dep.from, from), ("to", &dep.to, to)] {
                 if resolved.is_none() {
                     errors.push(PlanError::UnknownDependencyTarget {
@@ -171,7 +192,7 @@ pub(crate) fn analyze(spec: &HibernatePlanSpec, operation: Operation, compile: b
             let mut members = Vec::with_capacity(stage.targets.len());
             for (j, name) in stage.targets.iter().enumerate() {
                 let entry = format!("{field}.targets[{j}]");
-                match index.get(name) {
+                match index.get(name.as_str()) {
                     None => errors.push(PlanError::UnknownStageTarget {
                         field: entry,
                         name: name.clone(),
@@ -212,7 +233,6 @@ pub(crate) fn analyze(spec: &HibernatePlanSpec, operation: Operation, compile: b
     }
 
     let plan = (compile && errors.is_empty()).then(|| {
-        let names: Vec<String> = spec.targets.iter().map(|t| t.name.clone()).collect();
         let wake = operation == Operation::Wakeup;
         let order: Vec<usize> = if kind == StrategyType::Staged {
             if wake {

@@ -48,7 +48,6 @@ mod render;
 #[cfg(test)]
 mod tests;
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use thiserror::Error;
@@ -236,8 +235,8 @@ pub(crate) struct StagePlan {
 pub(crate) struct PlanInner {
     operation: Operation,
     strategy: StrategyType,
-    names: Vec<String>,
-    index: HashMap<String, usize>,
+    names: Vec<Arc<str>>,
+    index: foldhash::HashMap<Arc<str>, usize>,
     /// Dispatch rank of each target (position in the operation's target order).
     rank: Vec<u32>,
     /// Targets by rank.
@@ -347,7 +346,7 @@ impl ExecutionPlan {
             .into_iter()
             .map(|wave| {
                 wave.into_iter()
-                    .map(|i| self.inner.names[i].clone())
+                    .map(|i| self.inner.names[i].to_string())
                     .collect()
             })
             .collect()
