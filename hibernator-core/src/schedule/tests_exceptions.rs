@@ -319,3 +319,28 @@ fn lead_time_applies_when_the_suspend_exception_becomes_valid() {
         ]
     );
 }
+
+#[test]
+fn replace_becoming_valid_while_its_windows_are_awake_wakes_the_plan() {
+    // Base is off Tue 21:00; the replace (valid from Tue 21:00) only has a Thursday window,
+    // which is awake then, so the validity start is a transition to awake.
+    let base = sched(BERLIN, vec![win("20:00", "06:00", WEEKDAYS)]);
+    let replace = exc(
+        BERLIN,
+        ExceptionType::Replace,
+        "2026-11-24 21:00",
+        "2026-11-25 03:00",
+        None,
+        vec![win("10:00", "11:00", &["THU"])],
+    );
+    let c = compile(&base, &[replace]);
+    assert_eq!(
+        local_transitions(&c, "2026-11-24 12:00", 4),
+        vec![
+            tr("Tue 2026-11-24 20:00 CET", Hibernated),
+            tr("Tue 2026-11-24 21:00 CET", Awake),
+            tr("Wed 2026-11-25 03:00 CET", Hibernated),
+            tr("Wed 2026-11-25 06:00 CET", Awake),
+        ]
+    );
+}
