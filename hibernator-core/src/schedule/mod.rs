@@ -39,6 +39,7 @@
 
 mod check;
 mod engine;
+mod sweep;
 mod window;
 
 #[cfg(test)]
@@ -47,6 +48,8 @@ mod tests;
 mod tests_check;
 #[cfg(test)]
 mod tests_docs;
+#[cfg(test)]
+mod tests_exceptions;
 #[cfg(test)]
 mod tests_prop;
 #[cfg(test)]

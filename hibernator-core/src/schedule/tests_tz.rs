@@ -242,3 +242,21 @@ fn new_york_weeknights_across_both_changes() {
         ]
     );
 }
+
+#[test]
+fn window_entirely_inside_the_spring_gap_follows_the_tie_rule() {
+    // 02:15 and 02:45 both resolve to 03:00 CEST on 2026-03-29; hibernate and wake tie at
+    // the same instant and the hibernation wins (R2), so the window stays off until its
+    // next wake a week later.
+    let c = compile(
+        &sched("Europe/Berlin", vec![win("02:15", "02:45", &["SUN"])]),
+        &[],
+    );
+    assert_eq!(
+        next_utc(&c, "2026-03-28T12:00:00Z", 2),
+        vec![
+            tr("2026-03-29T01:00Z", Hibernated),
+            tr("2026-04-05T00:45Z", Awake)
+        ]
+    );
+}
