@@ -163,16 +163,17 @@ pub fn validate_cloud_provider(provider: &CloudProvider) -> Diagnostics {
                         ),
                     );
                 }
-                if let Some(arn) = &aws.assume_role_arn {
-                    if !(arn.starts_with("arn:aws")
+                if let Some(arn) = &aws.assume_role_arn
+                    && !(arn.starts_with("arn:aws")
                         && arn.contains(":iam::")
                         && arn.contains(":role/"))
-                    {
-                        d.error(
-                            "spec.aws.assumeRoleArn",
-                            format!("{arn:?} is not an IAM role ARN (arn:aws:iam::<account>:role/<name>)"),
-                        );
-                    }
+                {
+                    d.error(
+                        "spec.aws.assumeRoleArn",
+                        format!(
+                            "{arn:?} is not an IAM role ARN (arn:aws:iam::<account>:role/<name>)"
+                        ),
+                    );
                 }
                 match (&aws.auth.service_account, &aws.auth.static_keys) {
                     (Some(_), Some(_)) => d.error(

@@ -287,7 +287,7 @@ fn action_of(service: &str, method: &str, path: &str, body: &[u8]) -> String {
 
 /// The error a service returns when throttled, or (every other fault) an internal error.
 fn fault(service: &str, seq: u64) -> Response<Full<Bytes>> {
-    let throttle = seq % 2 == 0;
+    let throttle = seq.is_multiple_of(2);
     let request_id = format!("injected-fault-{seq}");
     let (status, content_type, error_type, body) = match service {
         "ec2" => {

@@ -206,7 +206,7 @@ fn behavior_and_timeouts_are_bounded() {
     assert!(has(&d.errors, "spec.behavior.retries", "maximum"), "{d:?}");
     let d = validate(&BASE.replace(
         "parameters: {clusterName: dev}}",
-        "parameters: {clusterName: dev}, timeout: 30}",
+        "parameters: {clusterName: dev}, timeout: '30'}",
     ));
     assert!(
         has(&d.errors, "spec.targets[0].timeout", "no unit"),
