@@ -14,6 +14,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
     group = "hibernator.dev",
     version = "v1alpha1",
     kind = "ScheduleException",
+    doc = "A time-bounded change to a HibernatePlan schedule: extend, suspend or replace its off-hours.",
     plural = "scheduleexceptions",
     shortname = "schedex",
     namespaced,

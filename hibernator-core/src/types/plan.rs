@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
     group = "hibernator.dev",
     version = "v1alpha1",
     kind = "HibernatePlan",
+    doc = "A plan that puts targets to sleep during off-hours and wakes them up exactly as they were.",
     plural = "hibernateplans",
     shortname = "hplan",
     namespaced,
