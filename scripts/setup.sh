@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Installs the tools the tests and the demo need, idempotently:
+# - cargo-nextest (if missing)
+# - moto server (the AWS API emulator the executors are tested against) in .venv
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+MOTO_VERSION="5.2.5"
+
+if ! cargo nextest --version >/dev/null 2>&1; then
+  echo "setup: installing cargo-nextest"
+  cargo install cargo-nextest --locked
+fi
+
+if ! command -v python3 >/dev/null 2>&1 || ! python3 -m venv --help >/dev/null 2>&1; then
+  echo "setup: installing python3 and venv"
+  apt-get update -qq && apt-get install -y -qq python3 python3-venv >/dev/null
+fi
+
+if [ ! -x .venv/bin/moto_server ] || ! .venv/bin/python -c "import moto, sys; sys.exit(moto.__version__ != '$MOTO_VERSION')" 2>/dev/null; then
+  echo "setup: installing moto[server]==$MOTO_VERSION into .venv"
+  python3 -m venv .venv
+  .venv/bin/pip install --quiet --disable-pip-version-check "moto[server]==$MOTO_VERSION"
+fi
