@@ -2,4 +2,5 @@
 
 pub mod connector;
 pub mod error;
+pub mod rds;
 pub mod wait;

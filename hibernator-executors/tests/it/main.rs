@@ -1,0 +1,4 @@
+//! Integration tests of the executors against moto.
+
+mod rds;
+mod support;
