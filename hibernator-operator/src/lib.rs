@@ -6,3 +6,4 @@
 //! them into side effects and output.
 
 pub mod cli;
+pub mod run;

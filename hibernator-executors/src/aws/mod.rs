@@ -2,4 +2,7 @@
 
 pub mod connector;
 pub mod error;
+pub mod factory;
 pub mod wait;
+
+pub use factory::executor_for;
