@@ -505,3 +505,34 @@ fn run_requires_an_operation() {
     let err = crate::cli::run_capture(["hibernator", "run", "plan.yaml"]).unwrap_err();
     assert!(err.to_string().contains("--operation"), "{err}");
 }
+
+#[tokio::test]
+async fn bars_consume_every_event_and_write_no_lines() {
+    let docs = memory_plan(false);
+    let control = CycleControl::new();
+    let display = super::display::Display::with_target(
+        DisplayMode::Bars,
+        &docs.plan.spec.targets,
+        control.clone(),
+        indicatif::ProgressDrawTarget::hidden(),
+    );
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    let memory = memory_with(&[("a", 1), ("b", 1), ("c", 1), ("d", 1)]);
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(FileRestoreStore::new(dir.path().join("s.json")));
+    let provider = MemoryProvider(memory);
+    let mut out = Vec::new();
+    let cycle = hibernator_core::cycle::run_cycle(
+        &docs.plan,
+        Operation::Shutdown,
+        &provider,
+        store,
+        CycleOptions::for_plan(&docs.plan, "c1"),
+        tx,
+        control,
+    );
+    let (summary, shown) = tokio::join!(cycle, display.consume(rx, &mut out));
+    assert!(summary.unwrap().success);
+    shown.unwrap();
+    assert!(out.is_empty());
+}
