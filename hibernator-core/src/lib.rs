@@ -24,6 +24,7 @@
 //! ```
 
 pub mod crd;
+pub mod cycle;
 pub mod diag;
 pub mod duration;
 pub mod executor;

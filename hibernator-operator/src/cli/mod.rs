@@ -2,8 +2,9 @@
 
 mod crd;
 mod demo;
-mod output;
+pub(crate) mod output;
 mod plan;
+pub(crate) mod run;
 mod schedule;
 mod validate;
 
@@ -37,6 +38,11 @@ pub enum Command {
     Crd(crd::Args),
     /// Validate, preview and plan the shipped example (examples/plans/demo.yaml).
     Demo(demo::Args),
+    /// Run a plan's shutdown or wake-up now, in-process, without Kubernetes
+    /// (AWS targets, credentials from the default chain, restore data in a
+    /// state file). Exit 0 when every target completed, 1 when one failed or
+    /// was aborted, 2 on usage or I/O errors.
+    Run(run::Args),
 }
 
 /// Output formats shared by the subcommands.
@@ -97,6 +103,7 @@ pub fn run(cli: Cli, out: &mut dyn std::io::Write) -> anyhow::Result<ExitCode> {
         Command::Plan(args) => plan::run(&args, out),
         Command::Crd(args) => crd::run(&args, out),
         Command::Demo(args) => demo::run(&args, out),
+        Command::Run(args) => run::run(&args, out),
     }
 }
 

@@ -1,0 +1,402 @@
+//! The cycle loop: dispatcher answers in, tokio tasks out, outcomes back.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use tokio::sync::mpsc::UnboundedSender;
+use tokio::task::{Id, JoinSet};
+use tokio::time::Instant;
+
+use super::sink::EventSink;
+use super::{
+    CycleControl, CycleEvent, CycleOptions, CycleSummary, ExecutorProvider, TargetSummary,
+};
+use crate::duration::parse_duration;
+use crate::executor::{
+    ExecutionContext, Executor, ExecutorError, ShutdownOutcome, TargetReport, WakeupOutcome,
+    category, run_shutdown, run_wakeup,
+};
+use crate::params::ParameterCheck;
+use crate::planner::{Dispatcher, ExecutionPlan, PlanError};
+use crate::restore::{RestoreRecord, RestoreStore};
+use crate::types::{BehaviorMode, ExecutionState, HibernatePlan, Operation, Target};
+
+/// Runs `operation` on every target of `plan` in-process.
+///
+/// Targets start as tokio tasks when the [`Dispatcher`] says they are ready
+/// (DAG order, stages and `maxConcurrency` respected); each task gets its
+/// executor from `provider` and calls [`run_shutdown`] / [`run_wakeup`] with
+/// `store`, `options.retry` and the target's `timeout` (default
+/// `options.default_timeout`). Outcomes go back to the dispatcher, which
+/// applies the plan's `behavior.mode`: targets it aborts end `Aborted` with
+/// the reason. Every step is reported on `events` (a closed channel is fine).
+///
+/// `control` stops dispatching (targets not started end `Aborted`,
+/// "interrupted") or cancels the running targets as well; either way the
+/// function returns once no task is running, and restore data already
+/// captured is persisted.
+///
+/// Fails only when the plan's execution section is structurally invalid;
+/// target failures are reported in the [`CycleSummary`].
+pub async fn run_cycle(
+    plan: &HibernatePlan,
+    operation: Operation,
+    provider: &dyn ExecutorProvider,
+    store: Arc<dyn RestoreStore>,
+    options: CycleOptions,
+    events: UnboundedSender<CycleEvent>,
+    control: CycleControl,
+) -> Result<CycleSummary, PlanError> {
+    let execution = ExecutionPlan::build(&plan.spec, operation)?;
+    let mut cycle = Cycle {
+        targets: &plan.spec.targets,
+        operation,
+        dispatcher: Dispatcher::new(execution, plan.spec.behavior.mode),
+        outcomes: vec![None; plan.spec.targets.len()],
+        tasks: JoinSet::new(),
+        running: HashMap::new(),
+        sink: Arc::new(EventSink::new(events.clone())),
+        events,
+        store,
+        options,
+        control,
+        stop_announced: false,
+        cancel_announced: false,
+    };
+    cycle.run(provider).await;
+    Ok(cycle.summary())
+}
+
+/// The final outcome of one target.
+#[derive(Clone, Debug)]
+struct Outcome {
+    state: ExecutionState,
+    message: Option<String>,
+    resources: Vec<String>,
+    attempts: u32,
+    duration: Duration,
+}
+
+impl Outcome {
+    fn aborted(reason: String) -> Self {
+        Self {
+            state: ExecutionState::Aborted,
+            message: Some(reason),
+            resources: Vec::new(),
+            attempts: 0,
+            duration: Duration::ZERO,
+        }
+    }
+}
+
+type TaskResult = (Result<TargetReport, ExecutorError>, u32);
+
+struct Cycle<'a> {
+    targets: &'a [Target],
+    operation: Operation,
+    dispatcher: Dispatcher,
+    outcomes: Vec<Option<Outcome>>,
+    tasks: JoinSet<TaskResult>,
+    /// Running tasks: target index and start time.
+    running: HashMap<Id, (usize, Instant)>,
+    sink: Arc<EventSink>,
+    events: UnboundedSender<CycleEvent>,
+    store: Arc<dyn RestoreStore>,
+    options: CycleOptions,
+    control: CycleControl,
+    stop_announced: bool,
+    cancel_announced: bool,
+}
+
+impl Cycle<'_> {
+    async fn run(&mut self, provider: &dyn ExecutorProvider) {
+        loop {
+            self.announce_control();
+            if !self.control.is_stopping() {
+                self.dispatch(provider).await;
+            }
+            if self.tasks.is_empty() {
+                break;
+            }
+            let stop = self.control.stop_token().clone();
+            let cancel = self.control.cancel_token().clone();
+            tokio::select! {
+                joined = self.tasks.join_next_with_id() => match joined {
+                    Some(Ok((id, (result, attempts)))) => self.on_task_done(id, result, attempts),
+                    Some(Err(error)) => {
+                        let message = if error.is_panic() {
+                            "the executor panicked".to_string()
+                        } else {
+                            "the target's task was cancelled".to_string()
+                        };
+                        let failure = ExecutorError::permanent(category::INTERNAL, message);
+                        self.on_task_done(error.id(), Err(failure), 0);
+                    }
+                    None => {}
+                },
+                () = stop.cancelled(), if !self.stop_announced => {}
+                () = cancel.cancelled(), if !self.cancel_announced => {}
+            }
+        }
+        self.announce_control();
+        for index in 0..self.targets.len() {
+            if self.outcomes[index].is_none() {
+                let reason = if self.control.is_stopping() {
+                    "interrupted: the cycle was stopped before this target started".to_string()
+                } else {
+                    "not started".to_string()
+                };
+                self.abort(index, reason);
+            }
+        }
+    }
+
+    fn emit(&self, event: CycleEvent) {
+        // Nobody listening is fine: the summary carries the outcome.
+        let _ = self.events.send(event);
+    }
+
+    fn announce_control(&mut self) {
+        if self.control.is_cancelled() && !self.cancel_announced {
+            self.cancel_announced = true;
+            self.stop_announced = true;
+            self.emit(CycleEvent::Stopping {
+                reason: "cancelling running targets; no new targets start".to_string(),
+            });
+        } else if self.control.is_stopping() && !self.stop_announced {
+            self.stop_announced = true;
+            self.emit(CycleEvent::Stopping {
+                reason: "no new targets start; running targets finish".to_string(),
+            });
+        }
+    }
+
+    /// Starts every ready target; targets that fail before running (no
+    /// executor, bad timeout) are recorded at once, which may make others ready.
+    async fn dispatch(&mut self, provider: &dyn ExecutorProvider) {
+        loop {
+            let ready = self.dispatcher.next_ready();
+            if ready.is_empty() {
+                return;
+            }
+            for index in ready {
+                if let Err((error, started)) = self.start(provider, index).await {
+                    let outcome = Outcome {
+                        state: ExecutionState::Failed,
+                        message: Some(error.to_string()),
+                        resources: Vec::new(),
+                        attempts: 0,
+                        duration: started.elapsed(),
+                    };
+                    self.finish(index, outcome);
+                }
+            }
+        }
+    }
+
+    async fn start(
+        &mut self,
+        provider: &dyn ExecutorProvider,
+        index: usize,
+    ) -> Result<(), (ExecutorError, Instant)> {
+        let started = Instant::now();
+        let target = &self.targets[index];
+        self.emit(CycleEvent::Started {
+            target: target.name.clone(),
+        });
+        let timeout = match target.timeout.as_deref() {
+            None => self.options.default_timeout,
+            Some(text) => parse_duration(text).map_err(|message| {
+                let error = ExecutorError::permanent(
+                    category::INVALID_PARAMETERS,
+                    format!("timeout: {message}"),
+                );
+                (error, started)
+            })?,
+        };
+        let executor = provider
+            .executor_for(target)
+            .await
+            .map_err(|e| (e, started))?;
+        let ctx = ExecutionContext::builder(
+            self.options.plan.clone(),
+            target.name.clone(),
+            self.options.cycle_id.clone(),
+            self.operation,
+        )
+        .namespace(self.options.namespace.clone())
+        .cancellation(self.control.cancel_token().child_token())
+        .timeout(timeout)
+        .log_sink(self.sink.clone())
+        .progress_sink(self.sink.clone())
+        .build();
+        let params = target.parameters.clone().unwrap_or(serde_json::Value::Null);
+        let store = self.store.clone();
+        let policy = self.options.retry.clone();
+        let operation = self.operation;
+        let handle = self.tasks.spawn(async move {
+            let executor = Counting::new(executor);
+            let result = match operation {
+                Operation::Shutdown => {
+                    run_shutdown(&executor, &ctx, &params, store.as_ref(), &policy).await
+                }
+                Operation::Wakeup => {
+                    run_wakeup(&executor, &ctx, &params, store.as_ref(), &policy).await
+                }
+            };
+            (result, executor.attempts())
+        });
+        self.running.insert(handle.id(), (index, started));
+        Ok(())
+    }
+
+    fn on_task_done(&mut self, id: Id, result: Result<TargetReport, ExecutorError>, attempts: u32) {
+        let Some((index, started)) = self.running.remove(&id) else {
+            return;
+        };
+        let duration = started.elapsed();
+        let outcome = match result {
+            Ok(report) => Outcome {
+                state: ExecutionState::Completed,
+                message: None,
+                resources: report.resources,
+                attempts: attempts.max(report.attempts),
+                duration,
+            },
+            Err(error) => Outcome {
+                state: ExecutionState::Failed,
+                message: Some(error.to_string()),
+                resources: Vec::new(),
+                attempts,
+                duration,
+            },
+        };
+        self.finish(index, outcome);
+    }
+
+    /// Records a dispatched target's outcome, tells the dispatcher and
+    /// reports the targets it aborted as a consequence.
+    fn finish(&mut self, index: usize, outcome: Outcome) {
+        let success = outcome.state == ExecutionState::Completed;
+        self.emit(CycleEvent::Finished {
+            target: self.targets[index].name.clone(),
+            state: outcome.state,
+            message: outcome.message.clone(),
+            resources: outcome.resources.clone(),
+            attempts: outcome.attempts,
+            duration: outcome.duration,
+        });
+        self.outcomes[index] = Some(outcome);
+        let pending: Vec<usize> = (0..self.targets.len())
+            .filter(|&i| self.dispatcher.state(i) == ExecutionState::Pending)
+            .collect();
+        self.dispatcher.complete(index, success);
+        if success {
+            return;
+        }
+        let failed = &self.targets[index].name;
+        let reason = if self.control.is_stopping() {
+            format!("interrupted: the cycle was stopped and target {failed:?} failed")
+        } else {
+            match self.dispatcher.mode() {
+                BehaviorMode::Strict => {
+                    format!("not started: target {failed:?} failed and the plan's mode is Strict")
+                }
+                BehaviorMode::BestEffort => {
+                    format!("not started: it depends on target {failed:?}, which failed")
+                }
+            }
+        };
+        for i in pending {
+            if self.dispatcher.state(i) == ExecutionState::Aborted {
+                self.abort(i, reason.clone());
+            }
+        }
+    }
+
+    fn abort(&mut self, index: usize, reason: String) {
+        self.emit(CycleEvent::Aborted {
+            target: self.targets[index].name.clone(),
+            reason: reason.clone(),
+        });
+        self.outcomes[index] = Some(Outcome::aborted(reason));
+    }
+
+    fn summary(self) -> CycleSummary {
+        let targets: Vec<TargetSummary> = self
+            .targets
+            .iter()
+            .zip(self.outcomes)
+            .map(|(target, outcome)| {
+                let outcome = outcome.unwrap_or_else(|| Outcome::aborted("not started".into()));
+                TargetSummary {
+                    name: target.name.clone(),
+                    executor: target.kind.clone(),
+                    state: outcome.state,
+                    message: outcome.message,
+                    resources: outcome.resources,
+                    attempts: outcome.attempts,
+                    duration: outcome.duration,
+                }
+            })
+            .collect();
+        CycleSummary {
+            operation: self.operation,
+            cycle_id: self.options.cycle_id,
+            success: targets.iter().all(|t| t.state == ExecutionState::Completed),
+            targets,
+        }
+    }
+}
+
+/// Counts executor calls, so failed targets report their attempts too.
+struct Counting {
+    inner: Arc<dyn Executor>,
+    calls: AtomicU32,
+}
+
+impl Counting {
+    fn new(inner: Arc<dyn Executor>) -> Self {
+        Self {
+            inner,
+            calls: AtomicU32::new(0),
+        }
+    }
+
+    fn attempts(&self) -> u32 {
+        self.calls.load(Ordering::Relaxed)
+    }
+}
+
+#[async_trait]
+impl Executor for Counting {
+    fn executor_type(&self) -> &str {
+        self.inner.executor_type()
+    }
+
+    fn parameter_check(&self) -> Arc<dyn ParameterCheck> {
+        self.inner.parameter_check()
+    }
+
+    async fn shutdown(
+        &self,
+        ctx: &ExecutionContext,
+        params: &serde_json::Value,
+    ) -> Result<ShutdownOutcome, ExecutorError> {
+        self.calls.fetch_add(1, Ordering::Relaxed);
+        self.inner.shutdown(ctx, params).await
+    }
+
+    async fn wakeup(
+        &self,
+        ctx: &ExecutionContext,
+        params: &serde_json::Value,
+        record: &RestoreRecord,
+    ) -> Result<WakeupOutcome, ExecutorError> {
+        self.calls.fetch_add(1, Ordering::Relaxed);
+        self.inner.wakeup(ctx, params, record).await
+    }
+}
