@@ -2,11 +2,8 @@
 
 pub mod connector;
 pub mod error;
-<<<<<<< HEAD
-pub mod rds;
-=======
 pub mod factory;
->>>>>>> run
+pub mod rds;
 pub mod wait;
 
 pub use factory::executor_for;
