@@ -1,5 +1,6 @@
 //! AWS executors and their connector (feature `aws`).
 
 pub mod connector;
+pub mod ec2;
 pub mod error;
 pub mod wait;

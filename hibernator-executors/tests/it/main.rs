@@ -1,0 +1,5 @@
+//! Integration tests of the executors against moto through the real AWS SDK.
+
+mod support;
+
+mod ec2;
