@@ -1,6 +1,7 @@
 //! AWS executors and their connector (feature `aws`).
 
 pub mod connector;
+pub mod ec2;
 pub mod error;
 pub mod factory;
 pub mod rds;

@@ -1,4 +1,6 @@
-//! Integration tests of the executors against moto.
+//! Integration tests of the executors against moto through the real AWS SDK.
 
-mod rds;
 mod support;
+
+mod ec2;
+mod rds;
