@@ -1,5 +1,6 @@
 //! AWS executors and their connector (feature `aws`).
 
 pub mod connector;
+pub mod eks;
 pub mod error;
 pub mod wait;

@@ -1,0 +1,4 @@
+//! Integration tests of the executors against moto server.
+
+mod eks;
+mod support;
