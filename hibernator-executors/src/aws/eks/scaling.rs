@@ -194,7 +194,8 @@ where
             .map(|(name, target)| {
                 let seen = last_seen
                     .get(name)
-                    .map_or("not seen yet".to_string(), Clone::clone);
+                    .cloned()
+                    .unwrap_or_else(|| "not seen yet".to_string());
                 format!("{name} (target ACTIVE, {target}; last seen {seen})")
             })
             .collect::<Vec<_>>()
