@@ -1,6 +1,9 @@
 //! The `eks` executor against moto: node group scaling configurations in the
 //! emulator and the restore data after shutdown and wake-up.
 
+// Fixture helpers run only in tests: a failing emulator call must fail the test.
+#![allow(clippy::unwrap_used)]
+
 use std::collections::BTreeMap;
 use std::time::Duration;
 
