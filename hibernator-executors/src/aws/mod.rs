@@ -2,6 +2,7 @@
 
 pub mod connector;
 pub mod ec2;
+pub mod eks;
 pub mod error;
 pub mod factory;
 pub mod rds;

@@ -3,4 +3,5 @@
 mod support;
 
 mod ec2;
+mod eks;
 mod rds;
