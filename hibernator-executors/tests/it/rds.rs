@@ -84,7 +84,12 @@ async fn wakeup(
 }
 
 async fn record(store: &MemoryRestoreStore) -> RestoreRecord {
-    store.load(TARGET).await.expect("load").expect("a record").value
+    store
+        .load(TARGET)
+        .await
+        .expect("load")
+        .expect("a record")
+        .value
 }
 
 fn keys(record: &RestoreRecord) -> Vec<&str> {

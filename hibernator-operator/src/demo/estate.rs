@@ -142,7 +142,9 @@ pub async fn snapshot(config: &SdkConfig) -> anyhow::Result<BTreeMap<String, Str
     while let Some(page) = pages.next().await {
         let page = page.context("rds:DescribeDBInstances")?;
         for db in page.db_instances() {
-            let member = db.db_cluster_identifier().map(|c| format!(" (member of {c})"));
+            let member = db
+                .db_cluster_identifier()
+                .map(|c| format!(" (member of {c})"));
             out.insert(
                 format!("rds {}", db.db_instance_identifier().unwrap_or("?")),
                 format!(
