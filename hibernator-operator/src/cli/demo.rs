@@ -9,6 +9,7 @@ use hibernator_core::Operation;
 use hibernator_core::planner::ExecutionPlan;
 use hibernator_core::schedule::CompiledSchedule;
 
+use super::output;
 use super::plan::{PlanFormat, write_plan};
 use super::validate::diagnose;
 
@@ -21,6 +22,12 @@ pub struct Args {
     /// Instant to preview from, RFC 3339 (default: now).
     #[arg(long, value_parser = super::schedule::parse_instant)]
     at: Option<DateTime<Utc>>,
+    /// An AWS emulator on this machine (moto). With it, the demo creates a
+    /// small estate there, hibernates and wakes it up with `hibernator run`'s
+    /// code path and shows the before/after state. `scripts/demo.sh` starts
+    /// one and sets this.
+    #[arg(long, env = "HIBERNATOR_DEMO_ENDPOINT")]
+    endpoint: Option<String>,
 }
 
 pub(super) fn run(args: &Args, out: &mut dyn std::io::Write) -> anyhow::Result<ExitCode> {
@@ -65,5 +72,41 @@ pub(super) fn run(args: &Args, out: &mut dyn std::io::Write) -> anyhow::Result<E
         let plan = ExecutionPlan::build(&docs.plan.spec, operation)?;
         write_plan(&plan, PlanFormat::Table, out)?;
     }
-    Ok(ExitCode::SUCCESS)
+    let Some(endpoint) = &args.endpoint else {
+        writeln!(
+            out,
+            "\nTo hibernate and wake up a real estate in an AWS emulator, run `bash scripts/demo.sh`."
+        )?;
+        return Ok(ExitCode::SUCCESS);
+    };
+    writeln!(out, "\n== creating the demo estate in the emulator at {endpoint}")?;
+    let state_dir = tempfile::tempdir()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    let report = runtime.block_on(crate::demo::run_against_emulator(
+        &docs,
+        endpoint,
+        state_dir.path(),
+        out,
+    ))?;
+    writeln!(out, "\n== state of the estate")?;
+    let mut table = output::table(&["Resource", "Before", "After shutdown", "After wake-up"]);
+    for (resource, [before, asleep, after]) in &report.states {
+        table.add_row(vec![resource.clone(), before.clone(), asleep.clone(), after.clone()]);
+    }
+    writeln!(out, "{table}")?;
+    writeln!(
+        out,
+        "shutdown took {}, wake-up {}",
+        crate::run::display::human_duration(report.durations[0]),
+        crate::run::display::human_duration(report.durations[1])
+    )?;
+    if report.restored_exactly() {
+        writeln!(out, "every resource is back exactly as it was")?;
+        Ok(ExitCode::SUCCESS)
+    } else {
+        writeln!(out, "NOT restored exactly: see the table above")?;
+        Ok(ExitCode::FAILURE)
+    }
 }

@@ -4,6 +4,7 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
+use aws_config::SdkConfig;
 use hibernator_core::cycle::ExecutorProvider;
 use hibernator_core::executor::{Executor, ExecutorError};
 use hibernator_core::input::PlanDocuments;
@@ -129,19 +130,26 @@ impl AwsFileProvider {
         Ok(provider)
     }
 
-    async fn build(&self, target: &Target) -> Result<Arc<dyn Executor>, ProviderError> {
+    /// The AWS SDK configuration of `target`'s CloudProvider (region,
+    /// default-chain credentials, assumed role with a session name naming the
+    /// plan and target).
+    pub async fn sdk_config_for(&self, target: &Target) -> Result<SdkConfig, ProviderError> {
         let provider = self.connector_for(target)?;
         let name = provider.metadata.name.clone().unwrap_or_default();
         let identity = SessionIdentity {
             plan: self.plan.clone(),
             target: target.name.clone(),
         };
-        let config = sdk_config(&name, provider.spec.aws.as_ref(), None, &identity)
+        sdk_config(&name, provider.spec.aws.as_ref(), None, &identity)
             .await
             .map_err(|source| ProviderError::Connector {
                 target: target.name.clone(),
                 source,
-            })?;
+            })
+    }
+
+    async fn build(&self, target: &Target) -> Result<Arc<dyn Executor>, ProviderError> {
+        let config = self.sdk_config_for(target).await?;
         hibernator_executors::aws::executor_for(&target.kind, &config).ok_or_else(|| {
             ProviderError::UnknownType {
                 target: target.name.clone(),
