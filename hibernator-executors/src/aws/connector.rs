@@ -96,11 +96,31 @@ pub async fn sdk_config(
     static_keys: Option<StaticKeys>,
     identity: &SessionIdentity,
 ) -> Result<SdkConfig, ConnectorError> {
+    sdk_config_from(
+        aws_config::defaults(BehaviorVersion::latest()),
+        name,
+        provider,
+        static_keys,
+        identity,
+    )
+    .await
+}
+
+/// Like [`sdk_config`], starting from `loader` instead of the defaults
+/// (tests and embedders set an endpoint or a credentials provider there;
+/// the CloudProvider's region, static keys and role are applied on top).
+pub async fn sdk_config_from(
+    loader: aws_config::ConfigLoader,
+    name: &str,
+    provider: Option<&AwsProvider>,
+    static_keys: Option<StaticKeys>,
+    identity: &SessionIdentity,
+) -> Result<SdkConfig, ConnectorError> {
     let aws = provider.ok_or_else(|| ConnectorError::MissingAws {
         name: name.to_string(),
     })?;
     let region = Region::new(aws.region.clone());
-    let mut loader = aws_config::defaults(BehaviorVersion::latest()).region(region.clone());
+    let mut loader = loader.region(region.clone());
     if aws.auth.static_keys.is_some() {
         let keys = static_keys.ok_or_else(|| ConnectorError::MissingStaticKeys {
             name: name.to_string(),

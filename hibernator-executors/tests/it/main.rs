@@ -2,6 +2,7 @@
 
 mod support;
 
+mod connector;
 mod ec2;
 mod eks;
 mod rds;

@@ -79,7 +79,10 @@ pub(super) fn run(args: &Args, out: &mut dyn std::io::Write) -> anyhow::Result<E
         )?;
         return Ok(ExitCode::SUCCESS);
     };
-    writeln!(out, "\n== creating the demo estate in the emulator at {endpoint}")?;
+    writeln!(
+        out,
+        "\n== creating the demo estate in the emulator at {endpoint}"
+    )?;
     let state_dir = tempfile::tempdir()?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -93,7 +96,12 @@ pub(super) fn run(args: &Args, out: &mut dyn std::io::Write) -> anyhow::Result<E
     writeln!(out, "\n== state of the estate")?;
     let mut table = output::table(&["Resource", "Before", "After shutdown", "After wake-up"]);
     for (resource, [before, asleep, after]) in &report.states {
-        table.add_row(vec![resource.clone(), before.clone(), asleep.clone(), after.clone()]);
+        table.add_row(vec![
+            resource.clone(),
+            before.clone(),
+            asleep.clone(),
+            after.clone(),
+        ]);
     }
     writeln!(out, "{table}")?;
     writeln!(

@@ -29,7 +29,9 @@ use crate::run::{RunOptions, SummaryFormat, execute};
 pub fn check_loopback(endpoint: &str) -> anyhow::Result<()> {
     let url = url_host(endpoint);
     let loopback = matches!(url.as_str(), "localhost" | "[::1]" | "::1")
-        || url.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback());
+        || url
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback());
     if loopback {
         Ok(())
     } else {
@@ -43,7 +45,11 @@ fn url_host(endpoint: &str) -> String {
     let rest = endpoint.split("://").nth(1).unwrap_or(endpoint);
     let authority = rest.split('/').next().unwrap_or(rest);
     if authority.starts_with('[') {
-        return authority.split(']').next().map(|h| format!("{h}]")).unwrap_or_default();
+        return authority
+            .split(']')
+            .next()
+            .map(|h| format!("{h}]"))
+            .unwrap_or_default();
     }
     authority.split(':').next().unwrap_or(authority).to_string()
 }
@@ -98,7 +104,10 @@ impl DemoReport {
     /// True when both cycles succeeded and every resource is back as it was.
     pub fn restored_exactly(&self) -> bool {
         self.summaries.iter().all(|s| s.success)
-            && self.states.iter().all(|(_, [before, _, after])| before == after)
+            && self
+                .states
+                .iter()
+                .all(|(_, [before, _, after])| before == after)
     }
 }
 
@@ -119,7 +128,9 @@ pub async fn run_against_emulator(
         .map(|aws| aws.region.clone())
         .unwrap_or_else(|| "eu-central-1".to_string());
     let config = emulator_config(endpoint, &region).await;
-    estate::create(&config).await.context("creating the demo estate")?;
+    estate::create(&config)
+        .await
+        .context("creating the demo estate")?;
     let before = estate::snapshot(&config).await?;
 
     // A stand-in for the databases' port: accepts connections while the demo runs.
@@ -139,7 +150,10 @@ pub async fn run_against_emulator(
     let mut summaries = Vec::new();
     let mut durations = Vec::new();
     for operation in [Operation::Shutdown, Operation::Wakeup] {
-        writeln!(out, "\n== hibernator run examples/plans/demo.yaml --operation {operation}")?;
+        writeln!(
+            out,
+            "\n== hibernator run examples/plans/demo.yaml --operation {operation}"
+        )?;
         let options = RunOptions {
             cycle_id: None,
             format: SummaryFormat::Table,
@@ -179,7 +193,9 @@ fn table_rows(
     after: &[BTreeMap<String, String>],
 ) -> Vec<(String, [String; 3])> {
     let get = |map: &BTreeMap<String, String>, key: &str| {
-        map.get(key).cloned().unwrap_or_else(|| "(gone)".to_string())
+        map.get(key)
+            .cloned()
+            .unwrap_or_else(|| "(gone)".to_string())
     };
     before
         .keys()
@@ -202,10 +218,19 @@ mod tests {
 
     #[test]
     fn only_loopback_endpoints_are_accepted() {
-        for ok in ["http://127.0.0.1:5000", "http://localhost:1", "http://[::1]:80/", "127.0.0.2:9"] {
+        for ok in [
+            "http://127.0.0.1:5000",
+            "http://localhost:1",
+            "http://[::1]:80/",
+            "127.0.0.2:9",
+        ] {
             assert!(check_loopback(ok).is_ok(), "{ok}");
         }
-        for bad in ["https://ec2.eu-central-1.amazonaws.com", "http://10.0.0.1:5000", ""] {
+        for bad in [
+            "https://ec2.eu-central-1.amazonaws.com",
+            "http://10.0.0.1:5000",
+            "",
+        ] {
             assert!(check_loopback(bad).is_err(), "{bad}");
         }
     }
