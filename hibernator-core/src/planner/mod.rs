@@ -44,15 +44,17 @@
 mod check;
 mod dispatcher;
 mod graph;
+mod names;
 mod render;
 #[cfg(test)]
 mod tests;
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use thiserror::Error;
 
 use crate::types::{HibernatePlanSpec, Operation, StrategyType};
+use names::{NameIndex, Names};
 
 pub use check::check_execution;
 pub use dispatcher::{Dispatcher, ready_targets};
@@ -235,8 +237,10 @@ pub(crate) struct StagePlan {
 pub(crate) struct PlanInner {
     operation: Operation,
     strategy: StrategyType,
-    names: Vec<Arc<str>>,
-    index: foldhash::HashMap<Arc<str>, usize>,
+    names: Names,
+    /// Name lookup; built during analysis for DAG and Staged plans, on the
+    /// first [`ExecutionPlan::index_of`] otherwise.
+    index: OnceLock<NameIndex>,
     /// Dispatch rank of each target (position in the operation's target order).
     rank: Vec<u32>,
     /// Targets by rank.
@@ -309,7 +313,11 @@ impl ExecutionPlan {
     /// Position of the target called `name` in `spec.targets` (the first one
     /// if names repeat).
     pub fn index_of(&self, name: &str) -> Option<usize> {
-        self.inner.index.get(name).copied()
+        let inner = &*self.inner;
+        inner
+            .index
+            .get_or_init(|| NameIndex::build(&inner.names))
+            .get(&inner.names, name)
     }
 
     /// The targets `index` waits for in this operation (DAG only; mirrored
@@ -346,7 +354,7 @@ impl ExecutionPlan {
             .into_iter()
             .map(|wave| {
                 wave.into_iter()
-                    .map(|i| self.inner.names[i].to_string())
+                    .map(|i| self.inner.names[i].to_owned())
                     .collect()
             })
             .collect()
