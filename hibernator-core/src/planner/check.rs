@@ -5,7 +5,7 @@ use std::sync::OnceLock;
 
 use super::graph::{self, Edge};
 use super::names::{NameIndex, Names};
-use super::{Adjacency, PlanError, PlanInner, StagePlan};
+use super::{Adjacency, PlanError, PlanInner, Ranks, StagePlan};
 use crate::diag::{Diagnostic, Diagnostics};
 use crate::types::{HibernatePlanSpec, Operation, StrategyType};
 
@@ -250,10 +250,17 @@ pub(crate) fn analyze(spec: &HibernatePlanSpec, operation: Operation, compile: b
         } else {
             (0..n).collect()
         };
-        let mut rank = vec![0u32; n];
-        for (r, &i) in order.iter().enumerate() {
-            rank[i] = u32::try_from(r).unwrap_or(u32::MAX);
-        }
+        let rank = if kind == StrategyType::Staged {
+            let mut table = vec![0u32; n];
+            for (r, &i) in order.iter().enumerate() {
+                table[i] = u32::try_from(r).unwrap_or(u32::MAX);
+            }
+            Ranks::Table(table)
+        } else if wake {
+            Ranks::Reverse
+        } else {
+            Ranks::Forward
+        };
         let (parents, children) = match dag {
             Some(compiled) if wake => (compiled.children, compiled.parents),
             Some(compiled) => (compiled.parents, compiled.children),

@@ -45,6 +45,7 @@ mod check;
 mod dispatcher;
 mod graph;
 mod names;
+mod queue;
 mod render;
 #[cfg(test)]
 mod tests;
@@ -232,6 +233,18 @@ pub(crate) struct StagePlan {
     members: Vec<usize>,
 }
 
+/// Dispatch rank of each target: computed for the plain target order
+/// (forward or reversed), looked up for Staged plans.
+#[derive(Clone, Debug)]
+pub(crate) enum Ranks {
+    /// Rank = index (shutdown, not Staged).
+    Forward,
+    /// Rank = `len - 1 - index` (wake-up, not Staged).
+    Reverse,
+    /// Rank of each index.
+    Table(Vec<u32>),
+}
+
 /// The immutable part of a plan, shared by clones.
 #[derive(Debug)]
 pub(crate) struct PlanInner {
@@ -242,7 +255,7 @@ pub(crate) struct PlanInner {
     /// first [`ExecutionPlan::index_of`] otherwise.
     index: OnceLock<NameIndex>,
     /// Dispatch rank of each target (position in the operation's target order).
-    rank: Vec<u32>,
+    rank: Ranks,
     /// Targets by rank.
     order: Vec<usize>,
     /// Parents for this operation (mirrored for wake-up).
@@ -255,6 +268,27 @@ pub(crate) struct PlanInner {
     stages: Vec<StagePlan>,
     /// Stage (index into `stages`) of each target (Staged only).
     stage_of: Vec<usize>,
+}
+
+impl PlanInner {
+    /// Dispatch rank of target `i` (`i < len`).
+    pub(crate) fn rank_of(&self, i: usize) -> u32 {
+        let rank = match &self.rank {
+            Ranks::Forward => i,
+            Ranks::Reverse => self.order.len().saturating_sub(i + 1),
+            Ranks::Table(table) => return table.get(i).copied().unwrap_or(u32::MAX),
+        };
+        u32::try_from(rank).unwrap_or(u32::MAX)
+    }
+
+    /// The target of dispatch rank `rank` (`rank < len`).
+    pub(crate) fn at_rank(&self, rank: u32) -> usize {
+        let rank = rank as usize;
+        match self.rank {
+            Ranks::Forward => rank,
+            _ => self.order[rank],
+        }
+    }
 }
 
 /// A plan's execution strategy compiled for one [`Operation`].
