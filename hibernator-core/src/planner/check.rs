@@ -122,7 +122,15 @@ pub(crate) fn analyze(spec: &HibernatePlanSpec, operation: Operation, compile: b
                     field: format!("{DEPENDENCIES_FIELD}[{k}]"),
                     name: dep.from.clone(),
                 }),
-                (Some(f), Some(t)) => edges.push((f, t, k)),
+                (Some(f), Some(t)) => {
+                    // Indexed positions fit in u32 (see `NameIndex`); a list of
+                    // more than 2³² dependencies cannot be held in memory.
+                    if let (Ok(f), Ok(t), Ok(k)) =
+                        (u32::try_from(f), u32::try_from(t), u32::try_from(k))
+                    {
+                        edges.push((f, t, k));
+                    }
+                }
                 _ => {}
             }
         }

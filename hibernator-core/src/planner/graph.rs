@@ -10,7 +10,7 @@ use petgraph::graph::{DiGraph, NodeIndex};
 use super::Adjacency;
 
 /// A resolved dependency edge: `(from, to, position in spec.execution.strategy.dependencies)`.
-pub(crate) type Edge = (usize, usize, usize);
+pub(crate) type Edge = (u32, u32, u32);
 
 /// A cycle found in the dependencies.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -46,7 +46,7 @@ pub(crate) fn compile(n: usize, edges: &[Edge]) -> Compiled {
     let (primary, duplicates) = if by_to {
         group(n, edges.iter().map(|&(from, to, k)| (to, from, k)))
     } else {
-        group(n, edges.iter().map(|&(from, to, k)| (from, to, k)))
+        group(n, edges.iter().copied())
     };
     let secondary = transpose(n, &primary);
     let (parents, children) = if by_to {
@@ -68,22 +68,23 @@ pub(crate) fn compile(n: usize, edges: &[Edge]) -> Compiled {
 /// `(position, position of the first occurrence)` sorted by position.
 fn group(
     n: usize,
-    triples: impl ExactSizeIterator<Item = (usize, usize, usize)> + Clone,
+    triples: impl ExactSizeIterator<Item = Edge> + Clone,
 ) -> (Adjacency, Vec<(usize, usize)>) {
     // Counting sort by key; positions stay ascending within a bucket.
     let mut offsets = vec![0usize; n + 1];
     for (key, _, _) in triples.clone() {
-        offsets[key + 1] += 1;
+        offsets[key as usize + 1] += 1;
     }
     for i in 0..n {
         offsets[i + 1] += offsets[i];
     }
-    let mut bucketed = vec![(0usize, 0usize); triples.len()];
+    let mut bucketed = vec![(0u32, 0u32); triples.len()];
     {
         let mut cursor = offsets.clone();
         for (key, other, k) in triples {
-            bucketed[cursor[key]] = (other, k);
-            cursor[key] += 1;
+            let slot = &mut cursor[key as usize];
+            bucketed[*slot] = (other, k);
+            *slot += 1;
         }
     }
 
@@ -100,7 +101,9 @@ fn group(
         for read in start..end {
             let (other, k) = bucketed[read];
             match bucketed[bucket_start..write].last() {
-                Some(&(last, first)) if last == other => duplicates.push((k, first)),
+                Some(&(last, first)) if last == other => {
+                    duplicates.push((k as usize, first as usize));
+                }
                 _ => {
                     bucketed[write] = (other, k);
                     write += 1;
@@ -111,7 +114,10 @@ fn group(
     }
     offsets[n] = write;
     duplicates.sort_unstable();
-    let items = bucketed[..write].iter().map(|&(other, _)| other).collect();
+    let items = bucketed[..write]
+        .iter()
+        .map(|&(other, _)| other as usize)
+        .collect();
     (Adjacency { offsets, items }, duplicates)
 }
 
@@ -128,8 +134,9 @@ fn transpose(n: usize, forward: &Adjacency) -> Adjacency {
     let mut items = vec![0usize; forward.items.len()];
     for from in 0..n {
         for &to in forward.of(from) {
-            items[cursor[to]] = from;
-            cursor[to] += 1;
+            let slot = &mut cursor[to];
+            items[*slot] = from;
+            *slot += 1;
         }
     }
     Adjacency { offsets, items }
@@ -142,7 +149,11 @@ fn find_cycles(
     children: &Adjacency,
     edges: &[Edge],
 ) -> Vec<FoundCycle> {
-    let mut indegree: Vec<usize> = parents.offsets.windows(2).map(|w| w[1] - w[0]).collect();
+    let mut indegree: Vec<u32> = parents
+        .offsets
+        .windows(2)
+        .map(|w| u32::try_from(w[1] - w[0]).unwrap_or(u32::MAX))
+        .collect();
     let mut stack: Vec<usize> = (0..n).filter(|&i| indegree[i] == 0).collect();
     let mut done = 0usize;
     while let Some(node) = stack.pop() {
@@ -193,8 +204,8 @@ fn find_cycles(
         // Position of the (first) edge start -> next in the dependency list.
         let edge = edges
             .iter()
-            .find(|&&(from, to, _)| from == start && to == next)
-            .map(|&(_, _, k)| k)
+            .find(|&&(from, to, _)| from as usize == start && to as usize == next)
+            .map(|&(_, _, k)| k as usize)
             .unwrap_or_default();
         cycles.push(FoundCycle { nodes, edge });
     }
