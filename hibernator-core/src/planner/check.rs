@@ -1,12 +1,11 @@
 //! Structural checks of `spec.execution` and compilation into a [`PlanInner`].
 
 use std::collections::HashMap;
-use std::sync::Arc;
-
-use foldhash::HashMapExt as _;
+use std::sync::OnceLock;
 
 use super::graph::{self, Edge};
-use super::{Adjacency, PlanError, PlanInner, StagePlan};
+use super::names::{NameIndex, Names};
+use super::{Adjacency, PlanError, PlanInner, Ranks, StagePlan};
 use crate::diag::{Diagnostic, Diagnostics};
 use crate::types::{HibernatePlanSpec, Operation, StrategyType};
 
@@ -53,15 +52,13 @@ pub(crate) fn analyze(spec: &HibernatePlanSpec, operation: Operation, compile: b
     let mut errors = Vec::new();
     let mut warnings = Vec::new();
 
-    let names: Vec<Arc<str>> = spec
-        .targets
-        .iter()
-        .map(|t| Arc::from(t.name.as_str()))
-        .collect();
-    let mut index = foldhash::HashMap::with_capacity(n);
-    for (i, name) in names.iter().enumerate() {
-        index.entry(Arc::clone(name)).or_insert(i);
-    }
+    let names = Names::from_targets(&spec.targets);
+    // Only DAG and Staged plans resolve names here; the others build the
+    // index when it is first asked for.
+    let index = matches!(kind, StrategyType::Dag | StrategyType::Staged)
+        .then(|| NameIndex::build(&names))
+        .unwrap_or_default();
+    let lookup = |name: &str| index.get(&names, name);
 
     match strategy.max_concurrency {
         Some(0) => errors.push(PlanError::ZeroConcurrency {
@@ -102,7 +99,7 @@ pub(crate) fn analyze(spec: &HibernatePlanSpec, operation: Operation, compile: b
             if !name.is_empty() && name == last.0 {
                 last.1
             } else {
-                index.get(name).copied()
+                lookup(name)
             }
         };
         for (k, dep) in strategy.dependencies.iter().enumerate() {
@@ -125,7 +122,15 @@ pub(crate) fn analyze(spec: &HibernatePlanSpec, operation: Operation, compile: b
                     field: format!("{DEPENDENCIES_FIELD}[{k}]"),
                     name: dep.from.clone(),
                 }),
-                (Some(f), Some(t)) => edges.push((f, t, k)),
+                (Some(f), Some(t)) => {
+                    // Indexed positions fit in u32 (see `NameIndex`); a list of
+                    // more than 2³² dependencies cannot be held in memory.
+                    if let (Ok(f), Ok(t), Ok(k)) =
+                        (u32::try_from(f), u32::try_from(t), u32::try_from(k))
+                    {
+                        edges.push((f, t, k));
+                    }
+                }
                 _ => {}
             }
         }
@@ -192,20 +197,20 @@ pub(crate) fn analyze(spec: &HibernatePlanSpec, operation: Operation, compile: b
             let mut members = Vec::with_capacity(stage.targets.len());
             for (j, name) in stage.targets.iter().enumerate() {
                 let entry = format!("{field}.targets[{j}]");
-                match index.get(name.as_str()) {
+                match lookup(name) {
                     None => errors.push(PlanError::UnknownStageTarget {
                         field: entry,
                         name: name.clone(),
                         stage: stage.name.clone(),
                     }),
-                    Some(&i) if stage_of[i] != usize::MAX => {
+                    Some(i) if stage_of[i] != usize::MAX => {
                         errors.push(PlanError::TargetInSeveralStages {
                             field: entry,
                             name: name.clone(),
                             first_stage: strategy.stages[stage_of[i]].name.clone(),
                         })
                     }
-                    Some(&i) => {
+                    Some(i) => {
                         stage_of[i] = s;
                         members.push(i);
                     }
@@ -253,10 +258,17 @@ pub(crate) fn analyze(spec: &HibernatePlanSpec, operation: Operation, compile: b
         } else {
             (0..n).collect()
         };
-        let mut rank = vec![0u32; n];
-        for (r, &i) in order.iter().enumerate() {
-            rank[i] = u32::try_from(r).unwrap_or(u32::MAX);
-        }
+        let rank = if kind == StrategyType::Staged {
+            let mut table = vec![0u32; n];
+            for (r, &i) in order.iter().enumerate() {
+                table[i] = u32::try_from(r).unwrap_or(u32::MAX);
+            }
+            Ranks::Table(table)
+        } else if wake {
+            Ranks::Reverse
+        } else {
+            Ranks::Forward
+        };
         let (parents, children) = match dag {
             Some(compiled) if wake => (compiled.children, compiled.parents),
             Some(compiled) => (compiled.parents, compiled.children),
@@ -270,8 +282,12 @@ pub(crate) fn analyze(spec: &HibernatePlanSpec, operation: Operation, compile: b
         PlanInner {
             operation,
             strategy: kind,
+            index: if matches!(kind, StrategyType::Dag | StrategyType::Staged) {
+                OnceLock::from(index)
+            } else {
+                OnceLock::new()
+            },
             names,
-            index,
             rank,
             order,
             parents,

@@ -1,9 +1,7 @@
 //! Incremental dispatcher: in-degree counters, a ready queue ordered by
 //! dispatch rank, global and per-stage concurrency counters.
 
-use std::cmp::Reverse;
-use std::collections::BinaryHeap;
-
+use super::queue::RankQueue;
 use super::{ExecutionPlan, PlanInner};
 use crate::types::{BehaviorMode, ExecutionState};
 
@@ -123,7 +121,7 @@ struct Core {
     /// Parents not yet `Completed`.
     waiting: Vec<u32>,
     /// Ranks of targets that may start (stale entries are skipped).
-    ready: BinaryHeap<Reverse<u32>>,
+    ready: RankQueue,
     running: usize,
     terminal: usize,
     /// Running targets per stage (Staged only).
@@ -180,7 +178,7 @@ impl Core {
             terminal: states.iter().filter(|s| s.is_terminal()).count(),
             states,
             waiting,
-            ready: BinaryHeap::new(),
+            ready: RankQueue::new(n),
             stage_running,
             stage_open,
             current_stage: 0,
@@ -203,7 +201,7 @@ impl Core {
         if !core.halted {
             for i in 0..n {
                 if core.is_startable(plan, i) {
-                    core.ready.push(Reverse(plan.rank[i]));
+                    core.ready.push(plan.rank_of(i));
                 }
             }
         }
@@ -212,8 +210,8 @@ impl Core {
 
     /// Pending, all parents completed, and in the current stage (Staged).
     fn is_startable(&self, plan: &PlanInner, i: usize) -> bool {
-        self.states[i] == ExecutionState::Pending
-            && self.waiting[i] == 0
+        self.waiting[i] == 0
+            && self.states[i] == ExecutionState::Pending
             && (plan.stages.is_empty() || plan.stage_of.get(i) == Some(&self.current_stage))
     }
 
@@ -232,10 +230,10 @@ impl Core {
             .get(self.current_stage)
             .map_or(0, |&r| r as usize);
         while self.running < global && stage_running < stage_limit {
-            let Some(Reverse(rank)) = self.ready.pop() else {
+            let Some(rank) = self.ready.pop() else {
                 break;
             };
-            let i = plan.order[rank as usize];
+            let i = plan.at_rank(rank);
             if !self.is_startable(plan, i) {
                 continue;
             }
@@ -267,7 +265,7 @@ impl Core {
             for &child in plan.children.of(i) {
                 self.waiting[child] = self.waiting[child].saturating_sub(1);
                 if !self.halted && self.is_startable(plan, child) {
-                    self.ready.push(Reverse(plan.rank[child]));
+                    self.ready.push(plan.rank_of(child));
                 }
             }
             self.on_terminal(plan, i);
@@ -328,7 +326,7 @@ impl Core {
             if let Some(stage) = plan.stages.get(self.current_stage) {
                 for &m in &stage.members {
                     if self.is_startable(plan, m) {
-                        self.ready.push(Reverse(plan.rank[m]));
+                        self.ready.push(plan.rank_of(m));
                     }
                 }
             }

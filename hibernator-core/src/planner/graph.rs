@@ -10,7 +10,7 @@ use petgraph::graph::{DiGraph, NodeIndex};
 use super::Adjacency;
 
 /// A resolved dependency edge: `(from, to, position in spec.execution.strategy.dependencies)`.
-pub(crate) type Edge = (usize, usize, usize);
+pub(crate) type Edge = (u32, u32, u32);
 
 /// A cycle found in the dependencies.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -34,69 +34,27 @@ pub(crate) struct Compiled {
     pub(crate) cycles: Vec<FoundCycle>,
 }
 
-/// Compiles `edges` (no self-loops) over `n` nodes in O(V + E + Σ d log d):
-/// counting sort by `from`, then each node's small child list is sorted and
-/// de-duplicated in place.
+/// Compiles `edges` (no self-loops, listed in dependency order) over `n`
+/// nodes in O(V + E + Σ d log d).
+///
+/// The edges are bucketed by `to` when the list is already ordered by `to`
+/// (then bucketing only reads and writes sequentially), by `from` otherwise;
+/// each small bucket is sorted and de-duplicated in place, and the other
+/// direction is its transpose (which comes out sorted).
 pub(crate) fn compile(n: usize, edges: &[Edge]) -> Compiled {
-    // Bucket (to, position) by `from`; positions stay ascending within a bucket.
-    let mut offsets = vec![0usize; n + 1];
-    for &(from, _, _) in edges {
-        offsets[from + 1] += 1;
-    }
-    for i in 0..n {
-        offsets[i + 1] += offsets[i];
-    }
-    let mut cursor = offsets.clone();
-    let mut bucketed = vec![(0usize, 0usize); edges.len()];
-    for &(from, to, k) in edges {
-        bucketed[cursor[from]] = (to, k);
-        cursor[from] += 1;
-    }
-
-    // Sort each bucket by target and drop repeated edges.
-    let mut children = Adjacency {
-        offsets: vec![0; n + 1],
-        items: Vec::with_capacity(edges.len()),
+    let by_to = edges.windows(2).all(|pair| pair[0].1 <= pair[1].1);
+    let (primary, duplicates) = if by_to {
+        group(n, edges.iter().map(|&(from, to, k)| (to, from, k)))
+    } else {
+        group(n, edges.iter().copied())
     };
-    let mut edge_ids = Vec::with_capacity(edges.len());
-    let mut duplicates = Vec::new();
-    let mut parent_offsets = vec![0usize; n + 1];
-    for from in 0..n {
-        let bucket = &mut bucketed[offsets[from]..offsets[from + 1]];
-        bucket.sort_unstable();
-        let mut previous: Option<(usize, usize)> = None;
-        for &(to, k) in bucket.iter() {
-            match previous {
-                Some((last, first)) if last == to => duplicates.push((k, first)),
-                _ => {
-                    children.items.push(to);
-                    edge_ids.push(k);
-                    parent_offsets[to + 1] += 1;
-                    previous = Some((to, k));
-                }
-            }
-        }
-        children.offsets[from + 1] = children.items.len();
-    }
-    duplicates.sort_unstable();
-
-    for i in 0..n {
-        parent_offsets[i + 1] += parent_offsets[i];
-    }
-    let mut cursor = parent_offsets.clone();
-    let mut parent_items = vec![0usize; children.items.len()];
-    for from in 0..n {
-        for &to in children.of(from) {
-            parent_items[cursor[to]] = from;
-            cursor[to] += 1;
-        }
-    }
-    let parents = Adjacency {
-        offsets: parent_offsets,
-        items: parent_items,
+    let secondary = transpose(n, &primary);
+    let (parents, children) = if by_to {
+        (primary, secondary)
+    } else {
+        (secondary, primary)
     };
-
-    let cycles = find_cycles(n, &parents, &children, &edge_ids);
+    let cycles = find_cycles(n, &parents, &children, edges);
     Compiled {
         parents,
         children,
@@ -105,22 +63,105 @@ pub(crate) fn compile(n: usize, edges: &[Edge]) -> Compiled {
     }
 }
 
+/// Adjacency lists keyed by the first element of each `(key, other, position)`
+/// triple, sorted and without repeats, plus the repeats as
+/// `(position, position of the first occurrence)` sorted by position.
+fn group(
+    n: usize,
+    triples: impl ExactSizeIterator<Item = Edge> + Clone,
+) -> (Adjacency, Vec<(usize, usize)>) {
+    // Counting sort by key; positions stay ascending within a bucket.
+    let mut offsets = vec![0usize; n + 1];
+    for (key, _, _) in triples.clone() {
+        offsets[key as usize + 1] += 1;
+    }
+    for i in 0..n {
+        offsets[i + 1] += offsets[i];
+    }
+    let mut bucketed = vec![(0u32, 0u32); triples.len()];
+    {
+        let mut cursor = offsets.clone();
+        for (key, other, k) in triples {
+            let slot = &mut cursor[key as usize];
+            bucketed[*slot] = (other, k);
+            *slot += 1;
+        }
+    }
+
+    // Sort each bucket by the other end and drop repeated edges, compacting
+    // `bucketed` in place (the write position never passes the read position).
+    let mut duplicates = Vec::new();
+    let mut write = 0usize;
+    let mut start = 0usize;
+    for key in 0..n {
+        let end = offsets[key + 1];
+        offsets[key] = write;
+        let bucket_start = write;
+        bucketed[start..end].sort_unstable();
+        for read in start..end {
+            let (other, k) = bucketed[read];
+            match bucketed[bucket_start..write].last() {
+                Some(&(last, first)) if last == other => {
+                    duplicates.push((k as usize, first as usize));
+                }
+                _ => {
+                    bucketed[write] = (other, k);
+                    write += 1;
+                }
+            }
+        }
+        start = end;
+    }
+    offsets[n] = write;
+    duplicates.sort_unstable();
+    let items = bucketed[..write]
+        .iter()
+        .map(|&(other, _)| other as usize)
+        .collect();
+    (Adjacency { offsets, items }, duplicates)
+}
+
+/// The reverse adjacency of `forward`; each list comes out sorted.
+fn transpose(n: usize, forward: &Adjacency) -> Adjacency {
+    let mut offsets = vec![0usize; n + 1];
+    for &to in &forward.items {
+        offsets[to + 1] += 1;
+    }
+    for i in 0..n {
+        offsets[i + 1] += offsets[i];
+    }
+    let mut cursor = offsets.clone();
+    let mut items = vec![0usize; forward.items.len()];
+    for from in 0..n {
+        for &to in forward.of(from) {
+            let slot = &mut cursor[to];
+            items[*slot] = from;
+            *slot += 1;
+        }
+    }
+    Adjacency { offsets, items }
+}
+
 /// Kahn's pass; when nodes remain, names one cycle per non-trivial SCC.
 fn find_cycles(
     n: usize,
     parents: &Adjacency,
     children: &Adjacency,
-    edge_ids: &[usize],
+    edges: &[Edge],
 ) -> Vec<FoundCycle> {
-    let mut indegree: Vec<usize> = (0..n).map(|i| parents.of(i).len()).collect();
-    let mut queue: VecDeque<usize> = (0..n).filter(|&i| indegree[i] == 0).collect();
+    let mut indegree: Vec<u32> = parents
+        .offsets
+        .windows(2)
+        .map(|w| u32::try_from(w[1] - w[0]).unwrap_or(u32::MAX))
+        .collect();
+    let mut stack: Vec<usize> = (0..n).filter(|&i| indegree[i] == 0).collect();
     let mut done = 0usize;
-    while let Some(node) = queue.pop_front() {
+    while let Some(node) = stack.pop() {
         done += 1;
         for &child in children.of(node) {
             indegree[child] -= 1;
             if indegree[child] == 0 {
-                queue.push_back(child);
+                stack.push(child);
             }
         }
     }
@@ -160,14 +201,11 @@ fn find_cycles(
         let start = members.iter().copied().min().unwrap_or_default();
         let nodes = shortest_cycle(start, id, &component, children);
         let next = nodes.get(1).copied().unwrap_or(start);
-        // Position of the edge start -> next in the dependency list.
-        let base = children.offsets.get(start).copied().unwrap_or_default();
-        let edge = children
-            .of(start)
-            .binary_search(&next)
-            .ok()
-            .and_then(|pos| edge_ids.get(base + pos))
-            .copied()
+        // Position of the (first) edge start -> next in the dependency list.
+        let edge = edges
+            .iter()
+            .find(|&&(from, to, _)| from as usize == start && to as usize == next)
+            .map(|&(_, _, k)| k as usize)
             .unwrap_or_default();
         cycles.push(FoundCycle { nodes, edge });
     }

@@ -12,8 +12,11 @@
 //! - When more targets are ready than there are free slots they start in the
 //!   order of the (for wake-up: reversed) target list.
 //!
-//! The [`Dispatcher`] is incremental (in-degree counters and a priority
-//! queue), so a full dispatch costs O((V + E) log V). [`ready_targets`] is
+//! The [`Dispatcher`] is incremental (in-degree counters and a two-level
+//! bitset of ready ranks), so a full dispatch costs O(V + E) plus a scan of
+//! one summary word per 4096 targets and wave. Building a plan copies the
+//! target names into one buffer and resolves dependency names through a
+//! hash index of positions into it (no allocation per target or edge). [`ready_targets`] is
 //! the pure form the operator uses: plan + every target's state in, targets
 //! to start out.
 //!
@@ -44,15 +47,18 @@
 mod check;
 mod dispatcher;
 mod graph;
+mod names;
+mod queue;
 mod render;
 #[cfg(test)]
 mod tests;
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use thiserror::Error;
 
 use crate::types::{HibernatePlanSpec, Operation, StrategyType};
+use names::{NameIndex, Names};
 
 pub use check::check_execution;
 pub use dispatcher::{Dispatcher, ready_targets};
@@ -230,15 +236,29 @@ pub(crate) struct StagePlan {
     members: Vec<usize>,
 }
 
+/// Dispatch rank of each target: computed for the plain target order
+/// (forward or reversed), looked up for Staged plans.
+#[derive(Clone, Debug)]
+pub(crate) enum Ranks {
+    /// Rank = index (shutdown, not Staged).
+    Forward,
+    /// Rank = `len - 1 - index` (wake-up, not Staged).
+    Reverse,
+    /// Rank of each index.
+    Table(Vec<u32>),
+}
+
 /// The immutable part of a plan, shared by clones.
 #[derive(Debug)]
 pub(crate) struct PlanInner {
     operation: Operation,
     strategy: StrategyType,
-    names: Vec<Arc<str>>,
-    index: foldhash::HashMap<Arc<str>, usize>,
+    names: Names,
+    /// Name lookup; built during analysis for DAG and Staged plans, on the
+    /// first [`ExecutionPlan::index_of`] otherwise.
+    index: OnceLock<NameIndex>,
     /// Dispatch rank of each target (position in the operation's target order).
-    rank: Vec<u32>,
+    rank: Ranks,
     /// Targets by rank.
     order: Vec<usize>,
     /// Parents for this operation (mirrored for wake-up).
@@ -251,6 +271,27 @@ pub(crate) struct PlanInner {
     stages: Vec<StagePlan>,
     /// Stage (index into `stages`) of each target (Staged only).
     stage_of: Vec<usize>,
+}
+
+impl PlanInner {
+    /// Dispatch rank of target `i` (`i < len`).
+    pub(crate) fn rank_of(&self, i: usize) -> u32 {
+        let rank = match &self.rank {
+            Ranks::Forward => i,
+            Ranks::Reverse => self.order.len().saturating_sub(i + 1),
+            Ranks::Table(table) => return table.get(i).copied().unwrap_or(u32::MAX),
+        };
+        u32::try_from(rank).unwrap_or(u32::MAX)
+    }
+
+    /// The target of dispatch rank `rank` (`rank < len`).
+    pub(crate) fn at_rank(&self, rank: u32) -> usize {
+        let rank = rank as usize;
+        match self.rank {
+            Ranks::Forward => rank,
+            _ => self.order[rank],
+        }
+    }
 }
 
 /// A plan's execution strategy compiled for one [`Operation`].
@@ -309,7 +350,11 @@ impl ExecutionPlan {
     /// Position of the target called `name` in `spec.targets` (the first one
     /// if names repeat).
     pub fn index_of(&self, name: &str) -> Option<usize> {
-        self.inner.index.get(name).copied()
+        let inner = &*self.inner;
+        inner
+            .index
+            .get_or_init(|| NameIndex::build(&inner.names))
+            .get(&inner.names, name)
     }
 
     /// The targets `index` waits for in this operation (DAG only; mirrored
@@ -346,7 +391,7 @@ impl ExecutionPlan {
             .into_iter()
             .map(|wave| {
                 wave.into_iter()
-                    .map(|i| self.inner.names[i].to_string())
+                    .map(|i| self.inner.names[i].to_owned())
                     .collect()
             })
             .collect()
