@@ -228,6 +228,60 @@ pub fn check_aws_tag_value(value: &str) -> Result<(), String> {
     }
 }
 
+/// A parameter pair where exactly one of a name list and a label selector
+/// must be set (karpenter `nodePools`/`nodeSelector`, workloadscaler
+/// `namespace.literals`/`namespace.selector`).
+pub(crate) struct NamesOrSelector<'a> {
+    /// The names, if set.
+    pub names: Option<&'a [String]>,
+    /// Field name of the names (`nodePools`).
+    pub names_key: &'a str,
+    /// Error for an empty name list.
+    pub empty_names: &'a str,
+    /// Check of one name.
+    pub check_name: fn(&str) -> Result<(), String>,
+    /// The selector, if set.
+    pub selector: Option<&'a crate::selector::LabelSelector>,
+    /// Field name of the selector (`nodeSelector`).
+    pub selector_key: &'a str,
+    /// Warning for an empty selector (it selects everything).
+    pub empty_selector: &'a str,
+}
+
+impl NamesOrSelector<'_> {
+    /// Checks the pair under `field`.
+    pub(crate) fn validate(&self, field: &str, d: &mut Diagnostics) {
+        if self.names.is_some() == self.selector.is_some() {
+            d.error(
+                field,
+                format!(
+                    "set exactly one of {} or {}",
+                    self.names_key, self.selector_key
+                ),
+            );
+        }
+        if let Some(names) = self.names {
+            let path = format!("{field}.{}", self.names_key);
+            if names.is_empty() {
+                d.error(path.clone(), self.empty_names);
+            }
+            for (i, name) in names.iter().enumerate() {
+                if let Err(e) = (self.check_name)(name) {
+                    d.error(format!("{path}[{i}]"), e);
+                }
+            }
+            warn_duplicates(names, &path, d);
+        }
+        if let Some(selector) = self.selector {
+            let path = format!("{field}.{}", self.selector_key);
+            if selector.is_empty() {
+                d.warn(path.clone(), self.empty_selector);
+            }
+            selector.validate(&path, d);
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

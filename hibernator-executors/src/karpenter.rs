@@ -9,7 +9,7 @@ use hibernator_core::params::ValidateParameters;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use crate::common::{AwaitCompletion, check_dns_subdomain, warn_duplicates};
+use crate::common::{AwaitCompletion, NamesOrSelector, check_dns_subdomain};
 use crate::selector::LabelSelector;
 
 /// Executor type name.
@@ -45,34 +45,16 @@ impl Parameters {
 
 impl ValidateParameters for Parameters {
     fn validate(&self, field: &str, d: &mut Diagnostics) {
-        match (&self.node_pools, &self.node_selector) {
-            (Some(_), Some(_)) | (None, None) => {
-                d.error(field, "set exactly one of nodePools or nodeSelector")
-            }
-            _ => {}
+        NamesOrSelector {
+            names: self.node_pools.as_deref(),
+            names_key: "nodePools",
+            empty_names: "must list at least one NodePool",
+            check_name: check_dns_subdomain,
+            selector: self.node_selector.as_ref(),
+            selector_key: "nodeSelector",
+            empty_selector: "an empty nodeSelector selects every NodePool in the cluster",
         }
-        if let Some(pools) = &self.node_pools {
-            let path = format!("{field}.nodePools");
-            if pools.is_empty() {
-                d.error(path.clone(), "must list at least one NodePool");
-            }
-            for (i, pool) in pools.iter().enumerate() {
-                if let Err(e) = check_dns_subdomain(pool) {
-                    d.error(format!("{path}[{i}]"), e);
-                }
-            }
-            warn_duplicates(pools, &path, d);
-        }
-        if let Some(selector) = &self.node_selector {
-            let path = format!("{field}.nodeSelector");
-            if selector.is_empty() {
-                d.warn(
-                    path.clone(),
-                    "an empty nodeSelector selects every NodePool in the cluster",
-                );
-            }
-            selector.validate(&path, d);
-        }
+        .validate(field, d);
         self.await_completion
             .validate(&format!("{field}.awaitCompletion"), d);
     }

@@ -10,7 +10,8 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::common::{
-    AwaitCompletion, ParamsError, check_dns_label, check_dns_subdomain, warn_duplicates,
+    AwaitCompletion, NamesOrSelector, ParamsError, check_dns_label, check_dns_subdomain,
+    warn_duplicates,
 };
 use crate::selector::LabelSelector;
 
@@ -74,34 +75,16 @@ impl NamespaceSelector {
     }
 
     fn validate(&self, field: &str, d: &mut Diagnostics) {
-        match (&self.literals, &self.selector) {
-            (Some(_), Some(_)) | (None, None) => {
-                d.error(field, "set exactly one of literals or selector")
-            }
-            _ => {}
+        NamesOrSelector {
+            names: self.literals.as_deref(),
+            names_key: "literals",
+            empty_names: "must list at least one namespace",
+            check_name: check_dns_label,
+            selector: self.selector.as_ref(),
+            selector_key: "selector",
+            empty_selector: "an empty selector selects every namespace, including kube-system",
         }
-        if let Some(names) = &self.literals {
-            let path = format!("{field}.literals");
-            if names.is_empty() {
-                d.error(path.clone(), "must list at least one namespace");
-            }
-            for (i, name) in names.iter().enumerate() {
-                if let Err(e) = check_dns_label(name) {
-                    d.error(format!("{path}[{i}]"), e);
-                }
-            }
-            warn_duplicates(names, &path, d);
-        }
-        if let Some(selector) = &self.selector {
-            let path = format!("{field}.selector");
-            if selector.is_empty() {
-                d.warn(
-                    path.clone(),
-                    "an empty selector selects every namespace, including kube-system",
-                );
-            }
-            selector.validate(&path, d);
-        }
+        .validate(field, d);
     }
 }
 
