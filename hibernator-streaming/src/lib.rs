@@ -1,5 +1,8 @@
 //! # hibernator-streaming
 //!
-//! Streaming of runner logs and progress to the control plane (gRPC with an
-//! HTTP webhook fallback). The transport lands with the streaming issue; this
-//! crate currently exports nothing.
+//! Streaming of runner logs and progress to the control plane: a gRPC
+//! `ExecutionService` with an HTTP webhook fallback, authenticated with
+//! projected ServiceAccount tokens (TokenReview), and sinks that persist or
+//! forward runner logs.
+
+pub mod sink;
