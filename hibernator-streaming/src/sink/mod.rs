@@ -3,6 +3,34 @@
 //!
 //! The server hands every accepted line to each configured [`LogSink`] as a
 //! [`LogRecord`]; sinks batch internally and are flushed on shutdown.
+//!
+//! [`build_sinks`] turns a [`SinksConfig`] (the chart's persistence and
+//! forwarder settings) into ready sinks, each behind a [`Batcher`]:
+//! [`ObjectStoreSink`] (S3 or a directory), [`SplunkSink`], [`DatadogSink`]
+//! and, with the crate feature `otlp`, `OtlpSink`.
+
+pub mod batcher;
+pub mod config;
+pub mod datadog;
+pub(crate) mod http;
+pub mod object;
+#[cfg(feature = "otlp")]
+pub mod otlp;
+pub mod secret;
+pub mod splunk;
+
+pub use batcher::{Batcher, BatcherOptions, BatcherStats};
+pub use config::{
+    BackendKind, ConfigError, DatadogConfig, FilesystemConfig, OtlpConfig, PersistenceConfig,
+    S3Config, SinksConfig, SplunkConfig, build_sinks, build_sinks_with_env,
+};
+pub use datadog::{DatadogOptions, DatadogSink};
+pub use http::RetryPolicy;
+pub use object::{ObjectSinkOptions, ObjectStoreSink};
+#[cfg(feature = "otlp")]
+pub use otlp::{OtlpOptions, OtlpSink};
+pub use secret::{Secret, SecretSource};
+pub use splunk::{SplunkOptions, SplunkSink};
 
 use std::collections::BTreeMap;
 

@@ -1,0 +1,486 @@
+//! Persistence of execution logs to object storage (S3 or a local directory)
+//! through the `object_store` crate.
+//!
+//! Keys are `<prefix>/<YYYY-MM-DD>/<plan>-<target>-<execution-id>.log`, the
+//! date being the UTC date of the first line this sink received for the
+//! execution. One line per record: `<RFC 3339 time> [<LEVEL>] <message>` then
+//! the record's fields as ` key=value`.
+//!
+//! Object stores cannot append, so the sink **rewrites** an execution's
+//! object when it writes a batch: it reads back the bytes it has already
+//! confirmed (`0..written`), appends the pending lines and puts the whole
+//! object. Pending lines are dropped from memory only after the put
+//! succeeded, and a retried write reads back only the confirmed bytes, so a
+//! put that failed (or whose answer was lost) neither loses nor duplicates
+//! lines. Each execution is written by one sink at a time (its lines are
+//! serialised by a per-execution lock).
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use chrono::{DateTime, Days, NaiveDate, SecondsFormat, Utc};
+use futures::TryStreamExt;
+use object_store::aws::AmazonS3Builder;
+use object_store::local::LocalFileSystem;
+use object_store::path::Path;
+use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
+use tokio::task::JoinHandle;
+
+use super::config::{BackendKind, ConfigError, PersistenceConfig, invalid};
+use super::{LogRecord, LogSink, SinkError};
+
+/// Settings of an [`ObjectStoreSink`].
+#[derive(Clone, Debug, PartialEq)]
+pub struct ObjectSinkOptions {
+    /// Key prefix (`hibernation/`); empty for the store's root.
+    pub prefix: String,
+    /// Days to keep objects; `None` keeps them forever.
+    pub retention_days: Option<u32>,
+    /// Pending lines of one execution that trigger a write.
+    pub batch_lines: usize,
+    /// Interval of the background flush.
+    pub flush_interval: Duration,
+    /// Interval of the background retention sweep.
+    pub retention_interval: Duration,
+    /// Bytes of pending lines kept per execution while the store fails;
+    /// further lines are dropped and counted.
+    pub max_pending_bytes: usize,
+    /// Executions with nothing pending and no line for this long are
+    /// forgotten (their object stays).
+    pub idle_evict: Duration,
+}
+
+impl Default for ObjectSinkOptions {
+    fn default() -> Self {
+        Self {
+            prefix: String::new(),
+            retention_days: None,
+            batch_lines: 500,
+            flush_interval: Duration::from_secs(10),
+            retention_interval: Duration::from_secs(3600),
+            max_pending_bytes: 16 * 1024 * 1024,
+            idle_evict: Duration::from_secs(3600),
+        }
+    }
+}
+
+struct ExecutionLog {
+    key: Path,
+    /// Bytes of the object known to hold our lines; `None` until checked.
+    written: Option<u64>,
+    pending: Vec<u8>,
+    pending_lines: usize,
+    last_activity: Instant,
+}
+
+struct Inner {
+    store: Arc<dyn ObjectStore>,
+    options: ObjectSinkOptions,
+    prefix: Path,
+    executions: Mutex<HashMap<String, Arc<tokio::sync::Mutex<ExecutionLog>>>>,
+    dropped: AtomicU64,
+}
+
+/// Writes execution logs to an object store in batches.
+pub struct ObjectStoreSink {
+    inner: Arc<Inner>,
+    maintenance: OnceLock<JoinHandle<()>>,
+}
+
+impl std::fmt::Debug for ObjectStoreSink {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ObjectStoreSink")
+            .field("store", &self.inner.store.to_string())
+            .field("options", &self.inner.options)
+            .finish()
+    }
+}
+
+impl Drop for ObjectStoreSink {
+    fn drop(&mut self) {
+        if let Some(task) = self.maintenance.get() {
+            task.abort();
+        }
+    }
+}
+
+fn store_error(error: &object_store::Error) -> SinkError {
+    SinkError::Transient {
+        sink: "object-store",
+        message: error.to_string(),
+    }
+}
+
+/// The object key of an execution's log.
+pub fn object_key(prefix: &str, date: NaiveDate, record: &LogRecord) -> Path {
+    let file = format!(
+        "{}-{}-{}.log",
+        record.plan, record.target, record.execution_id
+    );
+    Path::from(prefix)
+        .join(date.format("%Y-%m-%d").to_string().as_str())
+        .join(file.as_str())
+}
+
+/// One persisted line (with its trailing newline).
+pub fn format_line(record: &LogRecord) -> String {
+    let mut line = format!(
+        "{} [{}] {}",
+        record
+            .timestamp
+            .to_rfc3339_opts(SecondsFormat::AutoSi, true),
+        record.level,
+        escape(&record.message)
+    );
+    for (key, value) in &record.fields {
+        line.push(' ');
+        line.push_str(&escape(key));
+        line.push('=');
+        line.push_str(&escape(value));
+    }
+    line.push('\n');
+    line
+}
+
+fn escape(text: &str) -> String {
+    text.replace('\\', "\\\\")
+        .replace('\n', "\\n")
+        .replace('\r', "\\r")
+}
+
+impl ObjectStoreSink {
+    /// A sink over `store`.
+    pub fn new(store: Arc<dyn ObjectStore>, options: ObjectSinkOptions) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                store,
+                prefix: Path::from(options.prefix.as_str()),
+                options,
+                executions: Mutex::new(HashMap::new()),
+                dropped: AtomicU64::new(0),
+            }),
+            maintenance: OnceLock::new(),
+        }
+    }
+
+    /// Lines dropped because the store kept failing and the per-execution
+    /// buffer was full.
+    pub fn dropped_lines(&self) -> u64 {
+        self.inner.dropped.load(Ordering::Relaxed)
+    }
+
+    /// Starts the background task that flushes every `flush_interval` and
+    /// applies retention every `retention_interval` (both first after one
+    /// interval). Idempotent; called by
+    /// the first `write_batch`; the task ends when the sink is dropped.
+    /// Must be called inside a Tokio runtime.
+    pub fn start_maintenance(&self) {
+        self.maintenance.get_or_init(|| {
+            let inner = Arc::clone(&self.inner);
+            tokio::spawn(async move {
+                let period = inner.options.flush_interval;
+                let mut flush = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
+                let every = inner.options.retention_interval;
+                let mut retention = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+                flush.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                retention.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                loop {
+                    tokio::select! {
+                        _ = flush.tick() => {
+                            if let Err(error) = inner.flush_all().await {
+                                tracing::warn!(%error, "periodic flush of persisted logs failed");
+                            }
+                        }
+                        _ = retention.tick() => {
+                            match inner.apply_retention(Utc::now()).await {
+                                Ok(0) => {}
+                                Ok(deleted) => tracing::info!(deleted, "expired execution logs deleted"),
+                                Err(error) => tracing::warn!(%error, "log retention failed"),
+                            }
+                        }
+                    }
+                }
+            })
+        });
+    }
+
+    /// Deletes objects under the prefix whose date directory is more than
+    /// `retention_days` days before `now`'s UTC date (an object dated exactly
+    /// `retention_days` ago is kept). Returns how many were deleted; does
+    /// nothing without a retention.
+    pub async fn apply_retention(&self, now: DateTime<Utc>) -> Result<usize, SinkError> {
+        self.inner.apply_retention(now).await
+    }
+}
+
+impl Inner {
+    fn execution(&self, record: &LogRecord) -> Arc<tokio::sync::Mutex<ExecutionLog>> {
+        let mut executions = self
+            .executions
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        Arc::clone(
+            executions
+                .entry(record.execution_id.clone())
+                .or_insert_with(|| {
+                    Arc::new(tokio::sync::Mutex::new(ExecutionLog {
+                        key: object_key(
+                            &self.options.prefix,
+                            record.timestamp.date_naive(),
+                            record,
+                        ),
+                        written: None,
+                        pending: Vec::new(),
+                        pending_lines: 0,
+                        last_activity: Instant::now(),
+                    }))
+                }),
+        )
+    }
+
+    async fn write_out(&self, log: &mut ExecutionLog) -> Result<(), SinkError> {
+        if log.pending.is_empty() {
+            return Ok(());
+        }
+        let written = match log.written {
+            Some(written) => written,
+            None => match self.store.head(&log.key).await {
+                Ok(meta) => meta.size,
+                Err(object_store::Error::NotFound { .. }) => 0,
+                Err(error) => return Err(store_error(&error)),
+            },
+        };
+        let mut body = Vec::with_capacity(written as usize + log.pending.len());
+        if written > 0 {
+            match self.store.get_range(&log.key, 0..written).await {
+                Ok(bytes) => body.extend_from_slice(&bytes),
+                // Deleted behind our back (retention, an operator): start over.
+                Err(object_store::Error::NotFound { .. }) => {}
+                Err(error) => return Err(store_error(&error)),
+            }
+        }
+        body.extend_from_slice(&log.pending);
+        let size = body.len() as u64;
+        self.store
+            .put(&log.key, PutPayload::from(body))
+            .await
+            .map_err(|e| store_error(&e))?;
+        log.written = Some(size);
+        log.pending.clear();
+        log.pending_lines = 0;
+        Ok(())
+    }
+
+    async fn flush_all(&self) -> Result<(), SinkError> {
+        let executions: Vec<(String, Arc<tokio::sync::Mutex<ExecutionLog>>)> = self
+            .executions
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .iter()
+            .map(|(id, log)| (id.clone(), Arc::clone(log)))
+            .collect();
+        let mut first_error = None;
+        let mut idle = Vec::new();
+        for (id, log) in executions {
+            let mut log = log.lock().await;
+            if let Err(error) = self.write_out(&mut log).await {
+                first_error.get_or_insert(error);
+            } else if log.last_activity.elapsed() >= self.options.idle_evict {
+                idle.push(id);
+            }
+        }
+        if !idle.is_empty() {
+            let mut executions = self
+                .executions
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            for id in idle {
+                let evictable = executions.get(&id).is_some_and(|log| {
+                    log.try_lock().is_ok_and(|l| {
+                        l.pending.is_empty() && l.last_activity.elapsed() >= self.options.idle_evict
+                    })
+                });
+                if evictable {
+                    executions.remove(&id);
+                }
+            }
+        }
+        first_error.map_or(Ok(()), Err)
+    }
+
+    async fn apply_retention(&self, now: DateTime<Utc>) -> Result<usize, SinkError> {
+        let Some(days) = self.options.retention_days else {
+            return Ok(0);
+        };
+        let Some(cutoff) = now
+            .date_naive()
+            .checked_sub_days(Days::new(u64::from(days)))
+        else {
+            return Ok(0);
+        };
+        let prefix = (!self.options.prefix.trim_matches('/').is_empty()).then_some(&self.prefix);
+        let objects: Vec<_> = self
+            .store
+            .list(prefix)
+            .try_collect()
+            .await
+            .map_err(|e| store_error(&e))?;
+        let mut deleted = 0;
+        for meta in objects {
+            let date = meta
+                .location
+                .prefix_match(&self.prefix)
+                .and_then(|mut parts| parts.next())
+                .and_then(|part| NaiveDate::parse_from_str(part.as_ref(), "%Y-%m-%d").ok());
+            if date.is_some_and(|date| date < cutoff) {
+                match self.store.delete(&meta.location).await {
+                    Ok(()) | Err(object_store::Error::NotFound { .. }) => deleted += 1,
+                    Err(error) => return Err(store_error(&error)),
+                }
+            }
+        }
+        Ok(deleted)
+    }
+}
+
+#[async_trait]
+impl LogSink for ObjectStoreSink {
+    fn name(&self) -> &'static str {
+        "object-store"
+    }
+
+    async fn write_batch(&self, records: &[LogRecord]) -> Result<(), SinkError> {
+        if tokio::runtime::Handle::try_current().is_ok() {
+            self.start_maintenance();
+        }
+        let mut order: Vec<&str> = Vec::new();
+        let mut by_execution: HashMap<&str, Vec<&LogRecord>> = HashMap::new();
+        for record in records {
+            by_execution
+                .entry(record.execution_id.as_str())
+                .or_insert_with(|| {
+                    order.push(record.execution_id.as_str());
+                    Vec::new()
+                })
+                .push(record);
+        }
+        let mut first_error = None;
+        for id in order {
+            let Some(lines) = by_execution.get(id) else {
+                continue;
+            };
+            let Some(first) = lines.first() else {
+                continue;
+            };
+            let log = self.inner.execution(first);
+            let mut log = log.lock().await;
+            log.last_activity = Instant::now();
+            for record in lines {
+                let line = format_line(record);
+                if log.pending.len() + line.len() > self.inner.options.max_pending_bytes {
+                    self.inner.dropped.fetch_add(1, Ordering::Relaxed);
+                    continue;
+                }
+                log.pending.extend_from_slice(line.as_bytes());
+                log.pending_lines += 1;
+            }
+            if log.pending_lines >= self.inner.options.batch_lines
+                && let Err(error) = self.inner.write_out(&mut log).await
+            {
+                first_error.get_or_insert(error);
+            }
+        }
+        first_error.map_or(Ok(()), Err)
+    }
+
+    async fn flush(&self) -> Result<(), SinkError> {
+        self.inner.flush_all().await
+    }
+}
+
+/// Builds the object store of the persistence section. S3 credentials come
+/// from the usual AWS environment (static keys, web identity / IRSA, pod
+/// identity, instance profile); `env` overrides the static keys and region.
+pub fn store_from_config(
+    config: &PersistenceConfig,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Arc<dyn ObjectStore>, ConfigError> {
+    match config.backend {
+        BackendKind::S3 => {
+            let s3 = config
+                .s3
+                .as_ref()
+                .ok_or_else(|| invalid("persistence.s3", "required when backend is s3"))?;
+            if s3.bucket.trim().is_empty() {
+                return Err(invalid("persistence.s3.bucket", "must not be empty"));
+            }
+            let mut builder = AmazonS3Builder::from_env().with_bucket_name(s3.bucket.trim());
+            for name in [
+                "AWS_ACCESS_KEY_ID",
+                "AWS_SECRET_ACCESS_KEY",
+                "AWS_SESSION_TOKEN",
+                "AWS_DEFAULT_REGION",
+                "AWS_REGION",
+            ] {
+                if let (Some(value), Ok(key)) = (env(name), name.to_ascii_lowercase().parse()) {
+                    builder = builder.with_config(key, value);
+                }
+            }
+            let region = s3
+                .region
+                .clone()
+                .or_else(|| env("AWS_REGION"))
+                .or_else(|| env("AWS_DEFAULT_REGION"))
+                .unwrap_or_else(|| "us-east-1".to_string());
+            builder = builder.with_region(region);
+            if let Some(endpoint) = &s3.endpoint {
+                let url = reqwest::Url::parse(endpoint)
+                    .map_err(|e| invalid("persistence.s3.endpoint", format!("not a URL ({e})")))?;
+                if url.scheme() == "http" && !s3.allow_http {
+                    return Err(invalid(
+                        "persistence.s3.endpoint",
+                        "is http:// but allowHttp is not true",
+                    ));
+                }
+                builder = builder
+                    .with_endpoint(endpoint.trim_end_matches('/'))
+                    .with_virtual_hosted_style_request(false);
+            }
+            let store = builder
+                .with_allow_http(s3.allow_http)
+                .build()
+                .map_err(|e| ConfigError::ObjectStore {
+                    field: "persistence.s3".to_string(),
+                    message: e.to_string(),
+                })?;
+            Ok(Arc::new(store))
+        }
+        BackendKind::Filesystem => {
+            let fs = config.filesystem.as_ref().ok_or_else(|| {
+                invalid(
+                    "persistence.filesystem",
+                    "required when backend is filesystem",
+                )
+            })?;
+            if fs.path.trim().is_empty() {
+                return Err(invalid("persistence.filesystem.path", "must not be empty"));
+            }
+            std::fs::create_dir_all(&fs.path).map_err(|e| {
+                invalid(
+                    "persistence.filesystem.path",
+                    format!("cannot create {}: {e}", fs.path),
+                )
+            })?;
+            let store = LocalFileSystem::new_with_prefix(&fs.path).map_err(|e| {
+                ConfigError::ObjectStore {
+                    field: "persistence.filesystem.path".to_string(),
+                    message: e.to_string(),
+                }
+            })?;
+            Ok(Arc::new(store))
+        }
+    }
+}

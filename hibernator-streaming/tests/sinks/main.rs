@@ -1,0 +1,16 @@
+//! Integration tests of the log sinks: object storage (local filesystem and
+//! S3 on moto), Splunk HEC and Datadog against local receivers, the batcher
+//! and the configuration.
+
+// Test helpers (receivers, recording sinks) unwrap like the tests do.
+#![allow(clippy::unwrap_used)]
+
+mod batcher;
+mod common;
+mod config;
+mod datadog;
+mod object_fs;
+mod object_s3;
+#[cfg(feature = "otlp")]
+mod otlp;
+mod splunk;
