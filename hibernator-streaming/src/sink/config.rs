@@ -460,53 +460,58 @@ pub fn build_sinks_with_env(
     config: &SinksConfig,
     env: &dyn Fn(&str) -> Option<String>,
 ) -> Result<Vec<Arc<dyn LogSink>>, ConfigError> {
+    Ok(build_batched_sinks_with_env(config, env)?
+        .into_iter()
+        .map(|batcher| batcher as Arc<dyn LogSink>)
+        .collect())
+}
+
+/// Like [`build_sinks_with_env`], but returns the [`Batcher`]s themselves so
+/// that their counters ([`Batcher::stats`]: written, dropped, failed) can be
+/// exported as metrics. Order: persistence, Splunk, Datadog, OTLP.
+pub fn build_batched_sinks_with_env(
+    config: &SinksConfig,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Vec<Arc<Batcher>>, ConfigError> {
     let mut sinks: Vec<Arc<dyn LogSink>> = Vec::new();
-    let batcher = BatcherOptions::default();
     if let Some(persistence) = config.persistence.as_ref().filter(|p| p.enabled) {
         let options = persistence.to_options()?;
         let store = super::object::store_from_config(persistence, env)?;
-        let sink = Arc::new(ObjectStoreSink::new(store, options));
-        sinks.push(Arc::new(Batcher::new(sink, batcher.clone())));
+        sinks.push(Arc::new(ObjectStoreSink::new(store, options)));
     }
     if let Some(splunk) = config.splunk.as_ref().filter(|s| s.enabled) {
-        let sink = Arc::new(SplunkSink::new(splunk.to_options(env)?).map_err(|e| {
-            ConfigError::HttpClient {
+        let sink =
+            SplunkSink::new(splunk.to_options(env)?).map_err(|e| ConfigError::HttpClient {
                 field: "splunk".to_string(),
                 message: e.to_string(),
-            }
-        })?);
-        sinks.push(Arc::new(Batcher::new(sink, batcher.clone())));
+            })?;
+        sinks.push(Arc::new(sink));
     }
     if let Some(datadog) = config.datadog.as_ref().filter(|d| d.enabled) {
-        let sink = Arc::new(DatadogSink::new(datadog.to_options(env)?).map_err(|e| {
-            ConfigError::HttpClient {
+        let sink =
+            DatadogSink::new(datadog.to_options(env)?).map_err(|e| ConfigError::HttpClient {
                 field: "datadog".to_string(),
                 message: e.to_string(),
-            }
-        })?);
-        sinks.push(Arc::new(Batcher::new(sink, batcher.clone())));
+            })?;
+        sinks.push(Arc::new(sink));
     }
     if let Some(otlp) = config.otlp.as_ref().filter(|o| o.enabled) {
-        sinks.push(build_otlp(otlp, &batcher)?);
+        sinks.push(build_otlp(otlp)?);
     }
-    Ok(sinks)
+    Ok(sinks
+        .into_iter()
+        .map(|sink| Arc::new(Batcher::new(sink, BatcherOptions::default())))
+        .collect())
 }
 
 #[cfg(feature = "otlp")]
-fn build_otlp(
-    otlp: &OtlpConfig,
-    batcher: &BatcherOptions,
-) -> Result<Arc<dyn LogSink>, ConfigError> {
+fn build_otlp(otlp: &OtlpConfig) -> Result<Arc<dyn LogSink>, ConfigError> {
     let options = super::otlp::OtlpOptions::from_config(otlp)?;
-    let sink = Arc::new(super::otlp::OtlpSink::new(options)?);
-    Ok(Arc::new(Batcher::new(sink, batcher.clone())))
+    Ok(Arc::new(super::otlp::OtlpSink::new(options)?))
 }
 
 #[cfg(not(feature = "otlp"))]
-fn build_otlp(
-    _otlp: &OtlpConfig,
-    _batcher: &BatcherOptions,
-) -> Result<Arc<dyn LogSink>, ConfigError> {
+fn build_otlp(_otlp: &OtlpConfig) -> Result<Arc<dyn LogSink>, ConfigError> {
     Err(ConfigError::FeatureDisabled {
         field: "otlp".to_string(),
         feature: "otlp",

@@ -22,7 +22,8 @@ pub mod splunk;
 pub use batcher::{Batcher, BatcherOptions, BatcherStats};
 pub use config::{
     BackendKind, ConfigError, DatadogConfig, FilesystemConfig, OtlpConfig, PersistenceConfig,
-    S3Config, SinksConfig, SplunkConfig, build_sinks, build_sinks_with_env,
+    S3Config, SinksConfig, SplunkConfig, build_batched_sinks_with_env, build_sinks,
+    build_sinks_with_env,
 };
 pub use datadog::{DatadogOptions, DatadogSink};
 pub use http::RetryPolicy;

@@ -2,9 +2,11 @@
 
 use std::io::Write;
 
+use hibernator_streaming::sink::LogSink;
+
 use hibernator_streaming::sink::{
     BackendKind, ConfigError, DatadogConfig, SecretSource, SinksConfig, SplunkConfig,
-    build_sinks_with_env,
+    build_batched_sinks_with_env, build_sinks_with_env,
 };
 use serde_json::json;
 
@@ -270,4 +272,31 @@ fn otlp_needs_the_feature() {
         ),
         "{error:?}"
     );
+}
+
+#[tokio::test]
+async fn built_sinks_persist_through_their_batcher_and_count() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = parse(json!({
+        "persistence": {
+            "enabled": true,
+            "backend": "filesystem",
+            "filesystem": {"path": dir.path().to_str().unwrap(), "prefix": "hibernation/"}
+        }
+    }));
+    let sinks = build_batched_sinks_with_env(&config, &no_env).unwrap();
+    assert_eq!(sinks.len(), 1);
+    let lines: Vec<_> = (0..3)
+        .map(|i| crate::common::record("exec-7", crate::common::at(2026, 2, 1, 20, 0, i), "hi"))
+        .collect();
+    sinks[0].write_batch(&lines).await.unwrap();
+    sinks[0].flush().await.unwrap();
+    let content = std::fs::read_to_string(
+        dir.path()
+            .join("hibernation/2026-02-01/prod-offhours-ec2-exec-7.log"),
+    )
+    .unwrap();
+    assert_eq!(content.lines().count(), 3);
+    assert_eq!(sinks[0].stats().written, 3);
+    assert_eq!(sinks[0].stats().dropped, 0);
 }
