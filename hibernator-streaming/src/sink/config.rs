@@ -143,6 +143,11 @@ pub struct S3Config {
     /// Allow `http://` endpoints.
     #[serde(default)]
     pub allow_http: bool,
+    /// Use conditional puts (`If-Match`/`If-None-Match`) so that several
+    /// controller replicas can write one execution's object safely (default
+    /// `true`; set `false` for S3-compatible stores without support).
+    #[serde(default)]
+    pub conditional_writes: Option<bool>,
 }
 
 /// `persistence.filesystem`.

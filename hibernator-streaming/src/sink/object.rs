@@ -8,25 +8,34 @@
 //!
 //! Object stores cannot append, so the sink **rewrites** an execution's
 //! object when it writes a batch: it reads back the bytes it has already
-//! confirmed (`0..written`), appends the pending lines and puts the whole
-//! object. Pending lines are dropped from memory only after the put
-//! succeeded, and a retried write reads back only the confirmed bytes, so a
-//! put that failed (or whose answer was lost) neither loses nor duplicates
-//! lines. Each execution is written by one sink at a time (its lines are
-//! serialised by a per-execution lock).
+//! confirmed, appends the pending lines and puts the whole object. Pending
+//! lines are dropped from memory only after the put succeeded, and a retried
+//! write starts again from the confirmed bytes, so a put that failed (or
+//! whose answer was lost) neither loses nor duplicates lines.
+//!
+//! Puts are conditional where the store supports it (S3 `If-Match` /
+//! `If-None-Match`, the in-memory store): when another writer (a second
+//! controller replica receiving lines of the same execution) changed the
+//! object in between, the sink re-reads it and appends to what is there;
+//! pending lines the object already holds right after the confirmed bytes
+//! (its own put whose answer was lost, or the same lines delivered to both
+//! replicas) are not written twice. Stores without conditional updates (the local
+//! filesystem) fall back to plain overwrites and assume a single writer.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use chrono::{DateTime, Days, NaiveDate, SecondsFormat, Utc};
 use futures::TryStreamExt;
-use object_store::aws::AmazonS3Builder;
+use object_store::aws::{AmazonS3Builder, S3ConditionalPut};
 use object_store::local::LocalFileSystem;
 use object_store::path::Path;
-use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
+use object_store::{
+    ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload, PutResult, UpdateVersion,
+};
 use tokio::task::JoinHandle;
 
 use super::config::{BackendKind, ConfigError, PersistenceConfig, invalid};
@@ -67,10 +76,19 @@ impl Default for ObjectSinkOptions {
     }
 }
 
+/// What this sink last saw of an execution's object.
+#[derive(Clone)]
+struct Confirmed {
+    /// Bytes of the object known to be written.
+    len: u64,
+    /// Version of the object after that write; `None` when it did not exist.
+    version: Option<UpdateVersion>,
+}
+
 struct ExecutionLog {
     key: Path,
-    /// Bytes of the object known to hold our lines; `None` until checked.
-    written: Option<u64>,
+    /// `None` until the object was read or written.
+    confirmed: Option<Confirmed>,
     pending: Vec<u8>,
     pending_lines: usize,
     last_activity: Instant,
@@ -82,6 +100,32 @@ struct Inner {
     prefix: Path,
     executions: Mutex<HashMap<String, Arc<tokio::sync::Mutex<ExecutionLog>>>>,
     dropped: AtomicU64,
+    /// Cleared when the store turns out not to support conditional puts.
+    conditional: AtomicBool,
+}
+
+/// Length of the longest run of whole lines at the start of `pending` that
+/// `written` also starts with.
+fn landed_prefix(written: &[u8], pending: &[u8]) -> usize {
+    let common = written
+        .iter()
+        .zip(pending)
+        .take_while(|(a, b)| a == b)
+        .count();
+    pending[..common]
+        .iter()
+        .rposition(|b| *b == b'\n')
+        .map_or(0, |newline| newline + 1)
+}
+
+/// Conflicting writers retried in one `write_out` before giving up.
+const MAX_CONFLICTS: usize = 5;
+
+fn version_of(result: &PutResult) -> UpdateVersion {
+    UpdateVersion {
+        e_tag: result.e_tag.clone(),
+        version: result.version.clone(),
+    }
 }
 
 /// Writes execution logs to an object store in batches.
@@ -161,6 +205,7 @@ impl ObjectStoreSink {
                 options,
                 executions: Mutex::new(HashMap::new()),
                 dropped: AtomicU64::new(0),
+                conditional: AtomicBool::new(true),
             }),
             maintenance: OnceLock::new(),
         }
@@ -232,7 +277,7 @@ impl Inner {
                             record.timestamp.date_naive(),
                             record,
                         ),
-                        written: None,
+                        confirmed: None,
                         pending: Vec::new(),
                         pending_lines: 0,
                         last_activity: Instant::now(),
@@ -241,37 +286,118 @@ impl Inner {
         )
     }
 
+    /// The whole current object and its version (empty and `None` when absent).
+    async fn read_current(
+        &self,
+        key: &Path,
+    ) -> Result<(Vec<u8>, Option<UpdateVersion>), SinkError> {
+        match self.store.get(key).await {
+            Ok(result) => {
+                let version = UpdateVersion {
+                    e_tag: result.meta.e_tag.clone(),
+                    version: result.meta.version.clone(),
+                };
+                let bytes = result.bytes().await.map_err(|e| store_error(&e))?;
+                Ok((bytes.to_vec(), Some(version)))
+            }
+            Err(object_store::Error::NotFound { .. }) => Ok((Vec::new(), None)),
+            Err(error) => Err(store_error(&error)),
+        }
+    }
+
+    /// The confirmed bytes of the object and their version.
+    async fn read_confirmed(
+        &self,
+        key: &Path,
+        confirmed: &Confirmed,
+    ) -> Result<(Vec<u8>, Option<UpdateVersion>), SinkError> {
+        if confirmed.len == 0 {
+            return Ok((Vec::new(), confirmed.version.clone()));
+        }
+        match self.store.get_range(key, 0..confirmed.len).await {
+            Ok(bytes) => Ok((bytes.to_vec(), confirmed.version.clone())),
+            // Deleted behind our back (retention, an operator): start over.
+            Err(object_store::Error::NotFound { .. }) => Ok((Vec::new(), None)),
+            Err(error) => Err(store_error(&error)),
+        }
+    }
+
     async fn write_out(&self, log: &mut ExecutionLog) -> Result<(), SinkError> {
         if log.pending.is_empty() {
             return Ok(());
         }
-        let written = match log.written {
-            Some(written) => written,
-            None => match self.store.head(&log.key).await {
-                Ok(meta) => meta.size,
-                Err(object_store::Error::NotFound { .. }) => 0,
-                Err(error) => return Err(store_error(&error)),
-            },
-        };
-        let mut body = Vec::with_capacity(written as usize + log.pending.len());
-        if written > 0 {
-            match self.store.get_range(&log.key, 0..written).await {
-                Ok(bytes) => body.extend_from_slice(&bytes),
-                // Deleted behind our back (retention, an operator): start over.
-                Err(object_store::Error::NotFound { .. }) => {}
+        for _ in 0..=MAX_CONFLICTS {
+            let (mut body, version) = match &log.confirmed {
+                Some(confirmed) => self.read_confirmed(&log.key, confirmed).await?,
+                None => self.read_current(&log.key).await?,
+            };
+            let base = body.len();
+            body.extend_from_slice(&log.pending);
+            let size = body.len() as u64;
+            let conditional = self.conditional.load(Ordering::Relaxed);
+            let mode = match (&version, conditional) {
+                (_, false) => PutMode::Overwrite,
+                (None, true) => PutMode::Create,
+                (Some(version), true) if version.e_tag.is_some() => {
+                    PutMode::Update(version.clone())
+                }
+                (Some(_), true) => PutMode::Overwrite,
+            };
+            let result = self
+                .store
+                .put_opts(&log.key, PutPayload::from(body), PutOptions::from(mode))
+                .await;
+            match result {
+                Ok(result) => {
+                    log.confirmed = Some(Confirmed {
+                        len: size,
+                        version: Some(version_of(&result)),
+                    });
+                    log.pending.clear();
+                    log.pending_lines = 0;
+                    return Ok(());
+                }
+                Err(object_store::Error::NotImplemented { .. }) if conditional => {
+                    tracing::debug!(store = %self.store, "object store has no conditional puts; overwriting");
+                    self.conditional.store(false, Ordering::Relaxed);
+                }
+                Err(
+                    object_store::Error::Precondition { .. }
+                    | object_store::Error::AlreadyExists { .. },
+                ) => {
+                    // Someone else wrote the object (or our own put whose
+                    // answer was lost landed): continue from what is there,
+                    // skipping the pending lines it already starts with.
+                    let (current, version) = self.read_current(&log.key).await?;
+                    let landed = current
+                        .get(base..)
+                        .map_or(0, |rest| landed_prefix(rest, &log.pending));
+                    if landed > 0 {
+                        let lines = log.pending[..landed]
+                            .iter()
+                            .filter(|b| **b == b'\n')
+                            .count();
+                        log.pending.drain(..landed);
+                        log.pending_lines = log.pending_lines.saturating_sub(lines);
+                    }
+                    log.confirmed = Some(Confirmed {
+                        len: current.len() as u64,
+                        version,
+                    });
+                    if log.pending.is_empty() {
+                        return Ok(());
+                    }
+                }
                 Err(error) => return Err(store_error(&error)),
             }
         }
-        body.extend_from_slice(&log.pending);
-        let size = body.len() as u64;
-        self.store
-            .put(&log.key, PutPayload::from(body))
-            .await
-            .map_err(|e| store_error(&e))?;
-        log.written = Some(size);
-        log.pending.clear();
-        log.pending_lines = 0;
-        Ok(())
+        Err(SinkError::Transient {
+            sink: "object-store",
+            message: format!(
+                "{} kept changing under concurrent writers; will retry",
+                log.key
+            ),
+        })
     }
 
     async fn flush_all(&self) -> Result<(), SinkError> {
@@ -418,6 +544,9 @@ pub fn store_from_config(
                 return Err(invalid("persistence.s3.bucket", "must not be empty"));
             }
             let mut builder = AmazonS3Builder::from_env().with_bucket_name(s3.bucket.trim());
+            if !s3.conditional_writes.unwrap_or(true) {
+                builder = builder.with_conditional_put(S3ConditionalPut::Disabled);
+            }
             for name in [
                 "AWS_ACCESS_KEY_ID",
                 "AWS_SECRET_ACCESS_KEY",

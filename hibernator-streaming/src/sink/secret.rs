@@ -33,7 +33,8 @@ impl fmt::Debug for Secret {
 /// * `$NAME` or `${NAME}`: the environment variable `NAME` (the chart fills
 ///   it from a Kubernetes Secret);
 /// * `file:/path`: the trimmed contents of a file (a mounted Secret);
-/// * anything else: the value itself (discouraged; kept out of `Debug`).
+/// * anything else: the value itself (discouraged; kept out of `Debug`, and
+///   serialised as [`REDACTED`]).
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(from = "String", into = "String")]
 pub enum SecretSource {
@@ -64,12 +65,16 @@ impl From<String> for SecretSource {
     }
 }
 
+/// What a literal credential serialises to: configuration written back out
+/// (a rendered ConfigMap, a debug dump) never carries the value.
+pub const REDACTED: &str = "<redacted>";
+
 impl From<SecretSource> for String {
     fn from(source: SecretSource) -> Self {
         match source {
             SecretSource::Env(name) => format!("${{{name}}}"),
             SecretSource::File(path) => format!("file:{path}"),
-            SecretSource::Literal(secret) => secret.0,
+            SecretSource::Literal(_) => REDACTED.to_string(),
         }
     }
 }

@@ -300,3 +300,23 @@ async fn built_sinks_persist_through_their_batcher_and_count() {
     assert_eq!(sinks[0].stats().written, 3);
     assert_eq!(sinks[0].stats().dropped, 0);
 }
+
+#[test]
+fn secret_sources_serialise_without_values() {
+    for (raw, written) in [
+        ("$DATADOG_API_KEY", "${DATADOG_API_KEY}"),
+        ("${SPLUNK_HEC_TOKEN}", "${SPLUNK_HEC_TOKEN}"),
+        (
+            "file:/etc/hibernator/splunk/token",
+            "file:/etc/hibernator/splunk/token",
+        ),
+        (DD_KEY, hibernator_streaming::sink::secret::REDACTED),
+    ] {
+        let source = SecretSource::from(raw.to_string());
+        assert_eq!(serde_json::to_value(&source).unwrap(), json!(written));
+    }
+    assert_eq!(
+        SecretSource::from("$DATADOG_API_KEY".to_string()),
+        SecretSource::Env("DATADOG_API_KEY".to_string())
+    );
+}

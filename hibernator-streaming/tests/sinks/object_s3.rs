@@ -43,6 +43,7 @@ async fn s3(moto: &MotoServer) -> (PersistenceConfig, Arc<dyn ObjectStore>) {
             region: Some("eu-west-1".to_string()),
             endpoint: Some(moto.endpoint().to_string()),
             allow_http: true,
+            conditional_writes: None,
         }),
         ..PersistenceConfig::default()
     };
@@ -122,6 +123,7 @@ async fn a_missing_bucket_is_a_transient_error_and_keeps_the_lines() {
             region: None,
             endpoint: Some(moto.endpoint().to_string()),
             allow_http: true,
+            conditional_writes: None,
         }),
         ..PersistenceConfig::default()
     };
@@ -142,5 +144,37 @@ async fn a_missing_bucket_is_a_transient_error_and_keeps_the_lines() {
     assert_eq!(
         content(&store, "2026-02-01/prod-offhours-ec2-exec-1.log").await,
         "2026-02-01T20:00:00Z [INFO] kept\n"
+    );
+}
+
+#[tokio::test]
+async fn two_replicas_writing_one_execution_on_s3_lose_nothing() {
+    let moto = MotoServer::start().await.unwrap();
+    let (config, store) = s3(&moto).await;
+    let a = ObjectStoreSink::new(store.clone(), config.to_options().unwrap());
+    let b = ObjectStoreSink::new(store.clone(), config.to_options().unwrap());
+    for i in 0..6u32 {
+        let sink = if i % 2 == 0 { &a } else { &b };
+        sink.write_batch(&[record(
+            "exec-9",
+            at(2026, 2, 1, 20, 0, i),
+            &format!("line {i}"),
+        )])
+        .await
+        .unwrap();
+        sink.flush().await.unwrap();
+    }
+    let text = content(
+        &store,
+        "hibernation/2026-02-01/prod-offhours-ec2-exec-9.log",
+    )
+    .await;
+    let messages: Vec<&str> = text
+        .lines()
+        .map(|l| l.split("[INFO] ").nth(1).unwrap())
+        .collect();
+    assert_eq!(
+        messages,
+        vec!["line 0", "line 1", "line 2", "line 3", "line 4", "line 5"]
     );
 }
