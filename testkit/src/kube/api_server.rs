@@ -222,6 +222,12 @@ impl ApiServer {
         lock(&self.shared.state).store.compact();
     }
 
+    /// Ends every open watch, as an API server restart does; clients
+    /// re-watch from their last resourceVersion.
+    pub fn close_watches(&self) {
+        self.shared.close_watches();
+    }
+
     /// The latest resourceVersion.
     pub fn resource_version(&self) -> u64 {
         lock(&self.shared.state).store.current_rv()
@@ -230,7 +236,7 @@ impl ApiServer {
 
 impl Drop for ApiServer {
     fn drop(&mut self) {
-        self.shared.shut_down();
+        self.shared.close_watches();
         self.task.abort();
     }
 }

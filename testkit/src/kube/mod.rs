@@ -25,6 +25,7 @@ mod cluster;
 pub mod crds;
 mod error;
 mod faults;
+mod list;
 mod objects;
 mod patch;
 mod registry;

@@ -15,7 +15,8 @@ use serde_json::{Value, json};
 use super::auth::TokenAuthority;
 use super::error::{ApiError, json_response};
 use super::faults::Faults;
-use super::objects::{ListQuery, Part, State};
+use super::list::ListQuery;
+use super::objects::{Part, State};
 use super::patch::{self, PatchKind};
 use super::registry::ResourceDef;
 use super::selectors::{FieldSelector, LabelSelector};
@@ -31,7 +32,8 @@ pub(crate) struct Shared {
     pub faults: Mutex<Faults>,
     pub auth: TokenAuthority,
     bookmark_interval: Mutex<Duration>,
-    shutdown: tokio::sync::watch::Sender<bool>,
+    /// Bumped to end every open watch.
+    watch_epoch: tokio::sync::watch::Sender<u64>,
     pub address: Mutex<String>,
 }
 
@@ -43,13 +45,13 @@ pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 
 impl Shared {
     pub fn new() -> Self {
-        let (shutdown, _) = tokio::sync::watch::channel(false);
+        let (watch_epoch, _) = tokio::sync::watch::channel(0);
         Self {
             state: Mutex::new(State::new()),
             faults: Mutex::new(Faults::default()),
             auth: TokenAuthority::new(),
             bookmark_interval: Mutex::new(Duration::from_secs(5)),
-            shutdown,
+            watch_epoch,
             address: Mutex::new(String::new()),
         }
     }
@@ -62,13 +64,14 @@ impl Shared {
         *lock(&self.bookmark_interval) = interval.max(Duration::from_millis(1));
     }
 
-    pub fn shutdown_receiver(&self) -> tokio::sync::watch::Receiver<bool> {
-        self.shutdown.subscribe()
+    /// A receiver that changes when open watches must end.
+    pub fn watch_closer(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.watch_epoch.subscribe()
     }
 
-    /// Ends every open watch.
-    pub fn shut_down(&self) {
-        self.shutdown.send_replace(true);
+    /// Ends every open watch (clients reconnect).
+    pub fn close_watches(&self) {
+        self.watch_epoch.send_modify(|e| *e += 1);
     }
 }
 

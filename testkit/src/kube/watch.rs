@@ -11,7 +11,8 @@ use tokio::sync::{broadcast, mpsc};
 use tokio_stream::wrappers::ReceiverStream;
 
 use super::error::ApiError;
-use super::objects::{ListQuery, State};
+use super::list::ListQuery;
+use super::objects::State;
 use super::registry::ResourceDef;
 use super::server::{Shared, lock};
 use super::store::{EventType, StoredEvent};
@@ -73,7 +74,7 @@ type Body = ReceiverStream<Result<Bytes, Infallible>>;
 pub(crate) fn start(shared: &Arc<Shared>, req: WatchRequest) -> Body {
     let (tx, rx) = mpsc::channel(256);
     let interval = shared.bookmark_interval();
-    let mut shutdown = shared.shutdown_receiver();
+    let mut closer = shared.watch_closer();
     let setup = {
         let state = lock(&shared.state);
         let store = &state.store;
@@ -149,7 +150,7 @@ pub(crate) fn start(shared: &Arc<Shared>, req: WatchRequest) -> Body {
                         None => std::future::pending().await,
                     }
                 } => return,
-                _ = shutdown.changed() => return,
+                _ = closer.changed() => return,
                 () = tx.closed() => return,
             };
             if tx.send(Ok(line)).await.is_err() {

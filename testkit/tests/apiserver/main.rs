@@ -3,6 +3,8 @@
 //! against a real cluster when `HIBERNATOR_TEST_KUBECONFIG` is set.
 
 mod common;
+mod controller;
 mod crud;
 mod discovery;
 mod subresources;
+mod watch;
