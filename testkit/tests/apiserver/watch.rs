@@ -231,3 +231,38 @@ async fn watcher_sees_changes_with_list_watch_and_streaming_lists() {
     }
     tc.cleanup().await.unwrap();
 }
+
+#[tokio::test]
+async fn selector_watches_see_objects_enter_and_leave() {
+    let tc = TestCluster::start("watchsel").await.unwrap();
+    let api: Api<ConfigMap> = Api::default_namespaced(tc.client());
+    let created = api
+        .create(&PostParams::default(), &cm("m", json!({"sel": "in"})))
+        .await
+        .unwrap();
+    let rv = created.metadata.resource_version.unwrap();
+    let wp = WatchParams::default().labels("sel=in").disable_bookmarks();
+    let mut stream = api.watch(&wp, &rv).await.unwrap().boxed();
+    let relabel = |v: &'static str| {
+        let api = api.clone();
+        async move {
+            api.patch(
+                "m",
+                &PatchParams::default(),
+                &Patch::Merge(json!({"metadata": {"labels": {"sel": v}}})),
+            )
+            .await
+            .unwrap();
+        }
+    };
+    relabel("out").await;
+    relabel("out").await;
+    relabel("in").await;
+    let expect = |t: &str| (t.to_string(), "m".to_string());
+    assert_eq!(
+        name_of(&next(&mut stream).await.unwrap()),
+        expect("DELETED")
+    );
+    assert_eq!(name_of(&next(&mut stream).await.unwrap()), expect("ADDED"));
+    tc.cleanup().await.unwrap();
+}
