@@ -14,7 +14,7 @@ use super::error::ApiError;
 use super::list::ListQuery;
 use super::objects::State;
 use super::registry::ResourceDef;
-use super::server::{Shared, lock};
+use super::server::{Shared, lock, partial};
 use super::store::{EventType, StoredEvent};
 
 /// Parameters of one watch request.
@@ -29,6 +29,8 @@ pub(crate) struct WatchRequest {
     pub bookmarks: bool,
     pub send_initial_events: bool,
     pub timeout: Option<Duration>,
+    /// Send `PartialObjectMetadata` objects.
+    pub metadata_only: bool,
 }
 
 impl WatchRequest {
@@ -57,7 +59,11 @@ impl WatchRequest {
     }
 
     fn line(&self, etype: &str, obj: &Value) -> Bytes {
-        let object = State::output(&self.def, &self.version, obj.clone());
+        let object = if self.metadata_only {
+            partial(obj)
+        } else {
+            State::output(&self.def, &self.version, obj.clone())
+        };
         let mut s = json!({"type": etype, "object": object}).to_string();
         s.push('\n');
         Bytes::from(s)
