@@ -532,6 +532,9 @@ impl State {
             let m = meta_mut(&mut marked)?;
             m.insert("deletionTimestamp".into(), json!(now_rfc3339()));
             m.insert("deletionGracePeriodSeconds".into(), json!(0));
+            // Like the real server, marking for deletion bumps the generation.
+            let generation = m.get("generation").and_then(Value::as_i64).unwrap_or(1);
+            m.insert("generation".into(), json!(generation + 1));
             return Ok(self.store.put(def, ns, name, marked));
         }
         self.remove(def, ns, name)
