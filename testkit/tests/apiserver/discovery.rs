@@ -95,6 +95,14 @@ async fn hibernator_crds_are_served_with_status() {
     let mut fetched = api.get("p").await.unwrap();
     fetched.status = None;
     fetched.spec.suspend = true;
+    // Custom resources reject unconditional updates.
+    let mut unconditional = fetched.clone();
+    unconditional.metadata.resource_version = None;
+    let err = api
+        .replace("p", &PostParams::default(), &unconditional)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, kube::Error::Api(s) if s.code == 422));
     let replaced = api
         .replace("p", &PostParams::default(), &fetched)
         .await
