@@ -1,8 +1,10 @@
 #!/usr/bin/env python3
-"""Generate docs/configuration.md, the CRD field reference, from the CRD schemas.
+"""Generate docs/configuration.md from the CRD schemas and the chart's values.
 
-The CRDs in charts/hibernator/crds/ are themselves generated from the Rust
-types (`hibernator crd`), so this reference cannot drift from the code:
+Two parts: every field of every custom resource, from the CRDs in
+charts/hibernator/crds/ (themselves generated from the Rust types by
+`hibernator crd`), and every Helm value, from charts/hibernator/values.yaml
+and its `# --` comments. So the reference cannot drift from the code:
 scripts/chart-check.py fails when the committed file differs from a fresh
 generation.
 
@@ -15,6 +17,7 @@ Usage:
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 from pathlib import Path
 
@@ -23,6 +26,7 @@ import yaml
 ROOT = Path(__file__).resolve().parent.parent
 CRD_DIR = ROOT / "charts" / "hibernator" / "crds"
 OUTPUT = ROOT / "docs" / "configuration.md"
+VALUES = ROOT / "charts" / "hibernator" / "values.yaml"
 
 # Order in which kinds appear: the plan first, then what it refers to.
 KIND_ORDER = ["HibernatePlan", "ScheduleException", "CloudProvider", "K8SCluster"]
@@ -38,7 +42,7 @@ version `v1alpha1`), generated from the CRD schemas, which are generated from
 the Rust types. For what the executors accept in `spec.targets[].parameters`
 see [executors](executors.md); for schedule semantics see
 [schedules](schedules.md); for ordering see [strategies](strategies.md). The
-chart's own values are described in [installation](installation.md#chart-values).
+Helm chart's values are at the end: [chart values](#chart-values).
 
 Paths use `[]` for list items and `{}` for map values. *Required* means the
 API server rejects an object without the field (when its parent is present).
@@ -167,16 +171,90 @@ def render_crd(crd: dict) -> str:
     return "\n".join(out)
 
 
+KEY_LINE = re.compile(r"^(?P<indent> *)(?P<key>[A-Za-z0-9_.-]+):(?: |$)")
+
+
+def values_rows() -> list[tuple[str, str, str]]:
+    """(path, default, description) for every documented or leaf value, in file order.
+
+    A value is documented by a `# -- text` comment (continued by further `#`
+    lines) right above its key, as in helm-docs.
+    """
+    text = VALUES.read_text()
+    values = yaml.safe_load(text) or {}
+    rows: list[tuple[str, str, str]] = []
+    stack: list[tuple[int, str]] = []
+    pending: list[str] | None = None
+    for line in text.splitlines():
+        stripped = line.strip()
+        if stripped.startswith("# --"):
+            pending = [stripped[len("# --") :].strip()]
+            continue
+        if stripped.startswith("#"):
+            if pending is not None:
+                pending.append(stripped.lstrip("#").strip())
+            continue
+        match = KEY_LINE.match(line)
+        if not match or stripped.startswith("- "):
+            pending = None
+            continue
+        indent = len(match.group("indent"))
+        while stack and stack[-1][0] >= indent:
+            stack.pop()
+        stack.append((indent, match.group("key")))
+        keys = [k for _, k in stack]
+        value = lookup(values, keys)
+        is_leaf = not isinstance(value, dict) or not value
+        if pending is not None or is_leaf:
+            rows.append((".".join(keys), render_default(value), md_escape(" ".join(pending or []))))
+        pending = None
+    return rows
+
+
+def lookup(values: dict, keys: list[str]) -> object:
+    node: object = values
+    for key in keys:
+        if not isinstance(node, dict) or key not in node:
+            return None
+        node = node[key]
+    return node
+
+
+def render_default(value: object) -> str:
+    if isinstance(value, dict) and value and any(isinstance(v, dict) for v in value.values()):
+        return ""
+    dumped = yaml.safe_dump(value, default_flow_style=True, width=10_000).strip()
+    dumped = dumped.removesuffix("...").strip()
+    return f"`{dumped}`".replace("|", "\\|")
+
+
+def render_values() -> str:
+    out = [
+        "## Chart values",
+        "",
+        "Values of the Helm chart `charts/hibernator` (from its `values.yaml`), set with",
+        "`--set key=value` or `-f my-values.yaml`. See [installation](installation.md).",
+        "",
+        "| Key | Default | Description |",
+        "|---|---|---|",
+    ]
+    for path, default, description in values_rows():
+        out.append(f"| `{path}` | {default} | {description} |")
+    return "\n".join(out) + "\n"
+
+
 def generate() -> str:
     crds = load_crds()
     if not crds:
         raise SystemExit(f"no CustomResourceDefinition found in {CRD_DIR}")
-    toc = ["## Kinds", ""]
+    toc = ["## Contents", ""]
     for crd in crds:
         kind = crd["spec"]["names"]["kind"]
         toc.append(f"- [{kind}](#{kind.lower()})")
+    toc.append("- [Chart values](#chart-values)")
     body = [HEADER, "\n".join(toc), ""]
     body.extend(render_crd(crd) for crd in crds)
+    body.append(render_values())
     return "\n".join(body).rstrip() + "\n"
 
 
