@@ -503,7 +503,8 @@ def check_monitoring_doc(report: Report, verbose: bool) -> None:
         manifests = chart.render(values, name=RELEASE, namespace=NAMESPACE, is_install=True)
     rendered = [
         o
-        for text in manifests.values()
+        for path, text in manifests.items()
+        if path.endswith(".yaml")
         for o in load_yaml_docs(text)
         if o.get("kind") == "PrometheusRule"
     ]
@@ -514,6 +515,31 @@ def check_monitoring_doc(report: Report, verbose: bool) -> None:
         report.fail(what, "the documented rules differ from the rendered PrometheusRule spec (release `hibernator`)")
     else:
         report.ok(what, verbose)
+
+
+def check_metric_names(report: Report, verbose: bool) -> None:
+    """Every metric the alerts and the dashboard query is one docs/monitoring.md lists."""
+    doc = ROOT / "docs" / "monitoring.md"
+    text = doc.read_text() if doc.exists() else ""
+    table = re.search(r"<!-- metrics:begin -->(.*?)<!-- metrics:end -->", text, re.S)
+    if not table:
+        report.fail("docs/monitoring.md lists the metrics", "no table between <!-- metrics:begin --> and <!-- metrics:end -->")
+        return
+    documented = set(re.findall(r"^\| `(hibernator_[a-z0-9_]+)`", table.group(1), re.M))
+    sources = {
+        "charts/hibernator/files/prometheus-rules.yaml": (CHART / "files" / "prometheus-rules.yaml").read_text(),
+        "charts/hibernator/dashboards/hibernator.json": (CHART / "dashboards" / "hibernator.json").read_text(),
+    }
+    for origin, source in sources.items():
+        used = set(re.findall(r"\b(hibernator_[a-z0-9_]+)", source))
+        # Histograms are queried through their _bucket/_sum/_count series.
+        base = {re.sub(r"_(bucket|sum|count)$", "", m) if m.endswith(("_bucket", "_sum", "_count")) else m for m in used}
+        unknown = sorted(m for m in base if m not in documented)
+        what = f"{origin} queries only documented metrics"
+        if unknown:
+            report.fail(what, "not in docs/monitoring.md: " + ", ".join(unknown))
+        else:
+            report.ok(what, verbose)
 
 
 def main() -> int:
@@ -541,6 +567,7 @@ def main() -> int:
     check_crds_and_examples(report, args.verbose)
     check_generated_docs(report, args.verbose)
     check_monitoring_doc(report, args.verbose)
+    check_metric_names(report, args.verbose)
     print(f"chart-check: {report.passed} passed, {len(report.failed)} failed")
     return 1 if report.failed else 0
 
