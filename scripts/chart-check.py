@@ -16,7 +16,8 @@ charts/hibernator/ci/ (all-on-values.yaml turns every option on):
 5. Every container the chart runs is accepted by the real binary: runs
    `$HIBERNATOR_BIN <container args> --dry-run` with the container's env.
 
-Outside the chart: the CRDs in charts/hibernator/crds/ validate as
+Outside the chart: every `helm install|upgrade|template` command shown in
+docs/ and README.md renders with its `--set` values, the CRDs in charts/hibernator/crds/ validate as
 CustomResourceDefinitions, the example plans in examples/plans/ validate
 against the CRD schemas, docs/configuration.md is what
 scripts/gen-config-reference.py generates, and the alert rules shown in
@@ -33,6 +34,7 @@ import copy
 import importlib.util
 import os
 import re
+import shlex
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -542,6 +544,95 @@ def check_metric_names(report: Report, verbose: bool) -> None:
             report.ok(what, verbose)
 
 
+def code_blocks(markdown: str) -> list[str]:
+    """Contents of the fenced code blocks of a Markdown text."""
+    blocks: list[str] = []
+    current: list[str] | None = None
+    for line in markdown.splitlines():
+        if line.strip().startswith("```"):
+            if current is None:
+                current = []
+            else:
+                blocks.append("\n".join(current))
+                current = None
+        elif current is not None:
+            current.append(line)
+    return blocks
+
+
+def named_values_files(markdown: str) -> dict[str, dict]:
+    """YAML blocks that start with a `# <name>.yaml` line: values files shown in the docs."""
+    named = {}
+    for block in code_blocks(markdown):
+        first = block.strip().splitlines()[0] if block.strip() else ""
+        match = re.match(r"^#\s*([\w.-]+\.ya?ml)\s*$", first)
+        if match:
+            named[match.group(1)] = yaml.safe_load(block) or {}
+    return named
+
+
+def helm_commands(markdown: str) -> Iterator[list[str]]:
+    """`helm install|upgrade|template` commands of the fenced code blocks, as argv."""
+    for block in code_blocks(markdown):
+        joined = re.sub(r"\\\n\s*", " ", block)
+        for line in joined.splitlines():
+            line = line.split(" # ")[0].strip()
+            if re.match(r"^helm (install|upgrade|template)\b", line):
+                yield shlex.split(line)
+
+
+def merge(into: dict, extra: dict) -> dict:
+    for key, value in extra.items():
+        if isinstance(value, dict) and isinstance(into.get(key), dict):
+            merge(into[key], value)
+        else:
+            into[key] = value
+    return into
+
+
+def check_doc_commands(report: Report, verbose: bool) -> None:
+    """Every helm command in docs/ and README.md renders the chart with its values.
+
+    `--set` values are parsed by Helm; `-f NAME` is a file of the repository or
+    a YAML block of the same page whose first line is `# NAME`.
+    """
+    files = sorted((ROOT / "docs").glob("*.md")) + [ROOT / "README.md"]
+    with helm.Chart.load(str(CHART)) as chart:
+        for file in files:
+            text = file.read_text()
+            shown = named_values_files(text)
+            for argv in helm_commands(text):
+                what = f"{file.relative_to(ROOT)}: `{' '.join(argv)}` renders"
+                values: dict = {}
+                chart_args = [a for a in argv[2:] if not a.startswith("-")]
+                problems = []
+                if not any(a in ("./charts/hibernator", "charts/hibernator") for a in chart_args):
+                    problems.append("does not install ./charts/hibernator")
+                for i, arg in enumerate(argv):
+                    if arg in ("-f", "--values") and i + 1 < len(argv):
+                        name = argv[i + 1]
+                        if name in shown:
+                            merge(values, copy.deepcopy(shown[name]))
+                        elif (ROOT / name).is_file():
+                            merge(values, yaml.safe_load((ROOT / name).read_text()) or {})
+                        else:
+                            problems.append(f"values file {name} is neither in the repository nor shown in the page")
+                    if arg == "--set" and i + 1 < len(argv):
+                        try:
+                            merge(values, helm.parse_set_string(argv[i + 1]))
+                        except helm.HelmError as err:
+                            problems.append(f"--set {argv[i + 1]}: {err}")
+                if problems:
+                    report.fail(what, "; ".join(problems))
+                    continue
+                try:
+                    chart.render(values, name=RELEASE, namespace=NAMESPACE, is_install=True)
+                except helm.HelmError as err:
+                    report.fail(what, str(err))
+                    continue
+                report.ok(what, verbose)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("-v", "--verbose", action="store_true", help="print passing checks too")
@@ -568,6 +659,7 @@ def main() -> int:
     check_generated_docs(report, args.verbose)
     check_monitoring_doc(report, args.verbose)
     check_metric_names(report, args.verbose)
+    check_doc_commands(report, args.verbose)
     print(f"chart-check: {report.passed} passed, {len(report.failed)} failed")
     return 1 if report.failed else 0
 
