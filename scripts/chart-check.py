@@ -500,17 +500,21 @@ def check_monitoring_doc(report: Report, verbose: bool) -> None:
     if not match:
         report.fail(what, "no ```yaml block between <!-- alerts:begin --> and <!-- alerts:end -->")
         return
-    with helm.Chart.load(str(CHART)) as chart:
-        values = {"prometheus": {"rules": {"enabled": True}}}
-        manifests = chart.render(values, name=RELEASE, namespace=NAMESPACE, is_install=True)
-    rendered = [
-        o
-        for path, text in manifests.items()
-        if path.endswith(".yaml")
-        for o in load_yaml_docs(text)
-        if o.get("kind") == "PrometheusRule"
-    ]
-    shown = yaml.safe_load(match.group(1))
+    try:
+        with helm.Chart.load(str(CHART)) as chart:
+            values = {"prometheus": {"rules": {"enabled": True}}}
+            manifests = chart.render(values, name=RELEASE, namespace=NAMESPACE, is_install=True)
+        rendered = [
+            o
+            for path, text in manifests.items()
+            if path.endswith(".yaml")
+            for o in load_yaml_docs(text)
+            if o.get("kind") == "PrometheusRule"
+        ]
+        shown = yaml.safe_load(match.group(1))
+    except (helm.HelmError, yaml.YAMLError) as err:
+        report.fail(what, str(err))
+        return
     if len(rendered) != 1:
         report.fail(what, f"the chart rendered {len(rendered)} PrometheusRules, expected 1")
     elif shown != rendered[0]["spec"]:
