@@ -32,6 +32,7 @@ from __future__ import annotations
 import argparse
 import copy
 import importlib.util
+import json
 import os
 import re
 import shlex
@@ -462,6 +463,24 @@ def check_chart(binary: Path, skip_binary: bool, report: Report, verbose: bool) 
                     report.fail(f"{origin}: renders a {needed}", "missing")
 
 
+def check_values_schema(report: Report, verbose: bool) -> None:
+    """values.schema.json is enforced: misspelt keys and wrong enum values fail."""
+    bad_values = [
+        {"controler": {"replicaCount": 2}},
+        {"controller": {"streaming": {"transport": "grcp"}}},
+        {"webhook": {"failurePolicy": "fail"}},
+    ]
+    with helm.Chart.load(str(CHART)) as chart:
+        for values in bad_values:
+            what = f"values.schema.json rejects {json.dumps(values)}"
+            try:
+                chart.render(values, name=RELEASE, namespace=NAMESPACE, is_install=True)
+            except helm.HelmError:
+                report.ok(what, verbose)
+            else:
+                report.fail(what, "rendered without error")
+
+
 def check_crds_and_examples(report: Report, verbose: bool) -> None:
     for file in sorted((CHART / "crds").glob("*.yaml")):
         for crd in load_yaml_docs(file.read_text()):
@@ -658,6 +677,7 @@ def main() -> int:
         args.skip_binary = True
     print(f"Helm {helm.helm_sdk_version()}, Kubernetes schemas {KUBE_VERSION}, binary {binary}")
     check_chart(binary, args.skip_binary, report, args.verbose)
+    check_values_schema(report, args.verbose)
     check_rbac_comments(report, args.verbose)
     check_crds_and_examples(report, args.verbose)
     check_generated_docs(report, args.verbose)
