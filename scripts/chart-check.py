@@ -11,7 +11,8 @@ charts/hibernator/ci/ (all-on-values.yaml turns every option on):
    Objects of our API group validate against our CRD schemas; the few
    third-party kinds the chart can render (Prometheus Operator, cert-manager)
    against schemas of the fields the chart sets (THIRD_PARTY below).
-3. Pods run under the restricted Pod Security Standard.
+3. Pods run under the restricted Pod Security Standard, and values.schema.json
+   rejects misspelt keys and bad enum values.
 4. Every RBAC rule in the templates has a comment justifying it.
 5. Every container the chart runs is accepted by the real binary: runs
    `$HIBERNATOR_BIN <container args> --dry-run` with the container's env.
@@ -397,7 +398,9 @@ def check_dry_run(obj: dict, origin: str, binary: Path, report: Report, verbose:
                 report.fail(name, f"could not run {binary}: {err}")
                 continue
             if proc.returncode != 0:
-                detail = (proc.stderr.strip() or proc.stdout.strip() or "no output").splitlines()
+                detail = [
+                    line for line in (proc.stderr.strip() or proc.stdout.strip() or "no output").splitlines() if line.strip()
+                ]
                 report.fail(name, f"exit {proc.returncode}: {' | '.join(detail[-5:])}\n     command: {' '.join(argv)}")
             else:
                 report.ok(name, verbose)
