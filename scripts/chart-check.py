@@ -18,7 +18,8 @@ charts/hibernator/ci/ (all-on-values.yaml turns every option on):
    `$HIBERNATOR_BIN <container args> --dry-run` with the container's env.
 
 Outside the chart: every `helm install|upgrade|template` command shown in
-docs/ and README.md renders with its `--set` values, the CRDs in charts/hibernator/crds/ validate as
+docs/ and README.md renders with its values, every whole hibernator.dev
+object shown there validates against the CRD schemas, the CRDs in charts/hibernator/crds/ validate as
 CustomResourceDefinitions, the example plans in examples/plans/ validate
 against the CRD schemas, docs/configuration.md is what
 scripts/gen-config-reference.py generates, and the alert rules shown in
@@ -493,6 +494,21 @@ def check_crds_and_examples(report: Report, verbose: bool) -> None:
         for obj in load_yaml_docs(file.read_text()):
             if str(obj.get("apiVersion", "")).startswith(OUR_GROUP + "/"):
                 validate_object(obj, ours, str(file.relative_to(ROOT)), report, verbose)
+    # Whole objects shown in the docs (a block with a `# expect: invalid` line
+    # demonstrates a rejection and is skipped).
+    for file in sorted((ROOT / "docs").glob("*.md")) + [ROOT / "README.md"]:
+        for block in code_blocks(file.read_text()):
+            if f"apiVersion: {OUR_GROUP}/" not in block or "# expect: invalid" in block:
+                continue
+            origin = f"{file.relative_to(ROOT)} (code block)"
+            try:
+                objects = list(load_yaml_docs(block))
+            except yaml.YAMLError as err:
+                report.fail(f"{origin} is YAML", str(err).replace("\n", " "))
+                continue
+            for obj in objects:
+                if isinstance(obj, dict) and str(obj.get("apiVersion", "")).startswith(OUR_GROUP + "/"):
+                    validate_object(obj, ours, origin, report, verbose)
 
 
 def check_generated_docs(report: Report, verbose: bool) -> None:
