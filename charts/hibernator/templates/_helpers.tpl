@@ -109,12 +109,13 @@ Streaming endpoints the controller tells runner Jobs about.
 */}}
 {{- define "hibernator.grpcEndpoint" -}}
 {{- $g := .Values.controller.streaming.grpc }}
-{{- default (printf "%s.%s.svc:%d" (include "hibernator.controllerName" .) .Release.Namespace (int $g.port)) $g.endpoint }}
+{{- $scheme := ternary "https://" "" $g.tls.enabled }}
+{{- default (printf "%s%s.%s.svc:%d" $scheme (include "hibernator.controllerName" .) .Release.Namespace (int $g.port)) $g.endpoint }}
 {{- end }}
 
 {{- define "hibernator.webhookEndpoint" -}}
 {{- $w := .Values.controller.streaming.webhook }}
-{{- default (printf "http://%s.%s.svc:%d" (include "hibernator.controllerName" .) .Release.Namespace (int $w.port)) $w.endpoint }}
+{{- default (printf "http://%s.%s.svc:%d/logs" (include "hibernator.controllerName" .) .Release.Namespace (int $w.port)) $w.endpoint }}
 {{- end }}
 
 {{/*
