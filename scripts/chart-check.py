@@ -110,7 +110,7 @@ def check_chart(binary: Path, skip_binary: bool, report: Report, verbose: bool) 
                 validate_object(obj, ours, origin, report, verbose)
                 check_pod_security(obj, origin, report, verbose)
                 if not skip_binary:
-                    check_dry_run(obj, origin, binary, report, verbose)
+                    check_dry_run(obj, objects, origin, binary, report, verbose)
             kinds = {o["kind"] for o in objects}
             for needed in ("Deployment", "ClusterRole", "Service", "ServiceAccount"):
                 if needed not in kinds:

@@ -3,8 +3,10 @@ the real binary accepting each container's arguments (`--dry-run`)."""
 
 from __future__ import annotations
 
+import base64
 import os
 import subprocess
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -81,8 +83,77 @@ def container_env(container: dict, obj: dict) -> dict[str, str] | str:
     return env
 
 
-def check_dry_run(obj: dict, origin: str, binary: Path, report: Report, verbose: bool) -> None:
-    """Run the real binary with each container's args and env plus --dry-run."""
+def materialize_volumes(spec: dict, container: dict, objects: list[dict], root: Path) -> dict[str, str]:
+    """Write the rendered ConfigMaps and Secrets a container mounts under `root`.
+
+    Returns mount path -> local directory, so paths in args and env can point
+    at the files the pod would see. Volumes whose object the chart does not
+    render are left out, except cert-manager Certificates' Secrets, which get
+    a self-signed pair as cert-manager would issue one.
+    """
+    by_name = {(o.get("kind"), o.get("metadata", {}).get("name")): o for o in objects}
+    volumes = {v["name"]: v for v in spec.get("volumes", [])}
+    mounts: dict[str, str] = {}
+    for index, mount in enumerate(container.get("volumeMounts", [])):
+        volume = volumes.get(mount["name"], {})
+        files: dict[str, bytes] = {}
+        if "configMap" in volume:
+            source = by_name.get(("ConfigMap", volume["configMap"]["name"]))
+            if source:
+                files = {k: v.encode() for k, v in source.get("data", {}).items()}
+        elif "secret" in volume:
+            secret_name = volume["secret"]["secretName"]
+            source = by_name.get(("Secret", secret_name))
+            if source:
+                files = {k: base64.b64decode(v) for k, v in source.get("data", {}).items()}
+            elif any(
+                o.get("kind") == "Certificate" and o.get("spec", {}).get("secretName") == secret_name for o in objects
+            ):
+                files = self_signed_pair(root / f"gen-{index}")
+            items = volume["secret"].get("items")
+            if files and items:
+                files = {item["path"]: files[item["key"]] for item in items if item["key"] in files}
+        if not files:
+            continue
+        local = root / f"volume-{index}"
+        local.mkdir(parents=True)
+        for key, content in files.items():
+            (local / key).write_bytes(content)
+        mounts[mount["mountPath"].rstrip("/")] = str(local)
+    return mounts
+
+
+def self_signed_pair(workdir: Path) -> dict[str, bytes]:
+    """What cert-manager would put into a Certificate's Secret: a self-signed
+    pair made with the openssl CLI (empty when openssl is not installed)."""
+    workdir.mkdir(parents=True)
+    key, crt = workdir / "tls.key", workdir / "tls.crt"
+    command = [
+        "openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+        "-subj", "/CN=chart-check", "-keyout", str(key), "-out", str(crt),
+    ]  # fmt: skip
+    try:
+        subprocess.run(command, capture_output=True, check=True, timeout=60)
+    except (OSError, subprocess.SubprocessError):
+        return {}
+    return {"tls.crt": crt.read_bytes(), "tls.key": key.read_bytes(), "ca.crt": crt.read_bytes()}
+
+
+def localize(value: str, mounts: dict[str, str]) -> str:
+    """Rewrite a path inside a materialized mount to its local copy."""
+    for mount_path in sorted(mounts, key=len, reverse=True):
+        if mount_path + "/" in value:
+            return value.replace(mount_path + "/", mounts[mount_path] + "/")
+    return value
+
+
+def check_dry_run(obj: dict, objects: list[dict], origin: str, binary: Path, report: Report, verbose: bool) -> None:
+    """Run the real binary with each container's args and env plus --dry-run.
+
+    ConfigMaps and Secrets the chart renders are written to a temporary
+    directory and their mount paths in args/env rewritten to it, so the
+    binary reads exactly the configuration files the pod would get.
+    """
     for spec in pod_specs(obj):
         for container in spec.get("containers", []) + spec.get("initContainers", []):
             name = f"{origin}: {obj['kind']}/{obj['metadata']['name']} container {container['name']} args accepted by the binary"
@@ -93,19 +164,22 @@ def check_dry_run(obj: dict, origin: str, binary: Path, report: Report, verbose:
             if isinstance(env, str):
                 report.fail(name, env)
                 continue
-            argv = [str(binary), *[str(a) for a in container.get("args", [])], "--dry-run"]
-            base = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": os.environ.get("HOME", "/tmp")}
-            try:
-                proc = subprocess.run(
-                    argv, env={**base, **env}, capture_output=True, text=True, timeout=60, check=False
-                )
-            except (OSError, subprocess.TimeoutExpired) as err:
-                report.fail(name, f"could not run {binary}: {err}")
-                continue
+            with tempfile.TemporaryDirectory(prefix="chart-check-") as tmp:
+                mounts = materialize_volumes(spec, container, objects, Path(tmp))
+                args = [localize(str(a), mounts) for a in container.get("args", [])]
+                env = {k: localize(v, mounts) for k, v in env.items()}
+                argv = [str(binary), *args, "--dry-run"]
+                base = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": os.environ.get("HOME", "/tmp")}
+                try:
+                    proc = subprocess.run(
+                        argv, env={**base, **env}, capture_output=True, text=True, timeout=60, check=False
+                    )
+                except (OSError, subprocess.TimeoutExpired) as err:
+                    report.fail(name, f"could not run {binary}: {err}")
+                    continue
             if proc.returncode != 0:
-                detail = [
-                    line for line in (proc.stderr.strip() or proc.stdout.strip() or "no output").splitlines() if line.strip()
-                ]
+                output = proc.stderr.strip() or proc.stdout.strip() or "no output"
+                detail = [line for line in output.splitlines() if line.strip()]
                 report.fail(name, f"exit {proc.returncode}: {' | '.join(detail[-5:])}\n     command: {' '.join(argv)}")
             else:
                 report.ok(name, verbose)

@@ -19,17 +19,9 @@ here is one the binary accepts.
 - --cert-file=/tmp/k8s-webhook-server/serving-certs/tls.crt
 - --key-file=/tmp/k8s-webhook-server/serving-certs/tls.key
 {{- end }}
-{{- if $s.enabled }}
-- --stream-transport={{ $s.transport }}
-{{- if $s.grpc.enabled }}
-- --grpc-endpoint={{ include "hibernator.grpcEndpoint" . }}
-{{- end }}
-{{- if $s.webhook.enabled }}
-- --webhook-endpoint={{ include "hibernator.webhookEndpoint" . }}
-{{- end }}
+- --streaming-config=/etc/hibernator/config/streaming.yaml
 {{- if include "hibernator.sinksEnabled" . }}
 - --sinks-config=/etc/hibernator/config/sinks.yaml
-{{- end }}
 {{- end }}
 {{- with .Values.controller.extraArgs }}
 {{ toYaml . }}
@@ -37,29 +29,12 @@ here is one the binary accepts.
 {{- end }}
 
 {{/*
-Environment of `hibernator controller`: the streaming server's listeners
-(read by hibernator-streaming's ServerConfig::with_env) and forwarder
-credentials referenced from sinks.yaml as `$NAME`.
+Environment of `hibernator controller`: forwarder credentials, referenced
+from sinks.yaml as `$NAME`. (HIBERNATOR_GRPC_ENDPOINT and friends still
+override streaming.yaml when set with `controller.extraEnv`.)
 */}}
 {{- define "hibernator.controllerEnv" -}}
-{{- $s := .Values.controller.streaming }}
-{{- if $s.enabled }}
-{{- if $s.grpc.enabled }}
-- name: HIBERNATOR_GRPC_ENDPOINT
-  value: {{ printf "%s:%d" $s.grpc.host (int $s.grpc.port) | quote }}
-- name: HIBERNATOR_GRPC_TLS
-  value: {{ $s.grpc.tls.enabled | quote }}
-{{- if $s.grpc.tls.enabled }}
-- name: HIBERNATOR_GRPC_TLS_CERT
-  value: {{ $s.grpc.tls.certPath | quote }}
-- name: HIBERNATOR_GRPC_TLS_KEY
-  value: {{ $s.grpc.tls.keyPath | quote }}
-{{- end }}
-{{- end }}
-{{- if $s.webhook.enabled }}
-- name: HIBERNATOR_WEBHOOK_PORT
-  value: {{ $s.webhook.port | quote }}
-{{- end }}
+{{- if .Values.controller.streaming.enabled }}
 {{- if and .Values.datadog.enabled .Values.datadog.apiKeySecret.name }}
 - name: DATADOG_API_KEY
   valueFrom:
@@ -75,6 +50,18 @@ credentials referenced from sinks.yaml as `$NAME`.
       key: {{ .Values.splunk.tokenSecret.key }}
 {{- end }}
 {{- end }}
+{{- end }}
+
+{{/*
+streaming.yaml: the streaming server and what runner Jobs are told, in the
+shape of hibernator-streaming's ServerConfig (= the `controller.streaming`
+values, with the runner endpoints filled in).
+*/}}
+{{- define "hibernator.streamingConfig" -}}
+{{- $s := .Values.controller.streaming }}
+{{- $grpc := dict "enabled" $s.grpc.enabled "host" $s.grpc.host "port" (int $s.grpc.port) "endpoint" (include "hibernator.grpcEndpoint" .) "tls" (dict "enabled" $s.grpc.tls.enabled "certPath" $s.grpc.tls.certPath "keyPath" $s.grpc.tls.keyPath) }}
+{{- $webhook := dict "enabled" $s.webhook.enabled "host" $s.webhook.host "port" (int $s.webhook.port) "maxBodyBytes" (int $s.webhook.maxBodyBytes) "endpoint" (include "hibernator.webhookEndpoint" .) "maxRetries" (int $s.webhook.maxRetries) "timeout" (toString $s.webhook.timeout) }}
+{{- toYaml (dict "enabled" $s.enabled "transport" $s.transport "grpc" $grpc "webhook" $webhook) }}
 {{- end }}
 
 {{/*
