@@ -14,11 +14,6 @@ here is one the binary accepts.
 - --runner-service-account={{ .Values.runner.serviceAccount.name }}
 - --runner-image={{ include "hibernator.runnerImage" . }}
 - --log-format={{ .Values.controller.logFormat }}
-{{- if .Values.webhook.enabled }}
-- --webhook-addr=0.0.0.0:{{ .Values.webhook.port }}
-- --cert-file=/tmp/k8s-webhook-server/serving-certs/tls.crt
-- --key-file=/tmp/k8s-webhook-server/serving-certs/tls.key
-{{- end }}
 - --streaming-config=/etc/hibernator/config/streaming.yaml
 {{- if include "hibernator.sinksEnabled" . }}
 - --sinks-config=/etc/hibernator/config/sinks.yaml
@@ -26,6 +21,17 @@ here is one the binary accepts.
 {{- with .Values.controller.extraArgs }}
 {{ toYaml . }}
 {{- end }}
+{{- end }}
+
+{{/*
+Arguments of `hibernator webhook`, the admission container next to the
+controller (checked with --dry-run like the controller's).
+*/}}
+{{- define "hibernator.webhookArgs" -}}
+- webhook
+- --cert-file=/tmp/k8s-webhook-server/serving-certs/tls.crt
+- --key-file=/tmp/k8s-webhook-server/serving-certs/tls.key
+- --port={{ .Values.webhook.port }}
 {{- end }}
 
 {{/*
