@@ -8,12 +8,21 @@ here is one the binary accepts.
 - controller
 - --metrics-addr=0.0.0.0:{{ .Values.prometheus.port }}
 - --health-addr=0.0.0.0:{{ .Values.controller.healthPort }}
-- --leader-election={{ .Values.controller.leaderElection.enabled }}
-- --leader-election-namespace={{ .Release.Namespace }}
-- --leader-election-lease={{ include "hibernator.controllerName" . }}
+- --leader-elect={{ .Values.controller.leaderElection.enabled }}
+- --lease-name={{ include "hibernator.controllerName" . }}
 - --runner-service-account={{ .Values.runner.serviceAccount.name }}
 - --runner-image={{ include "hibernator.runnerImage" . }}
-- --log-format={{ .Values.controller.logFormat }}
+{{- if $s.enabled }}
+- --stream-transport={{ $s.transport }}
+{{- if and $s.grpc.enabled (ne $s.transport "webhook") }}
+- --grpc-endpoint={{ include "hibernator.grpcEndpoint" . }}
+{{- end }}
+{{- if and $s.webhook.enabled (ne $s.transport "grpc") }}
+- --webhook-endpoint={{ include "hibernator.webhookEndpoint" . }}
+{{- end }}
+{{- else }}
+- --stream-transport=none
+{{- end }}
 - --streaming-config=/etc/hibernator/config/streaming.yaml
 {{- if include "hibernator.sinksEnabled" . }}
 - --sinks-config=/etc/hibernator/config/sinks.yaml
