@@ -1,0 +1,1 @@
+"""Library of scripts/chart-check.py, split by responsibility."""
