@@ -1,0 +1,3 @@
+//! Integration tests of hibernator-streaming (one binary, one module per area).
+
+mod codegen;
