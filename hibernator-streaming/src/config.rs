@@ -26,9 +26,10 @@ pub const DEFAULT_MAX_BODY_BYTES: usize = 1024 * 1024;
 pub const ENV_GRPC_ENDPOINT: &str = "HIBERNATOR_GRPC_ENDPOINT";
 /// Environment variable: `true` enables TLS on gRPC.
 pub const ENV_GRPC_TLS: &str = "HIBERNATOR_GRPC_TLS";
-/// Environment variable: server certificate (PEM) path.
+/// Environment variable: certificate (PEM) path (the server's on the
+/// controller, the client certificate on the runner).
 pub const ENV_GRPC_TLS_CERT: &str = "HIBERNATOR_GRPC_TLS_CERT";
-/// Environment variable: server key (PEM) path.
+/// Environment variable: key (PEM) path of that certificate.
 pub const ENV_GRPC_TLS_KEY: &str = "HIBERNATOR_GRPC_TLS_KEY";
 /// Environment variable: CA bundle (PEM) path; on the server it enables
 /// client-certificate verification, on the runner it is the trust root.
@@ -217,6 +218,9 @@ pub struct ClientConfig {
     pub grpc_tls: bool,
     /// Trust root (PEM) for gRPC TLS; the system roots are not used.
     pub grpc_ca_path: Option<PathBuf>,
+    /// Client certificate and key (PEM) presented to a server that verifies
+    /// client certificates.
+    pub grpc_client_identity: Option<(PathBuf, PathBuf)>,
     /// Webhook URL of the logs endpoint (`http://host:8080/logs`); progress
     /// and completion go to `/progress` and `/completion` next to it.
     pub webhook_endpoint: Option<String>,
@@ -243,6 +247,7 @@ impl ClientConfig {
             grpc_endpoint: None,
             grpc_tls: false,
             grpc_ca_path: None,
+            grpc_client_identity: None,
             webhook_endpoint: None,
             token_path: PathBuf::from(DEFAULT_TOKEN_PATH),
             timeout: Duration::from_secs(30),
@@ -259,7 +264,9 @@ impl ClientConfig {
     pub fn from_env(env: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
         let execution_id = env(ENV_EXECUTION_ID)
             .filter(|v| !v.trim().is_empty())
-            .ok_or(ConfigError::Missing { field: ENV_EXECUTION_ID })?;
+            .ok_or(ConfigError::Missing {
+                field: ENV_EXECUTION_ID,
+            })?;
         let mut cfg = Self::new(execution_id);
         if let Some(t) = env(ENV_TRANSPORT) {
             cfg.transport = t.parse()?;
@@ -269,13 +276,20 @@ impl ClientConfig {
             cfg.grpc_tls = parse_bool(&tls, ENV_GRPC_TLS)?;
         }
         cfg.grpc_ca_path = env(ENV_GRPC_TLS_CA).map(PathBuf::from);
+        if let (Some(cert), Some(key)) = (env(ENV_GRPC_TLS_CERT), env(ENV_GRPC_TLS_KEY)) {
+            cfg.grpc_client_identity = Some((cert.into(), key.into()));
+        }
         cfg.webhook_endpoint = env(ENV_WEBHOOK_ENDPOINT).filter(|v| !v.trim().is_empty());
         if let Some(p) = env(ENV_TOKEN_PATH) {
             cfg.token_path = p.into();
         }
         if let Some(t) = env(ENV_TIMEOUT) {
-            cfg.timeout = hibernator_core::duration::parse_duration(&t)
-                .map_err(|message| ConfigError::Invalid { field: ENV_TIMEOUT, message })?;
+            cfg.timeout = hibernator_core::duration::parse_duration(&t).map_err(|message| {
+                ConfigError::Invalid {
+                    field: ENV_TIMEOUT,
+                    message,
+                }
+            })?;
         }
         if let Some(r) = env(ENV_MAX_RETRIES) {
             cfg.max_retries = r.trim().parse().map_err(|e| ConfigError::Invalid {
@@ -297,21 +311,33 @@ impl ClientConfig {
     pub fn validate(&self) -> Result<(), ConfigError> {
         match self.transport {
             Transport::Grpc if self.grpc_endpoint.is_none() => {
-                return Err(ConfigError::Missing { field: ENV_GRPC_ENDPOINT });
+                return Err(ConfigError::Missing {
+                    field: ENV_GRPC_ENDPOINT,
+                });
             }
             Transport::Webhook if self.webhook_endpoint.is_none() => {
-                return Err(ConfigError::Missing { field: ENV_WEBHOOK_ENDPOINT });
+                return Err(ConfigError::Missing {
+                    field: ENV_WEBHOOK_ENDPOINT,
+                });
             }
             Transport::Auto if self.grpc_endpoint.is_none() && self.webhook_endpoint.is_none() => {
-                return Err(ConfigError::Missing { field: ENV_GRPC_ENDPOINT });
+                return Err(ConfigError::Missing {
+                    field: ENV_GRPC_ENDPOINT,
+                });
             }
             _ => {}
         }
         if self.queue_size == 0 {
-            return Err(ConfigError::Invalid { field: "queueSize", message: "must be at least 1".into() });
+            return Err(ConfigError::Invalid {
+                field: "queueSize",
+                message: "must be at least 1".into(),
+            });
         }
         if self.batch_size == 0 {
-            return Err(ConfigError::Invalid { field: "batchSize", message: "must be at least 1".into() });
+            return Err(ConfigError::Invalid {
+                field: "batchSize",
+                message: "must be at least 1".into(),
+            });
         }
         Ok(())
     }
@@ -326,7 +352,10 @@ fn parse_bool(value: &str, field: &'static str) -> Result<bool, ConfigError> {
     match value.trim().to_ascii_lowercase().as_str() {
         "true" | "1" | "yes" => Ok(true),
         "false" | "0" | "no" | "" => Ok(false),
-        other => Err(ConfigError::Invalid { field, message: format!("{other:?} is not a boolean") }),
+        other => Err(ConfigError::Invalid {
+            field,
+            message: format!("{other:?} is not a boolean"),
+        }),
     }
 }
 
@@ -340,16 +369,21 @@ pub fn split_host_port(endpoint: &str, field: &'static str) -> Result<(String, u
     if let Ok(addr) = trimmed.parse::<SocketAddr>() {
         return Ok((addr.ip().to_string(), addr.port()));
     }
-    let (host, port) = trimmed.rsplit_once(':').ok_or_else(|| ConfigError::Invalid {
-        field,
-        message: format!("{trimmed:?} is not host:port"),
-    })?;
+    let (host, port) = trimmed
+        .rsplit_once(':')
+        .ok_or_else(|| ConfigError::Invalid {
+            field,
+            message: format!("{trimmed:?} is not host:port"),
+        })?;
     let port = port.parse().map_err(|e| ConfigError::Invalid {
         field,
         message: format!("port of {trimmed:?}: {e}"),
     })?;
     if host.is_empty() {
-        return Err(ConfigError::Invalid { field, message: format!("{trimmed:?} has no host") });
+        return Err(ConfigError::Invalid {
+            field,
+            message: format!("{trimmed:?} has no host"),
+        });
     }
     Ok((host.to_string(), port))
 }
@@ -360,27 +394,39 @@ mod tests {
     use std::collections::HashMap;
 
     fn env(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
-        let map: HashMap<String, String> =
-            pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let map: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
         move |k| map.get(k).cloned()
     }
 
     #[test]
     fn server_env_overrides_bind_address_and_tls() {
         let cfg = ServerConfig::default()
-            .with_env(env(&[(ENV_GRPC_ENDPOINT, "localhost:50052"), (ENV_GRPC_TLS, "true")]))
+            .with_env(env(&[
+                (ENV_GRPC_ENDPOINT, "localhost:50052"),
+                (ENV_GRPC_TLS, "true"),
+            ]))
             .unwrap();
         assert_eq!(cfg.grpc.host, "localhost");
         assert_eq!(cfg.grpc.port, 50052);
         assert!(cfg.grpc.tls.enabled);
-        assert!(ServerConfig::default().with_env(env(&[(ENV_GRPC_ENDPOINT, "nope")])).is_err());
+        assert!(
+            ServerConfig::default()
+                .with_env(env(&[(ENV_GRPC_ENDPOINT, "nope")]))
+                .is_err()
+        );
     }
 
     #[test]
     fn client_env_reads_the_journey_variables() {
         let cfg = ClientConfig::from_env(env(&[
             (ENV_EXECUTION_ID, "exec-123"),
-            (ENV_GRPC_ENDPOINT, "hibernator-grpc-service.hibernator-system:50051"),
+            (
+                ENV_GRPC_ENDPOINT,
+                "hibernator-grpc-service.hibernator-system:50051",
+            ),
             (ENV_WEBHOOK_ENDPOINT, "http://hibernator-webhook:8080/logs"),
             (ENV_TIMEOUT, "10s"),
             (ENV_MAX_RETRIES, "5"),
@@ -392,11 +438,15 @@ mod tests {
         assert_eq!(cfg.max_retries, 5);
         assert!(matches!(
             ClientConfig::from_env(env(&[(ENV_GRPC_ENDPOINT, "x:1")])),
-            Err(ConfigError::Missing { field: ENV_EXECUTION_ID })
+            Err(ConfigError::Missing {
+                field: ENV_EXECUTION_ID
+            })
         ));
         assert!(matches!(
             ClientConfig::from_env(env(&[(ENV_EXECUTION_ID, "e"), (ENV_TRANSPORT, "webhook")])),
-            Err(ConfigError::Missing { field: ENV_WEBHOOK_ENDPOINT })
+            Err(ConfigError::Missing {
+                field: ENV_WEBHOOK_ENDPOINT
+            })
         ));
     }
 

@@ -45,7 +45,12 @@ impl Ingest {
             tokio::spawn(run_batcher(rx, sinks));
             tx
         });
-        Self { hub: Arc::new(ProgressHub::new(10_000)), status, metrics, batcher }
+        Self {
+            hub: Arc::new(ProgressHub::new(10_000)),
+            status,
+            metrics,
+            batcher,
+        }
     }
 
     /// The progress store.
@@ -111,7 +116,11 @@ impl Ingest {
             progress.message
         );
         self.hub.update(progress.clone());
-        if let Err(e) = self.status.record(execution, StatusChange::Progress(progress)).await {
+        if let Err(e) = self
+            .status
+            .record(execution, StatusChange::Progress(progress))
+            .await
+        {
             tracing::warn!(error = %e, "recording runner progress failed");
         }
     }
@@ -130,7 +139,11 @@ impl Ingest {
             "runner execution completed"
         );
         self.hub.complete(&completion.execution_id);
-        if let Err(e) = self.status.record(execution, StatusChange::Completed(completion)).await {
+        if let Err(e) = self
+            .status
+            .record(execution, StatusChange::Completed(completion))
+            .await
+        {
             tracing::warn!(error = %e, "recording runner completion failed");
         }
         self.flush_sinks().await;

@@ -104,18 +104,24 @@ impl StreamingMetrics {
 
     /// Counts one refused request.
     pub fn auth_failure(&self, reason: AuthFailureReason) {
-        self.auth_failures.get_or_create(&ReasonLabel { reason }).inc();
+        self.auth_failures
+            .get_or_create(&ReasonLabel { reason })
+            .inc();
     }
 
     /// Refusals counted so far for `reason`.
     pub fn auth_failure_count(&self, reason: AuthFailureReason) -> u64 {
-        self.auth_failures.get_or_create(&ReasonLabel { reason }).get()
+        self.auth_failures
+            .get_or_create(&ReasonLabel { reason })
+            .get()
     }
 
     /// Marks a connection open until the guard drops.
     pub fn connection(&self) -> ConnectionGuard {
         self.connections_active.inc();
-        ConnectionGuard { gauge: self.connections_active.clone() }
+        ConnectionGuard {
+            gauge: self.connections_active.clone(),
+        }
     }
 }
 
@@ -145,9 +151,18 @@ mod tests {
         let mut out = String::new();
         prometheus_client::encoding::text::encode(&mut out, &registry).unwrap();
         assert!(out.contains("hibernator_streaming_logs_total 3"), "{out}");
-        assert!(out.contains("hibernator_streaming_connections_active 1"), "{out}");
-        assert!(out.contains("hibernator_streaming_auth_failures_total{reason=\"wrong_pod\"} 1"), "{out}");
-        assert!(out.contains("hibernator_streaming_bytes_received_total 0"), "{out}");
+        assert!(
+            out.contains("hibernator_streaming_connections_active 1"),
+            "{out}"
+        );
+        assert!(
+            out.contains("hibernator_streaming_auth_failures_total{reason=\"wrong_pod\"} 1"),
+            "{out}"
+        );
+        assert!(
+            out.contains("hibernator_streaming_bytes_received_total 0"),
+            "{out}"
+        );
         drop(guard);
         assert_eq!(m.connections_active.get(), 0);
     }

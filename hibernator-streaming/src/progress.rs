@@ -53,7 +53,11 @@ impl ProgressHub {
     /// forgotten first).
     pub fn new(capacity: usize) -> Self {
         let (events, _) = broadcast::channel(1024);
-        Self { latest: Mutex::new(HashMap::new()), capacity: capacity.max(1), events }
+        Self {
+            latest: Mutex::new(HashMap::new()),
+            capacity: capacity.max(1),
+            events,
+        }
     }
 
     /// Records `progress` and notifies watchers.
@@ -74,7 +78,10 @@ impl ProgressHub {
             }
             latest.insert(
                 progress.execution_id.clone(),
-                Entry { progress: progress.clone(), completed: false },
+                Entry {
+                    progress: progress.clone(),
+                    completed: false,
+                },
             );
         }
         // No receivers is fine: nobody is watching.
@@ -83,14 +90,17 @@ impl ProgressHub {
 
     /// Marks the execution completed and notifies watchers.
     pub fn complete(&self, execution_id: &str) {
-        if let Some(e) =
-            self.latest.lock().unwrap_or_else(|e| e.into_inner()).get_mut(execution_id)
+        if let Some(e) = self
+            .latest
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get_mut(execution_id)
         {
             e.completed = true;
         }
-        let _ = self
-            .events
-            .send(ProgressEvent::Completed { execution_id: execution_id.to_string() });
+        let _ = self.events.send(ProgressEvent::Completed {
+            execution_id: execution_id.to_string(),
+        });
     }
 
     /// Latest progress of `execution_id` and whether it completed.
@@ -137,7 +147,10 @@ mod tests {
         assert!(hub.get("a").unwrap().1);
         hub.update(p("b", 1));
         hub.update(p("c", 1));
-        assert!(hub.get("a").is_none(), "completed entries are evicted first");
+        assert!(
+            hub.get("a").is_none(),
+            "completed entries are evicted first"
+        );
         assert!(hub.get("b").is_some() && hub.get("c").is_some());
     }
 }

@@ -63,7 +63,11 @@ pub struct StatusError {
 pub trait StatusSink: Send + Sync {
     /// Records a change of `execution`; implementations may coalesce, but
     /// must reflect it within 2 s.
-    async fn record(&self, execution: &ExecutionInfo, change: StatusChange) -> Result<(), StatusError>;
+    async fn record(
+        &self,
+        execution: &ExecutionInfo,
+        change: StatusChange,
+    ) -> Result<(), StatusError>;
 
     /// Writes out everything recorded so far.
     async fn flush(&self) -> Result<(), StatusError> {
@@ -120,8 +124,12 @@ impl KubeStatusSink {
 
     async fn write_pending(&self) -> Result<(), StatusError> {
         let _guard = self.write_lock.lock().await;
-        let batch: Vec<(PlanKey, BTreeMap<String, PendingTarget>)> =
-            self.pending.lock().unwrap_or_else(|e| e.into_inner()).drain().collect();
+        let batch: Vec<(PlanKey, BTreeMap<String, PendingTarget>)> = self
+            .pending
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .drain()
+            .collect();
         let mut first_error = None;
         for ((namespace, plan), targets) in batch {
             if let Err(e) = self.write_plan(&namespace, &plan, &targets).await {
@@ -152,7 +160,11 @@ impl KubeStatusSink {
             };
             let status = current.status.get_or_insert_with(Default::default);
             for (target, change) in targets {
-                let entry = match status.executions.iter_mut().position(|e| &e.target == target) {
+                let entry = match status
+                    .executions
+                    .iter_mut()
+                    .position(|e| &e.target == target)
+                {
                     Some(i) => &mut status.executions[i],
                     None => {
                         status.executions.push(ExecutionStatus {
@@ -171,9 +183,14 @@ impl KubeStatusSink {
                     entry.message = Some(m.clone());
                 }
             }
-            match api.replace_status(plan, &PostParams::default(), &current).await {
+            match api
+                .replace_status(plan, &PostParams::default(), &current)
+                .await
+            {
                 Ok(p) => break p,
-                Err(kube::Error::Api(status)) if status.code == 409 && attempt < MAX_CONFLICT_RETRIES => {
+                Err(kube::Error::Api(status))
+                    if status.code == 409 && attempt < MAX_CONFLICT_RETRIES =>
+                {
                     continue;
                 }
                 Err(e) => return Err(err(e.to_string())),
@@ -211,7 +228,11 @@ fn truncate(s: &str, max: usize) -> String {
 
 #[async_trait]
 impl StatusSink for KubeStatusSink {
-    async fn record(&self, execution: &ExecutionInfo, change: StatusChange) -> Result<(), StatusError> {
+    async fn record(
+        &self,
+        execution: &ExecutionInfo,
+        change: StatusChange,
+    ) -> Result<(), StatusError> {
         {
             let mut pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
             let target = pending
@@ -224,17 +245,26 @@ impl StatusSink for KubeStatusSink {
                     target.progress = Some(p.progress.min(100));
                     target.message = Some(truncate(&p.message, 1000));
                     // One progress event per coalesced write and target.
-                    target.events.retain(|(_, reason, _)| *reason != "RunnerProgress");
+                    target
+                        .events
+                        .retain(|(_, reason, _)| *reason != "RunnerProgress");
                     target.events.push((
                         EventType::Normal,
                         "RunnerProgress",
-                        format!("{} {}: {}% {}", execution.target, p.phase, p.progress, p.message),
+                        format!(
+                            "{} {}: {}% {}",
+                            execution.target, p.phase, p.progress, p.message
+                        ),
                     ));
                 }
                 StatusChange::Completed(c) => {
                     let (type_, reason, message) = if c.success {
                         target.progress = Some(100);
-                        (EventType::Normal, "RunnerSucceeded", "completed successfully".to_string())
+                        (
+                            EventType::Normal,
+                            "RunnerSucceeded",
+                            "completed successfully".to_string(),
+                        )
                     } else {
                         let error = c.error.clone().unwrap_or_else(|| "failed".into());
                         (EventType::Warning, "RunnerFailed", error)
@@ -248,7 +278,10 @@ impl StatusSink for KubeStatusSink {
                     target.events.push((
                         type_,
                         reason,
-                        format!("{} execution {}: {message}{dropped}", execution.target, c.execution_id),
+                        format!(
+                            "{} execution {}: {message}{dropped}",
+                            execution.target, c.execution_id
+                        ),
                     ));
                 }
             }

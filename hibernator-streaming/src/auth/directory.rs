@@ -71,7 +71,9 @@ pub fn valid_execution_id(id: &str) -> bool {
     let bytes = id.as_bytes();
     !bytes.is_empty()
         && bytes.len() <= 63
-        && bytes.iter().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+        && bytes
+            .iter()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
         && bytes.first().is_some_and(u8::is_ascii_alphanumeric)
         && bytes.last().is_some_and(u8::is_ascii_alphanumeric)
 }
@@ -138,7 +140,12 @@ impl KubeExecutionDirectory {
 
     /// A directory with an explicit cache size and lifetime.
     pub fn with_cache(client: kube::Client, capacity: usize, ttl: Duration) -> Self {
-        Self { client, cache: Mutex::new(HashMap::new()), capacity: capacity.max(1), ttl }
+        Self {
+            client,
+            cache: Mutex::new(HashMap::new()),
+            capacity: capacity.max(1),
+            ttl,
+        }
     }
 }
 
@@ -159,14 +166,23 @@ impl ExecutionDirectory for KubeExecutionDirectory {
         }
         let api: kube::Api<Job> = kube::Api::all(self.client.clone());
         let selector = format!("{LABEL_EXECUTION_ID}={execution_id}");
-        let jobs = api.list(&ListParams::default().labels(&selector)).await.map_err(|e| {
-            DirectoryError { object: format!("jobs with {selector}"), message: e.to_string() }
-        })?;
-        let mut found: Vec<ExecutionInfo> = jobs.items.iter().filter_map(execution_from_job).collect();
+        let jobs = api
+            .list(&ListParams::default().labels(&selector))
+            .await
+            .map_err(|e| DirectoryError {
+                object: format!("jobs with {selector}"),
+                message: e.to_string(),
+            })?;
+        let mut found: Vec<ExecutionInfo> =
+            jobs.items.iter().filter_map(execution_from_job).collect();
         // Two Jobs claiming one execution id is ambiguous: trust neither.
         if found.len() != 1 {
             if found.len() > 1 {
-                tracing::warn!(execution_id, jobs = found.len(), "several runner Jobs carry one execution id");
+                tracing::warn!(
+                    execution_id,
+                    jobs = found.len(),
+                    "several runner Jobs carry one execution id"
+                );
             }
             return Ok(None);
         }

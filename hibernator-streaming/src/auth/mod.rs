@@ -108,7 +108,9 @@ impl Authenticator {
     /// Authenticates the `Authorization` header value (`Bearer <token>`)
     /// without binding it to an execution (used by progress queries).
     pub async fn authenticate(&self, authorization: Option<&str>) -> Result<Caller, AuthError> {
-        let result = self.review(authorization).await.map(|r| Caller { username: r.username });
+        let result = self.review(authorization).await.map(|r| Caller {
+            username: r.username,
+        });
         self.count(result)
     }
 
@@ -152,7 +154,9 @@ impl Authenticator {
             .directory
             .execution(execution_id)
             .await
-            .map_err(|e| AuthError::Unavailable { message: e.to_string() })?
+            .map_err(|e| AuthError::Unavailable {
+                message: e.to_string(),
+            })?
             .ok_or_else(|| {
                 denied(
                     AuthFailureReason::unknown_execution,
@@ -176,7 +180,9 @@ impl Authenticator {
                 .directory
                 .pod_in_job(&execution, pod, uid)
                 .await
-                .map_err(|e| AuthError::Unavailable { message: e.to_string() })?;
+                .map_err(|e| AuthError::Unavailable {
+                    message: e.to_string(),
+                })?;
             if !ok {
                 return Err(denied(
                     AuthFailureReason::wrong_pod,
@@ -184,7 +190,12 @@ impl Authenticator {
                 ));
             }
         }
-        Ok(Authorized { execution, caller: Caller { username: review.username } })
+        Ok(Authorized {
+            execution,
+            caller: Caller {
+                username: review.username,
+            },
+        })
     }
 
     async fn review(&self, authorization: Option<&str>) -> Result<ReviewedToken, AuthError> {
@@ -211,24 +222,34 @@ impl Authenticator {
             .reviewer
             .review(token, &self.audiences)
             .await
-            .map_err(|e| AuthError::Unavailable { message: e.to_string() })?;
+            .map_err(|e| AuthError::Unavailable {
+                message: e.to_string(),
+            })?;
         if !review.authenticated {
-            return Err(denied(AuthFailureReason::invalid, "the token was not authenticated"));
+            return Err(denied(
+                AuthFailureReason::invalid,
+                "the token was not authenticated",
+            ));
         }
-        if !review.audiences.is_empty() && !review.audiences.iter().any(|a| self.audiences.contains(a))
+        if !review.audiences.is_empty()
+            && !review.audiences.iter().any(|a| self.audiences.contains(a))
         {
             return Err(denied(
                 AuthFailureReason::audience,
                 format!("the token is not valid for audience {AUDIENCE}"),
             ));
         }
-        self.cache.insert(token, review.clone(), claims.and_then(|c| c.exp));
+        self.cache
+            .insert(token, review.clone(), claims.and_then(|c| c.exp));
         Ok(review)
     }
 }
 
 fn denied(reason: AuthFailureReason, message: impl Into<String>) -> AuthError {
-    AuthError::Denied { reason, message: message.into() }
+    AuthError::Denied {
+        reason,
+        message: message.into(),
+    }
 }
 
 /// Extracts the token of a `Bearer <token>` header value.
@@ -236,16 +257,27 @@ pub fn bearer_token(authorization: Option<&str>) -> Result<&str, AuthError> {
     let value = authorization
         .map(str::trim)
         .filter(|v| !v.is_empty())
-        .ok_or_else(|| denied(AuthFailureReason::missing, "missing Authorization: Bearer token"))?;
+        .ok_or_else(|| {
+            denied(
+                AuthFailureReason::missing,
+                "missing Authorization: Bearer token",
+            )
+        })?;
     let (scheme, token) = value.split_once(' ').ok_or_else(|| {
-        denied(AuthFailureReason::malformed, "Authorization must be `Bearer <token>`")
+        denied(
+            AuthFailureReason::malformed,
+            "Authorization must be `Bearer <token>`",
+        )
     })?;
     let token = token.trim();
     if !scheme.eq_ignore_ascii_case("bearer")
         || token.is_empty()
         || token.chars().any(|c| c.is_whitespace() || c.is_control())
     {
-        return Err(denied(AuthFailureReason::malformed, "Authorization must be `Bearer <token>`"));
+        return Err(denied(
+            AuthFailureReason::malformed,
+            "Authorization must be `Bearer <token>`",
+        ));
     }
     Ok(token)
 }
@@ -265,7 +297,11 @@ mod tests {
             (Some("Basic abc"), AuthFailureReason::malformed),
             (Some("Bearer a b"), AuthFailureReason::malformed),
         ] {
-            assert_eq!(bearer_token(header).unwrap_err().reason(), Some(reason), "{header:?}");
+            assert_eq!(
+                bearer_token(header).unwrap_err().reason(),
+                Some(reason),
+                "{header:?}"
+            );
         }
     }
 }

@@ -58,7 +58,8 @@ pub struct ReviewError {
 #[async_trait]
 pub trait TokenReviewer: Send + Sync {
     /// Reviews `token` for `audiences`.
-    async fn review(&self, token: &str, audiences: &[String]) -> Result<ReviewedToken, ReviewError>;
+    async fn review(&self, token: &str, audiences: &[String])
+    -> Result<ReviewedToken, ReviewError>;
 }
 
 /// [`TokenReviewer`] backed by the Kubernetes TokenReview API.
@@ -76,7 +77,11 @@ impl KubeTokenReviewer {
 
 #[async_trait]
 impl TokenReviewer for KubeTokenReviewer {
-    async fn review(&self, token: &str, audiences: &[String]) -> Result<ReviewedToken, ReviewError> {
+    async fn review(
+        &self,
+        token: &str,
+        audiences: &[String],
+    ) -> Result<ReviewedToken, ReviewError> {
         let api: kube::Api<TokenReview> = kube::Api::all(self.client.clone());
         let review = TokenReview {
             spec: TokenReviewSpec {
@@ -88,7 +93,9 @@ impl TokenReviewer for KubeTokenReviewer {
         let answer = api
             .create(&PostParams::default(), &review)
             .await
-            .map_err(|e| ReviewError { message: e.to_string() })?;
+            .map_err(|e| ReviewError {
+                message: e.to_string(),
+            })?;
         let status = answer.status.unwrap_or_default();
         let user = status.user.unwrap_or_default();
         Ok(ReviewedToken {
@@ -126,9 +133,10 @@ pub fn unverified_claims(token: &str) -> Option<UnverifiedClaims> {
     let exp = obj.get("exp").and_then(serde_json::Value::as_i64);
     let aud = match obj.get("aud") {
         Some(serde_json::Value::String(s)) => vec![s.clone()],
-        Some(serde_json::Value::Array(items)) => {
-            items.iter().filter_map(|v| v.as_str().map(str::to_string)).collect()
-        }
+        Some(serde_json::Value::Array(items)) => items
+            .iter()
+            .filter_map(|v| v.as_str().map(str::to_string))
+            .collect(),
         _ => Vec::new(),
     };
     Some(UnverifiedClaims { exp, aud })
@@ -193,7 +201,10 @@ impl ReviewCache {
             entries.retain(|_, (_, until)| *until > now);
         }
         if entries.len() >= self.capacity {
-            let oldest = entries.iter().min_by_key(|(_, (_, until))| *until).map(|(k, _)| k.clone());
+            let oldest = entries
+                .iter()
+                .min_by_key(|(_, (_, until))| *until)
+                .map(|(k, _)| k.clone());
             if let Some(oldest) = oldest {
                 entries.remove(&oldest);
             }
@@ -218,7 +229,11 @@ mod tests {
 
     fn jwt(payload: serde_json::Value) -> String {
         let enc = base64::engine::general_purpose::URL_SAFE_NO_PAD;
-        format!("{}.{}.sig", enc.encode(b"{\"alg\":\"RS256\"}"), enc.encode(payload.to_string()))
+        format!(
+            "{}.{}.sig",
+            enc.encode(b"{\"alg\":\"RS256\"}"),
+            enc.encode(payload.to_string())
+        )
     }
 
     #[test]
@@ -260,7 +275,13 @@ mod tests {
         // an already expired token is never cached
         cache.insert("t4", ReviewedToken::default(), Some(1));
         assert!(cache.get("t4").is_none());
-        let keys = cache.entries.lock().unwrap().keys().cloned().collect::<Vec<_>>();
+        let keys = cache
+            .entries
+            .lock()
+            .unwrap()
+            .keys()
+            .cloned()
+            .collect::<Vec<_>>();
         assert!(keys.iter().all(|k| k.len() == 64 && !k.contains("t3")));
     }
 }

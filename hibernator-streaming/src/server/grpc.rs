@@ -36,18 +36,26 @@ impl GrpcService {
         Self { auth, ingest }
     }
 
-    async fn authorize<T>(&self, request: &Request<T>, execution_id: &str) -> Result<Authorized, Status> {
+    async fn authorize<T>(
+        &self,
+        request: &Request<T>,
+        execution_id: &str,
+    ) -> Result<Authorized, Status> {
         let header = authorization(request)?;
-        self.auth.authorize(header.as_deref(), execution_id).await.map_err(status_of)
+        self.auth
+            .authorize(header.as_deref(), execution_id)
+            .await
+            .map_err(status_of)
     }
 }
 
 fn authorization<T>(request: &Request<T>) -> Result<Option<String>, Status> {
     match request.metadata().get("authorization") {
         None => Ok(None),
-        Some(v) => v.to_str().map(|s| Some(s.to_string())).map_err(|_| {
-            Status::unauthenticated("authorization metadata is not valid ASCII")
-        }),
+        Some(v) => v
+            .to_str()
+            .map(|s| Some(s.to_string()))
+            .map_err(|_| Status::unauthenticated("authorization metadata is not valid ASCII")),
     }
 }
 
@@ -77,7 +85,8 @@ pub fn line_of(entry: LogEntry) -> LogLine {
 /// Converts a protobuf progress update (progress clamped to 0–100).
 pub fn progress_of(update: ProgressUpdate) -> Progress {
     Progress {
-        timestamp: proto::from_timestamp(update.timestamp.as_ref()).unwrap_or_else(chrono::Utc::now),
+        timestamp: proto::from_timestamp(update.timestamp.as_ref())
+            .unwrap_or_else(chrono::Utc::now),
         execution_id: update.execution_id,
         phase: update.phase,
         progress: u8::try_from(update.progress.clamp(0, 100)).unwrap_or(100),
@@ -119,7 +128,10 @@ impl ExecutionService for GrpcService {
             let mut groups: HashMap<String, Vec<LogLine>> = HashMap::new();
             for entry in batch {
                 metrics.bytes_received.inc_by(entry.encoded_len() as u64);
-                groups.entry(entry.execution_id.clone()).or_default().push(line_of(entry));
+                groups
+                    .entry(entry.execution_id.clone())
+                    .or_default()
+                    .push(line_of(entry));
             }
             for (execution_id, lines) in groups {
                 if !bound.contains_key(&execution_id) {
@@ -139,22 +151,38 @@ impl ExecutionService for GrpcService {
         Ok(Response::new(StreamLogsResponse { accepted }))
     }
 
-    async fn report_progress(&self, request: Request<ProgressUpdate>) -> Result<Response<Ack>, Status> {
-        let ok = self.authorize(&request, &request.get_ref().execution_id).await?;
+    async fn report_progress(
+        &self,
+        request: Request<ProgressUpdate>,
+    ) -> Result<Response<Ack>, Status> {
+        let ok = self
+            .authorize(&request, &request.get_ref().execution_id)
+            .await?;
         let update = request.into_inner();
-        self.ingest.metrics().bytes_received.inc_by(update.encoded_len() as u64);
-        self.ingest.progress(&ok.execution, progress_of(update)).await;
+        self.ingest
+            .metrics()
+            .bytes_received
+            .inc_by(update.encoded_len() as u64);
+        self.ingest
+            .progress(&ok.execution, progress_of(update))
+            .await;
         Ok(Response::new(Ack { accepted: true }))
     }
 
-    async fn report_completion(&self, request: Request<CompletionReport>) -> Result<Response<Ack>, Status> {
-        let ok = self.authorize(&request, &request.get_ref().execution_id).await?;
+    async fn report_completion(
+        &self,
+        request: Request<CompletionReport>,
+    ) -> Result<Response<Ack>, Status> {
+        let ok = self
+            .authorize(&request, &request.get_ref().execution_id)
+            .await?;
         let report = request.into_inner();
-        self.ingest.metrics().bytes_received.inc_by(report.encoded_len() as u64);
+        self.ingest
+            .metrics()
+            .bytes_received
+            .inc_by(report.encoded_len() as u64);
         let completion = Completion {
-            duration: report
-                .duration
-                .and_then(|d| Duration::try_from(d).ok()),
+            duration: report.duration.and_then(|d| Duration::try_from(d).ok()),
             execution_id: report.execution_id,
             success: report.success,
             error: (!report.error.is_empty()).then_some(report.error),
@@ -165,7 +193,9 @@ impl ExecutionService for GrpcService {
     }
 
     async fn heartbeat(&self, request: Request<HeartbeatRequest>) -> Result<Response<Ack>, Status> {
-        let ok = self.authorize(&request, &request.get_ref().execution_id).await?;
+        let ok = self
+            .authorize(&request, &request.get_ref().execution_id)
+            .await?;
         self.ingest.heartbeat(&ok.execution);
         Ok(Response::new(Ack { accepted: true }))
     }
@@ -175,11 +205,16 @@ impl ExecutionService for GrpcService {
         request: Request<GetProgressRequest>,
     ) -> Result<Response<ProgressUpdate>, Status> {
         let header = authorization(&request)?;
-        self.auth.authenticate(header.as_deref()).await.map_err(status_of)?;
+        self.auth
+            .authenticate(header.as_deref())
+            .await
+            .map_err(status_of)?;
         let id = &request.get_ref().execution_id;
         match self.ingest.hub().get(id) {
             Some((p, _)) => Ok(Response::new(update_of(&p))),
-            None => Err(Status::not_found(format!("no progress reported for execution {id}"))),
+            None => Err(Status::not_found(format!(
+                "no progress reported for execution {id}"
+            ))),
         }
     }
 
@@ -190,7 +225,10 @@ impl ExecutionService for GrpcService {
         request: Request<GetProgressRequest>,
     ) -> Result<Response<Self::WatchProgressStream>, Status> {
         let header = authorization(&request)?;
-        self.auth.authenticate(header.as_deref()).await.map_err(status_of)?;
+        self.auth
+            .authenticate(header.as_deref())
+            .await
+            .map_err(status_of)?;
         let id = request.into_inner().execution_id;
         let rx = self.ingest.hub().subscribe();
         let current = self.ingest.hub().get(&id);

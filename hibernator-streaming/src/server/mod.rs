@@ -79,7 +79,11 @@ pub struct StreamingServer {
 impl StreamingServer {
     /// A server with explicit collaborators.
     pub fn new(config: ServerConfig, auth: Arc<Authenticator>, ingest: Arc<Ingest>) -> Self {
-        Self { config, auth, ingest }
+        Self {
+            config,
+            auth,
+            ingest,
+        }
     }
 
     /// The production wiring: TokenReview, Job lookup, plan status and Events
@@ -125,7 +129,9 @@ impl StreamingServer {
                 self.auth.clone(),
                 self.ingest.clone(),
             ));
-            reporter.set_serving::<ExecutionServiceServer<GrpcService>>().await;
+            reporter
+                .set_serving::<ExecutionServiceServer<GrpcService>>()
+                .await;
             let reflection_v1 = tonic_reflection::server::Builder::configure()
                 .register_encoded_file_descriptor_set(crate::proto::FILE_DESCRIPTOR_SET)
                 .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
@@ -149,9 +155,12 @@ impl StreamingServer {
                 "grpc",
                 tokio::spawn(async move {
                     router
-                        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), async move {
-                            let _ = stop.wait_for(|s| *s).await;
-                        })
+                        .serve_with_incoming_shutdown(
+                            TcpListenerStream::new(listener),
+                            async move {
+                                let _ = stop.wait_for(|s| *s).await;
+                            },
+                        )
                         .await
                         .map_err(ServerError::Grpc)
                 }),
@@ -182,24 +191,34 @@ impl StreamingServer {
             ));
         }
 
-        Ok(RunningServer { grpc_addr, webhook_addr, stop: stop_tx, tasks, ingest: self.ingest })
+        Ok(RunningServer {
+            grpc_addr,
+            webhook_addr,
+            stop: stop_tx,
+            tasks,
+            ingest: self.ingest,
+        })
     }
 }
 
 async fn bind(listener: &'static str, address: &str) -> Result<TcpListener, ServerError> {
-    TcpListener::bind(address).await.map_err(|source| ServerError::Bind {
-        listener,
-        address: address.to_string(),
-        source,
-    })
+    TcpListener::bind(address)
+        .await
+        .map_err(|source| ServerError::Bind {
+            listener,
+            address: address.to_string(),
+            source,
+        })
 }
 
 async fn read(field: &'static str, path: &std::path::Path) -> Result<Vec<u8>, ServerError> {
-    tokio::fs::read(path).await.map_err(|source| ServerError::TlsFile {
-        field,
-        path: path.display().to_string(),
-        source,
-    })
+    tokio::fs::read(path)
+        .await
+        .map_err(|source| ServerError::TlsFile {
+            field,
+            path: path.display().to_string(),
+            source,
+        })
 }
 
 async fn load_tls(tls: &ServerTls) -> Result<Option<ServerTlsConfig>, ServerError> {
@@ -248,7 +267,10 @@ impl RunningServer {
         for (listener, task) in self.tasks {
             let result = match task.await {
                 Ok(r) => r,
-                Err(e) => Err(ServerError::Task { listener, message: e.to_string() }),
+                Err(e) => Err(ServerError::Task {
+                    listener,
+                    message: e.to_string(),
+                }),
             };
             if let Err(e) = result {
                 first_error.get_or_insert(e);
@@ -259,7 +281,10 @@ impl RunningServer {
     }
 
     /// Serves until `signal` completes, then shuts down gracefully.
-    pub async fn run_until(self, signal: impl std::future::Future<Output = ()>) -> Result<(), ServerError> {
+    pub async fn run_until(
+        self,
+        signal: impl std::future::Future<Output = ()>,
+    ) -> Result<(), ServerError> {
         signal.await;
         self.shutdown().await
     }

@@ -98,7 +98,9 @@ pub struct WebhookCompletion {
 }
 
 fn err(message: impl Into<String>) -> PayloadError {
-    PayloadError { message: message.into() }
+    PayloadError {
+        message: message.into(),
+    }
 }
 
 /// Parses a `/logs` body: one object or a non-empty array of objects.
@@ -113,7 +115,9 @@ pub fn parse_logs(body: &[u8]) -> Result<Vec<WebhookLog>, PayloadError> {
             items
                 .into_iter()
                 .enumerate()
-                .map(|(i, v)| serde_json::from_value(v).map_err(|e| err(format!("entry [{i}]: {e}"))))
+                .map(|(i, v)| {
+                    serde_json::from_value(v).map_err(|e| err(format!("entry [{i}]: {e}")))
+                })
                 .collect::<Result<Vec<WebhookLog>, _>>()?
         }
         v @ serde_json::Value::Object(_) => {
@@ -180,18 +184,30 @@ mod tests {
 
     #[test]
     fn arrays_and_errors() {
-        let logs = parse_logs(br#"[{"executionId":"a","message":"x","fields":{"n":1}},
-                                   {"executionId":"a","message":"y"}]"#)
+        let logs = parse_logs(
+            br#"[{"executionId":"a","message":"x","fields":{"n":1}},
+                                   {"executionId":"a","message":"y"}]"#,
+        )
         .unwrap();
         assert_eq!(logs[0].clone().into_line().fields["n"], "1");
         assert_eq!(logs[1].clone().into_line().level, "INFO");
         assert!(parse_logs(b"[]").unwrap_err().message.contains("empty"));
-        assert!(parse_logs(br#"[{"executionId":"a"}]"#).unwrap_err().message.contains("[0]"));
+        assert!(
+            parse_logs(br#"[{"executionId":"a"}]"#)
+                .unwrap_err()
+                .message
+                .contains("[0]")
+        );
         assert!(parse_logs(b"42").is_err());
         assert!(parse_progress(br#"{"executionId":"a","progress":101}"#).is_err());
-        assert!(parse_completion(br#"{"executionId":"a","success":true,"durationSeconds":-1}"#).is_err());
-        let c = parse_completion(br#"{"executionId":"a","success":false,"error":"boom","durationSeconds":1.5}"#)
-            .unwrap();
+        assert!(
+            parse_completion(br#"{"executionId":"a","success":true,"durationSeconds":-1}"#)
+                .is_err()
+        );
+        let c = parse_completion(
+            br#"{"executionId":"a","success":false,"error":"boom","durationSeconds":1.5}"#,
+        )
+        .unwrap();
         assert_eq!(c.duration, Some(Duration::from_millis(1500)));
     }
 }

@@ -19,7 +19,11 @@ fn generate(out: &Path) {
     compiler.include_imports(true).include_source_info(true);
     compiler.open_file(PROTO).unwrap();
     let fds = compiler.file_descriptor_set();
-    std::fs::write(out.join("descriptor.bin"), compiler.encode_file_descriptor_set()).unwrap();
+    std::fs::write(
+        out.join("descriptor.bin"),
+        compiler.encode_file_descriptor_set(),
+    )
+    .unwrap();
     tonic_prost_build::configure()
         .out_dir(out)
         .build_client(true)

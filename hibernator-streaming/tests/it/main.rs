@@ -1,3 +1,7 @@
 //! Integration tests of hibernator-streaming (one binary, one module per area).
+#![allow(clippy::unwrap_used)]
+
+mod support;
 
 mod codegen;
+mod e2e;
