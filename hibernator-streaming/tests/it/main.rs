@@ -3,5 +3,7 @@
 
 mod support;
 
+mod auth;
 mod codegen;
 mod e2e;
+mod fallback;
