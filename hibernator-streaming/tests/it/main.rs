@@ -7,3 +7,5 @@ mod auth;
 mod codegen;
 mod e2e;
 mod fallback;
+mod payload;
+mod tls;
