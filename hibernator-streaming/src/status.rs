@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use hibernator_core::types::{ExecutionState, ExecutionStatus, HibernatePlan};
+use hibernator_core::types::{ExecutionState, ExecutionStatus, HibernatePlan, HibernatePlanStatus};
 use kube::Resource;
 use kube::api::PostParams;
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
@@ -158,31 +158,7 @@ impl KubeStatusSink {
             let Some(mut current) = api.get_opt(plan).await.map_err(|e| err(e.to_string()))? else {
                 return Err(err("the plan does not exist".into()));
             };
-            let status = current.status.get_or_insert_with(Default::default);
-            for (target, change) in targets {
-                let entry = match status
-                    .executions
-                    .iter_mut()
-                    .position(|e| &e.target == target)
-                {
-                    Some(i) => &mut status.executions[i],
-                    None => {
-                        status.executions.push(ExecutionStatus {
-                            target: target.clone(),
-                            state: ExecutionState::Running,
-                            ..ExecutionStatus::default()
-                        });
-                        let last = status.executions.len() - 1;
-                        &mut status.executions[last]
-                    }
-                };
-                if let Some(p) = change.progress {
-                    entry.progress = Some(p);
-                }
-                if let Some(m) = &change.message {
-                    entry.message = Some(m.clone());
-                }
-            }
+            apply(current.status.get_or_insert_with(Default::default), targets);
             match api
                 .replace_status(plan, &PostParams::default(), &current)
                 .await
@@ -212,6 +188,32 @@ impl KubeStatusSink {
             }
         }
         Ok(())
+    }
+}
+
+/// Applies pending changes to the plan status: the `executions[]` entry of
+/// each target gets the latest progress and message (an entry is added,
+/// `Running`, when the controller has not created one yet).
+fn apply(status: &mut HibernatePlanStatus, targets: &BTreeMap<String, PendingTarget>) {
+    for (target, change) in targets {
+        let index = match status.executions.iter().position(|e| &e.target == target) {
+            Some(i) => i,
+            None => {
+                status.executions.push(ExecutionStatus {
+                    target: target.clone(),
+                    state: ExecutionState::Running,
+                    ..ExecutionStatus::default()
+                });
+                status.executions.len() - 1
+            }
+        };
+        let entry = &mut status.executions[index];
+        if let Some(p) = change.progress {
+            entry.progress = Some(p);
+        }
+        if let Some(m) = &change.message {
+            entry.message = Some(m.clone());
+        }
     }
 }
 
@@ -299,5 +301,58 @@ impl Drop for KubeStatusSink {
     fn drop(&mut self) {
         // Wakes the writer task so it sees the sink is gone and exits.
         self.notify.notify_one();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn changes_update_the_target_entry_only() {
+        let mut status = HibernatePlanStatus {
+            executions: vec![
+                ExecutionStatus {
+                    target: "db".into(),
+                    state: ExecutionState::Running,
+                    ..Default::default()
+                },
+                ExecutionStatus {
+                    target: "ec2".into(),
+                    progress: Some(5),
+                    ..Default::default()
+                },
+            ],
+            ..Default::default()
+        };
+        let mut targets = BTreeMap::new();
+        targets.insert(
+            "db".to_string(),
+            PendingTarget {
+                progress: Some(60),
+                message: Some("Scaling".into()),
+                events: Vec::new(),
+            },
+        );
+        targets.insert(
+            "new".to_string(),
+            PendingTarget {
+                progress: Some(1),
+                message: None,
+                events: Vec::new(),
+            },
+        );
+        apply(&mut status, &targets);
+        assert_eq!(status.executions[0].progress, Some(60));
+        assert_eq!(status.executions[0].message.as_deref(), Some("Scaling"));
+        assert_eq!(status.executions[1].progress, Some(5));
+        assert_eq!(status.executions[2].target, "new");
+        assert_eq!(status.executions[2].state, ExecutionState::Running);
+    }
+
+    #[test]
+    fn truncation_respects_char_boundaries() {
+        assert_eq!(truncate("abc", 5), "abc");
+        assert_eq!(truncate("ééé", 3), "é…");
     }
 }

@@ -103,9 +103,9 @@ async fn grpc_refuses_and_counts_every_reason() {
             reason.as_str()
         );
         expect_one_more(&h, &before, reason, reason.as_str());
-        for token in [&h.token] {
+        if let Some(token) = header.as_deref().and_then(|h| h.strip_prefix("Bearer ")) {
             assert!(
-                !status.message().contains(token.as_str()),
+                !status.message().contains(token),
                 "the token never appears in errors"
             );
         }
