@@ -37,7 +37,11 @@ struct Peer;
 
 #[async_trait]
 impl TokenReviewer for Peer {
-    async fn review(&self, _token: &str, audiences: &[String]) -> Result<ReviewedToken, ReviewError> {
+    async fn review(
+        &self,
+        _token: &str,
+        audiences: &[String],
+    ) -> Result<ReviewedToken, ReviewError> {
         Ok(ReviewedToken {
             authenticated: true,
             username: "system:serviceaccount:bench:runner".into(),
@@ -60,7 +64,12 @@ impl ExecutionDirectory for Peer {
             service_account: "runner".into(),
         }))
     }
-    async fn pod_in_job(&self, _: &ExecutionInfo, _: &str, _: &str) -> Result<bool, DirectoryError> {
+    async fn pod_in_job(
+        &self,
+        _: &ExecutionInfo,
+        _: &str,
+        _: &str,
+    ) -> Result<bool, DirectoryError> {
         Ok(true)
     }
 }
@@ -81,7 +90,8 @@ impl LogSink for CountingSink {
         "counting"
     }
     async fn write_batch(&self, records: &[LogRecord]) -> Result<(), SinkError> {
-        self.0.fetch_add(records.len() as u64, std::sync::atomic::Ordering::Relaxed);
+        self.0
+            .fetch_add(records.len() as u64, std::sync::atomic::Ordering::Relaxed);
         Ok(())
     }
 }
@@ -99,10 +109,17 @@ async fn start() -> Setup {
     config.webhook.port = 0;
     config.webhook.max_body_bytes = 8 * 1024 * 1024;
     let metrics = StreamingMetrics::default();
-    let auth = Arc::new(Authenticator::new(Arc::new(Peer), Arc::new(Peer), metrics.clone()));
+    let auth = Arc::new(Authenticator::new(
+        Arc::new(Peer),
+        Arc::new(Peer),
+        metrics.clone(),
+    ));
     let sink: Arc<dyn LogSink> = Arc::new(CountingSink(Default::default()));
     let ingest = Arc::new(Ingest::new(Arc::new(Peer), vec![sink], metrics));
-    let server = StreamingServer::new(config, auth, ingest).start().await.unwrap();
+    let server = StreamingServer::new(config, auth, ingest)
+        .start()
+        .await
+        .unwrap();
     let token_dir = tempfile::tempdir().unwrap();
     std::fs::write(token_dir.path().join("token"), "bench.token.sig").unwrap();
     Setup { server, token_dir }
@@ -112,7 +129,10 @@ fn client_config(setup: &Setup, transport: Transport) -> ClientConfig {
     let mut c = ClientConfig::new(EXEC);
     c.transport = transport;
     c.grpc_endpoint = Some(setup.server.grpc_addr().unwrap().to_string());
-    c.webhook_endpoint = Some(format!("http://{}/logs", setup.server.webhook_addr().unwrap()));
+    c.webhook_endpoint = Some(format!(
+        "http://{}/logs",
+        setup.server.webhook_addr().unwrap()
+    ));
     c.token_path = setup.token_dir.path().join("token");
     c.queue_size = LINES * 2;
     c.batch_size = 500;
@@ -120,18 +140,27 @@ fn client_config(setup: &Setup, transport: Transport) -> ClientConfig {
 }
 
 fn ingest(c: &mut Criterion) {
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     let setup = rt.block_on(start());
     let mut group = c.benchmark_group("ingest");
     group.throughput(Throughput::Elements(LINES as u64));
     for (name, transport) in [("grpc", Transport::Grpc), ("webhook", Transport::Webhook)] {
-        let client = rt.block_on(StreamClient::connect(client_config(&setup, transport))).unwrap();
+        let client = rt
+            .block_on(StreamClient::connect(client_config(&setup, transport)))
+            .unwrap();
         let fields = BTreeMap::from([("instance".to_string(), "i-0abc".to_string())]);
         group.bench_function(name, |b| {
             b.iter(|| {
                 rt.block_on(async {
                     for i in 0..LINES {
-                        client.try_log(Level::Info, format!("Stopping instance {i}"), fields.clone());
+                        client.try_log(
+                            Level::Info,
+                            format!("Stopping instance {i}"),
+                            fields.clone(),
+                        );
                     }
                     client.flush().await.unwrap();
                 })
@@ -144,15 +173,28 @@ fn ingest(c: &mut Criterion) {
 }
 
 fn progress(c: &mut Criterion) {
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     let setup = rt.block_on(start());
-    let client = rt.block_on(StreamClient::connect(client_config(&setup, Transport::Grpc))).unwrap();
-    rt.block_on(client.progress("Shutdown", 0, "start")).unwrap();
+    let client = rt
+        .block_on(StreamClient::connect(client_config(
+            &setup,
+            Transport::Grpc,
+        )))
+        .unwrap();
+    rt.block_on(client.progress("Shutdown", 0, "start"))
+        .unwrap();
     let url = format!("http://{}", setup.server.grpc_addr().unwrap());
     let mut watch = rt.block_on(async {
         let mut grpc = ExecutionServiceClient::connect(url).await.unwrap();
-        let mut request = tonic::Request::new(GetProgressRequest { execution_id: EXEC.into() });
-        request.metadata_mut().insert("authorization", "Bearer bench.token.sig".parse().unwrap());
+        let mut request = tonic::Request::new(GetProgressRequest {
+            execution_id: EXEC.into(),
+        });
+        request
+            .metadata_mut()
+            .insert("authorization", "Bearer bench.token.sig".parse().unwrap());
         let mut stream = grpc.watch_progress(request).await.unwrap().into_inner();
         stream.next().await.unwrap().unwrap();
         stream
@@ -166,7 +208,10 @@ fn progress(c: &mut Criterion) {
                 for _ in 0..iters {
                     n = (n + 1) % 100;
                     let start = Instant::now();
-                    client.progress("Shutdown", n, "Scaling EC2 instances").await.unwrap();
+                    client
+                        .progress("Shutdown", n, "Scaling EC2 instances")
+                        .await
+                        .unwrap();
                     let update = watch.next().await.unwrap().unwrap();
                     let elapsed = start.elapsed();
                     assert_eq!(update.progress, i32::from(n));
