@@ -47,6 +47,7 @@ impl TokenReviewer for Peer {
             username: "system:serviceaccount:bench:runner".into(),
             audiences: audiences.to_vec(),
             extra: BTreeMap::new(),
+            error: None,
         })
     }
 }

@@ -226,10 +226,7 @@ impl Authenticator {
                 message: e.to_string(),
             })?;
         if !review.authenticated {
-            return Err(denied(
-                AuthFailureReason::invalid,
-                "the token was not authenticated",
-            ));
+            return Err(unauthenticated(review.error.as_deref()));
         }
         if !review.audiences.is_empty()
             && !review.audiences.iter().any(|a| self.audiences.contains(a))
@@ -242,6 +239,26 @@ impl Authenticator {
         self.cache
             .insert(token, review.clone(), claims.and_then(|c| c.exp));
         Ok(review)
+    }
+}
+
+/// Refusal of a token TokenReview did not authenticate. The API server
+/// gives the cause only as text; for JWTs the claims were already checked,
+/// so this only refines the metric reason of non-JWT or odd tokens.
+fn unauthenticated(error: Option<&str>) -> AuthError {
+    let lower = error.unwrap_or_default().to_ascii_lowercase();
+    if lower.contains("expired") {
+        denied(AuthFailureReason::expired, "the token has expired")
+    } else if lower.contains("audience") {
+        denied(
+            AuthFailureReason::audience,
+            format!("the token is not valid for audience {AUDIENCE}"),
+        )
+    } else {
+        denied(
+            AuthFailureReason::invalid,
+            "the token was not authenticated",
+        )
     }
 }
 

@@ -28,6 +28,8 @@ pub struct ReviewedToken {
     pub audiences: Vec<String>,
     /// Extra attributes (pod name/uid of bound tokens).
     pub extra: BTreeMap<String, Vec<String>>,
+    /// Why the token was not authenticated, as the API server put it.
+    pub error: Option<String>,
 }
 
 impl ReviewedToken {
@@ -103,6 +105,7 @@ impl TokenReviewer for KubeTokenReviewer {
             username: user.username.unwrap_or_default(),
             audiences: status.audiences.unwrap_or_default(),
             extra: user.extra.unwrap_or_default(),
+            error: status.error.filter(|e| !e.is_empty()),
         })
     }
 }

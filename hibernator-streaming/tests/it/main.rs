@@ -7,5 +7,6 @@ mod auth;
 mod codegen;
 mod e2e;
 mod fallback;
+mod kube;
 mod payload;
 mod tls;

@@ -68,6 +68,7 @@ impl FakeReviewer {
                 username: format!("system:serviceaccount:{ns}:{sa}"),
                 audiences: vec![aud.to_string()],
                 extra,
+                error: None,
             },
         );
     }
