@@ -304,6 +304,26 @@ mod tests {
     use super::*;
 
     #[test]
+    fn review_errors_refine_the_reason() {
+        let reason = |e: Option<&str>| unauthenticated(e).reason();
+        assert_eq!(
+            reason(Some("token has expired")),
+            Some(AuthFailureReason::expired)
+        );
+        assert_eq!(
+            reason(Some(
+                r#"token audiences ["x"] is invalid for the target audiences"#
+            )),
+            Some(AuthFailureReason::audience)
+        );
+        assert_eq!(
+            reason(Some("invalid bearer token")),
+            Some(AuthFailureReason::invalid)
+        );
+        assert_eq!(reason(None), Some(AuthFailureReason::invalid));
+    }
+
+    #[test]
     fn bearer_header_is_parsed_strictly() {
         assert_eq!(bearer_token(Some("Bearer abc")).unwrap(), "abc");
         assert_eq!(bearer_token(Some("bearer  abc ")).unwrap(), "abc");
