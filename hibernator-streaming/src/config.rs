@@ -125,6 +125,8 @@ pub struct GrpcServerConfig {
     pub port: u16,
     /// TLS.
     pub tls: ServerTls,
+    /// Address runners dial (`hibernator-grpc-service.hibernator-system:50051`).
+    pub endpoint: Option<String>,
 }
 
 impl Default for GrpcServerConfig {
@@ -133,6 +135,7 @@ impl Default for GrpcServerConfig {
             enabled: true,
             host: "0.0.0.0".into(),
             port: DEFAULT_GRPC_PORT,
+            endpoint: None,
             tls: ServerTls::default(),
         }
     }
@@ -150,6 +153,12 @@ pub struct WebhookServerConfig {
     pub port: u16,
     /// Largest accepted request body in bytes.
     pub max_body_bytes: usize,
+    /// URL runners post logs to (`http://hibernator-webhook:8080/logs`).
+    pub endpoint: Option<String>,
+    /// Retries of a runner request after the first attempt.
+    pub max_retries: u32,
+    /// Timeout of one runner request (`30s`).
+    pub timeout: String,
 }
 
 impl Default for WebhookServerConfig {
@@ -159,21 +168,76 @@ impl Default for WebhookServerConfig {
             host: "0.0.0.0".into(),
             port: DEFAULT_WEBHOOK_PORT,
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
+            endpoint: None,
+            max_retries: 3,
+            timeout: "30s".into(),
         }
     }
 }
 
 /// Controller-side streaming settings (`controller.streaming`).
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", default)]
 pub struct ServerConfig {
+    /// Whether the controller runs the streaming server at all.
+    pub enabled: bool,
+    /// Transport the runners are told to use.
+    pub transport: Transport,
     /// gRPC listener.
     pub grpc: GrpcServerConfig,
     /// Webhook listener.
     pub webhook: WebhookServerConfig,
 }
 
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            transport: Transport::Auto,
+            grpc: GrpcServerConfig::default(),
+            webhook: WebhookServerConfig::default(),
+        }
+    }
+}
+
 impl ServerConfig {
+    /// Environment of a runner Job reporting to this server (everything but
+    /// `HIBERNATOR_EXECUTION_ID`, which is per Job): transport, endpoints,
+    /// TLS, timeout and retries. Endpoints of disabled listeners are left out.
+    pub fn runner_env(&self) -> Result<Vec<(&'static str, String)>, ConfigError> {
+        let timeout = hibernator_core::duration::parse_duration(&self.webhook.timeout).map_err(
+            |message| ConfigError::Invalid {
+                field: "webhook.timeout",
+                message,
+            },
+        )?;
+        let transport = match self.transport {
+            Transport::Auto => "auto",
+            Transport::Grpc => "grpc",
+            Transport::Webhook => "webhook",
+        };
+        let mut env = vec![(ENV_TRANSPORT, transport.to_string())];
+        if self.grpc.enabled && self.transport != Transport::Webhook {
+            let endpoint = self.grpc.endpoint.clone().ok_or(ConfigError::Missing {
+                field: "grpc.endpoint",
+            })?;
+            env.push((ENV_GRPC_ENDPOINT, endpoint));
+            env.push((ENV_GRPC_TLS, self.grpc.tls.enabled.to_string()));
+        }
+        if self.webhook.enabled && self.transport != Transport::Grpc {
+            let endpoint = self.webhook.endpoint.clone().ok_or(ConfigError::Missing {
+                field: "webhook.endpoint",
+            })?;
+            env.push((ENV_WEBHOOK_ENDPOINT, endpoint));
+        }
+        env.push((
+            ENV_TIMEOUT,
+            hibernator_core::duration::format_duration(timeout),
+        ));
+        env.push((ENV_MAX_RETRIES, self.webhook.max_retries.to_string()));
+        Ok(env)
+    }
+
     /// Applies the controller's environment (`HIBERNATOR_GRPC_ENDPOINT`,
     /// `HIBERNATOR_GRPC_TLS*`, `HIBERNATOR_WEBHOOK_PORT`) over `self`.
     pub fn with_env(self, env: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
@@ -451,11 +515,42 @@ mod tests {
     }
 
     #[test]
+    fn runner_env_round_trips_into_the_client_config() {
+        let mut cfg = ServerConfig::default();
+        cfg.grpc.endpoint = Some("hibernator-grpc-service.hibernator-system:50051".into());
+        cfg.webhook.endpoint = Some("http://hibernator-webhook:8080/logs".into());
+        cfg.webhook.timeout = "10s".into();
+        let mut env: HashMap<String, String> = cfg
+            .runner_env()
+            .unwrap()
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v))
+            .collect();
+        env.insert(ENV_EXECUTION_ID.into(), "exec-1".into());
+        let client = ClientConfig::from_env(|k| env.get(k).cloned()).unwrap();
+        assert_eq!(client.transport, Transport::Auto);
+        assert_eq!(client.grpc_endpoint, cfg.grpc.endpoint);
+        assert_eq!(client.webhook_endpoint, cfg.webhook.endpoint);
+        assert_eq!(client.timeout, Duration::from_secs(10));
+        cfg.grpc.endpoint = None;
+        assert!(matches!(
+            cfg.runner_env(),
+            Err(ConfigError::Missing {
+                field: "grpc.endpoint"
+            })
+        ));
+        cfg.transport = Transport::Webhook;
+        assert!(cfg.runner_env().is_ok());
+    }
+
+    #[test]
     fn helm_values_deserialize() {
         let cfg: ServerConfig = serde_json::from_value(serde_json::json!({
+            "enabled": true, "transport": "grpc",
             "grpc": {"host": "0.0.0.0", "port": 50051,
                      "tls": {"enabled": true, "certPath": "/c", "keyPath": "/k"}},
-            "webhook": {"port": 9000}
+            "webhook": {"port": 9000, "endpoint": "http://hibernator-webhook:8080/logs",
+                        "maxRetries": 3, "timeout": "30s"}
         }))
         .unwrap();
         assert_eq!(cfg.webhook.port, 9000);
