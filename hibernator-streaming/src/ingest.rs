@@ -2,7 +2,7 @@
 //! controller's structured log and (batched) to the log sinks, progress to
 //! the [`ProgressHub`] and the [`StatusSink`].
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -31,7 +31,11 @@ pub struct Ingest {
     status: Arc<dyn StatusSink>,
     metrics: StreamingMetrics,
     batcher: Option<mpsc::Sender<BatcherMsg>>,
+    heartbeats: std::sync::Mutex<HashMap<String, DateTime<Utc>>>,
 }
+
+/// Executions whose last heartbeat is remembered.
+const HEARTBEAT_CAPACITY: usize = 10_000;
 
 impl Ingest {
     /// Creates the ingest path; with sinks, starts their batcher task.
@@ -50,6 +54,7 @@ impl Ingest {
             status,
             metrics,
             batcher,
+            heartbeats: std::sync::Mutex::new(HashMap::new()),
         }
     }
 
@@ -139,6 +144,10 @@ impl Ingest {
             "runner execution completed"
         );
         self.hub.complete(&completion.execution_id);
+        self.heartbeats
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&completion.execution_id);
         if let Err(e) = self
             .status
             .record(execution, StatusChange::Completed(completion))
@@ -149,8 +158,31 @@ impl Ingest {
         self.flush_sinks().await;
     }
 
+    /// When the runner of `execution_id` last sent a heartbeat (to this
+    /// replica).
+    pub fn last_heartbeat(&self, execution_id: &str) -> Option<DateTime<Utc>> {
+        self.heartbeats
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(execution_id)
+            .copied()
+    }
+
     /// Notes a heartbeat.
     pub fn heartbeat(&self, execution: &ExecutionInfo) {
+        {
+            let mut beats = self.heartbeats.lock().unwrap_or_else(|e| e.into_inner());
+            if beats.len() >= HEARTBEAT_CAPACITY && !beats.contains_key(&execution.execution_id) {
+                let oldest = beats
+                    .iter()
+                    .min_by_key(|(_, t)| **t)
+                    .map(|(k, _)| k.clone());
+                if let Some(oldest) = oldest {
+                    beats.remove(&oldest);
+                }
+            }
+            beats.insert(execution.execution_id.clone(), Utc::now());
+        }
         tracing::debug!(
             target: "hibernator::runner",
             execution_id = %execution.execution_id,

@@ -179,7 +179,7 @@ impl StreamClient {
         });
         let (queue, rx) = mpsc::channel(shared.config.queue_size);
         let worker = tokio::spawn(run_worker(shared.clone(), rx));
-        let heartbeat = tokio::spawn(run_heartbeat(shared.clone()));
+        let heartbeat = tokio::spawn(run_heartbeat(Arc::downgrade(&shared)));
         Ok(Self {
             shared,
             queue,
@@ -462,12 +462,20 @@ async fn run_worker(shared: Arc<Shared>, mut rx: mpsc::Receiver<QueueItem>) {
     }
 }
 
-async fn run_heartbeat(shared: Arc<Shared>) {
-    let mut interval = tokio::time::interval(shared.config.heartbeat_interval);
+/// Sends heartbeats until the client is closed or dropped (it holds only a
+/// weak reference, so a dropped client does not keep it alive).
+async fn run_heartbeat(shared: std::sync::Weak<Shared>) {
+    let Some(period) = shared.upgrade().map(|s| s.config.heartbeat_interval) else {
+        return;
+    };
+    let mut interval = tokio::time::interval(period);
     interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     interval.tick().await;
     loop {
         interval.tick().await;
+        let Some(shared) = shared.upgrade() else {
+            return;
+        };
         if let Err(e) = shared
             .send(Op::Heartbeat(&shared.config.execution_id))
             .await

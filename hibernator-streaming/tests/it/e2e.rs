@@ -206,3 +206,24 @@ async fn health_and_reflection_are_served() {
     assert!(names.contains(&"grpc.health.v1.Health"), "{names:?}");
     h.server.shutdown().await.unwrap();
 }
+
+#[tokio::test]
+async fn heartbeats_are_sent_periodically() {
+    let h = Harness::start().await;
+    let mut config = h.client_config(Transport::Grpc);
+    config.heartbeat_interval = std::time::Duration::from_millis(20);
+    let client = hibernator_streaming::client::StreamClient::connect(config)
+        .await
+        .unwrap();
+    assert!(h.server.ingest().last_heartbeat(EXEC).is_none());
+    h.eventually("a periodic heartbeat", || {
+        h.server.ingest().last_heartbeat(EXEC).is_some()
+    })
+    .await;
+    client.complete(true, None).await.unwrap();
+    assert!(
+        h.server.ingest().last_heartbeat(EXEC).is_none(),
+        "forgotten on completion"
+    );
+    h.server.shutdown().await.unwrap();
+}
