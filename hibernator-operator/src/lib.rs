@@ -6,5 +6,6 @@
 //! them into side effects and output.
 
 pub mod cli;
+pub mod controller;
 pub mod demo;
 pub mod run;
