@@ -7,4 +7,5 @@
 
 pub mod cli;
 pub mod demo;
+pub mod restore_store;
 pub mod run;
