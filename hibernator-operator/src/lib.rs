@@ -9,3 +9,5 @@ pub mod cli;
 pub mod demo;
 pub mod restore_store;
 pub mod run;
+pub mod runner;
+pub mod webhook;
