@@ -1,0 +1,465 @@
+//! Server and client configuration, mirroring the Helm values
+//! (`controller.streaming.*`) and the environment variables of the runner
+//! and controller (`HIBERNATOR_GRPC_ENDPOINT`, `HIBERNATOR_WEBHOOK_ENDPOINT`,
+//! `HIBERNATOR_EXECUTION_ID`, …).
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::str::FromStr;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+/// Default gRPC port.
+pub const DEFAULT_GRPC_PORT: u16 = 50051;
+/// Default webhook port.
+pub const DEFAULT_WEBHOOK_PORT: u16 = 8080;
+/// Audience the runner's projected token must carry.
+pub const AUDIENCE: &str = "hibernator-control-plane";
+/// Where the runner's projected token is mounted.
+pub const DEFAULT_TOKEN_PATH: &str = "/var/run/secrets/stream/token";
+/// Default largest accepted webhook body (1 MiB).
+pub const DEFAULT_MAX_BODY_BYTES: usize = 1024 * 1024;
+
+/// Environment variable: gRPC endpoint (`host:port`; bind address on the
+/// controller, server address on the runner).
+pub const ENV_GRPC_ENDPOINT: &str = "HIBERNATOR_GRPC_ENDPOINT";
+/// Environment variable: `true` enables TLS on gRPC.
+pub const ENV_GRPC_TLS: &str = "HIBERNATOR_GRPC_TLS";
+/// Environment variable: certificate (PEM) path (the server's on the
+/// controller, the client certificate on the runner).
+pub const ENV_GRPC_TLS_CERT: &str = "HIBERNATOR_GRPC_TLS_CERT";
+/// Environment variable: key (PEM) path of that certificate.
+pub const ENV_GRPC_TLS_KEY: &str = "HIBERNATOR_GRPC_TLS_KEY";
+/// Environment variable: CA bundle (PEM) path; on the server it enables
+/// client-certificate verification, on the runner it is the trust root.
+pub const ENV_GRPC_TLS_CA: &str = "HIBERNATOR_GRPC_TLS_CA";
+/// Environment variable: webhook URL on the runner (`http://host:8080/logs`),
+/// listen port on the controller (`HIBERNATOR_WEBHOOK_PORT`).
+pub const ENV_WEBHOOK_ENDPOINT: &str = "HIBERNATOR_WEBHOOK_ENDPOINT";
+/// Environment variable: webhook listen port on the controller.
+pub const ENV_WEBHOOK_PORT: &str = "HIBERNATOR_WEBHOOK_PORT";
+/// Environment variable: execution id of the runner.
+pub const ENV_EXECUTION_ID: &str = "HIBERNATOR_EXECUTION_ID";
+/// Environment variable: transport (`auto`, `grpc`, `webhook`).
+pub const ENV_TRANSPORT: &str = "HIBERNATOR_STREAM_TRANSPORT";
+/// Environment variable: projected token path.
+pub const ENV_TOKEN_PATH: &str = "HIBERNATOR_STREAM_TOKEN_PATH";
+/// Environment variable: per-request timeout (`30s`).
+pub const ENV_TIMEOUT: &str = "HIBERNATOR_STREAM_TIMEOUT";
+/// Environment variable: retries per request.
+pub const ENV_MAX_RETRIES: &str = "HIBERNATOR_STREAM_MAX_RETRIES";
+/// Environment variable: log queue capacity.
+pub const ENV_QUEUE_SIZE: &str = "HIBERNATOR_STREAM_QUEUE_SIZE";
+
+/// Invalid streaming configuration.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// A value could not be parsed.
+    #[error("invalid {field}: {message}")]
+    Invalid {
+        /// Field or environment variable.
+        field: &'static str,
+        /// What is wrong.
+        message: String,
+    },
+    /// A required value is missing.
+    #[error("{field} is required")]
+    Missing {
+        /// Field or environment variable.
+        field: &'static str,
+    },
+}
+
+/// Which transport the runner uses.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Transport {
+    /// gRPC when it connects, webhook otherwise (and when gRPC breaks).
+    #[default]
+    Auto,
+    /// gRPC only.
+    Grpc,
+    /// Webhook only.
+    Webhook,
+}
+
+impl FromStr for Transport {
+    type Err = ConfigError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "auto" => Ok(Self::Auto),
+            "grpc" => Ok(Self::Grpc),
+            "webhook" => Ok(Self::Webhook),
+            other => Err(ConfigError::Invalid {
+                field: "transport",
+                message: format!("{other:?} is not one of auto, grpc, webhook"),
+            }),
+        }
+    }
+}
+
+/// Server TLS settings (`streaming.grpc.tls`).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct ServerTls {
+    /// Whether TLS is on.
+    pub enabled: bool,
+    /// Certificate chain (PEM).
+    pub cert_path: PathBuf,
+    /// Private key (PEM).
+    pub key_path: PathBuf,
+    /// When set, clients must present a certificate signed by this CA (PEM).
+    pub client_ca_path: Option<PathBuf>,
+}
+
+/// gRPC listener settings (`streaming.grpc`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct GrpcServerConfig {
+    /// Whether the gRPC listener runs.
+    pub enabled: bool,
+    /// Bind host.
+    pub host: String,
+    /// Bind port (0 picks a free port).
+    pub port: u16,
+    /// TLS.
+    pub tls: ServerTls,
+}
+
+impl Default for GrpcServerConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            host: "0.0.0.0".into(),
+            port: DEFAULT_GRPC_PORT,
+            tls: ServerTls::default(),
+        }
+    }
+}
+
+/// Webhook listener settings (`streaming.webhook`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct WebhookServerConfig {
+    /// Whether the webhook listener runs.
+    pub enabled: bool,
+    /// Bind host.
+    pub host: String,
+    /// Bind port (0 picks a free port).
+    pub port: u16,
+    /// Largest accepted request body in bytes.
+    pub max_body_bytes: usize,
+}
+
+impl Default for WebhookServerConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            host: "0.0.0.0".into(),
+            port: DEFAULT_WEBHOOK_PORT,
+            max_body_bytes: DEFAULT_MAX_BODY_BYTES,
+        }
+    }
+}
+
+/// Controller-side streaming settings (`controller.streaming`).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct ServerConfig {
+    /// gRPC listener.
+    pub grpc: GrpcServerConfig,
+    /// Webhook listener.
+    pub webhook: WebhookServerConfig,
+}
+
+impl ServerConfig {
+    /// Applies the controller's environment (`HIBERNATOR_GRPC_ENDPOINT`,
+    /// `HIBERNATOR_GRPC_TLS*`, `HIBERNATOR_WEBHOOK_PORT`) over `self`.
+    pub fn with_env(self, env: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let mut cfg = self;
+        if let Some(endpoint) = env(ENV_GRPC_ENDPOINT) {
+            let (host, port) = split_host_port(&endpoint, ENV_GRPC_ENDPOINT)?;
+            cfg.grpc.host = host;
+            cfg.grpc.port = port;
+        }
+        if let Some(tls) = env(ENV_GRPC_TLS) {
+            cfg.grpc.tls.enabled = parse_bool(&tls, ENV_GRPC_TLS)?;
+        }
+        if let Some(cert) = env(ENV_GRPC_TLS_CERT) {
+            cfg.grpc.tls.cert_path = cert.into();
+        }
+        if let Some(key) = env(ENV_GRPC_TLS_KEY) {
+            cfg.grpc.tls.key_path = key.into();
+        }
+        if let Some(ca) = env(ENV_GRPC_TLS_CA) {
+            cfg.grpc.tls.client_ca_path = Some(ca.into());
+        }
+        if let Some(port) = env(ENV_WEBHOOK_PORT) {
+            cfg.webhook.port = port.trim().parse().map_err(|e| ConfigError::Invalid {
+                field: ENV_WEBHOOK_PORT,
+                message: format!("{port:?}: {e}"),
+            })?;
+        }
+        Ok(cfg)
+    }
+}
+
+/// Runner-side streaming settings.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ClientConfig {
+    /// Transport choice.
+    pub transport: Transport,
+    /// Execution this runner reports for.
+    pub execution_id: String,
+    /// gRPC server (`host:port`, `http://host:port` or `https://host:port`).
+    pub grpc_endpoint: Option<String>,
+    /// Use TLS for gRPC (implied by an `https://` endpoint).
+    pub grpc_tls: bool,
+    /// Trust root (PEM) for gRPC TLS; the system roots are not used.
+    pub grpc_ca_path: Option<PathBuf>,
+    /// Client certificate and key (PEM) presented to a server that verifies
+    /// client certificates.
+    pub grpc_client_identity: Option<(PathBuf, PathBuf)>,
+    /// Webhook URL of the logs endpoint (`http://host:8080/logs`); progress
+    /// and completion go to `/progress` and `/completion` next to it.
+    pub webhook_endpoint: Option<String>,
+    /// Projected ServiceAccount token file (re-read when it changes).
+    pub token_path: PathBuf,
+    /// Timeout of one request (and of connecting).
+    pub timeout: Duration,
+    /// Retries of one request after the first attempt.
+    pub max_retries: u32,
+    /// Capacity of the log queue; lines beyond it are dropped and counted.
+    pub queue_size: usize,
+    /// Largest number of lines sent in one batch.
+    pub batch_size: usize,
+    /// Interval of heartbeats.
+    pub heartbeat_interval: Duration,
+}
+
+impl ClientConfig {
+    /// A configuration with defaults for one execution.
+    pub fn new(execution_id: impl Into<String>) -> Self {
+        Self {
+            transport: Transport::Auto,
+            execution_id: execution_id.into(),
+            grpc_endpoint: None,
+            grpc_tls: false,
+            grpc_ca_path: None,
+            grpc_client_identity: None,
+            webhook_endpoint: None,
+            token_path: PathBuf::from(DEFAULT_TOKEN_PATH),
+            timeout: Duration::from_secs(30),
+            max_retries: 3,
+            queue_size: 10_000,
+            batch_size: 500,
+            heartbeat_interval: Duration::from_secs(30),
+        }
+    }
+
+    /// Reads the runner's environment (`HIBERNATOR_EXECUTION_ID` required;
+    /// `HIBERNATOR_GRPC_ENDPOINT`, `HIBERNATOR_WEBHOOK_ENDPOINT`,
+    /// `HIBERNATOR_STREAM_TRANSPORT`, … optional).
+    pub fn from_env(env: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let execution_id = env(ENV_EXECUTION_ID)
+            .filter(|v| !v.trim().is_empty())
+            .ok_or(ConfigError::Missing {
+                field: ENV_EXECUTION_ID,
+            })?;
+        let mut cfg = Self::new(execution_id);
+        if let Some(t) = env(ENV_TRANSPORT) {
+            cfg.transport = t.parse()?;
+        }
+        cfg.grpc_endpoint = env(ENV_GRPC_ENDPOINT).filter(|v| !v.trim().is_empty());
+        if let Some(tls) = env(ENV_GRPC_TLS) {
+            cfg.grpc_tls = parse_bool(&tls, ENV_GRPC_TLS)?;
+        }
+        cfg.grpc_ca_path = env(ENV_GRPC_TLS_CA).map(PathBuf::from);
+        if let (Some(cert), Some(key)) = (env(ENV_GRPC_TLS_CERT), env(ENV_GRPC_TLS_KEY)) {
+            cfg.grpc_client_identity = Some((cert.into(), key.into()));
+        }
+        cfg.webhook_endpoint = env(ENV_WEBHOOK_ENDPOINT).filter(|v| !v.trim().is_empty());
+        if let Some(p) = env(ENV_TOKEN_PATH) {
+            cfg.token_path = p.into();
+        }
+        if let Some(t) = env(ENV_TIMEOUT) {
+            cfg.timeout = hibernator_core::duration::parse_duration(&t).map_err(|message| {
+                ConfigError::Invalid {
+                    field: ENV_TIMEOUT,
+                    message,
+                }
+            })?;
+        }
+        if let Some(r) = env(ENV_MAX_RETRIES) {
+            cfg.max_retries = r.trim().parse().map_err(|e| ConfigError::Invalid {
+                field: ENV_MAX_RETRIES,
+                message: format!("{r:?}: {e}"),
+            })?;
+        }
+        if let Some(q) = env(ENV_QUEUE_SIZE) {
+            cfg.queue_size = q.trim().parse().map_err(|e| ConfigError::Invalid {
+                field: ENV_QUEUE_SIZE,
+                message: format!("{q:?}: {e}"),
+            })?;
+        }
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    /// Checks that the chosen transport has an endpoint and limits are sane.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        match self.transport {
+            Transport::Grpc if self.grpc_endpoint.is_none() => {
+                return Err(ConfigError::Missing {
+                    field: ENV_GRPC_ENDPOINT,
+                });
+            }
+            Transport::Webhook if self.webhook_endpoint.is_none() => {
+                return Err(ConfigError::Missing {
+                    field: ENV_WEBHOOK_ENDPOINT,
+                });
+            }
+            Transport::Auto if self.grpc_endpoint.is_none() && self.webhook_endpoint.is_none() => {
+                return Err(ConfigError::Missing {
+                    field: ENV_GRPC_ENDPOINT,
+                });
+            }
+            _ => {}
+        }
+        if self.queue_size == 0 {
+            return Err(ConfigError::Invalid {
+                field: "queueSize",
+                message: "must be at least 1".into(),
+            });
+        }
+        if self.batch_size == 0 {
+            return Err(ConfigError::Invalid {
+                field: "batchSize",
+                message: "must be at least 1".into(),
+            });
+        }
+        Ok(())
+    }
+}
+
+/// Parses the process environment with [`std::env::var`].
+pub fn process_env(name: &str) -> Option<String> {
+    std::env::var(name).ok()
+}
+
+fn parse_bool(value: &str, field: &'static str) -> Result<bool, ConfigError> {
+    match value.trim().to_ascii_lowercase().as_str() {
+        "true" | "1" | "yes" => Ok(true),
+        "false" | "0" | "no" | "" => Ok(false),
+        other => Err(ConfigError::Invalid {
+            field,
+            message: format!("{other:?} is not a boolean"),
+        }),
+    }
+}
+
+/// Splits `host:port` (also `[::1]:port`); the port is required.
+pub fn split_host_port(endpoint: &str, field: &'static str) -> Result<(String, u16), ConfigError> {
+    let trimmed = endpoint.trim();
+    let trimmed = trimmed
+        .strip_prefix("http://")
+        .or_else(|| trimmed.strip_prefix("https://"))
+        .unwrap_or(trimmed);
+    if let Ok(addr) = trimmed.parse::<SocketAddr>() {
+        return Ok((addr.ip().to_string(), addr.port()));
+    }
+    let (host, port) = trimmed
+        .rsplit_once(':')
+        .ok_or_else(|| ConfigError::Invalid {
+            field,
+            message: format!("{trimmed:?} is not host:port"),
+        })?;
+    let port = port.parse().map_err(|e| ConfigError::Invalid {
+        field,
+        message: format!("port of {trimmed:?}: {e}"),
+    })?;
+    if host.is_empty() {
+        return Err(ConfigError::Invalid {
+            field,
+            message: format!("{trimmed:?} has no host"),
+        });
+    }
+    Ok((host.to_string(), port))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn env(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+        let map: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        move |k| map.get(k).cloned()
+    }
+
+    #[test]
+    fn server_env_overrides_bind_address_and_tls() {
+        let cfg = ServerConfig::default()
+            .with_env(env(&[
+                (ENV_GRPC_ENDPOINT, "localhost:50052"),
+                (ENV_GRPC_TLS, "true"),
+            ]))
+            .unwrap();
+        assert_eq!(cfg.grpc.host, "localhost");
+        assert_eq!(cfg.grpc.port, 50052);
+        assert!(cfg.grpc.tls.enabled);
+        assert!(
+            ServerConfig::default()
+                .with_env(env(&[(ENV_GRPC_ENDPOINT, "nope")]))
+                .is_err()
+        );
+    }
+
+    #[test]
+    fn client_env_reads_the_journey_variables() {
+        let cfg = ClientConfig::from_env(env(&[
+            (ENV_EXECUTION_ID, "exec-123"),
+            (
+                ENV_GRPC_ENDPOINT,
+                "hibernator-grpc-service.hibernator-system:50051",
+            ),
+            (ENV_WEBHOOK_ENDPOINT, "http://hibernator-webhook:8080/logs"),
+            (ENV_TIMEOUT, "10s"),
+            (ENV_MAX_RETRIES, "5"),
+        ]))
+        .unwrap();
+        assert_eq!(cfg.execution_id, "exec-123");
+        assert_eq!(cfg.transport, Transport::Auto);
+        assert_eq!(cfg.timeout, Duration::from_secs(10));
+        assert_eq!(cfg.max_retries, 5);
+        assert!(matches!(
+            ClientConfig::from_env(env(&[(ENV_GRPC_ENDPOINT, "x:1")])),
+            Err(ConfigError::Missing {
+                field: ENV_EXECUTION_ID
+            })
+        ));
+        assert!(matches!(
+            ClientConfig::from_env(env(&[(ENV_EXECUTION_ID, "e"), (ENV_TRANSPORT, "webhook")])),
+            Err(ConfigError::Missing {
+                field: ENV_WEBHOOK_ENDPOINT
+            })
+        ));
+    }
+
+    #[test]
+    fn helm_values_deserialize() {
+        let cfg: ServerConfig = serde_json::from_value(serde_json::json!({
+            "grpc": {"host": "0.0.0.0", "port": 50051,
+                     "tls": {"enabled": true, "certPath": "/c", "keyPath": "/k"}},
+            "webhook": {"port": 9000}
+        }))
+        .unwrap();
+        assert_eq!(cfg.webhook.port, 9000);
+        assert!(cfg.webhook.enabled);
+        assert_eq!(cfg.grpc.tls.cert_path, PathBuf::from("/c"));
+    }
+}

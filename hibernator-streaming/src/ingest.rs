@@ -1,0 +1,245 @@
+//! Transport-neutral handling of accepted runner reports: logs go to the
+//! controller's structured log and (batched) to the log sinks, progress to
+//! the [`ProgressHub`] and the [`StatusSink`].
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use tokio::sync::{mpsc, oneshot};
+
+use crate::auth::ExecutionInfo;
+use crate::metrics::StreamingMetrics;
+use crate::progress::{Progress, ProgressHub};
+use crate::sink::{LogRecord, LogSink};
+use crate::status::{Completion, StatusChange, StatusSink};
+
+/// Largest batch handed to a sink.
+pub const SINK_BATCH: usize = 1000;
+/// Longest time a line waits in the sink batcher.
+pub const SINK_LINGER: Duration = Duration::from_millis(200);
+
+enum BatcherMsg {
+    Records(Vec<LogRecord>),
+    Flush(oneshot::Sender<()>),
+}
+
+/// Shared state of the streaming server behind both transports.
+pub struct Ingest {
+    hub: Arc<ProgressHub>,
+    status: Arc<dyn StatusSink>,
+    metrics: StreamingMetrics,
+    batcher: Option<mpsc::Sender<BatcherMsg>>,
+}
+
+impl Ingest {
+    /// Creates the ingest path; with sinks, starts their batcher task.
+    pub fn new(
+        status: Arc<dyn StatusSink>,
+        sinks: Vec<Arc<dyn LogSink>>,
+        metrics: StreamingMetrics,
+    ) -> Self {
+        let batcher = (!sinks.is_empty()).then(|| {
+            let (tx, rx) = mpsc::channel(64);
+            tokio::spawn(run_batcher(rx, sinks));
+            tx
+        });
+        Self {
+            hub: Arc::new(ProgressHub::new(10_000)),
+            status,
+            metrics,
+            batcher,
+        }
+    }
+
+    /// The progress store.
+    pub fn hub(&self) -> &Arc<ProgressHub> {
+        &self.hub
+    }
+
+    /// The server metrics.
+    pub fn metrics(&self) -> &StreamingMetrics {
+        &self.metrics
+    }
+
+    /// Accepts log lines of one execution.
+    pub async fn logs(&self, execution: &ExecutionInfo, lines: Vec<LogLine>) {
+        if lines.is_empty() {
+            return;
+        }
+        self.metrics.logs.inc_by(lines.len() as u64);
+        for line in &lines {
+            tracing::info!(
+                target: "hibernator::runner",
+                execution_id = %execution.execution_id,
+                namespace = %execution.namespace,
+                plan = %execution.plan,
+                target_name = %execution.target,
+                level = %line.level,
+                runner_time = %line.timestamp.to_rfc3339(),
+                "{}",
+                line.message
+            );
+        }
+        if let Some(batcher) = &self.batcher {
+            let records = lines
+                .into_iter()
+                .map(|l| LogRecord {
+                    execution_id: execution.execution_id.clone(),
+                    namespace: execution.namespace.clone(),
+                    plan: execution.plan.clone(),
+                    target: execution.target.clone(),
+                    timestamp: l.timestamp,
+                    level: l.level,
+                    message: l.message,
+                    fields: l.fields,
+                })
+                .collect();
+            if batcher.send(BatcherMsg::Records(records)).await.is_err() {
+                tracing::warn!("log sink batcher stopped; runner log lines not forwarded");
+            }
+        }
+    }
+
+    /// Accepts a progress report.
+    pub async fn progress(&self, execution: &ExecutionInfo, progress: Progress) {
+        tracing::info!(
+            target: "hibernator::runner",
+            execution_id = %execution.execution_id,
+            namespace = %execution.namespace,
+            plan = %execution.plan,
+            target_name = %execution.target,
+            phase = %progress.phase,
+            progress = progress.progress,
+            "{}",
+            progress.message
+        );
+        self.hub.update(progress.clone());
+        if let Err(e) = self
+            .status
+            .record(execution, StatusChange::Progress(progress))
+            .await
+        {
+            tracing::warn!(error = %e, "recording runner progress failed");
+        }
+    }
+
+    /// Accepts a completion report (and flushes the sinks).
+    pub async fn completion(&self, execution: &ExecutionInfo, completion: Completion) {
+        tracing::info!(
+            target: "hibernator::runner",
+            execution_id = %execution.execution_id,
+            namespace = %execution.namespace,
+            plan = %execution.plan,
+            target_name = %execution.target,
+            success = completion.success,
+            error = completion.error.as_deref().unwrap_or(""),
+            dropped_logs = completion.dropped_logs,
+            "runner execution completed"
+        );
+        self.hub.complete(&completion.execution_id);
+        if let Err(e) = self
+            .status
+            .record(execution, StatusChange::Completed(completion))
+            .await
+        {
+            tracing::warn!(error = %e, "recording runner completion failed");
+        }
+        self.flush_sinks().await;
+    }
+
+    /// Notes a heartbeat.
+    pub fn heartbeat(&self, execution: &ExecutionInfo) {
+        tracing::debug!(
+            target: "hibernator::runner",
+            execution_id = %execution.execution_id,
+            plan = %execution.plan,
+            target_name = %execution.target,
+            "runner heartbeat"
+        );
+    }
+
+    /// Hands every buffered line to the sinks and flushes them.
+    pub async fn flush_sinks(&self) {
+        if let Some(batcher) = &self.batcher {
+            let (tx, rx) = oneshot::channel();
+            if batcher.send(BatcherMsg::Flush(tx)).await.is_ok() {
+                let _ = rx.await;
+            }
+        }
+    }
+
+    /// Flushes sinks and pending status writes (on shutdown).
+    pub async fn flush(&self) {
+        self.flush_sinks().await;
+        if let Err(e) = self.status.flush().await {
+            tracing::warn!(error = %e, "flushing runner status failed");
+        }
+    }
+}
+
+/// One log line, transport-neutral.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LogLine {
+    /// When the runner emitted it.
+    pub timestamp: DateTime<Utc>,
+    /// Level.
+    pub level: String,
+    /// Message.
+    pub message: String,
+    /// Structured fields.
+    pub fields: BTreeMap<String, String>,
+}
+
+async fn run_batcher(mut rx: mpsc::Receiver<BatcherMsg>, sinks: Vec<Arc<dyn LogSink>>) {
+    let mut buffer: Vec<LogRecord> = Vec::with_capacity(SINK_BATCH);
+    loop {
+        let msg = if buffer.is_empty() {
+            rx.recv().await
+        } else {
+            match tokio::time::timeout(SINK_LINGER, rx.recv()).await {
+                Ok(msg) => msg,
+                Err(_) => {
+                    write_all(&sinks, &mut buffer).await;
+                    continue;
+                }
+            }
+        };
+        match msg {
+            Some(BatcherMsg::Records(records)) => {
+                buffer.extend(records);
+                if buffer.len() >= SINK_BATCH {
+                    write_all(&sinks, &mut buffer).await;
+                }
+            }
+            Some(BatcherMsg::Flush(done)) => {
+                write_all(&sinks, &mut buffer).await;
+                for sink in &sinks {
+                    if let Err(e) = sink.flush().await {
+                        tracing::warn!(sink = sink.name(), error = %e, "log sink flush failed");
+                    }
+                }
+                let _ = done.send(());
+            }
+            None => {
+                write_all(&sinks, &mut buffer).await;
+                return;
+            }
+        }
+    }
+}
+
+async fn write_all(sinks: &[Arc<dyn LogSink>], buffer: &mut Vec<LogRecord>) {
+    if buffer.is_empty() {
+        return;
+    }
+    for chunk in buffer.chunks(SINK_BATCH) {
+        for sink in sinks {
+            if let Err(e) = sink.write_batch(chunk).await {
+                tracing::warn!(sink = sink.name(), error = %e, lines = chunk.len(), "log sink write failed");
+            }
+        }
+    }
+    buffer.clear();
+}

@@ -1,0 +1,260 @@
+//! The gRPC `hibernator.api.v1.ExecutionService`.
+
+use std::collections::HashMap;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::{FutureExt, Stream, StreamExt};
+use prost::Message;
+use tokio::sync::broadcast::error::RecvError;
+use tonic::{Request, Response, Status};
+
+use crate::auth::{AuthError, Authenticator, Authorized, ExecutionInfo};
+use crate::ingest::{Ingest, LogLine};
+use crate::metrics::AuthFailureReason;
+use crate::progress::{Progress, ProgressEvent};
+use crate::proto::{
+    self, Ack, CompletionReport, GetProgressRequest, HeartbeatRequest, LogEntry, ProgressUpdate,
+    StreamLogsResponse, execution_service_server::ExecutionService,
+};
+use crate::status::Completion;
+
+/// Largest number of already-received log entries ingested as one batch.
+const STREAM_BATCH: usize = 1024;
+
+/// Implementation of the gRPC service over [`Ingest`] and [`Authenticator`].
+#[derive(Clone)]
+pub struct GrpcService {
+    auth: Arc<Authenticator>,
+    ingest: Arc<Ingest>,
+}
+
+impl GrpcService {
+    /// A service authorizing with `auth` and feeding `ingest`.
+    pub fn new(auth: Arc<Authenticator>, ingest: Arc<Ingest>) -> Self {
+        Self { auth, ingest }
+    }
+
+    async fn authorize<T>(
+        &self,
+        request: &Request<T>,
+        execution_id: &str,
+    ) -> Result<Authorized, Status> {
+        let header = authorization(request)?;
+        self.auth
+            .authorize(header.as_deref(), execution_id)
+            .await
+            .map_err(status_of)
+    }
+}
+
+fn authorization<T>(request: &Request<T>) -> Result<Option<String>, Status> {
+    match request.metadata().get("authorization") {
+        None => Ok(None),
+        Some(v) => v
+            .to_str()
+            .map(|s| Some(s.to_string()))
+            .map_err(|_| Status::unauthenticated("authorization metadata is not valid ASCII")),
+    }
+}
+
+/// Maps an auth error to a gRPC status.
+pub fn status_of(e: AuthError) -> Status {
+    match &e {
+        AuthError::Denied { reason, .. } => match reason {
+            AuthFailureReason::unknown_execution
+            | AuthFailureReason::wrong_identity
+            | AuthFailureReason::wrong_pod => Status::permission_denied(e.to_string()),
+            _ => Status::unauthenticated(e.to_string()),
+        },
+        AuthError::Unavailable { .. } => Status::unavailable(e.to_string()),
+    }
+}
+
+/// Converts a protobuf log entry.
+pub fn line_of(entry: LogEntry) -> LogLine {
+    LogLine {
+        timestamp: proto::from_timestamp(entry.timestamp.as_ref()).unwrap_or_else(chrono::Utc::now),
+        level: entry.level,
+        message: entry.message,
+        fields: entry.fields.into_iter().collect(),
+    }
+}
+
+/// Converts a protobuf progress update (progress clamped to 0–100).
+pub fn progress_of(update: ProgressUpdate) -> Progress {
+    Progress {
+        timestamp: proto::from_timestamp(update.timestamp.as_ref())
+            .unwrap_or_else(chrono::Utc::now),
+        execution_id: update.execution_id,
+        phase: update.phase,
+        progress: u8::try_from(update.progress.clamp(0, 100)).unwrap_or(100),
+        message: update.message,
+    }
+}
+
+/// Converts a progress into its protobuf form.
+pub fn update_of(p: &Progress) -> ProgressUpdate {
+    ProgressUpdate {
+        execution_id: p.execution_id.clone(),
+        phase: p.phase.clone(),
+        progress: i32::from(p.progress),
+        message: p.message.clone(),
+        timestamp: Some(proto::timestamp(p.timestamp)),
+    }
+}
+
+#[tonic::async_trait]
+impl ExecutionService for GrpcService {
+    async fn stream_logs(
+        &self,
+        request: Request<tonic::Streaming<LogEntry>>,
+    ) -> Result<Response<StreamLogsResponse>, Status> {
+        let header = authorization(&request)?;
+        let metrics = self.ingest.metrics().clone();
+        let _connection = metrics.connection();
+        let mut stream = request.into_inner();
+        let mut bound: HashMap<String, ExecutionInfo> = HashMap::new();
+        let mut accepted = 0u64;
+        while let Some(first) = stream.message().await? {
+            let mut batch = vec![first];
+            while batch.len() < STREAM_BATCH {
+                match stream.next().now_or_never() {
+                    Some(Some(entry)) => batch.push(entry?),
+                    _ => break,
+                }
+            }
+            let mut groups: HashMap<String, Vec<LogLine>> = HashMap::new();
+            for entry in batch {
+                metrics.bytes_received.inc_by(entry.encoded_len() as u64);
+                groups
+                    .entry(entry.execution_id.clone())
+                    .or_default()
+                    .push(line_of(entry));
+            }
+            for (execution_id, lines) in groups {
+                if !bound.contains_key(&execution_id) {
+                    let ok = self
+                        .auth
+                        .authorize(header.as_deref(), &execution_id)
+                        .await
+                        .map_err(status_of)?;
+                    bound.insert(execution_id.clone(), ok.execution);
+                }
+                if let Some(execution) = bound.get(&execution_id) {
+                    accepted += lines.len() as u64;
+                    self.ingest.logs(execution, lines).await;
+                }
+            }
+        }
+        Ok(Response::new(StreamLogsResponse { accepted }))
+    }
+
+    async fn report_progress(
+        &self,
+        request: Request<ProgressUpdate>,
+    ) -> Result<Response<Ack>, Status> {
+        let ok = self
+            .authorize(&request, &request.get_ref().execution_id)
+            .await?;
+        let update = request.into_inner();
+        self.ingest
+            .metrics()
+            .bytes_received
+            .inc_by(update.encoded_len() as u64);
+        self.ingest
+            .progress(&ok.execution, progress_of(update))
+            .await;
+        Ok(Response::new(Ack { accepted: true }))
+    }
+
+    async fn report_completion(
+        &self,
+        request: Request<CompletionReport>,
+    ) -> Result<Response<Ack>, Status> {
+        let ok = self
+            .authorize(&request, &request.get_ref().execution_id)
+            .await?;
+        let report = request.into_inner();
+        self.ingest
+            .metrics()
+            .bytes_received
+            .inc_by(report.encoded_len() as u64);
+        let completion = Completion {
+            duration: report.duration.and_then(|d| Duration::try_from(d).ok()),
+            execution_id: report.execution_id,
+            success: report.success,
+            error: (!report.error.is_empty()).then_some(report.error),
+            dropped_logs: report.dropped_logs,
+        };
+        self.ingest.completion(&ok.execution, completion).await;
+        Ok(Response::new(Ack { accepted: true }))
+    }
+
+    async fn heartbeat(&self, request: Request<HeartbeatRequest>) -> Result<Response<Ack>, Status> {
+        let ok = self
+            .authorize(&request, &request.get_ref().execution_id)
+            .await?;
+        self.ingest.heartbeat(&ok.execution);
+        Ok(Response::new(Ack { accepted: true }))
+    }
+
+    async fn get_progress(
+        &self,
+        request: Request<GetProgressRequest>,
+    ) -> Result<Response<ProgressUpdate>, Status> {
+        let header = authorization(&request)?;
+        self.auth
+            .authenticate(header.as_deref())
+            .await
+            .map_err(status_of)?;
+        let id = &request.get_ref().execution_id;
+        match self.ingest.hub().get(id) {
+            Some((p, _)) => Ok(Response::new(update_of(&p))),
+            None => Err(Status::not_found(format!(
+                "no progress reported for execution {id}"
+            ))),
+        }
+    }
+
+    type WatchProgressStream = Pin<Box<dyn Stream<Item = Result<ProgressUpdate, Status>> + Send>>;
+
+    async fn watch_progress(
+        &self,
+        request: Request<GetProgressRequest>,
+    ) -> Result<Response<Self::WatchProgressStream>, Status> {
+        let header = authorization(&request)?;
+        self.auth
+            .authenticate(header.as_deref())
+            .await
+            .map_err(status_of)?;
+        let id = request.into_inner().execution_id;
+        let rx = self.ingest.hub().subscribe();
+        let current = self.ingest.hub().get(&id);
+        let done = current.as_ref().is_some_and(|(_, completed)| *completed);
+        let initial = futures::stream::iter(current.map(|(p, _)| Ok(update_of(&p))));
+        let connection = self.ingest.metrics().connection();
+        let updates = futures::stream::unfold(
+            (rx, id, done, connection),
+            |(mut rx, id, done, connection)| async move {
+                if done {
+                    return None;
+                }
+                loop {
+                    match rx.recv().await {
+                        Ok(ProgressEvent::Updated(p)) if p.execution_id == id => {
+                            return Some((Ok(update_of(&p)), (rx, id, false, connection)));
+                        }
+                        Ok(ProgressEvent::Completed { execution_id }) if execution_id == id => {
+                            return None;
+                        }
+                        Ok(_) | Err(RecvError::Lagged(_)) => continue,
+                        Err(RecvError::Closed) => return None,
+                    }
+                }
+            },
+        );
+        Ok(Response::new(Box::pin(initial.chain(updates))))
+    }
+}

@@ -1,0 +1,12 @@
+//! Integration tests of hibernator-streaming (one binary, one module per area).
+#![allow(clippy::unwrap_used)]
+
+mod support;
+
+mod auth;
+mod codegen;
+mod e2e;
+mod fallback;
+mod kube;
+mod payload;
+mod tls;

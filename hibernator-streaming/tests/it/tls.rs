@@ -1,0 +1,143 @@
+//! gRPC over TLS with rcgen-generated certificates, with and without client
+//! certificate verification.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use hibernator_streaming::client::{ActiveTransport, Level, StreamClient};
+use hibernator_streaming::config::{ServerTls, Transport};
+use rcgen::{BasicConstraints, CertificateParams, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair};
+
+use crate::support::{Harness, loopback};
+
+struct Pki {
+    dir: tempfile::TempDir,
+}
+
+impl Pki {
+    /// A CA, a server certificate for 127.0.0.1/localhost and a client certificate.
+    fn new() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+        ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        let ca_key = KeyPair::generate().unwrap();
+        let ca_cert = ca_params.self_signed(&ca_key).unwrap();
+        let issuer = Issuer::new(ca_params, ca_key);
+        let write = |name: &str, pem: String| std::fs::write(dir.path().join(name), pem).unwrap();
+        write("ca.crt", ca_cert.pem());
+
+        let server_key = KeyPair::generate().unwrap();
+        let server = CertificateParams::new(vec!["127.0.0.1".to_string(), "localhost".to_string()])
+            .unwrap()
+            .signed_by(&server_key, &issuer)
+            .unwrap();
+        write("tls.crt", server.pem());
+        write("tls.key", server_key.serialize_pem());
+
+        let client_key = KeyPair::generate().unwrap();
+        let mut client_params = CertificateParams::new(vec!["runner".to_string()]).unwrap();
+        client_params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+        let client = client_params.signed_by(&client_key, &issuer).unwrap();
+        write("client.crt", client.pem());
+        write("client.key", client_key.serialize_pem());
+        Self { dir }
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    fn server_tls(&self, verify_clients: bool) -> ServerTls {
+        ServerTls {
+            enabled: true,
+            cert_path: self.path("tls.crt"),
+            key_path: self.path("tls.key"),
+            client_ca_path: verify_clients.then(|| self.path("ca.crt")),
+        }
+    }
+}
+
+async fn tls_harness(pki: &Pki, verify_clients: bool) -> Harness {
+    let mut config = loopback();
+    config.grpc.tls = pki.server_tls(verify_clients);
+    Harness::start_with(config).await
+}
+
+fn tls_client_config(h: &Harness, ca: &Path) -> hibernator_streaming::config::ClientConfig {
+    let mut c = h.client_config(Transport::Grpc);
+    c.grpc_tls = true;
+    c.grpc_ca_path = Some(ca.to_path_buf());
+    c.max_retries = 0;
+    c
+}
+
+#[tokio::test]
+async fn grpc_over_tls_round_trip() {
+    let pki = Pki::new();
+    let h = tls_harness(&pki, false).await;
+    let client = StreamClient::connect(tls_client_config(&h, &pki.path("ca.crt")))
+        .await
+        .unwrap();
+    assert_eq!(client.transport(), ActiveTransport::Grpc);
+    client.try_log(Level::Info, "over TLS", BTreeMap::new());
+    client.progress("Shutdown", 50, "half").await.unwrap();
+    client.complete(true, None).await.unwrap();
+    assert_eq!(h.sink.records.lock().unwrap()[0].message, "over TLS");
+
+    // A plaintext client cannot talk to the TLS listener.
+    let mut plain = h.client_config(Transport::Grpc);
+    plain.max_retries = 0;
+    let refused = match StreamClient::connect(plain).await {
+        Err(_) => true,
+        Ok(c) => c.heartbeat().await.is_err(),
+    };
+    assert!(refused);
+    h.server.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn client_certificates_are_verified_when_configured() {
+    let pki = Pki::new();
+    let h = tls_harness(&pki, true).await;
+
+    let anonymous = tls_client_config(&h, &pki.path("ca.crt"));
+    let refused = match StreamClient::connect(anonymous).await {
+        Err(_) => true,
+        Ok(c) => c.heartbeat().await.is_err(),
+    };
+    assert!(refused, "a client without a certificate is refused");
+
+    let mut with_cert = tls_client_config(&h, &pki.path("ca.crt"));
+    with_cert.grpc_client_identity = Some((pki.path("client.crt"), pki.path("client.key")));
+    let client = StreamClient::connect(with_cert).await.unwrap();
+    client.heartbeat().await.unwrap();
+    client.complete(true, None).await.unwrap();
+    h.server.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn missing_tls_files_fail_start_with_the_field_name() {
+    let mut config = loopback();
+    config.grpc.tls = ServerTls {
+        enabled: true,
+        cert_path: "/nonexistent/tls.crt".into(),
+        key_path: "/nonexistent/tls.key".into(),
+        client_ca_path: None,
+    };
+    let auth = std::sync::Arc::new(hibernator_streaming::auth::Authenticator::new(
+        std::sync::Arc::new(crate::support::FakeReviewer::default()),
+        std::sync::Arc::new(crate::support::FakeDirectory::default()),
+        Default::default(),
+    ));
+    let ingest = std::sync::Arc::new(hibernator_streaming::ingest::Ingest::new(
+        std::sync::Arc::new(crate::support::RecordingStatus::default()),
+        Vec::new(),
+        Default::default(),
+    ));
+    let err = hibernator_streaming::server::StreamingServer::new(config, auth, ingest)
+        .start()
+        .await
+        .err()
+        .unwrap();
+    assert!(err.to_string().contains("certPath"), "{err}");
+}
