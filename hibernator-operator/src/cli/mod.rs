@@ -48,6 +48,8 @@ pub enum Command {
     Runner(crate::runner::RunnerArgs),
     /// Serve the validating admission webhook (POST /validate) over TLS.
     Webhook(crate::webhook::WebhookArgs),
+    /// Run the HibernatePlan controller (leader-elected; probes on :8081, metrics on :8080).
+    Controller(crate::controller::cli::ControllerArgs),
 }
 
 /// Output formats shared by the subcommands.
@@ -111,6 +113,7 @@ pub fn run(cli: Cli, out: &mut dyn std::io::Write) -> anyhow::Result<ExitCode> {
         Command::Run(args) => run::run(&args, out),
         Command::Runner(args) => crate::runner::command(args),
         Command::Webhook(args) => crate::webhook::command(args),
+        Command::Controller(args) => crate::controller::cli::command(args),
     }
 }
 

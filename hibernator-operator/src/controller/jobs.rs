@@ -15,6 +15,8 @@ use k8s_openapi::api::core::v1::{
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
 use kube::Resource;
 
+use crate::runner::TerminationMessage;
+
 /// Label: the plan a Job belongs to (label-safe form of the plan name).
 pub const LABEL_PLAN: &str = "hibernator.dev/plan";
 /// Label: the target the Job runs.
@@ -403,34 +405,24 @@ pub struct RunnerResult {
     pub retryable: bool,
 }
 
-/// Reads a runner's termination message: the JSON object the runner writes
-/// (`success`, `message`, optionally `transient`/`errorClass`), or, with
-/// `FallbackToLogsOnError`, the tail of its log (taken as a failure message).
+/// Reads a runner's termination message ([`TerminationMessage`] JSON) or,
+/// with `FallbackToLogsOnError`, the tail of its log.
+///
+/// The runner already retried transient errors in-process with the plan's
+/// policy, so a failure it *reported* is final (`retryable: false`); a Job
+/// that failed without a result (crash, eviction, deadline) is retryable.
 pub fn parse_termination_message(text: &str) -> Option<RunnerResult> {
     let trimmed = text.trim();
     if trimmed.is_empty() {
         return None;
     }
-    match serde_json::from_str::<serde_json::Value>(trimmed) {
-        Ok(serde_json::Value::Object(map)) => {
-            let success = map.get("success").and_then(serde_json::Value::as_bool)?;
-            let message = map
-                .get("message")
-                .and_then(serde_json::Value::as_str)
-                .map(str::to_string);
-            let permanent = map.get("transient").and_then(serde_json::Value::as_bool)
-                == Some(false)
-                || map
-                    .get("errorClass")
-                    .and_then(serde_json::Value::as_str)
-                    .is_some_and(|c| c.eq_ignore_ascii_case("permanent"));
-            Some(RunnerResult {
-                success,
-                message,
-                retryable: !permanent,
-            })
-        }
-        _ => Some(RunnerResult {
+    match TerminationMessage::parse(trimmed) {
+        Some(message) => Some(RunnerResult {
+            success: message.success,
+            message: Some(message.message).filter(|m| !m.is_empty()),
+            retryable: false,
+        }),
+        None => Some(RunnerResult {
             success: false,
             message: Some(tail(trimmed, 512)),
             retryable: true,

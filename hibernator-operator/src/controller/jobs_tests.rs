@@ -206,11 +206,23 @@ fn observes_running_succeeded_and_failed_jobs() {
     assert!(deadline.message.unwrap().contains("DeadlineExceeded"));
     let permanent = observe_job(
         &failed,
-        Some(r#"{"success":false,"message":"AccessDenied","transient":false}"#),
+        Some(
+            &crate::runner::TerminationMessage {
+                success: false,
+                message: "AccessDenied".into(),
+                resources: 0,
+                attempts: 1,
+            }
+            .to_json(),
+        ),
     )
     .unwrap();
     assert!(!permanent.retryable);
     assert_eq!(permanent.message.as_deref(), Some("AccessDenied"));
     let logs = observe_job(&failed, Some("panic: something\nat line 3")).unwrap();
+    assert!(
+        logs.retryable,
+        "a crash without a runner result may be retried"
+    );
     assert!(logs.message.unwrap().contains("panic"));
 }

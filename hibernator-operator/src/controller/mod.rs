@@ -16,6 +16,7 @@
 //! ScheduleExceptions (mapped to their plan).
 
 pub mod apply;
+pub mod cli;
 pub mod controls;
 pub mod decide;
 pub mod error;

@@ -180,3 +180,73 @@ pub fn restore_view(name: String, config_map: Option<&ConfigMap>) -> RestoreView
     }
     view
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use hibernator_core::restore::RestoreRecord;
+    use k8s_openapi::api::core::v1::{
+        ContainerState, ContainerStateTerminated, ContainerStatus, PodStatus,
+    };
+
+    #[test]
+    fn restore_view_lists_targets_with_entries_and_keeps_unreadable_ones() {
+        let mut full = RestoreRecord::new("a", "ec2");
+        full.merge_shutdown(
+            "c1",
+            [(
+                "instance/i-1".to_string(),
+                serde_json::json!({"state": "running"}),
+            )],
+        );
+        let empty = RestoreRecord::new("b", "ec2");
+        let config_map = ConfigMap {
+            data: Some(
+                [
+                    ("a".to_string(), serde_json::to_string(&full).unwrap()),
+                    ("b".to_string(), serde_json::to_string(&empty).unwrap()),
+                    ("c".to_string(), "{not json".to_string()),
+                ]
+                .into(),
+            ),
+            ..ConfigMap::default()
+        };
+        let view = restore_view("hibernator-restore-p".into(), Some(&config_map));
+        assert_eq!(
+            view.targets.into_iter().collect::<Vec<_>>(),
+            vec!["a".to_string(), "c".to_string()]
+        );
+        assert!(view.bytes > 0);
+        assert!(restore_view("x".into(), None).targets.is_empty());
+    }
+
+    #[test]
+    fn termination_messages_by_execution_id() {
+        let pod = Pod {
+            metadata: kube::api::ObjectMeta {
+                labels: Some([(LABEL_EXECUTION_ID.to_string(), "job-1".to_string())].into()),
+                ..Default::default()
+            },
+            status: Some(PodStatus {
+                container_statuses: Some(vec![ContainerStatus {
+                    name: "runner".into(),
+                    state: Some(ContainerState {
+                        terminated: Some(ContainerStateTerminated {
+                            message: Some("{\"success\":true}".into()),
+                            ..Default::default()
+                        }),
+                        ..Default::default()
+                    }),
+                    ..Default::default()
+                }]),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let messages = termination_messages(&[pod]);
+        assert_eq!(
+            messages.get("job-1").map(String::as_str),
+            Some("{\"success\":true}")
+        );
+    }
+}

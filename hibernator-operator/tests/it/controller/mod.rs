@@ -1,0 +1,6 @@
+//! The HibernatePlan controller against the testkit API server (or a real
+//! cluster with `HIBERNATOR_TEST_KUBECONFIG`), runner Jobs played by the
+//! testkit JobSimulator with an in-test runner.
+
+mod cycle;
+mod support;
