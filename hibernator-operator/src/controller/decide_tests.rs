@@ -193,7 +193,8 @@ fn ok(_: &str, _: u32) -> Result<(), (String, bool)> {
 
 #[test]
 fn full_cycle_for_every_strategy() {
-    let cases: [(&str, &str, Vec<Vec<&str>>, Vec<Vec<&str>>); 4] = [
+    type Case<'a> = (&'a str, &'a str, Vec<Vec<&'a str>>, Vec<Vec<&'a str>>);
+    let cases: [Case<'_>; 4] = [
         (
             "{type: Sequential}",
             "",

@@ -505,7 +505,7 @@ pub fn observe_job(job: &Job, termination: Option<&str>) -> Option<JobObservatio
         retryable,
         started_at: status
             .and_then(|s| s.start_time.as_ref())
-            .map(|t| super::time::from_k8s(t)),
+            .map(super::time::from_k8s),
         finished_at: status
             .and_then(|s| s.completion_time.as_ref())
             .map(super::time::from_k8s)

@@ -323,9 +323,8 @@ pub async fn run(
         }
     };
     for server in servers {
-        match server.await {
-            Ok(Err(error)) => tracing::warn!(%error, "server"),
-            Ok(Ok(())) | Err(_) => {}
+        if let Ok(Err(error)) = server.await {
+            tracing::warn!(%error, "server");
         }
     }
     result

@@ -49,7 +49,7 @@ fn random_below(n: u64) -> u64 {
     hasher.finish() % n
 }
 
-fn no_failures() -> Arc<dyn Fn(&str, &str) -> bool + Send + Sync> {
+fn no_failures() -> FailFn {
     Arc::new(|_, _| false)
 }
 
@@ -122,7 +122,7 @@ async fn strict_failure_then_retry_now_and_api_budget() {
     let log = RunnerLog::default();
     let broken = Arc::new(std::sync::atomic::AtomicBool::new(true));
     let flag = broken.clone();
-    let fail: Arc<dyn Fn(&str, &str) -> bool + Send + Sync> = Arc::new(move |target, _| {
+    let fail: FailFn = Arc::new(move |target, _| {
         target == "t01" && flag.load(std::sync::atomic::Ordering::SeqCst)
     });
     let _sim = JobSimulator::start(
@@ -176,7 +176,7 @@ async fn strict_failure_then_retry_now_and_api_budget() {
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
         let lists = server.request_count("list", "jobs");
-        assert!(lists >= 1 && lists <= 5, "list jobs calls: {lists}");
+        assert!((1..=5).contains(&lists), "list jobs calls: {lists}");
         assert_eq!(server.request_count("create", "jobs"), 0);
     }
 

@@ -2,5 +2,8 @@
 //! cluster with `HIBERNATOR_TEST_KUBECONFIG`), runner Jobs played by the
 //! testkit JobSimulator with an in-test runner.
 
+// fixtures and tests: a failed unwrap is a failed test
+#![allow(clippy::unwrap_used)]
+
 mod cycle;
 mod support;

@@ -21,6 +21,9 @@ use k8s_openapi::api::core::v1::ServiceAccount;
 use kube::Api;
 use kube::api::PostParams;
 
+/// Decides whether the in-test runner fails a (target, operation).
+pub type FailFn = Arc<dyn Fn(&str, &str) -> bool + Send + Sync>;
+
 /// A cluster with the CRDs and the runner ServiceAccount.
 pub async fn cluster(prefix: &str) -> TestCluster {
     let cluster = TestCluster::start(prefix).await.unwrap();
@@ -164,7 +167,7 @@ impl RunnerLog {
 pub fn runner(
     client: kube::Client,
     log: RunnerLog,
-    fail: Arc<dyn Fn(&str, &str) -> bool + Send + Sync>,
+    fail: FailFn,
 ) -> impl Fn(JobRun) -> BoxFuture<'static, JobOutcome> + Send + Sync + 'static {
     move |run: JobRun| {
         let client = client.clone();
