@@ -701,8 +701,26 @@ fn close_cycle(d: &mut Decision, now: DateTime<Utc>) {
     d.status.push_history(record);
 }
 
+/// A cycle id not used by the current cycle, the history or an existing Job
+/// (two cycles may start within the same second, e.g. an override flip).
+fn unique_cycle_id(d: &Decision, input: &DecideInput<'_>) -> String {
+    let base = new_cycle_id(input.now);
+    let used = |id: &str| {
+        d.status.current_cycle_id.as_deref() == Some(id)
+            || d.status.history.iter().any(|h| h.cycle_id == id)
+            || input.jobs.iter().any(|j| j.cycle_id == id)
+    };
+    if !used(&base) {
+        return base;
+    }
+    (2u32..)
+        .map(|n| format!("{base}-{n}"))
+        .find(|id| !used(id))
+        .unwrap_or(base)
+}
+
 fn start_cycle(d: &mut Decision, input: &DecideInput<'_>, op: Operation) {
-    let cycle = new_cycle_id(input.now);
+    let cycle = unique_cycle_id(d, input);
     let keep: BTreeSet<&str> = [d.status.current_cycle_id.as_deref(), Some(cycle.as_str())]
         .into_iter()
         .flatten()

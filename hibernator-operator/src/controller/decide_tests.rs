@@ -603,3 +603,43 @@ fn new_cycle_prunes_finished_jobs_of_older_cycles() {
     let d = sim.step();
     assert_eq!(d.delete_jobs, first);
 }
+
+#[test]
+fn cycles_started_in_the_same_second_get_distinct_ids() {
+    let mut sim = Sim::new(plan_yaml("{type: Parallel}", &["a"], ""), night());
+    sim.run_to_end(ok);
+    let first = sim
+        .plan
+        .status
+        .as_ref()
+        .unwrap()
+        .current_cycle_id
+        .clone()
+        .unwrap();
+    // override wake-up and back to hibernate without the clock moving
+    let set = |sim: &mut Sim, v: &str| {
+        sim.plan.metadata.annotations =
+            Some([(super::super::controls::OVERRIDE.to_string(), v.to_string())].into());
+    };
+    set(&mut sim, "wakeup");
+    sim.run_to_end(ok);
+    set(&mut sim, "hibernate");
+    let waves = sim.run_to_end(ok);
+    assert_eq!(
+        waves,
+        vec![vec!["a".to_string()]],
+        "the second shutdown runs a new Job"
+    );
+    let ids: Vec<String> = sim
+        .plan
+        .status
+        .as_ref()
+        .unwrap()
+        .history
+        .iter()
+        .map(|h| h.cycle_id.clone())
+        .collect();
+    assert_eq!(ids.len(), 3);
+    assert!(ids.iter().collect::<BTreeSet<_>>().len() == 3, "{ids:?}");
+    assert!(ids.contains(&first));
+}

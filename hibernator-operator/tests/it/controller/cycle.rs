@@ -241,3 +241,85 @@ async fn strict_failure_then_retry_now_and_api_budget() {
     );
     harness.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn exceptions_overrides_and_suspend_take_effect_by_watch() {
+    let cluster = cluster("ctl-controls").await;
+    let client = cluster.client();
+    let ns = cluster.namespace().to_string();
+    let log = RunnerLog::default();
+    let _sim = JobSimulator::start(
+        client.clone(),
+        &ns,
+        runner(client.clone(), log.clone(), no_failures()),
+    );
+    let plans: Api<HibernatePlan> = Api::namespaced(client.clone(), &ns);
+    plans
+        .create(&PostParams::default(), &plan("ctl", 2, "{type: Parallel}"))
+        .await
+        .unwrap();
+    let mut harness = Harness::new(&cluster, night());
+    wait_phase(
+        &plans,
+        "ctl",
+        PlanPhase::Hibernated,
+        Duration::from_secs(60),
+    )
+    .await;
+
+    // a suspend exception covering now wakes the plan up (reconciled through the exception watch)
+    let exception = hibernator_core::input::PlanDocuments::from_yaml(
+        "apiVersion: hibernator.dev/v1alpha1\nkind: HibernatePlan\nmetadata: {name: ctl}\nspec:\n  schedule: {timezone: UTC}\n  targets: []\n---\napiVersion: hibernator.dev/v1alpha1\nkind: ScheduleException\nmetadata: {name: release}\nspec:\n  planRef: {name: ctl}\n  validFrom: \"2026-11-23T00:00:00Z\"\n  validUntil: \"2026-11-25T00:00:00Z\"\n  type: suspend\n  windows: [{start: \"20:30\", end: \"23:00\", daysOfWeek: [MON]}]\n",
+    )
+    .unwrap()
+    .exceptions
+    .remove(0);
+    Api::<hibernator_core::ScheduleException>::namespaced(client.clone(), &ns)
+        .create(&PostParams::default(), &exception)
+        .await
+        .unwrap();
+    let awake = wait_phase(&plans, "ctl", PlanPhase::Active, Duration::from_secs(60)).await;
+    assert_eq!(
+        awake.status.unwrap().next_transition,
+        Some("2026-11-23T23:00:00Z".parse().unwrap())
+    );
+
+    // an override forces hibernation now and is recorded in status
+    let mut p = plans.get("ctl").await.unwrap();
+    p.metadata
+        .annotations
+        .get_or_insert_with(Default::default)
+        .insert("hibernator.dev/override".into(), "hibernate".into());
+    plans
+        .replace("ctl", &PostParams::default(), &p)
+        .await
+        .unwrap();
+    let forced = wait_phase(
+        &plans,
+        "ctl",
+        PlanPhase::Hibernated,
+        Duration::from_secs(60),
+    )
+    .await;
+    assert_eq!(
+        forced.status.unwrap().override_state.as_deref(),
+        Some("hibernate")
+    );
+
+    // spec.suspend holds the plan
+    let mut p = plans.get("ctl").await.unwrap();
+    p.metadata.annotations = None;
+    p.spec.suspend = true;
+    plans
+        .replace("ctl", &PostParams::default(), &p)
+        .await
+        .unwrap();
+    wait_phase(&plans, "ctl", PlanPhase::Suspended, Duration::from_secs(60)).await;
+    let shutdowns = log
+        .runs()
+        .into_iter()
+        .filter(|(_, op, _)| op == "shutdown")
+        .count();
+    assert_eq!(shutdowns, 4, "two hibernations of two targets");
+    harness.stop().await;
+}
