@@ -25,6 +25,7 @@ pub mod finalizer;
 pub mod health;
 pub mod jobs;
 pub mod leader;
+mod ledger;
 pub mod metrics;
 pub mod read;
 pub mod status;
