@@ -6,5 +6,9 @@
 //! them into side effects and output.
 
 pub mod cli;
+pub mod controller;
 pub mod demo;
+pub mod restore_store;
 pub mod run;
+pub mod runner;
+pub mod webhook;

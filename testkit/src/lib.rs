@@ -9,7 +9,10 @@
 //! - [`kube`]: an in-process Kubernetes API server for a real `kube::Client`,
 //!   and [`kube::TestCluster`], which runs the same tests on a real cluster
 //!   when `HIBERNATOR_TEST_KUBECONFIG` is set.
+//! - [`jobsim`]: a Job simulator that runs runner Jobs in-process (Pod,
+//!   projected token via TokenRequest, Job and Pod status as on a cluster).
 
 pub mod fault_proxy;
+pub mod jobsim;
 pub mod kube;
 pub mod moto;

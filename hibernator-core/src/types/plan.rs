@@ -330,6 +330,21 @@ pub struct HibernatePlanStatus {
     /// Past cycles, newest first, at most [`MAX_HISTORY`] entries.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub history: Vec<CycleRecord>,
+    /// When the running or last cycle started.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cycle_started_at: Option<DateTime<Utc>>,
+    /// The `hibernator.dev/override` in force (`hibernate` or `wakeup`), if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub override_state: Option<String>,
+    /// When the override in force expires (`hibernator.dev/override-until`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub override_until: Option<DateTime<Utc>>,
+    /// When a `hibernator.dev/suspend-until` suspension in force ends.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub suspended_until: Option<DateTime<Utc>>,
+    /// The last `hibernator.dev/retry-now` annotation value acted upon.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_retry_token: Option<String>,
 }
 
 /// Upper bound of `status.history` entries.
@@ -401,6 +416,12 @@ pub struct ExecutionStatus {
     /// Name of the ConfigMap holding restore data.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub restore_config_map_ref: Option<String>,
+    /// Execution id of the latest attempt (the runner Job's `hibernator.dev/execution-id`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub execution_id: Option<String>,
+    /// When the next automatic retry of a failed attempt is due.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_retry_at: Option<DateTime<Utc>>,
 }
 
 /// State of one target in a cycle.

@@ -43,6 +43,13 @@ pub enum Command {
     /// state file). Exit 0 when every target completed, 1 when one failed or
     /// was aborted, 2 on usage or I/O errors.
     Run(run::Args),
+    /// Run one target's shutdown or wake-up inside a runner Job (inputs from
+    /// flags or their HIBERNATOR_* environment variables). Exit 0 on success, 1 on failure.
+    Runner(crate::runner::RunnerArgs),
+    /// Serve the validating admission webhook (POST /validate) over TLS.
+    Webhook(crate::webhook::WebhookArgs),
+    /// Run the HibernatePlan controller (leader-elected; probes on :8081, metrics on :8080).
+    Controller(crate::controller::cli::ControllerArgs),
 }
 
 /// Output formats shared by the subcommands.
@@ -104,6 +111,9 @@ pub fn run(cli: Cli, out: &mut dyn std::io::Write) -> anyhow::Result<ExitCode> {
         Command::Crd(args) => crd::run(&args, out),
         Command::Demo(args) => demo::run(&args, out),
         Command::Run(args) => run::run(&args, out),
+        Command::Runner(args) => crate::runner::command(args),
+        Command::Webhook(args) => crate::webhook::command(args),
+        Command::Controller(args) => crate::controller::cli::command(args),
     }
 }
 

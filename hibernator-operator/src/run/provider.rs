@@ -9,7 +9,9 @@ use hibernator_core::cycle::ExecutorProvider;
 use hibernator_core::executor::{Executor, ExecutorError};
 use hibernator_core::input::PlanDocuments;
 use hibernator_core::types::{CloudProvider, ConnectorKind, Target};
-use hibernator_executors::aws::connector::{ConnectorError, SessionIdentity, sdk_config};
+use hibernator_executors::aws::connector::{
+    ConnectorError, SessionIdentity, StaticKeys, sdk_config,
+};
 
 /// Error category of connector problems (bounded, for metric labels).
 pub const CONNECTOR_CATEGORY: &str = "connector";
@@ -135,28 +137,52 @@ impl AwsFileProvider {
     /// plan and target).
     pub async fn sdk_config_for(&self, target: &Target) -> Result<SdkConfig, ProviderError> {
         let provider = self.connector_for(target)?;
-        let name = provider.metadata.name.clone().unwrap_or_default();
-        let identity = SessionIdentity {
-            plan: self.plan.clone(),
-            target: target.name.clone(),
-        };
-        sdk_config(&name, provider.spec.aws.as_ref(), None, &identity)
-            .await
-            .map_err(|source| ProviderError::Connector {
-                target: target.name.clone(),
-                source,
-            })
+        aws_sdk_config(&self.plan, target, provider, None).await
     }
 
     async fn build(&self, target: &Target) -> Result<Arc<dyn Executor>, ProviderError> {
-        let config = self.sdk_config_for(target).await?;
-        hibernator_executors::aws::executor_for(&target.kind, &config).ok_or_else(|| {
-            ProviderError::UnknownType {
-                target: target.name.clone(),
-                kind: target.kind.clone(),
-            }
-        })
+        let provider = self.connector_for(target)?;
+        aws_executor(&self.plan, target, provider, None).await
     }
+}
+
+/// The AWS SDK configuration of `target` with its CloudProvider `provider`:
+/// region, static keys (when the provider uses `auth.static`, read by the
+/// caller from the Secret) or the default chain, assumed role with a session
+/// name naming `plan` and the target. `AWS_ENDPOINT_URL` is honoured.
+pub async fn aws_sdk_config(
+    plan: &str,
+    target: &Target,
+    provider: &CloudProvider,
+    static_keys: Option<StaticKeys>,
+) -> Result<SdkConfig, ProviderError> {
+    let name = provider.metadata.name.clone().unwrap_or_default();
+    let identity = SessionIdentity {
+        plan: plan.to_string(),
+        target: target.name.clone(),
+    };
+    sdk_config(&name, provider.spec.aws.as_ref(), static_keys, &identity)
+        .await
+        .map_err(|source| ProviderError::Connector {
+            target: target.name.clone(),
+            source,
+        })
+}
+
+/// The AWS executor of `target` (its `type`) configured by [`aws_sdk_config`].
+pub async fn aws_executor(
+    plan: &str,
+    target: &Target,
+    provider: &CloudProvider,
+    static_keys: Option<StaticKeys>,
+) -> Result<Arc<dyn Executor>, ProviderError> {
+    let config = aws_sdk_config(plan, target, provider, static_keys).await?;
+    hibernator_executors::aws::executor_for(&target.kind, &config).ok_or_else(|| {
+        ProviderError::UnknownType {
+            target: target.name.clone(),
+            kind: target.kind.clone(),
+        }
+    })
 }
 
 #[async_trait]

@@ -1,0 +1,136 @@
+//! The apply step: status first (guarded by resourceVersion), then Jobs,
+//! then Events, pruning, metrics and — on deletion — cleanup.
+
+use std::sync::Arc;
+
+use hibernator_core::HibernatePlan;
+use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::api::core::v1::ConfigMap;
+use kube::Api;
+use kube::api::{DeleteParams, ListParams, PostParams, PropagationPolicy};
+
+use super::Context;
+use super::decide::Decision;
+use super::error::{Error, is_already_exists, is_conflict, is_not_found};
+use super::finalizer::set_finalizer;
+use super::jobs::{LABEL_PLAN, build_job, plan_label};
+use super::metrics::plan_key;
+use super::read::restore_config_map_name;
+
+/// Writes the status when it changed. Uses `replace_status` with the
+/// resourceVersion the plan was read at, so a decision made on a stale
+/// cache fails with [`Error::Conflict`] instead of overwriting newer state.
+pub async fn write_status(
+    api: &Api<HibernatePlan>,
+    plan: &HibernatePlan,
+    decision: &Decision,
+) -> Result<bool, Error> {
+    if plan.status.as_ref() == Some(&decision.status) {
+        return Ok(false);
+    }
+    let name = plan.metadata.name.clone().unwrap_or_default();
+    let key = plan_key(
+        plan.metadata.namespace.as_deref().unwrap_or_default(),
+        &name,
+    );
+    let mut updated = plan.clone();
+    updated.status = Some(decision.status.clone());
+    updated.metadata.managed_fields = None;
+    match api
+        .replace_status(&name, &PostParams::default(), &updated)
+        .await
+    {
+        Ok(_) => Ok(true),
+        Err(e) if is_conflict(&e) => Err(Error::Conflict { plan: key }),
+        Err(e) => Err(Error::kube("update status of", key, e)),
+    }
+}
+
+/// Applies a decision.
+pub async fn apply(
+    ctx: &Arc<Context>,
+    plan: &HibernatePlan,
+    decision: &Decision,
+    restore_bytes: usize,
+) -> Result<(), Error> {
+    let namespace = plan.metadata.namespace.clone().unwrap_or_default();
+    let name = plan.metadata.name.clone().unwrap_or_default();
+    let key = plan_key(&namespace, &name);
+    let plans: Api<HibernatePlan> = Api::namespaced(ctx.client.clone(), &namespace);
+    let jobs: Api<Job> = Api::namespaced(ctx.client.clone(), &namespace);
+
+    // 1. status first: Jobs exist only for cycles recorded in status
+    write_status(&plans, plan, decision).await?;
+
+    // 2. Jobs (deterministic names: AlreadyExists means already done)
+    for request in &decision.create {
+        let job = build_job(plan, request, &ctx.config.runner).map_err(|source| Error::Build {
+            plan: key.clone(),
+            source,
+        })?;
+        match jobs.create(&PostParams::default(), &job).await {
+            Ok(_) => tracing::info!(plan = %key, job = %request.name(&name), "created runner Job"),
+            Err(e) if is_already_exists(&e) => {}
+            Err(e) => return Err(Error::kube("create Job for", key.clone(), e)),
+        }
+    }
+
+    // 3. Events and metrics
+    for event in &decision.events {
+        ctx.events.publish(plan, event).await;
+    }
+    ctx.metrics.record_finished(&key, &decision.finished);
+    ctx.metrics.record_plan(
+        &key,
+        decision.status.phase,
+        restore_bytes,
+        decision.status.next_transition.map(|t| t.timestamp()),
+    );
+
+    // 4. prune finished Jobs of old cycles
+    let background = DeleteParams {
+        propagation_policy: Some(PropagationPolicy::Background),
+        ..DeleteParams::default()
+    };
+    for job in &decision.delete_jobs {
+        match jobs.delete(job, &background).await {
+            Ok(_) => {}
+            Err(e) if is_not_found(&e) => {}
+            Err(e) => tracing::warn!(plan = %key, %job, error = %e, "could not prune old Job"),
+        }
+    }
+
+    // 5. deletion: remove Jobs and the restore ConfigMap, then the finalizer
+    if decision.cleanup {
+        let selector = format!("{LABEL_PLAN}={}", plan_label(&name));
+        jobs.delete_collection(&background, &ListParams::default().labels(&selector))
+            .await
+            .map_err(|e| Error::kube("delete Jobs of", key.clone(), e))?;
+        let config_maps: Api<ConfigMap> = Api::namespaced(ctx.client.clone(), &namespace);
+        let config_map = restore_config_map_name(&name);
+        match config_maps
+            .delete(&config_map, &DeleteParams::default())
+            .await
+        {
+            Ok(_) => {}
+            Err(e) if is_not_found(&e) => {}
+            Err(e) => {
+                return Err(Error::kube(
+                    "delete restore ConfigMap",
+                    format!("{namespace}/{config_map}"),
+                    e,
+                ));
+            }
+        }
+        let fresh = plans
+            .get_opt(&name)
+            .await
+            .map_err(|e| Error::kube("get", key.clone(), e))?;
+        if let Some(fresh) = fresh {
+            set_finalizer(&plans, &fresh, false).await?;
+        }
+        ctx.metrics.forget_plan(&key);
+        tracing::info!(plan = %key, "plan cleaned up; finalizer removed");
+    }
+    Ok(())
+}

@@ -1,0 +1,144 @@
+//! Flags and environment of `hibernator controller`.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use super::jobs::RunnerSettings;
+use super::leader::LeaseConfig;
+use super::{ControllerConfig, run};
+
+/// `hibernator controller` flags (each also readable from its environment variable).
+#[derive(Debug, Clone, clap::Args)]
+pub struct ControllerArgs {
+    /// Container image of runner Jobs (the `hibernator` image).
+    #[arg(
+        long,
+        env = "HIBERNATOR_RUNNER_IMAGE",
+        default_value = "ghcr.io/hibernator-dev/hibernator:latest"
+    )]
+    pub runner_image: String,
+    /// ServiceAccount of runner Jobs.
+    #[arg(
+        long,
+        env = "HIBERNATOR_RUNNER_SERVICE_ACCOUNT",
+        default_value = "hibernator-runner"
+    )]
+    pub runner_service_account: String,
+    /// gRPC streaming endpoint handed to runners (`HIBERNATOR_GRPC_ENDPOINT` in the Job).
+    #[arg(long, env = "HIBERNATOR_CONTROLLER_GRPC_ENDPOINT")]
+    pub grpc_endpoint: Option<String>,
+    /// Webhook streaming endpoint handed to runners (`HIBERNATOR_WEBHOOK_ENDPOINT` in the Job).
+    #[arg(long, env = "HIBERNATOR_CONTROLLER_WEBHOOK_ENDPOINT")]
+    pub webhook_endpoint: Option<String>,
+    /// Streaming transport of runners: `grpc`, `webhook` or `none`.
+    #[arg(
+        long,
+        env = "HIBERNATOR_CONTROLLER_STREAM_TRANSPORT",
+        default_value = "none"
+    )]
+    pub stream_transport: String,
+    /// Only watch this namespace (default: all namespaces).
+    #[arg(long, env = "HIBERNATOR_WATCH_NAMESPACE")]
+    pub namespace: Option<String>,
+    /// Probe address (`/healthz`, `/readyz`).
+    #[arg(long, env = "HIBERNATOR_HEALTH_ADDR", default_value = "0.0.0.0:8081")]
+    pub health_addr: SocketAddr,
+    /// Metrics address (`/metrics`).
+    #[arg(long, env = "HIBERNATOR_METRICS_ADDR", default_value = "0.0.0.0:8080")]
+    pub metrics_addr: SocketAddr,
+    /// Elect a leader through a Lease before reconciling.
+    #[arg(long, env = "HIBERNATOR_LEADER_ELECT", default_value_t = true, action = clap::ArgAction::Set)]
+    pub leader_elect: bool,
+    /// Namespace of the Lease (default: the pod's namespace from `POD_NAMESPACE`, else `hibernator-system`).
+    #[arg(long, env = "POD_NAMESPACE", default_value = "hibernator-system")]
+    pub lease_namespace: String,
+    /// Name of the Lease.
+    #[arg(
+        long,
+        env = "HIBERNATOR_LEASE_NAME",
+        default_value = "hibernator-controller"
+    )]
+    pub lease_name: String,
+    /// This replica's identity (default: the pod name from `POD_NAME`).
+    #[arg(long, env = "POD_NAME")]
+    pub identity: Option<String>,
+}
+
+impl ControllerArgs {
+    /// The controller configuration these flags describe.
+    pub fn config(&self) -> ControllerConfig {
+        let identity = self
+            .identity
+            .clone()
+            .unwrap_or_else(|| format!("hibernator-{}", std::process::id()));
+        ControllerConfig {
+            runner: RunnerSettings {
+                image: self.runner_image.clone(),
+                service_account: self.runner_service_account.clone(),
+                grpc_endpoint: self.grpc_endpoint.clone(),
+                webhook_endpoint: self.webhook_endpoint.clone(),
+                stream_transport: self.stream_transport.clone(),
+            },
+            namespace: self.namespace.clone(),
+            health_addr: Some(self.health_addr),
+            metrics_addr: Some(self.metrics_addr),
+            lease: self.leader_elect.then(|| LeaseConfig {
+                namespace: self.lease_namespace.clone(),
+                name: self.lease_name.clone(),
+                identity: identity.clone(),
+                lease_duration: Duration::from_secs(15),
+                renew_every: Duration::from_secs(5),
+            }),
+            instance: Some(identity),
+            ..ControllerConfig::default()
+        }
+    }
+}
+
+/// Runs `hibernator controller` until SIGTERM/SIGINT.
+pub fn command(args: ControllerArgs) -> anyhow::Result<std::process::ExitCode> {
+    use anyhow::Context;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    runtime.block_on(async {
+        let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+            .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+        let _ = tracing_subscriber::fmt()
+            .json()
+            .with_env_filter(filter)
+            .try_init();
+        let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+        let client = kube::Client::try_default()
+            .await
+            .context("cannot build a Kubernetes client (in-cluster config or KUBECONFIG)")?;
+        run(client, args.config(), shutdown_signal())
+            .await
+            .context("controller stopped")?;
+        Ok(std::process::ExitCode::SUCCESS)
+    })
+}
+
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(term) => term,
+                Err(_) => {
+                    let _ = tokio::signal::ctrl_c().await;
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+    tracing::info!("shutting down: finishing in-flight reconciles");
+}

@@ -1,0 +1,324 @@
+//! Operator metrics (prometheus-client), served on `/metrics`.
+//!
+//! Labels are bounded: operation, executor type, error category, phase, and
+//! the plan only as `namespace/name`.
+
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use hibernator_core::{Operation, PlanPhase};
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+
+use super::decide::FinishedAttempt;
+use super::status::{ALL_PHASES, phase_name};
+
+/// Labels of execution metrics.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ExecutionLabels {
+    /// `namespace/name` of the plan.
+    pub plan: String,
+    /// `shutdown` or `wakeup`.
+    pub operation: String,
+    /// Executor type.
+    pub executor: String,
+}
+
+/// Labels of reconcile error metrics.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ErrorLabels {
+    /// Bounded error category.
+    pub category: String,
+}
+
+/// Labels of the plans-by-phase gauge.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct PhaseLabels {
+    /// Phase name.
+    pub phase: String,
+}
+
+/// Labels of per-plan gauges.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct PlanLabels {
+    /// `namespace/name` of the plan.
+    pub plan: String,
+}
+
+fn execution_histogram() -> Histogram {
+    Histogram::new(exponential_buckets(1.0, 2.0, 14))
+}
+
+fn reconcile_histogram() -> Histogram {
+    Histogram::new(exponential_buckets(0.001, 2.0, 16))
+}
+
+/// Every metric the controller exports.
+pub struct Metrics {
+    registry: Registry,
+    execution_duration: Family<ExecutionLabels, Histogram, fn() -> Histogram>,
+    execution_success: Family<ExecutionLabels, Counter>,
+    execution_failure: Family<ExecutionLabels, Counter>,
+    reconciles: Counter,
+    reconcile_duration: Histogram,
+    reconcile_errors: Family<ErrorLabels, Counter>,
+    plans: Family<PhaseLabels, Gauge>,
+    restore_bytes: Family<PlanLabels, Gauge>,
+    next_transition: Family<PlanLabels, Gauge>,
+    phases: Mutex<BTreeMap<String, PlanPhase>>,
+}
+
+impl std::fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Metrics").finish_non_exhaustive()
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    /// A registry with every metric registered under the `hibernator` prefix.
+    pub fn new() -> Self {
+        let mut registry = Registry::with_prefix("hibernator");
+        let execution_duration =
+            Family::<ExecutionLabels, Histogram, fn() -> Histogram>::new_with_constructor(
+                execution_histogram as fn() -> Histogram,
+            );
+        let execution_success = Family::<ExecutionLabels, Counter>::default();
+        let execution_failure = Family::<ExecutionLabels, Counter>::default();
+        let reconciles = Counter::default();
+        let reconcile_duration = reconcile_histogram();
+        let reconcile_errors = Family::<ErrorLabels, Counter>::default();
+        let plans = Family::<PhaseLabels, Gauge>::default();
+        let restore_bytes = Family::<PlanLabels, Gauge>::default();
+        let next_transition = Family::<PlanLabels, Gauge>::default();
+        registry.register(
+            "execution_duration_seconds",
+            "Duration of runner Jobs (one per attempt)",
+            execution_duration.clone(),
+        );
+        registry.register(
+            "execution_success",
+            "Runner attempts that succeeded",
+            execution_success.clone(),
+        );
+        registry.register(
+            "execution_failure",
+            "Runner attempts that failed",
+            execution_failure.clone(),
+        );
+        registry.register(
+            "reconcile",
+            "Reconciles of HibernatePlans",
+            reconciles.clone(),
+        );
+        registry.register(
+            "reconcile_duration_seconds",
+            "Duration of one HibernatePlan reconcile",
+            reconcile_duration.clone(),
+        );
+        registry.register(
+            "reconcile_errors",
+            "Failed reconciles by error category",
+            reconcile_errors.clone(),
+        );
+        registry.register("plans", "HibernatePlans by phase", plans.clone());
+        registry.register(
+            "restore_data_bytes",
+            "Size of a plan's restore ConfigMap data",
+            restore_bytes.clone(),
+        );
+        registry.register(
+            "next_transition_timestamp_seconds",
+            "Unix time of a plan's next schedule transition",
+            next_transition.clone(),
+        );
+        Self {
+            registry,
+            execution_duration,
+            execution_success,
+            execution_failure,
+            reconciles,
+            reconcile_duration,
+            reconcile_errors,
+            plans,
+            restore_bytes,
+            next_transition,
+            phases: Mutex::new(BTreeMap::new()),
+        }
+    }
+
+    /// Records attempts that finished.
+    pub fn record_finished(&self, plan: &str, attempts: &[FinishedAttempt]) {
+        for attempt in attempts {
+            let labels = ExecutionLabels {
+                plan: plan.to_string(),
+                operation: attempt.operation.as_str().to_string(),
+                executor: attempt.executor.clone(),
+            };
+            if attempt.success {
+                self.execution_success.get_or_create(&labels).inc();
+            } else {
+                self.execution_failure.get_or_create(&labels).inc();
+            }
+            if let Some(duration) = attempt.duration {
+                self.execution_duration
+                    .get_or_create(&labels)
+                    .observe(duration.as_secs_f64());
+            }
+        }
+    }
+
+    /// Records one reconcile and its duration.
+    pub fn record_reconcile(&self, duration: Duration) {
+        self.reconciles.inc();
+        self.reconcile_duration.observe(duration.as_secs_f64());
+    }
+
+    /// Records a failed reconcile.
+    pub fn record_error(&self, category: &str) {
+        self.reconcile_errors
+            .get_or_create(&ErrorLabels {
+                category: category.to_string(),
+            })
+            .inc();
+    }
+
+    /// Records a plan's phase, restore size and next transition.
+    pub fn record_plan(
+        &self,
+        plan: &str,
+        phase: PlanPhase,
+        restore_bytes: usize,
+        next_transition: Option<i64>,
+    ) {
+        let labels = PlanLabels {
+            plan: plan.to_string(),
+        };
+        self.restore_bytes
+            .get_or_create(&labels)
+            .set(i64::try_from(restore_bytes).unwrap_or(i64::MAX));
+        match next_transition {
+            Some(at) => {
+                self.next_transition.get_or_create(&labels).set(at);
+            }
+            None => {
+                self.next_transition.remove(&labels);
+            }
+        }
+        self.set_phase(plan, Some(phase));
+    }
+
+    /// Forgets a deleted plan.
+    pub fn forget_plan(&self, plan: &str) {
+        let labels = PlanLabels {
+            plan: plan.to_string(),
+        };
+        self.restore_bytes.remove(&labels);
+        self.next_transition.remove(&labels);
+        self.set_phase(plan, None);
+    }
+
+    fn set_phase(&self, plan: &str, phase: Option<PlanPhase>) {
+        let mut phases = match self.phases.lock() {
+            Ok(guard) => guard,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        match phase {
+            Some(phase) => {
+                phases.insert(plan.to_string(), phase);
+            }
+            None => {
+                phases.remove(plan);
+            }
+        }
+        for phase in ALL_PHASES {
+            let count = phases.values().filter(|p| **p == phase).count();
+            self.plans
+                .get_or_create(&PhaseLabels {
+                    phase: phase_name(phase).to_string(),
+                })
+                .set(i64::try_from(count).unwrap_or(i64::MAX));
+        }
+    }
+
+    /// The OpenMetrics text of every metric.
+    pub fn encode(&self) -> Result<String, std::fmt::Error> {
+        let mut out = String::new();
+        prometheus_client::encoding::text::encode(&mut out, &self.registry)?;
+        Ok(out)
+    }
+}
+
+/// `namespace/name` label value of a plan.
+pub fn plan_key(namespace: &str, name: &str) -> String {
+    format!("{namespace}/{name}")
+}
+
+/// Operation label value.
+pub fn operation_label(operation: Operation) -> &'static str {
+    operation.as_str()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exports_every_metric_of_the_issue() {
+        let metrics = Metrics::new();
+        metrics.record_finished(
+            "ns/p",
+            &[
+                FinishedAttempt {
+                    target: "a".into(),
+                    executor: "ec2".into(),
+                    operation: Operation::Shutdown,
+                    success: true,
+                    duration: Some(Duration::from_secs(3)),
+                },
+                FinishedAttempt {
+                    target: "b".into(),
+                    executor: "rds".into(),
+                    operation: Operation::Wakeup,
+                    success: false,
+                    duration: None,
+                },
+            ],
+        );
+        metrics.record_reconcile(Duration::from_millis(4));
+        metrics.record_error("kube");
+        metrics.record_plan("ns/p", PlanPhase::Hibernated, 120, Some(1_800_000_000));
+        metrics.record_plan("ns/q", PlanPhase::Hibernated, 0, None);
+        let text = metrics.encode().unwrap();
+        for needle in [
+            "hibernator_execution_duration_seconds_count{plan=\"ns/p\",operation=\"shutdown\",executor=\"ec2\"} 1",
+            "hibernator_execution_success_total{plan=\"ns/p\",operation=\"shutdown\",executor=\"ec2\"} 1",
+            "hibernator_execution_failure_total{plan=\"ns/p\",operation=\"wakeup\",executor=\"rds\"} 1",
+            "hibernator_reconcile_total 1",
+            "hibernator_reconcile_duration_seconds_count 1",
+            "hibernator_reconcile_errors_total{category=\"kube\"} 1",
+            "hibernator_plans{phase=\"Hibernated\"} 2",
+            "hibernator_plans{phase=\"Active\"} 0",
+            "hibernator_restore_data_bytes{plan=\"ns/p\"} 120",
+            "hibernator_next_transition_timestamp_seconds{plan=\"ns/p\"} 1800000000",
+        ] {
+            assert!(text.contains(needle), "missing {needle} in\n{text}");
+        }
+        metrics.forget_plan("ns/q");
+        let text = metrics.encode().unwrap();
+        assert!(
+            text.contains("hibernator_plans{phase=\"Hibernated\"} 1"),
+            "{text}"
+        );
+    }
+}

@@ -1,0 +1,332 @@
+//! The `hibernator controller`: a kube-runtime Controller for HibernatePlans.
+//!
+//! Each reconcile is a pipeline:
+//!
+//! 1. **read** ([`read`]): the plan's runner Jobs (one list call), the
+//!    termination messages of Jobs that just finished (at most one Pod list),
+//!    its ScheduleExceptions and its restore ConfigMap;
+//! 2. **validate + decide** ([`decide`], pure): the schedule engine and the
+//!    controls give the desired state, the dispatcher the targets that start;
+//! 3. **apply** ([`apply`]): status first (guarded by resourceVersion), then
+//!    the runner Jobs, Events, pruning and metrics;
+//! 4. requeue exactly at the next schedule transition, control expiry or
+//!    retry (Job changes arrive by watch; nothing polls).
+//!
+//! The Controller owns Jobs and the restore ConfigMap and watches
+//! ScheduleExceptions (mapped to their plan).
+
+pub mod apply;
+pub mod cli;
+pub mod controls;
+pub mod decide;
+pub mod error;
+pub mod events;
+pub mod finalizer;
+pub mod health;
+pub mod jobs;
+pub mod leader;
+mod ledger;
+pub mod metrics;
+pub mod read;
+pub mod status;
+pub mod time;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures::{Stream, StreamExt};
+use hibernator_core::executor::RetryPolicy;
+use hibernator_core::params::ParameterCatalog;
+use hibernator_core::{HibernatePlan, ScheduleException};
+use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::api::coordination::v1::Lease;
+use k8s_openapi::api::core::v1::ConfigMap;
+use kube::runtime::controller::{Action, Controller};
+use kube::runtime::reflector::ObjectRef;
+use kube::runtime::watcher;
+use kube::{Api, Client};
+
+pub use error::Error;
+use events::EventPublisher;
+use jobs::RunnerSettings;
+use leader::LeaseConfig;
+use metrics::Metrics;
+use time::Clock;
+
+/// Settings of the controller (from the `controller` subcommand's flags).
+#[derive(Clone, Debug)]
+pub struct ControllerConfig {
+    /// Runner Job settings.
+    pub runner: RunnerSettings,
+    /// Namespace to watch (`None`: all namespaces).
+    pub namespace: Option<String>,
+    /// Backoff between retry attempts (`max_retries` comes from each plan).
+    pub backoff: RetryPolicy,
+    /// Where "now" comes from.
+    pub clock: Clock,
+    /// Backoff after a transient reconcile error.
+    pub error_backoff: Duration,
+    /// Probe endpoint address (`/healthz`, `/readyz`), `None` to disable.
+    pub health_addr: Option<SocketAddr>,
+    /// Metrics endpoint address (`/metrics`), `None` to disable.
+    pub metrics_addr: Option<SocketAddr>,
+    /// Leader election (`None`: run without a Lease).
+    pub lease: Option<LeaseConfig>,
+    /// Name of this replica (Events' reporting instance).
+    pub instance: Option<String>,
+}
+
+impl Default for ControllerConfig {
+    fn default() -> Self {
+        Self {
+            runner: RunnerSettings::default(),
+            namespace: None,
+            backoff: RetryPolicy::default(),
+            clock: Clock::System,
+            error_backoff: Duration::from_secs(5),
+            health_addr: None,
+            metrics_addr: None,
+            lease: None,
+            instance: None,
+        }
+    }
+}
+
+/// Shared state of all reconciles.
+pub struct Context {
+    /// API client.
+    pub client: Client,
+    /// Settings.
+    pub config: ControllerConfig,
+    /// Metrics.
+    pub metrics: Arc<Metrics>,
+    /// Event publisher.
+    pub events: EventPublisher,
+    /// Executor parameter catalog (validation).
+    pub catalog: ParameterCatalog,
+}
+
+impl std::fmt::Debug for Context {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Context")
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Context {
+    /// A context with the executors' parameter catalog.
+    pub fn new(client: Client, config: ControllerConfig, metrics: Arc<Metrics>) -> Self {
+        let events = EventPublisher::new(client.clone(), config.instance.clone());
+        Self {
+            client,
+            config,
+            metrics,
+            events,
+            catalog: hibernator_executors::catalog(),
+        }
+    }
+}
+
+fn plan_key(plan: &HibernatePlan) -> String {
+    metrics::plan_key(
+        plan.metadata.namespace.as_deref().unwrap_or_default(),
+        plan.metadata.name.as_deref().unwrap_or_default(),
+    )
+}
+
+/// Reconciles one plan: read → validate/decide → apply → requeue.
+pub async fn reconcile(plan: Arc<HibernatePlan>, ctx: Arc<Context>) -> Result<Action, Error> {
+    let started = Instant::now();
+    let result = reconcile_inner(&plan, &ctx).await;
+    ctx.metrics.record_reconcile(started.elapsed());
+    result
+}
+
+async fn reconcile_inner(plan: &HibernatePlan, ctx: &Arc<Context>) -> Result<Action, Error> {
+    let key = plan_key(plan);
+    let namespace = plan.metadata.namespace.clone().unwrap_or_default();
+    let plans: Api<HibernatePlan> = Api::namespaced(ctx.client.clone(), &namespace);
+    let deleting = plan.metadata.deletion_timestamp.is_some();
+    if deleting && !finalizer::has_finalizer(plan) {
+        return Ok(Action::await_change());
+    }
+    if !deleting && !finalizer::has_finalizer(plan) {
+        // the finalizer first; the patch triggers the next reconcile
+        finalizer::set_finalizer(&plans, plan, true).await?;
+        return Ok(Action::await_change());
+    }
+    let observed = read::read(&ctx.client, plan).await?;
+    let now = ctx.config.clock.now();
+    let decision = decide::decide(&decide::DecideInput {
+        plan,
+        exceptions: &observed.exceptions,
+        jobs: &observed.jobs,
+        restore: &observed.restore,
+        now,
+        catalog: &ctx.catalog,
+        backoff: &ctx.config.backoff,
+    });
+    apply::apply(ctx, plan, &decision, observed.restore.bytes).await?;
+    if let Some(message) = &decision.invalid {
+        tracing::warn!(plan = %key, %message, "invalid plan; waiting for a change");
+        return Ok(Action::await_change());
+    }
+    if decision.cleanup {
+        return Ok(Action::await_change());
+    }
+    Ok(match decision.requeue_at {
+        Some(at) => {
+            let wait = (at - now).to_std().unwrap_or(Duration::ZERO);
+            tracing::debug!(plan = %key, at = %at, "requeue at next transition");
+            Action::requeue(wait)
+        }
+        None => Action::await_change(),
+    })
+}
+
+/// `error_policy`: invalid specs wait for a change; conflicts retry at once;
+/// other (transient) errors back off.
+pub fn error_policy(plan: Arc<HibernatePlan>, error: &Error, ctx: Arc<Context>) -> Action {
+    ctx.metrics.record_error(error.category());
+    match error {
+        Error::Invalid { .. } => Action::await_change(),
+        Error::Conflict { .. } => {
+            tracing::debug!(plan = %plan_key(&plan), %error, "stale read; retrying");
+            Action::requeue(Duration::from_millis(200))
+        }
+        _ => {
+            tracing::warn!(plan = %plan_key(&plan), %error, "reconcile failed; backing off");
+            Action::requeue(ctx.config.error_backoff)
+        }
+    }
+}
+
+fn api<K>(client: &Client, namespace: Option<&str>) -> Api<K>
+where
+    K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>,
+{
+    match namespace {
+        Some(ns) => Api::namespaced(client.clone(), ns),
+        None => Api::all(client.clone()),
+    }
+}
+
+/// Maps a ScheduleException to the plan it refers to.
+pub fn exception_to_plan(exception: ScheduleException) -> Option<ObjectRef<HibernatePlan>> {
+    let namespace = exception
+        .spec
+        .plan_ref
+        .namespace
+        .clone()
+        .or(exception.metadata.namespace.clone())?;
+    Some(ObjectRef::new(&exception.spec.plan_ref.name).within(&namespace))
+}
+
+/// Runs the Controller until `shutdown` completes. `trigger` makes every plan
+/// reconcile now (tests use it after moving a manual clock).
+pub async fn run_controller(
+    ctx: Arc<Context>,
+    trigger: impl Stream<Item = ()> + Send + Sync + 'static,
+    shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
+) {
+    let client = ctx.client.clone();
+    let namespace = ctx.config.namespace.clone();
+    let ns = namespace.as_deref();
+    let runner_jobs = watcher::Config::default().labels(jobs::LABEL_PLAN);
+    Controller::new(
+        api::<HibernatePlan>(&client, ns),
+        watcher::Config::default(),
+    )
+    .owns(api::<Job>(&client, ns), runner_jobs)
+    .owns(
+        api::<ConfigMap>(&client, ns),
+        watcher::Config::default().labels(jobs::LABEL_PLAN),
+    )
+    .watches(
+        api::<ScheduleException>(&client, ns),
+        watcher::Config::default(),
+        exception_to_plan,
+    )
+    .reconcile_all_on(trigger)
+    .graceful_shutdown_on(shutdown)
+    .run(reconcile, error_policy, ctx)
+    .for_each(|result| async move {
+        match result {
+            Ok((object, _)) => tracing::trace!(plan = %object, "reconciled"),
+            Err(error) => tracing::debug!(%error, "controller"),
+        }
+    })
+    .await;
+}
+
+/// The whole `hibernator controller`: probes and metrics servers, leader
+/// election, then the Controller; returns after `shutdown` (SIGTERM) with
+/// in-flight reconciles finished, or with an error when leadership is lost.
+pub async fn run(
+    client: Client,
+    config: ControllerConfig,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Result<(), Error> {
+    let metrics = Arc::new(Metrics::new());
+    let ready = health::Readiness::default();
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let stopped = move || {
+        let mut rx = stop_rx.clone();
+        async move {
+            let _ = rx.wait_for(|stop| *stop).await;
+        }
+    };
+    let mut servers = Vec::new();
+    if let Some(addr) = config.health_addr {
+        servers.push(tokio::spawn(health::serve(
+            "health",
+            addr,
+            health::health_router(ready.clone()),
+            stopped(),
+        )));
+    }
+    if let Some(addr) = config.metrics_addr {
+        servers.push(tokio::spawn(health::serve(
+            "metrics",
+            addr,
+            health::metrics_router(metrics.clone()),
+            stopped(),
+        )));
+    }
+    tokio::spawn(async move {
+        shutdown.await;
+        let _ = stop_tx.send(true);
+    });
+    let lease = config.lease.clone();
+    let ctx = Arc::new(Context::new(client.clone(), config, metrics));
+    ready.set(true);
+    let result = match lease {
+        None => {
+            run_controller(ctx, futures::stream::pending(), stopped()).await;
+            Ok(())
+        }
+        Some(lease) => {
+            let leases: Api<Lease> = Api::namespaced(client, &lease.namespace);
+            let acquired = tokio::select! {
+                () = leader::acquire(&leases, &lease) => true,
+                () = stopped() => false,
+            };
+            if acquired {
+                tokio::select! {
+                    () = run_controller(ctx, futures::stream::pending(), stopped()) => Ok(()),
+                    lost = leader::keep(&leases, &lease) => Err(lost),
+                }
+            } else {
+                Ok(())
+            }
+        }
+    };
+    for server in servers {
+        if let Ok(Err(error)) = server.await {
+            tracing::warn!(%error, "server");
+        }
+    }
+    result
+}

@@ -1,0 +1,252 @@
+//! The read step of a reconcile: the plan's Jobs (one list call), the
+//! termination messages of Jobs that just finished (at most one Pod list),
+//! its ScheduleExceptions and its restore ConfigMap.
+
+use std::collections::BTreeMap;
+
+use hibernator_core::restore::RestoreRecord;
+use hibernator_core::{HibernatePlan, ScheduleException};
+use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::api::core::v1::{ConfigMap, Pod};
+use kube::Api;
+use kube::api::ListParams;
+
+use super::decide::RestoreView;
+use super::error::Error;
+use super::jobs::{
+    JobObservation, JobPhase, LABEL_EXECUTION_ID, LABEL_PLAN, observe_job, plan_label,
+};
+
+/// Name of a plan's restore ConfigMap.
+pub fn restore_config_map_name(plan: &str) -> String {
+    format!("hibernator-restore-{plan}")
+}
+
+/// What the read step found.
+#[derive(Clone, Debug, Default)]
+pub struct Observed {
+    /// Runner Jobs of the plan.
+    pub jobs: Vec<JobObservation>,
+    /// ScheduleExceptions referring to the plan.
+    pub exceptions: Vec<ScheduleException>,
+    /// Restore data.
+    pub restore: RestoreView,
+}
+
+/// Whether `exception` refers to `plan` (same namespace unless given).
+pub fn refers_to(exception: &ScheduleException, plan_namespace: &str, plan_name: &str) -> bool {
+    let reference = &exception.spec.plan_ref;
+    let namespace = reference
+        .namespace
+        .as_deref()
+        .or(exception.metadata.namespace.as_deref())
+        .unwrap_or_default();
+    reference.name == plan_name && namespace == plan_namespace
+}
+
+/// Reads everything `decide` needs about `plan`.
+pub async fn read(client: &kube::Client, plan: &HibernatePlan) -> Result<Observed, Error> {
+    let namespace = plan.metadata.namespace.clone().unwrap_or_default();
+    let name = plan.metadata.name.clone().unwrap_or_default();
+    let selector = format!("{LABEL_PLAN}={}", plan_label(&name));
+    let jobs_api: Api<Job> = Api::namespaced(client.clone(), &namespace);
+    let jobs = jobs_api
+        .list(&ListParams::default().labels(&selector))
+        .await
+        .map_err(|e| Error::kube("list Jobs of", format!("{namespace}/{name}"), e))?;
+    let mut pairs: Vec<(&Job, JobObservation)> = jobs
+        .items
+        .iter()
+        .filter(|job| {
+            job.metadata
+                .annotations
+                .as_ref()
+                .and_then(|a| a.get(super::jobs::ANNOTATION_PLAN))
+                .is_none_or(|p| *p == name)
+        })
+        .filter_map(|job| observe_job(job, None).map(|o| (job, o)))
+        .collect();
+    // termination messages only for finished Jobs the ledger has not recorded yet
+    let status = plan.status.clone().unwrap_or_default();
+    let needs_message = |o: &JobObservation| {
+        o.phase != JobPhase::Running
+            && status.current_cycle_id.as_deref() == Some(o.cycle_id.as_str())
+            && status.executions.iter().any(|e| {
+                e.target == o.target
+                    && !e.state.is_terminal()
+                    && e.next_retry_at.is_none()
+                    && e.attempts <= o.attempt
+            })
+    };
+    if pairs.iter().any(|(_, o)| needs_message(o)) {
+        let pods_api: Api<Pod> = Api::namespaced(client.clone(), &namespace);
+        let pods = pods_api
+            .list(&ListParams::default().labels(&selector))
+            .await
+            .map_err(|e| Error::kube("list runner Pods of", format!("{namespace}/{name}"), e))?;
+        let messages = termination_messages(&pods.items);
+        for (job, o) in &mut pairs {
+            if let Some(text) = messages.get(&o.name)
+                && let Some(updated) = observe_job(job, Some(text))
+            {
+                *o = updated;
+            }
+        }
+    }
+    let observed: Vec<JobObservation> = pairs.into_iter().map(|(_, o)| o).collect();
+    let exceptions_api: Api<ScheduleException> = Api::namespaced(client.clone(), &namespace);
+    let exceptions = exceptions_api
+        .list(&ListParams::default())
+        .await
+        .map_err(|e| Error::kube("list ScheduleExceptions in", namespace.clone(), e))?
+        .items
+        .into_iter()
+        .filter(|e| refers_to(e, &namespace, &name))
+        .collect();
+    let restore = read_restore(client, &namespace, &name).await?;
+    Ok(Observed {
+        jobs: observed,
+        exceptions,
+        restore,
+    })
+}
+
+/// Termination messages of runner Pods, by execution id (= Job name).
+pub fn termination_messages(pods: &[Pod]) -> BTreeMap<String, String> {
+    let mut out = BTreeMap::new();
+    for pod in pods {
+        let Some(execution) = pod
+            .metadata
+            .labels
+            .as_ref()
+            .and_then(|l| l.get(LABEL_EXECUTION_ID))
+        else {
+            continue;
+        };
+        let message = pod
+            .status
+            .as_ref()
+            .and_then(|s| s.container_statuses.as_ref())
+            .into_iter()
+            .flatten()
+            .filter(|c| c.name == "runner")
+            .find_map(|c| c.state.as_ref()?.terminated.as_ref()?.message.clone());
+        if let Some(message) = message {
+            out.insert(execution.clone(), message);
+        }
+    }
+    out
+}
+
+/// Reads the restore ConfigMap: which targets still hold entries, and its size.
+pub async fn read_restore(
+    client: &kube::Client,
+    namespace: &str,
+    plan: &str,
+) -> Result<RestoreView, Error> {
+    let name = restore_config_map_name(plan);
+    let api: Api<ConfigMap> = Api::namespaced(client.clone(), namespace);
+    let config_map = api
+        .get_opt(&name)
+        .await
+        .map_err(|e| Error::kube("get restore ConfigMap", format!("{namespace}/{name}"), e))?;
+    Ok(restore_view(name, config_map.as_ref()))
+}
+
+/// The restore view of a ConfigMap (absent: no data).
+pub fn restore_view(name: String, config_map: Option<&ConfigMap>) -> RestoreView {
+    let mut view = RestoreView {
+        config_map: name.clone(),
+        ..RestoreView::default()
+    };
+    let Some(data) = config_map.and_then(|c| c.data.as_ref()) else {
+        return view;
+    };
+    for (key, value) in data {
+        view.bytes += key.len() + value.len();
+        let location = format!("configmap/{name}#{key}");
+        let decoded = serde_json::from_str::<RestoreRecord>(value);
+        match decoded {
+            Ok(record) if !record.is_empty() => {
+                view.targets.insert(record.target);
+            }
+            Ok(_) => {}
+            Err(error) => {
+                // unreadable data is kept and counted as present: never lose restore data
+                tracing::warn!(%location, %error, "unreadable restore record");
+                view.targets.insert(key.clone());
+            }
+        }
+    }
+    view
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use hibernator_core::restore::RestoreRecord;
+    use k8s_openapi::api::core::v1::{
+        ContainerState, ContainerStateTerminated, ContainerStatus, PodStatus,
+    };
+
+    #[test]
+    fn restore_view_lists_targets_with_entries_and_keeps_unreadable_ones() {
+        let mut full = RestoreRecord::new("a", "ec2");
+        full.merge_shutdown(
+            "c1",
+            [(
+                "instance/i-1".to_string(),
+                serde_json::json!({"state": "running"}),
+            )],
+        );
+        let empty = RestoreRecord::new("b", "ec2");
+        let config_map = ConfigMap {
+            data: Some(
+                [
+                    ("a".to_string(), serde_json::to_string(&full).unwrap()),
+                    ("b".to_string(), serde_json::to_string(&empty).unwrap()),
+                    ("c".to_string(), "{not json".to_string()),
+                ]
+                .into(),
+            ),
+            ..ConfigMap::default()
+        };
+        let view = restore_view("hibernator-restore-p".into(), Some(&config_map));
+        assert_eq!(
+            view.targets.into_iter().collect::<Vec<_>>(),
+            vec!["a".to_string(), "c".to_string()]
+        );
+        assert!(view.bytes > 0);
+        assert!(restore_view("x".into(), None).targets.is_empty());
+    }
+
+    #[test]
+    fn termination_messages_by_execution_id() {
+        let pod = Pod {
+            metadata: kube::api::ObjectMeta {
+                labels: Some([(LABEL_EXECUTION_ID.to_string(), "job-1".to_string())].into()),
+                ..Default::default()
+            },
+            status: Some(PodStatus {
+                container_statuses: Some(vec![ContainerStatus {
+                    name: "runner".into(),
+                    state: Some(ContainerState {
+                        terminated: Some(ContainerStateTerminated {
+                            message: Some("{\"success\":true}".into()),
+                            ..Default::default()
+                        }),
+                        ..Default::default()
+                    }),
+                    ..Default::default()
+                }]),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let messages = termination_messages(&[pod]);
+        assert_eq!(
+            messages.get("job-1").map(String::as_str),
+            Some("{\"success\":true}")
+        );
+    }
+}

@@ -1,0 +1,336 @@
+//! `hibernator runner`: one target's shutdown or wake-up, as run by a runner
+//! Job (or by hand, or in-process by tests).
+//!
+//! [`run`] reads the plan, target and connector from the cluster
+//! ([`resolve`]), builds the executor, runs
+//! [`run_shutdown`]/[`run_wakeup`] with the target's timeout and the plan's
+//! retry policy against the restore ConfigMap
+//! ([`ConfigMapRestoreStore`]), streams logs and progress when endpoints are
+//! configured ([`stream`]), and writes a [`TerminationMessage`]. It never
+//! exits the process: the caller turns [`RunnerOutcome::exit_code`] into one.
+
+pub mod resolve;
+pub mod stream;
+pub mod termination;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use async_trait::async_trait;
+use hibernator_core::executor::{
+    ExecutionContext, Executor, ExecutorError, RetryPolicy, ShutdownOutcome, TargetReport,
+    WakeupOutcome, run_shutdown, run_wakeup,
+};
+use hibernator_core::params::ParameterCheck;
+use hibernator_core::restore::RestoreRecord;
+use hibernator_core::types::Operation;
+use hibernator_streaming::client::StreamClient;
+use hibernator_streaming::config::{ClientConfig, DEFAULT_TOKEN_PATH, Transport};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
+use kube::Resource;
+use kube::api::ObjectMeta;
+
+pub use self::resolve::{ResolveError, Resolved};
+pub use self::termination::{TERMINATION_MESSAGE_LIMIT, TerminationMessage};
+use crate::restore_store::ConfigMapRestoreStore;
+
+/// Default path of the termination log (the container's
+/// `terminationMessagePath`).
+pub const DEFAULT_TERMINATION_LOG: &str = "/dev/termination-log";
+
+/// Inputs of one runner execution. Every flag also reads its environment
+/// variable, which is how the runner Job passes them.
+#[derive(Clone, Debug, clap::Args)]
+pub struct RunnerArgs {
+    /// Name of the HibernatePlan.
+    #[arg(long, env = "HIBERNATOR_PLAN")]
+    pub plan: String,
+    /// Namespace of the plan (its connectors default to it too).
+    #[arg(long, env = "HIBERNATOR_PLAN_NAMESPACE")]
+    pub namespace: String,
+    /// Target name (`spec.targets[].name`).
+    #[arg(long, env = "HIBERNATOR_TARGET")]
+    pub target: String,
+    /// Operation: `shutdown` or `wakeup`.
+    #[arg(long, env = "HIBERNATOR_OPERATION")]
+    pub operation: Operation,
+    /// Execution id (streaming identity; labels of the Job).
+    #[arg(long, env = "HIBERNATOR_EXECUTION_ID")]
+    pub execution_id: Option<String>,
+    /// Cycle id (restore entries are tagged with it).
+    #[arg(long, env = "HIBERNATOR_CYCLE_ID")]
+    pub cycle_id: String,
+    /// gRPC streaming endpoint of the control plane (`host:port`).
+    #[arg(long, env = "HIBERNATOR_GRPC_ENDPOINT")]
+    pub grpc_endpoint: Option<String>,
+    /// Webhook streaming endpoint (`http://host:8080/logs`).
+    #[arg(long, env = "HIBERNATOR_WEBHOOK_ENDPOINT")]
+    pub webhook_endpoint: Option<String>,
+    /// Streaming transport: `auto`, `grpc` or `webhook`.
+    #[arg(long, env = "HIBERNATOR_STREAM_TRANSPORT", default_value = "auto")]
+    pub stream_transport: Transport,
+    /// Projected ServiceAccount token presented to the streaming endpoint.
+    #[arg(long, env = "HIBERNATOR_STREAM_TOKEN_PATH", default_value = DEFAULT_TOKEN_PATH)]
+    pub stream_token_path: PathBuf,
+    /// Where the termination message is written.
+    #[arg(long, env = "HIBERNATOR_TERMINATION_LOG", default_value = DEFAULT_TERMINATION_LOG)]
+    pub termination_log: PathBuf,
+}
+
+impl RunnerArgs {
+    /// Arguments for `operation` on `target` of `namespace/plan` in
+    /// `cycle_id`, without streaming, writing the termination message to
+    /// `termination_log`.
+    pub fn new(
+        namespace: &str,
+        plan: &str,
+        target: &str,
+        operation: Operation,
+        cycle_id: &str,
+        termination_log: PathBuf,
+    ) -> Self {
+        Self {
+            plan: plan.to_string(),
+            namespace: namespace.to_string(),
+            target: target.to_string(),
+            operation,
+            execution_id: None,
+            cycle_id: cycle_id.to_string(),
+            grpc_endpoint: None,
+            webhook_endpoint: None,
+            stream_transport: Transport::Auto,
+            stream_token_path: PathBuf::from(DEFAULT_TOKEN_PATH),
+            termination_log,
+        }
+    }
+}
+
+/// Result of [`run`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RunnerOutcome {
+    /// 0 on success, 1 on failure.
+    pub exit_code: i32,
+    /// What was written to the termination log.
+    pub termination: TerminationMessage,
+}
+
+/// Why an execution failed.
+#[derive(Debug, thiserror::Error)]
+enum RunnerError {
+    #[error(transparent)]
+    Resolve(#[from] ResolveError),
+    #[error("{operation} of target {target:?} failed: {source}")]
+    Executor {
+        operation: Operation,
+        target: String,
+        #[source]
+        source: ExecutorError,
+    },
+}
+
+/// Runs one execution and writes its termination message; never exits.
+pub async fn run(args: RunnerArgs, client: kube::Client) -> RunnerOutcome {
+    let sinks = stream::Sinks::new(connect_stream(&args).await);
+    let attempts = Arc::new(AtomicU32::new(0));
+    tracing::info!(
+        plan = %args.plan, namespace = %args.namespace, target = %args.target,
+        operation = %args.operation, cycle = %args.cycle_id, streaming = sinks.is_streaming(),
+        "runner starting"
+    );
+    let result = execute(&args, client, &sinks, attempts.clone()).await;
+    let termination = match &result {
+        Ok(report) => TerminationMessage {
+            success: true,
+            message: summary(report),
+            resources: u32::try_from(report.resources.len()).unwrap_or(u32::MAX),
+            attempts: report.attempts,
+        },
+        Err(error) => TerminationMessage {
+            success: false,
+            message: error.to_string(),
+            resources: 0,
+            attempts: attempts.load(Ordering::Relaxed),
+        },
+    };
+    match &result {
+        Ok(_) => tracing::info!(message = %termination.message, "runner succeeded"),
+        Err(_) => tracing::error!(message = %termination.message, "runner failed"),
+    }
+    sinks
+        .finish(
+            termination.success,
+            (!termination.success).then(|| termination.message.clone()),
+        )
+        .await;
+    if let Err(e) = write_termination_log(&args.termination_log, &termination).await {
+        tracing::warn!(
+            path = %args.termination_log.display(), error = %e,
+            "cannot write the termination message"
+        );
+    }
+    RunnerOutcome {
+        exit_code: if termination.success { 0 } else { 1 },
+        termination,
+    }
+}
+
+async fn connect_stream(args: &RunnerArgs) -> Option<StreamClient> {
+    if args.grpc_endpoint.is_none() && args.webhook_endpoint.is_none() {
+        return None;
+    }
+    let Some(execution_id) = args.execution_id.clone() else {
+        tracing::warn!(
+            "streaming endpoints are set but HIBERNATOR_EXECUTION_ID is not: logging to stdout only"
+        );
+        return None;
+    };
+    let mut config = ClientConfig::new(execution_id);
+    config.transport = args.stream_transport;
+    config.grpc_endpoint = args.grpc_endpoint.clone();
+    config.webhook_endpoint = args.webhook_endpoint.clone();
+    config.token_path = args.stream_token_path.clone();
+    match StreamClient::connect(config).await {
+        Ok(client) => Some(client),
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot connect to the streaming endpoint: logging to stdout only");
+            None
+        }
+    }
+}
+
+async fn execute(
+    args: &RunnerArgs,
+    client: kube::Client,
+    sinks: &stream::Sinks,
+    attempts: Arc<AtomicU32>,
+) -> Result<TargetReport, RunnerError> {
+    let resolved = resolve::resolve(&client, &args.namespace, &args.plan, &args.target).await?;
+    let mut store = ConfigMapRestoreStore::new(client, &args.namespace, &args.plan);
+    if let Some(owner) = owner_of(&resolved.plan.metadata) {
+        store = store.with_owner(owner);
+    }
+    let policy = RetryPolicy::with_max_retries(resolved.plan.spec.behavior.retries);
+    let ctx = ExecutionContext::builder(&args.plan, &args.target, &args.cycle_id, args.operation)
+        .namespace(&args.namespace)
+        .timeout(resolved.timeout)
+        .log_sink(sinks.log_sink())
+        .progress_sink(sinks.progress_sink())
+        .build();
+    let executor = Counting {
+        inner: resolved.executor.clone(),
+        calls: attempts,
+    };
+    let params = resolved
+        .target
+        .parameters
+        .clone()
+        .unwrap_or(serde_json::Value::Null);
+    let result = match args.operation {
+        Operation::Shutdown => run_shutdown(&executor, &ctx, &params, &store, &policy).await,
+        Operation::Wakeup => run_wakeup(&executor, &ctx, &params, &store, &policy).await,
+    };
+    result.map_err(|source| RunnerError::Executor {
+        operation: args.operation,
+        target: args.target.clone(),
+        source,
+    })
+}
+
+/// An owner reference to the plan (for the restore ConfigMap).
+fn owner_of(meta: &ObjectMeta) -> Option<OwnerReference> {
+    Some(OwnerReference {
+        api_version: hibernator_core::types::HibernatePlan::api_version(&()).into_owned(),
+        kind: hibernator_core::types::HibernatePlan::kind(&()).into_owned(),
+        name: meta.name.clone()?,
+        uid: meta.uid.clone()?,
+        controller: Some(false),
+        block_owner_deletion: Some(false),
+    })
+}
+
+fn summary(report: &TargetReport) -> String {
+    match report.operation {
+        Operation::Shutdown => format!(
+            "shutdown of target {} done: {} resources, {} restore entries recorded",
+            report.target,
+            report.resources.len(),
+            report.recorded.len()
+        ),
+        Operation::Wakeup => format!(
+            "wake-up of target {} done: {} resources restored",
+            report.target,
+            report.resources.len()
+        ),
+    }
+}
+
+async fn write_termination_log(
+    path: &std::path::Path,
+    message: &TerminationMessage,
+) -> std::io::Result<()> {
+    tokio::fs::write(path, message.to_json()).await
+}
+
+/// Counts executor calls (attempts), also when the operation fails.
+struct Counting {
+    inner: Arc<dyn Executor>,
+    calls: Arc<AtomicU32>,
+}
+
+#[async_trait]
+impl Executor for Counting {
+    fn executor_type(&self) -> &str {
+        self.inner.executor_type()
+    }
+
+    fn parameter_check(&self) -> Arc<dyn ParameterCheck> {
+        self.inner.parameter_check()
+    }
+
+    async fn shutdown(
+        &self,
+        ctx: &ExecutionContext,
+        params: &serde_json::Value,
+    ) -> Result<ShutdownOutcome, ExecutorError> {
+        self.calls.fetch_add(1, Ordering::Relaxed);
+        self.inner.shutdown(ctx, params).await
+    }
+
+    async fn wakeup(
+        &self,
+        ctx: &ExecutionContext,
+        params: &serde_json::Value,
+        record: &RestoreRecord,
+    ) -> Result<WakeupOutcome, ExecutorError> {
+        self.calls.fetch_add(1, Ordering::Relaxed);
+        self.inner.wakeup(ctx, params, record).await
+    }
+}
+
+/// `hibernator runner`: logs to stdout (`RUST_LOG`, default `info`), builds
+/// the Kubernetes client (in-cluster or `KUBECONFIG`), runs [`run`] and
+/// returns its exit code.
+pub fn command(args: RunnerArgs) -> anyhow::Result<std::process::ExitCode> {
+    use anyhow::Context;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    runtime.block_on(async {
+        let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+            .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+        // Already initialized (a second command in one process) is fine.
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(filter)
+            .with_writer(std::io::stdout)
+            .try_init();
+        let client = kube::Client::try_default()
+            .await
+            .context("cannot configure the Kubernetes client (in-cluster or KUBECONFIG)")?;
+        let outcome = run(args, client).await;
+        Ok(std::process::ExitCode::from(
+            u8::try_from(outcome.exit_code).unwrap_or(1),
+        ))
+    })
+}

@@ -1,0 +1,256 @@
+//! Reading what one runner execution needs from the cluster: the plan, its
+//! target, the target's connector and the Secrets the connector names, and
+//! building the executor from them.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use hibernator_core::duration::parse_duration;
+use hibernator_core::executor::Executor;
+use hibernator_core::types::{
+    CloudProvider, ConnectorKind, DEFAULT_TARGET_TIMEOUT, HibernatePlan, K8SCluster, SecretRef,
+    Target,
+};
+use hibernator_executors::aws::connector::StaticKeys;
+use k8s_openapi::api::core::v1::Secret;
+use kube::api::Api;
+
+use crate::run::provider::{ProviderError, aws_executor};
+
+/// Keys of the static AWS credentials in a CloudProvider's Secret.
+const ACCESS_KEY_ID: &str = "AWS_ACCESS_KEY_ID";
+const SECRET_ACCESS_KEY: &str = "AWS_SECRET_ACCESS_KEY";
+
+/// Why the runner could not prepare its execution.
+#[derive(Debug, thiserror::Error)]
+pub enum ResolveError {
+    /// Reading an object failed (or it does not exist).
+    #[error("cannot read {kind} {namespace}/{name}: {source}")]
+    Read {
+        /// Object kind.
+        kind: &'static str,
+        /// Namespace.
+        namespace: String,
+        /// Name.
+        name: String,
+        /// The client error.
+        #[source]
+        source: Box<kube::Error>,
+    },
+    /// The plan has no target of that name.
+    #[error("HibernatePlan {namespace}/{plan} has no target {target:?} (spec.targets[].name)")]
+    NoSuchTarget {
+        /// Plan namespace.
+        namespace: String,
+        /// Plan name.
+        plan: String,
+        /// Target requested.
+        target: String,
+    },
+    /// The target's `timeout` cannot be parsed.
+    #[error("target {target:?}: spec.targets[].timeout: {message}")]
+    Timeout {
+        /// Target name.
+        target: String,
+        /// What is wrong.
+        message: String,
+    },
+    /// A Secret lacks a key the connector needs (values are never shown).
+    #[error("Secret {namespace}/{name} has no key {key:?} (needed by {connector})")]
+    MissingSecretKey {
+        /// Secret namespace.
+        namespace: String,
+        /// Secret name.
+        name: String,
+        /// Missing key.
+        key: &'static str,
+        /// Who needs it (`CloudProvider x`).
+        connector: String,
+    },
+    /// Kubernetes executors are not part of this build.
+    #[error(
+        "target {target:?} (type {kind:?}) uses K8SCluster {connector:?}: Kubernetes targets are not supported in this build of the runner"
+    )]
+    KubernetesUnsupported {
+        /// Target name.
+        target: String,
+        /// Target type.
+        kind: String,
+        /// Connector name.
+        connector: String,
+    },
+    /// Building the AWS executor failed.
+    #[error(transparent)]
+    Provider(#[from] ProviderError),
+}
+
+impl ResolveError {
+    /// True when retrying the runner later may succeed (API errors of a
+    /// transient kind).
+    pub fn is_transient(&self) -> bool {
+        match self {
+            Self::Read { source, .. } => {
+                crate::restore_store::is_transient(source)
+                    && crate::restore_store::status_code(source) != Some(409)
+            }
+            _ => false,
+        }
+    }
+}
+
+/// Everything the runner needs for one execution.
+pub struct Resolved {
+    /// The plan as read.
+    pub plan: HibernatePlan,
+    /// The target (from `spec.targets`).
+    pub target: Target,
+    /// Its operation timeout.
+    pub timeout: Duration,
+    /// The executor.
+    pub executor: Arc<dyn Executor>,
+}
+
+impl std::fmt::Debug for Resolved {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Resolved")
+            .field("plan", &self.plan.metadata.name)
+            .field("target", &self.target.name)
+            .field("timeout", &self.timeout)
+            .field("executor", &self.executor.executor_type())
+            .finish()
+    }
+}
+
+fn read_error(
+    kind: &'static str,
+    namespace: &str,
+    name: &str,
+) -> impl FnOnce(kube::Error) -> ResolveError {
+    let (namespace, name) = (namespace.to_string(), name.to_string());
+    move |source| ResolveError::Read {
+        kind,
+        namespace,
+        name,
+        source: Box::new(source),
+    }
+}
+
+/// Reads the plan `namespace/plan`, finds `target`, reads its connector (and
+/// Secrets) and builds the executor.
+pub async fn resolve(
+    client: &kube::Client,
+    namespace: &str,
+    plan_name: &str,
+    target_name: &str,
+) -> Result<Resolved, ResolveError> {
+    let plan = Api::<HibernatePlan>::namespaced(client.clone(), namespace)
+        .get(plan_name)
+        .await
+        .map_err(read_error("HibernatePlan", namespace, plan_name))?;
+    let target = plan
+        .spec
+        .targets
+        .iter()
+        .find(|t| t.name == target_name)
+        .cloned()
+        .ok_or_else(|| ResolveError::NoSuchTarget {
+            namespace: namespace.to_string(),
+            plan: plan_name.to_string(),
+            target: target_name.to_string(),
+        })?;
+    let timeout = match target.timeout.as_deref() {
+        None => DEFAULT_TARGET_TIMEOUT,
+        Some(text) => parse_duration(text).map_err(|message| ResolveError::Timeout {
+            target: target.name.clone(),
+            message,
+        })?,
+    };
+    let reference = &target.connector_ref;
+    let connector_ns = reference.namespace.as_deref().unwrap_or(namespace);
+    let executor = match reference.kind {
+        ConnectorKind::CloudProvider => {
+            let provider = Api::<CloudProvider>::namespaced(client.clone(), connector_ns)
+                .get(&reference.name)
+                .await
+                .map_err(read_error("CloudProvider", connector_ns, &reference.name))?;
+            let keys = match provider
+                .spec
+                .aws
+                .as_ref()
+                .and_then(|aws| aws.auth.static_keys.as_ref())
+            {
+                Some(auth) => Some(
+                    static_keys(
+                        client,
+                        &auth.secret_ref,
+                        connector_ns,
+                        &format!("CloudProvider {}", reference.name),
+                    )
+                    .await?,
+                ),
+                None => None,
+            };
+            aws_executor(plan_name, &target, &provider, keys).await?
+        }
+        ConnectorKind::K8sCluster => {
+            // Read it anyway, so a missing connector is reported as such.
+            Api::<K8SCluster>::namespaced(client.clone(), connector_ns)
+                .get(&reference.name)
+                .await
+                .map_err(read_error("K8SCluster", connector_ns, &reference.name))?;
+            return Err(ResolveError::KubernetesUnsupported {
+                target: target.name.clone(),
+                kind: target.kind.clone(),
+                connector: reference.name.clone(),
+            });
+        }
+    };
+    Ok(Resolved {
+        plan,
+        target,
+        timeout,
+        executor,
+    })
+}
+
+/// Reads `AWS_ACCESS_KEY_ID`/`AWS_SECRET_ACCESS_KEY` from the Secret.
+async fn static_keys(
+    client: &kube::Client,
+    secret: &SecretRef,
+    default_ns: &str,
+    connector: &str,
+) -> Result<StaticKeys, ResolveError> {
+    let ns = secret.namespace.as_deref().unwrap_or(default_ns);
+    let object = Api::<Secret>::namespaced(client.clone(), ns)
+        .get(&secret.name)
+        .await
+        .map_err(read_error("Secret", ns, &secret.name))?;
+    let value = |key: &'static str| -> Result<String, ResolveError> {
+        let from_data = object
+            .data
+            .as_ref()
+            .and_then(|d| d.get(key))
+            .and_then(|v| String::from_utf8(v.0.clone()).ok());
+        let from_string = || {
+            object
+                .string_data
+                .as_ref()
+                .and_then(|d| d.get(key))
+                .cloned()
+        };
+        from_data
+            .or_else(from_string)
+            .map(|v| v.trim().to_string())
+            .filter(|v| !v.is_empty())
+            .ok_or_else(|| ResolveError::MissingSecretKey {
+                namespace: ns.to_string(),
+                name: secret.name.clone(),
+                key,
+                connector: connector.to_string(),
+            })
+    };
+    Ok(StaticKeys {
+        access_key_id: value(ACCESS_KEY_ID)?,
+        secret_access_key: value(SECRET_ACCESS_KEY)?,
+    })
+}

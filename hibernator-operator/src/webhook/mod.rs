@@ -1,0 +1,207 @@
+//! `hibernator webhook`: the validating admission webhook for HibernatePlan,
+//! ScheduleException, CloudProvider and K8SCluster.
+//!
+//! [`router`] serves `POST /validate` (AdmissionReview `admission.k8s.io/v1`)
+//! and `GET /healthz`; [`review`] is the decision: the object is decoded
+//! (type errors name their field) and checked with `hibernator_core::validation`;
+//! errors deny the request with every error and its field, warnings become
+//! admission warnings. Objects of other groups, deletions and requests
+//! without an object are allowed untouched. [`serve`] runs the router over
+//! TLS with certificates reloaded when the mounted files change ([`tls`]).
+
+pub mod tls;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use axum::Json;
+use axum::Router;
+use axum::routing::{get, post};
+use hibernator_core::Diagnostic;
+use hibernator_core::Diagnostics;
+use hibernator_core::types::API_GROUP;
+use hibernator_core::types::{CloudProvider, HibernatePlan, K8SCluster, ScheduleException};
+use hibernator_core::validation::{
+    validate_cloud_provider, validate_cluster, validate_exception, validate_plan,
+};
+use hyper_util::rt::TokioIo;
+use hyper_util::service::TowerToHyperService;
+use kube::core::DynamicObject;
+use kube::core::admission::{AdmissionRequest, AdmissionResponse, AdmissionReview, Operation};
+use tokio::net::TcpListener;
+use tokio_rustls::TlsAcceptor;
+
+pub use self::tls::{ReloadingCert, TlsError};
+
+/// Default serving certificate (controller-runtime's convention).
+pub const DEFAULT_CERT_FILE: &str = "/tmp/k8s-webhook-server/serving-certs/tls.crt";
+/// Default serving key.
+pub const DEFAULT_KEY_FILE: &str = "/tmp/k8s-webhook-server/serving-certs/tls.key";
+
+/// Arguments of `hibernator webhook`.
+#[derive(Clone, Debug, clap::Args)]
+pub struct WebhookArgs {
+    /// Serving certificate chain (PEM); reloaded when it changes.
+    #[arg(long, default_value = DEFAULT_CERT_FILE)]
+    pub cert_file: PathBuf,
+    /// Serving private key (PEM); reloaded when it changes.
+    #[arg(long, default_value = DEFAULT_KEY_FILE)]
+    pub key_file: PathBuf,
+    /// Port to listen on (all interfaces).
+    #[arg(long, default_value_t = 9443)]
+    pub port: u16,
+}
+
+/// The webhook routes: `POST /validate`, `GET /healthz`.
+pub fn router() -> Router {
+    Router::new()
+        .route("/validate", post(validate_handler))
+        .route("/healthz", get(|| async { "ok" }))
+}
+
+async fn validate_handler(
+    Json(body): Json<AdmissionReview<DynamicObject>>,
+) -> Json<AdmissionReview<DynamicObject>> {
+    Json(review(body))
+}
+
+/// Decides one AdmissionReview and returns the response review.
+pub fn review(review: AdmissionReview<DynamicObject>) -> AdmissionReview<DynamicObject> {
+    let request: AdmissionRequest<DynamicObject> = match review.try_into() {
+        Ok(request) => request,
+        Err(e) => {
+            return AdmissionResponse::invalid(format!("not an AdmissionReview request: {e}"))
+                .into_review();
+        }
+    };
+    decide(&request).into_review()
+}
+
+/// The admission decision for `request`.
+pub fn decide(request: &AdmissionRequest<DynamicObject>) -> AdmissionResponse {
+    let response = AdmissionResponse::from(request);
+    if request.kind.group != API_GROUP || matches!(request.operation, Operation::Delete) {
+        return response;
+    }
+    let Some(object) = &request.object else {
+        return response;
+    };
+    let value = match serde_json::to_value(object) {
+        Ok(value) => value,
+        Err(e) => return response.deny(format!("cannot read the object: {e}")),
+    };
+    let kind = request.kind.kind.as_str();
+    let diagnostics = match kind {
+        "HibernatePlan" => typed::<HibernatePlan>(value)
+            .map(|plan| validate_plan(&plan, &hibernator_executors::catalog())),
+        "ScheduleException" => typed::<ScheduleException>(value).map(|e| validate_exception(&e)),
+        "CloudProvider" => typed::<CloudProvider>(value).map(|p| validate_cloud_provider(&p)),
+        "K8SCluster" => typed::<K8SCluster>(value).map(|c| validate_cluster(&c)),
+        _ => return response,
+    };
+    let diagnostics = diagnostics.unwrap_or_else(|d| Diagnostics {
+        errors: vec![d],
+        warnings: Vec::new(),
+    });
+    let name = match (&request.namespace, request.name.as_str()) {
+        (_, "") => object.metadata.name.clone().unwrap_or_default(),
+        (_, name) => name.to_string(),
+    };
+    let mut response = response;
+    if !diagnostics.warnings.is_empty() {
+        response.warnings = Some(diagnostics.warnings.iter().map(describe).collect());
+    }
+    if diagnostics.errors.is_empty() {
+        return response;
+    }
+    let list: Vec<String> = diagnostics.errors.iter().map(describe).collect();
+    response.deny(format!(
+        "{kind} {name:?} is invalid ({} error{}): {}",
+        list.len(),
+        if list.len() == 1 { "" } else { "s" },
+        list.join("; ")
+    ))
+}
+
+fn describe(d: &Diagnostic) -> String {
+    if d.field.is_empty() {
+        d.message.clone()
+    } else {
+        format!("{}: {}", d.field, d.message)
+    }
+}
+
+/// Decodes the object, naming the field of a type error.
+fn typed<T: serde::de::DeserializeOwned>(value: serde_json::Value) -> Result<T, Diagnostic> {
+    serde_path_to_error::deserialize(value).map_err(|e| {
+        let path = e.path().to_string();
+        let field = if path == "." { String::new() } else { path };
+        Diagnostic::new(field, e.into_inner().to_string())
+    })
+}
+
+/// Serves `app` over TLS on `listener` until the process ends; each
+/// connection runs on its own task, handshake failures are logged.
+pub async fn serve(listener: TcpListener, tls: rustls::ServerConfig, app: Router) {
+    let acceptor = TlsAcceptor::from(Arc::new(tls));
+    loop {
+        let (stream, peer) = match listener.accept().await {
+            Ok(accepted) => accepted,
+            Err(e) => {
+                tracing::warn!(error = %e, "accept failed");
+                continue;
+            }
+        };
+        let acceptor = acceptor.clone();
+        let app = app.clone();
+        tokio::spawn(async move { connection(acceptor, stream, peer, app).await });
+    }
+}
+
+async fn connection(
+    acceptor: TlsAcceptor,
+    stream: tokio::net::TcpStream,
+    peer: SocketAddr,
+    app: Router,
+) {
+    let tls = match acceptor.accept(stream).await {
+        Ok(tls) => tls,
+        Err(e) => {
+            tracing::debug!(%peer, error = %e, "TLS handshake failed");
+            return;
+        }
+    };
+    let service = TowerToHyperService::new(app);
+    if let Err(e) = hyper::server::conn::http1::Builder::new()
+        .serve_connection(TokioIo::new(tls), service)
+        .await
+    {
+        tracing::debug!(%peer, error = %e, "connection ended with an error");
+    }
+}
+
+/// `hibernator webhook`: loads the certificate, listens on `--port` and serves
+/// [`router`] until the process is stopped.
+pub fn command(args: WebhookArgs) -> anyhow::Result<std::process::ExitCode> {
+    use anyhow::Context;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    runtime.block_on(async {
+        let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+            .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+        let _ = tracing_subscriber::fmt().with_env_filter(filter).try_init();
+        let tls = ReloadingCert::load(&args.cert_file, &args.key_file)?.into_server_config()?;
+        let listener = TcpListener::bind(("0.0.0.0", args.port))
+            .await
+            .with_context(|| format!("cannot listen on port {}", args.port))?;
+        tracing::info!(port = args.port, "admission webhook serving /validate");
+        tokio::select! {
+            () = serve(listener, tls, router()) => {}
+            _ = tokio::signal::ctrl_c() => tracing::info!("shutting down"),
+        }
+        Ok(std::process::ExitCode::SUCCESS)
+    })
+}

@@ -1,0 +1,3 @@
+//! Integration tests of the operator (one binary, modules per area).
+
+mod controller;
