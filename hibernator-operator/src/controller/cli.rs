@@ -1,7 +1,10 @@
 //! Flags and environment of `hibernator controller`.
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::time::Duration;
+
+use super::streaming::{StreamingSetup, StreamingSetupError};
 
 use super::jobs::RunnerSettings;
 use super::leader::LeaseConfig;
@@ -30,13 +33,28 @@ pub struct ControllerArgs {
     /// Webhook streaming endpoint handed to runners (`HIBERNATOR_WEBHOOK_ENDPOINT` in the Job).
     #[arg(long, env = "HIBERNATOR_CONTROLLER_WEBHOOK_ENDPOINT")]
     pub webhook_endpoint: Option<String>,
-    /// Streaming transport of runners: `grpc`, `webhook` or `none`.
+    /// Streaming transport of runners: `auto`, `grpc`, `webhook` or `none`
+    /// (`none` with `--streaming-config`: the file's `transport`).
     #[arg(
         long,
         env = "HIBERNATOR_CONTROLLER_STREAM_TRANSPORT",
-        default_value = "none"
+        default_value = "none",
+        value_parser = ["auto", "grpc", "webhook", "none"]
     )]
     pub stream_transport: String,
+    /// Runner streaming server configuration (YAML in the shape of the
+    /// chart's `controller.streaming` values). Without it the controller runs
+    /// no streaming server and runners log to stdout only.
+    #[arg(long, env = "HIBERNATOR_STREAMING_CONFIG")]
+    pub streaming_config: Option<PathBuf>,
+    /// Execution-log persistence and forwarders (YAML, docs/streaming-sinks.md);
+    /// needs `--streaming-config`.
+    #[arg(long, env = "HIBERNATOR_SINKS_CONFIG", requires = "streaming_config")]
+    pub sinks_config: Option<PathBuf>,
+    /// Parse and validate the flags, environment and configuration files,
+    /// print the effective configuration as JSON, and exit.
+    #[arg(long)]
+    pub dry_run: bool,
     /// Only watch this namespace (default: all namespaces).
     #[arg(long, env = "HIBERNATOR_WATCH_NAMESPACE")]
     pub namespace: Option<String>,
@@ -65,8 +83,45 @@ pub struct ControllerArgs {
 }
 
 impl ControllerArgs {
-    /// The controller configuration these flags describe.
-    pub fn config(&self) -> ControllerConfig {
+    /// The controller configuration these flags describe, with the
+    /// streaming configuration files read and validated.
+    pub fn config(&self) -> Result<ControllerConfig, StreamingSetupError> {
+        let mut config = self.base_config();
+        if let Some(path) = &self.streaming_config {
+            let setup = StreamingSetup::load(path, self.sinks_config.as_deref(), |name| {
+                std::env::var(name).ok()
+            })?;
+            setup.apply_to(&mut config.runner)?;
+            config.streaming = Some(setup);
+        }
+        Ok(config)
+    }
+
+    /// The effective configuration as JSON (what `--dry-run` prints; no
+    /// secrets: sink credentials print redacted).
+    pub fn describe(config: &ControllerConfig) -> serde_json::Value {
+        serde_json::json!({
+            "runner": {
+                "image": config.runner.image,
+                "serviceAccount": config.runner.service_account,
+                "grpcEndpoint": config.runner.grpc_endpoint,
+                "webhookEndpoint": config.runner.webhook_endpoint,
+                "streamTransport": config.runner.stream_transport,
+                "extraEnv": config.runner.extra_env.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>(),
+            },
+            "namespace": config.namespace,
+            "healthAddr": config.health_addr.map(|a| a.to_string()),
+            "metricsAddr": config.metrics_addr.map(|a| a.to_string()),
+            "lease": config.lease.as_ref().map(|l| format!("{}/{}", l.namespace, l.name)),
+            "instance": config.instance,
+            "streaming": config.streaming.as_ref().map(|s| serde_json::json!({
+                "server": serde_json::to_value(&s.server).unwrap_or_default(),
+                "sinks": serde_json::to_value(&s.sinks).unwrap_or_default(),
+            })),
+        })
+    }
+
+    fn base_config(&self) -> ControllerConfig {
         let identity = self
             .identity
             .clone()
@@ -78,6 +133,7 @@ impl ControllerArgs {
                 grpc_endpoint: self.grpc_endpoint.clone(),
                 webhook_endpoint: self.webhook_endpoint.clone(),
                 stream_transport: self.stream_transport.clone(),
+                extra_env: Vec::new(),
             },
             namespace: self.namespace.clone(),
             health_addr: Some(self.health_addr),
@@ -90,6 +146,7 @@ impl ControllerArgs {
                 renew_every: Duration::from_secs(5),
             }),
             instance: Some(identity),
+            streaming: None,
             ..ControllerConfig::default()
         }
     }
@@ -98,6 +155,14 @@ impl ControllerArgs {
 /// Runs `hibernator controller` until SIGTERM/SIGINT.
 pub fn command(args: ControllerArgs) -> anyhow::Result<std::process::ExitCode> {
     use anyhow::Context;
+    let config = args.config()?;
+    if args.dry_run {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&ControllerArgs::describe(&config))?
+        );
+        return Ok(std::process::ExitCode::SUCCESS);
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -113,7 +178,7 @@ pub fn command(args: ControllerArgs) -> anyhow::Result<std::process::ExitCode> {
         let client = kube::Client::try_default()
             .await
             .context("cannot build a Kubernetes client (in-cluster config or KUBECONFIG)")?;
-        run(client, args.config(), shutdown_signal())
+        run(client, config, shutdown_signal())
             .await
             .context("controller stopped")?;
         Ok(std::process::ExitCode::SUCCESS)

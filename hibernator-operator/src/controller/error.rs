@@ -59,6 +59,12 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+    /// The runner streaming server could not be set up or started.
+    #[error("streaming server: {message}")]
+    Streaming {
+        /// What failed.
+        message: String,
+    },
     /// Leader election lost the Lease.
     #[error("lost leadership (Lease {lease})")]
     LostLease {
@@ -78,6 +84,7 @@ impl Error {
             Self::Encode { .. } => "encode",
             Self::Serve { .. } => "serve",
             Self::LostLease { .. } => "leader",
+            Self::Streaming { .. } => "streaming",
         }
     }
 

@@ -55,8 +55,11 @@ pub struct RunnerSettings {
     pub grpc_endpoint: Option<String>,
     /// Webhook streaming endpoint handed to runners, if any.
     pub webhook_endpoint: Option<String>,
-    /// Streaming transport: `grpc`, `webhook` or `none`.
+    /// Streaming transport: `auto`, `grpc`, `webhook` or `none`.
     pub stream_transport: String,
+    /// More runner environment from the streaming server configuration
+    /// (TLS, timeout, retries); the explicit settings above win.
+    pub extra_env: Vec<(String, String)>,
 }
 
 impl Default for RunnerSettings {
@@ -67,6 +70,7 @@ impl Default for RunnerSettings {
             grpc_endpoint: None,
             webhook_endpoint: None,
             stream_transport: "none".to_string(),
+            extra_env: Vec::new(),
         }
     }
 }
@@ -273,6 +277,11 @@ pub fn build_job(
     }
     if let Some(endpoint) = &settings.webhook_endpoint {
         env_vars.push(env("HIBERNATOR_WEBHOOK_ENDPOINT", endpoint.clone()));
+    }
+    for (key, value) in &settings.extra_env {
+        if !env_vars.iter().any(|e| &e.name == key) {
+            env_vars.push(env(key, value.clone()));
+        }
     }
     let container = Container {
         name: "runner".to_string(),

@@ -88,7 +88,16 @@ impl Default for Metrics {
 impl Metrics {
     /// A registry with every metric registered under the `hibernator` prefix.
     pub fn new() -> Self {
-        let mut registry = Registry::with_prefix("hibernator");
+        Self::new_with(|_| {})
+    }
+
+    /// Like [`new`](Self::new), and lets `extra` register more metrics
+    /// (e.g. the streaming server's `hibernator_streaming_*`) in the root
+    /// registry that `/metrics` serves.
+    pub fn new_with(extra: impl FnOnce(&mut Registry)) -> Self {
+        let mut root = Registry::default();
+        extra(&mut root);
+        let registry = root.sub_registry_with_prefix("hibernator");
         let execution_duration =
             Family::<ExecutionLabels, Histogram, fn() -> Histogram>::new_with_constructor(
                 execution_histogram as fn() -> Histogram,
@@ -143,7 +152,7 @@ impl Metrics {
             next_transition.clone(),
         );
         Self {
-            registry,
+            registry: root,
             execution_duration,
             execution_success,
             execution_failure,

@@ -29,6 +29,7 @@ mod ledger;
 pub mod metrics;
 pub mod read;
 pub mod status;
+pub mod streaming;
 pub mod time;
 
 use std::net::SocketAddr;
@@ -75,6 +76,8 @@ pub struct ControllerConfig {
     pub lease: Option<LeaseConfig>,
     /// Name of this replica (Events' reporting instance).
     pub instance: Option<String>,
+    /// Runner streaming server to run next to the reconciler (`None`: none).
+    pub streaming: Option<streaming::StreamingSetup>,
 }
 
 impl Default for ControllerConfig {
@@ -89,6 +92,7 @@ impl Default for ControllerConfig {
             metrics_addr: None,
             lease: None,
             instance: None,
+            streaming: None,
         }
     }
 }
@@ -269,7 +273,18 @@ pub async fn run(
     config: ControllerConfig,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<(), Error> {
-    let metrics = Arc::new(Metrics::new());
+    let (metrics, streaming_server) =
+        streaming::prepare(config.streaming.as_ref(), &client, config.instance.clone())
+            .map_err(|e| Error::Streaming {
+                message: e.to_string(),
+            })?;
+    let metrics = Arc::new(metrics);
+    let streaming_server = match streaming_server {
+        Some(server) => Some(server.start().await.map_err(|e| Error::Streaming {
+            message: e.to_string(),
+        })?),
+        None => None,
+    };
     let ready = health::Readiness::default();
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let stopped = move || {
@@ -323,6 +338,7 @@ pub async fn run(
             }
         }
     };
+    streaming::stop(streaming_server).await;
     for server in servers {
         if let Ok(Err(error)) = server.await {
             tracing::warn!(%error, "server");
