@@ -136,12 +136,14 @@ fn read_error(
 }
 
 /// Reads the plan `namespace/plan`, finds `target`, reads its connector (and
-/// Secrets) and builds the executor.
+/// Secrets) and builds the executor (AWS calls go to `aws_endpoint_url`
+/// when given).
 pub async fn resolve(
     client: &kube::Client,
     namespace: &str,
     plan_name: &str,
     target_name: &str,
+    aws_endpoint_url: Option<&str>,
 ) -> Result<Resolved, ResolveError> {
     let plan = Api::<HibernatePlan>::namespaced(client.clone(), namespace)
         .get(plan_name)
@@ -190,7 +192,7 @@ pub async fn resolve(
                 ),
                 None => None,
             };
-            aws_executor(plan_name, &target, &provider, keys).await?
+            aws_executor(plan_name, &target, &provider, keys, aws_endpoint_url).await?
         }
         ConnectorKind::K8sCluster => {
             // Read it anyway, so a missing connector is reported as such.
