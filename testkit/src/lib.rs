@@ -6,6 +6,10 @@
 //! - [`fault_proxy`]: an HTTP proxy in front of an AWS endpoint that injects
 //!   throttling and 5xx errors at a given rate and counts requests per
 //!   service and action, so tests can assert call budgets and retries.
+//! - [`kube`]: an in-process Kubernetes API server for a real `kube::Client`,
+//!   and [`kube::TestCluster`], which runs the same tests on a real cluster
+//!   when `HIBERNATOR_TEST_KUBECONFIG` is set.
 
 pub mod fault_proxy;
+pub mod kube;
 pub mod moto;

@@ -1,0 +1,219 @@
+//! [`TestCluster`]: a namespace to test in, on the in-process server or on
+//! the real cluster named by `HIBERNATOR_TEST_KUBECONFIG`.
+
+use std::sync::Mutex;
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::Namespace;
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::api::{Api, DeleteParams, DynamicObject, Patch, PatchParams, PostParams};
+use kube::core::ApiResource;
+
+use super::api_server::{ApiServer, install_crypto_provider};
+use super::error::ApiServerError;
+use super::objects::random_suffix;
+
+/// The environment variable naming a kubeconfig of a real cluster to test against.
+pub const KUBECONFIG_ENV: &str = "HIBERNATOR_TEST_KUBECONFIG";
+
+/// How long [`TestCluster::ensure_crd`] waits for a CRD to be Established.
+const CRD_WAIT: Duration = Duration::from_secs(60);
+
+/// A test namespace on a cluster (in-process or real).
+pub struct TestCluster {
+    server: Option<ApiServer>,
+    client: kube::Client,
+    namespace: String,
+    tracked: Mutex<Vec<(ApiResource, String)>>,
+}
+
+impl std::fmt::Debug for TestCluster {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TestCluster")
+            .field("namespace", &self.namespace)
+            .field("real", &self.is_real())
+            .finish_non_exhaustive()
+    }
+}
+
+async fn real_client(path: &str, namespace: Option<&str>) -> Result<kube::Client, ApiServerError> {
+    let err = |message: String| ApiServerError::Kubeconfig {
+        path: path.to_string(),
+        message,
+    };
+    let kubeconfig = kube::config::Kubeconfig::read_from(path).map_err(|e| err(e.to_string()))?;
+    let mut config = kube::Config::from_custom_kubeconfig(
+        kubeconfig,
+        &kube::config::KubeConfigOptions::default(),
+    )
+    .await
+    .map_err(|e| err(e.to_string()))?;
+    if let Some(ns) = namespace {
+        config.default_namespace = ns.to_string();
+    }
+    kube::Client::try_from(config).map_err(|source| ApiServerError::Client {
+        target: path.to_string(),
+        source,
+    })
+}
+
+impl TestCluster {
+    /// With `HIBERNATOR_TEST_KUBECONFIG` set, uses that cluster; otherwise
+    /// starts a fresh in-process [`ApiServer`]. Creates a namespace
+    /// `<prefix>-<5 random [a-z0-9]>`.
+    pub async fn start(prefix: &str) -> Result<TestCluster, ApiServerError> {
+        match std::env::var(KUBECONFIG_ENV) {
+            Ok(path) if !path.is_empty() => Self::with_kubeconfig(&path, prefix).await,
+            _ => {
+                let namespace = format!("{prefix}-{}", random_suffix(5));
+                let server = ApiServer::start().await?;
+                let client = server.client_in(&namespace)?;
+                Self::create(Some(server), client, namespace).await
+            }
+        }
+    }
+
+    /// Uses the cluster of the kubeconfig at `path` (its current context), as
+    /// [`TestCluster::start`] does when `HIBERNATOR_TEST_KUBECONFIG` is set.
+    pub async fn with_kubeconfig(path: &str, prefix: &str) -> Result<TestCluster, ApiServerError> {
+        install_crypto_provider();
+        let namespace = format!("{prefix}-{}", random_suffix(5));
+        let client = real_client(path, Some(&namespace)).await?;
+        Self::create(None, client, namespace).await
+    }
+
+    async fn create(
+        server: Option<ApiServer>,
+        client: kube::Client,
+        namespace: String,
+    ) -> Result<TestCluster, ApiServerError> {
+        let ns = Namespace {
+            metadata: kube::api::ObjectMeta {
+                name: Some(namespace.clone()),
+                labels: Some([("hibernator.dev/test".to_string(), "true".to_string())].into()),
+                ..Default::default()
+            },
+            ..Namespace::default()
+        };
+        Api::<Namespace>::all(client.clone())
+            .create(&PostParams::default(), &ns)
+            .await
+            .map_err(|source| ApiServerError::Request {
+                what: format!("create namespace {namespace}"),
+                source,
+            })?;
+        Ok(TestCluster {
+            server,
+            client,
+            namespace,
+            tracked: Mutex::new(Vec::new()),
+        })
+    }
+
+    /// A client whose default namespace is the test namespace.
+    pub fn client(&self) -> kube::Client {
+        self.client.clone()
+    }
+
+    /// The test namespace.
+    pub fn namespace(&self) -> &str {
+        &self.namespace
+    }
+
+    /// The in-process server; `None` on a real cluster (skip fault and
+    /// request-count assertions there).
+    pub fn api_server(&self) -> Option<&ApiServer> {
+        self.server.as_ref()
+    }
+
+    /// Whether this is a real cluster.
+    pub fn is_real(&self) -> bool {
+        self.server.is_none()
+    }
+
+    /// A name for a cluster-scoped object that does not collide with other
+    /// test runs: `<prefix>-<the namespace's random suffix><3 more>`.
+    pub fn unique_name(&self, prefix: &str) -> String {
+        let suffix = self.namespace.rsplit('-').next().unwrap_or_default();
+        format!("{prefix}-{suffix}{}", random_suffix(3))
+    }
+
+    /// Makes a CRD available: registered in-process; on a real cluster
+    /// server-side applied, then waited for until Established.
+    pub async fn ensure_crd(&self, crd: &CustomResourceDefinition) -> Result<(), ApiServerError> {
+        if let Some(server) = &self.server {
+            return server.try_register_crd(crd);
+        }
+        let name = crd.metadata.name.clone().unwrap_or_default();
+        let api = Api::<CustomResourceDefinition>::all(self.client.clone());
+        api.patch(
+            &name,
+            &PatchParams::apply("hibernator-testkit").force(),
+            &Patch::Apply(crd),
+        )
+        .await
+        .map_err(|source| ApiServerError::Request {
+            what: format!("apply CRD {name}"),
+            source,
+        })?;
+        let established = kube::runtime::wait::await_condition(
+            api,
+            &name,
+            kube::runtime::wait::conditions::is_crd_established(),
+        );
+        match tokio::time::timeout(CRD_WAIT, established).await {
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err(e)) => Err(ApiServerError::InvalidCrd {
+                name,
+                message: e.to_string(),
+            }),
+            Err(_) => Err(ApiServerError::CrdNotEstablished {
+                name,
+                waited: CRD_WAIT,
+            }),
+        }
+    }
+
+    /// Remembers a cluster-scoped object to delete in [`TestCluster::cleanup`].
+    pub fn track_cluster_scoped(&self, api_resource: &ApiResource, name: &str) {
+        self.tracked
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .push((api_resource.clone(), name.to_string()));
+    }
+
+    /// Deletes the tracked cluster-scoped objects and the namespace (with
+    /// everything in it). Objects already gone are fine.
+    pub async fn cleanup(self) -> Result<(), ApiServerError> {
+        let tracked = std::mem::take(
+            &mut *self
+                .tracked
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
+        );
+        for (ar, name) in tracked.iter().rev() {
+            let api = Api::<DynamicObject>::all_with(self.client.clone(), ar);
+            match api.delete(name, &DeleteParams::background()).await {
+                Ok(_) => {}
+                Err(kube::Error::Api(s)) if s.code == 404 => {}
+                Err(source) => {
+                    return Err(ApiServerError::Request {
+                        what: format!("delete {} {name}", ar.kind),
+                        source,
+                    });
+                }
+            }
+        }
+        match Api::<Namespace>::all(self.client.clone())
+            .delete(&self.namespace, &DeleteParams::background())
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(kube::Error::Api(s)) if s.code == 404 => Ok(()),
+            Err(source) => Err(ApiServerError::Request {
+                what: format!("delete namespace {}", self.namespace),
+                source,
+            }),
+        }
+    }
+}
