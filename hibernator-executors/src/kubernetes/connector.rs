@@ -371,7 +371,10 @@ fn secret_key(
         secret: format!("{namespace}/{}", secret.name),
         key: key.to_string(),
     };
-    let bytes = data.get(key).filter(|b| !b.is_empty()).ok_or_else(missing)?;
+    let bytes = data
+        .get(key)
+        .filter(|b| !b.is_empty())
+        .ok_or_else(missing)?;
     String::from_utf8(bytes.clone()).map_err(|_| missing())
 }
 
@@ -441,7 +444,9 @@ pub async fn describe_eks_endpoint(
         .name(&eks.name)
         .send()
         .await
-        .map_err(|e| describe_error(crate::aws::error::classify(&e, "eks:DescribeCluster").message))?;
+        .map_err(|e| {
+            describe_error(crate::aws::error::classify(&e, "eks:DescribeCluster").message)
+        })?;
     let cluster = response
         .cluster
         .ok_or_else(|| describe_error("the response has no cluster".into()))?;

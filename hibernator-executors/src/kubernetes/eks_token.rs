@@ -119,7 +119,8 @@ pub fn presigned_url(
         cluster: cluster.to_string(),
         reason,
     };
-    let url = format!("https://sts.{region}.amazonaws.com/?Action=GetCallerIdentity&Version=2011-06-15");
+    let url =
+        format!("https://sts.{region}.amazonaws.com/?Action=GetCallerIdentity&Version=2011-06-15");
     let mut settings = SigningSettings::default();
     settings.signature_location = SignatureLocation::QueryParams;
     settings.expires_in = Some(PRESIGN_EXPIRES);
@@ -236,11 +237,12 @@ impl TokenSource {
         config: &aws_config::SdkConfig,
     ) -> Result<Self, TokenError> {
         let cluster = cluster.into();
-        let credentials = config
-            .credentials_provider()
-            .ok_or_else(|| TokenError::NoCredentialsProvider {
-                cluster: cluster.clone(),
-            })?;
+        let credentials =
+            config
+                .credentials_provider()
+                .ok_or_else(|| TokenError::NoCredentialsProvider {
+                    cluster: cluster.clone(),
+                })?;
         Ok(Self::new(cluster, region, credentials))
     }
 
@@ -266,14 +268,14 @@ impl TokenSource {
         {
             return Ok(token.clone());
         }
-        let credentials = self
-            .credentials
-            .provide_credentials()
-            .await
-            .map_err(|e| TokenError::Credentials {
-                cluster: self.cluster.clone(),
-                reason: aws_sdk_sts::error::DisplayErrorContext(&e).to_string(),
-            })?;
+        let credentials =
+            self.credentials
+                .provide_credentials()
+                .await
+                .map_err(|e| TokenError::Credentials {
+                    cluster: self.cluster.clone(),
+                    reason: aws_sdk_sts::error::DisplayErrorContext(&e).to_string(),
+                })?;
         let token = generate_token(&self.cluster, &self.region, &credentials, now)?;
         tracing::debug!(cluster = %self.cluster, "made a new EKS token");
         *cached = Some(token.clone());

@@ -89,7 +89,10 @@ pub fn cpu_is_zero(limits: Option<&Map<String, Value>>) -> bool {
 }
 
 /// The merge patch that turns `current` limits back into `recorded` exactly.
-pub fn restore_patch(recorded: Option<&Map<String, Value>>, current: Option<&Map<String, Value>>) -> Value {
+pub fn restore_patch(
+    recorded: Option<&Map<String, Value>>,
+    current: Option<&Map<String, Value>>,
+) -> Value {
     match recorded {
         None => json!({"spec": {"limits": null}}),
         Some(recorded) => {
@@ -198,7 +201,12 @@ impl KarpenterExecutor {
     /// NodeClaims of `pool`.
     async fn claims_of(&self, pool: &str) -> Result<Vec<DynamicObject>, ExecutorError> {
         let params = ListParams::default().labels(&format!("{NODEPOOL_LABEL}={pool}"));
-        list_all(&self.claims(), params, &format!("NodeClaims of NodePool {pool}")).await
+        list_all(
+            &self.claims(),
+            params,
+            &format!("NodeClaims of NodePool {pool}"),
+        )
+        .await
     }
 
     /// Deletes the NodeClaims of `pool` not already being deleted; returns how many.
@@ -260,7 +268,9 @@ impl KarpenterExecutor {
             Ok(done)
         })
         .await;
-        let laggards = laggards.into_inner().unwrap_or_else(PoisonError::into_inner);
+        let laggards = laggards
+            .into_inner()
+            .unwrap_or_else(PoisonError::into_inner);
         match result {
             Ok(()) => Ok(BTreeMap::new()),
             Err(e) if e.category == category::TIMEOUT && !laggards.is_empty() => Ok(laggards),
@@ -285,7 +295,9 @@ impl KarpenterExecutor {
         let patch = restore_patch(state.limits.as_ref(), limits_of(&current).as_ref());
         api.patch(pool, &patch_params(), &Patch::Merge(&patch))
             .await
-            .map_err(|e| classify(&e, &format!("restore limits of NodePool {pool}")).with_resource(key))?;
+            .map_err(|e| {
+                classify(&e, &format!("restore limits of NodePool {pool}")).with_resource(key)
+            })?;
         Ok(())
     }
 }
@@ -327,7 +339,9 @@ impl TypedExecutor for KarpenterExecutor {
             outcome.resources.push(key.clone());
             let limits = limits_of(pool);
             if cpu_is_zero(limits.as_ref()) {
-                ctx.debug(&format!("NodePool {name} already has a CPU limit of 0; not recorded"));
+                ctx.debug(&format!(
+                    "NodePool {name} already has a CPU limit of 0; not recorded"
+                ));
             } else {
                 let state = to_state(&PoolState { limits }, &key)?;
                 ctx.record_awake_state(key.clone(), state.clone());
@@ -354,7 +368,10 @@ impl TypedExecutor for KarpenterExecutor {
         ctx.progress(60, "NodePools capped and NodeClaims deleted");
         if params.await_completion.enabled {
             let timeout = params.await_completion.timeout();
-            let what = format!("waiting for the NodeClaims of {} NodePools to be gone", names.len());
+            let what = format!(
+                "waiting for the NodeClaims of {} NodePools to be gone",
+                names.len()
+            );
             let laggards = self.wait_pools(ctx, &what, timeout, &names, true).await?;
             if !laggards.is_empty() {
                 return Err(ExecutorError::timeout(
@@ -407,7 +424,9 @@ impl TypedExecutor for KarpenterExecutor {
         if params.await_completion.enabled {
             let timeout = params.await_completion.timeout();
             let what = format!("waiting for {} NodePools to be Ready", restored.len());
-            let laggards = self.wait_pools(ctx, &what, timeout, &restored, false).await?;
+            let laggards = self
+                .wait_pools(ctx, &what, timeout, &restored, false)
+                .await?;
             for (pool, seen) in &laggards {
                 outcome.failed.insert(
                     resource_key(pool),

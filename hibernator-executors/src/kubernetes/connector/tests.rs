@@ -8,6 +8,13 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use super::*;
 
+fn expect_err<T>(result: Result<T, ConnectorError>) -> ConnectorError {
+    match result {
+        Ok(_) => panic!("expected an error"),
+        Err(e) => e,
+    }
+}
+
 fn cluster(spec: K8SClusterSpec) -> K8SCluster {
     let mut cluster = K8SCluster::new("target", spec);
     cluster.metadata.namespace = Some("hibernator".into());
@@ -66,7 +73,10 @@ fn access_is_exactly_one_of_eks_or_k8s() {
         }),
     });
     let err = cluster_access(&ambiguous).unwrap_err();
-    assert!(err.to_string().contains("kubeconfigRef or inCluster"), "{err}");
+    assert!(
+        err.to_string().contains("kubeconfigRef or inCluster"),
+        "{err}"
+    );
     let empty_k8s = cluster(K8SClusterSpec {
         provider_ref: None,
         eks: None,
@@ -137,9 +147,7 @@ async fn kubeconfig_with_a_token_builds_a_client() {
 
 #[tokio::test]
 async fn kubeconfig_errors_never_quote_the_content() {
-    let err = client_from_kubeconfig("target", "users: [very-secret-token")
-        .await
-        .unwrap_err();
+    let err = expect_err(client_from_kubeconfig("target", "users: [very-secret-token").await);
     let text = err.to_string();
     assert!(text.contains("spec.k8s.kubeconfigRef"), "{text}");
     assert!(!text.contains("very-secret-token"), "{text}");
@@ -151,7 +159,7 @@ async fn kubeconfig_exec_plugins_are_rejected() {
     let yaml = kubeconfig(
         "    exec:\n      apiVersion: client.authentication.k8s.io/v1beta1\n      command: aws\n      args: [eks, get-token]",
     );
-    let err = client_from_kubeconfig("target", &yaml).await.unwrap_err();
+    let err = expect_err(client_from_kubeconfig("target", &yaml).await);
     assert!(err.to_string().contains("exec"), "{err}");
 }
 
@@ -180,10 +188,20 @@ async fn eks_client_trusts_a_generated_ca() {
 #[tokio::test]
 async fn eks_ca_that_is_not_a_certificate_is_a_clear_error() {
     // What moto returns: random base64.
-    let err = eks_client_from_endpoint("target", "dev", &endpoint(b"random bytes"), tokens())
-        .unwrap_err();
-    assert!(matches!(err, ConnectorError::EksCertificate { .. }), "{err}");
-    assert!(err.to_string().contains("certificateAuthority.data"), "{err}");
+    let err = expect_err(eks_client_from_endpoint(
+        "target",
+        "dev",
+        &endpoint(b"random bytes"),
+        tokens(),
+    ));
+    assert!(
+        matches!(err, ConnectorError::EksCertificate { .. }),
+        "{err}"
+    );
+    assert!(
+        err.to_string().contains("certificateAuthority.data"),
+        "{err}"
+    );
     let not_base64 = EksEndpoint {
         endpoint: "https://x".into(),
         certificate_authority: "%%%".into(),
@@ -236,8 +254,7 @@ async fn recording_server(count: usize) -> (String, Arc<Mutex<Vec<String>>>) {
 #[tokio::test]
 async fn every_request_carries_the_cached_bearer_token() {
     let (url, seen) = recording_server(2).await;
-    let client =
-        client_with_tokens("target", Config::new(url.parse().unwrap()), tokens()).unwrap();
+    let client = client_with_tokens("target", Config::new(url.parse().unwrap()), tokens()).unwrap();
     let api: Api<Namespace> = Api::all(client);
     api.get("x").await.unwrap();
     api.get("x").await.unwrap();

@@ -71,7 +71,10 @@ fn token_is_a_presigned_get_caller_identity_url() {
     assert!(date.ends_with('Z'));
     assert_eq!(
         q["X-Amz-Credential"],
-        format!("AKIAEKSTOKENTEST/{}/eu-central-1/sts/aws4_request", &date[..8])
+        format!(
+            "AKIAEKSTOKENTEST/{}/eu-central-1/sts/aws4_request",
+            &date[..8]
+        )
     );
     assert_eq!(q["X-Amz-Expires"], "60");
     let signed: Vec<&str> = q["X-Amz-SignedHeaders"].split(';').collect();

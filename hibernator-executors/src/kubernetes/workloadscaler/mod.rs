@@ -117,7 +117,11 @@ impl WorkloadScalerExecutor {
         let mut names: Vec<String> = list_namespaces(&api)
             .await?
             .into_iter()
-            .filter(|ns| params.namespace.matches(&ns.name_any(), &ns.labels().clone()))
+            .filter(|ns| {
+                params
+                    .namespace
+                    .matches(&ns.name_any(), &ns.labels().clone())
+            })
             .map(|ns| ns.name_any())
             .collect();
         names.sort();
@@ -155,7 +159,8 @@ impl WorkloadScalerExecutor {
                     other => other?,
                 };
                 for object in objects {
-                    let key = workload::workload_key(&group.resource, namespace, &object.name_any());
+                    let key =
+                        workload::workload_key(&group.resource, namespace, &object.name_any());
                     if !params.selects_workload(&labels(&object.metadata), &BTreeMap::new()) {
                         continue;
                     }
@@ -209,7 +214,10 @@ impl WorkloadScalerExecutor {
                     ctx.debug(&format!("{key} is suspended; not recorded"));
                     return Ok(());
                 }
-                (Awake::Suspend { suspend }, json!({"spec": {"suspend": true}}))
+                (
+                    Awake::Suspend { suspend },
+                    json!({"spec": {"suspend": true}}),
+                )
             }
             Mode::KedaPause => {
                 let paused = annotations(&found.object.metadata)
@@ -302,11 +310,12 @@ impl WorkloadScalerExecutor {
 
     /// Current replicas (scale status) of a workload.
     async fn current_replicas(&self, state: &WorkloadState) -> Result<i32, ExecutorError> {
-        let scale = self
-            .api(state)
-            .get_scale(&state.name)
-            .await
-            .map_err(|e| classify(&e, &format!("get scale of {}/{}", state.namespace, state.name)))?;
+        let scale = self.api(state).get_scale(&state.name).await.map_err(|e| {
+            classify(
+                &e,
+                &format!("get scale of {}/{}", state.namespace, state.name),
+            )
+        })?;
         Ok(scale.status.map(|s| s.replicas).unwrap_or(0))
     }
 
@@ -356,7 +365,9 @@ impl WorkloadScalerExecutor {
             Ok(done)
         })
         .await;
-        let laggards = laggards.into_inner().unwrap_or_else(PoisonError::into_inner);
+        let laggards = laggards
+            .into_inner()
+            .unwrap_or_else(PoisonError::into_inner);
         match result {
             Ok(()) => Ok(BTreeMap::new()),
             Err(e) if e.category == category::TIMEOUT && !laggards.is_empty() => Ok(laggards),

@@ -45,7 +45,10 @@ fn builtin(group: &str, version: &str, kind: &str, plural: &str) -> ApiResource 
 /// Resolves an `includedGroups` entry. Built-in kinds need no API call; a
 /// `group/version/resource` is looked up with discovery and must be
 /// namespaced and have a scale subresource.
-pub async fn resolve(client: &Client, group: &WorkloadGroup) -> Result<ResolvedGroup, ExecutorError> {
+pub async fn resolve(
+    client: &Client,
+    group: &WorkloadGroup,
+) -> Result<ResolvedGroup, ExecutorError> {
     let scaled = |resource, skip_deployment_owned| ResolvedGroup {
         resource,
         mode: Mode::Scale,
@@ -53,11 +56,15 @@ pub async fn resolve(client: &Client, group: &WorkloadGroup) -> Result<ResolvedG
         reports_ready_replicas: true,
     };
     let resolved = match group {
-        WorkloadGroup::Deployments => scaled(builtin("apps", "v1", "Deployment", "deployments"), false),
+        WorkloadGroup::Deployments => {
+            scaled(builtin("apps", "v1", "Deployment", "deployments"), false)
+        }
         WorkloadGroup::StatefulSets => {
             scaled(builtin("apps", "v1", "StatefulSet", "statefulsets"), false)
         }
-        WorkloadGroup::ReplicaSets => scaled(builtin("apps", "v1", "ReplicaSet", "replicasets"), true),
+        WorkloadGroup::ReplicaSets => {
+            scaled(builtin("apps", "v1", "ReplicaSet", "replicasets"), true)
+        }
         WorkloadGroup::CronJobs => ResolvedGroup {
             resource: builtin("batch", "v1", "CronJob", "cronjobs"),
             mode: Mode::Suspend,
@@ -112,9 +119,15 @@ async fn resolve_custom(
         )));
     };
     if caps.scope != Scope::Namespaced {
-        return Err(invalid("the resource is cluster-scoped; workloadscaler acts on namespaced workloads".into()));
+        return Err(invalid(
+            "the resource is cluster-scoped; workloadscaler acts on namespaced workloads".into(),
+        ));
     }
-    if !caps.subresources.iter().any(|(sub, _)| sub.plural == "scale") {
+    if !caps
+        .subresources
+        .iter()
+        .any(|(sub, _)| sub.plural == "scale")
+    {
         return Err(invalid("the resource has no scale subresource".into()));
     }
     Ok(ResolvedGroup {
@@ -203,7 +216,10 @@ mod tests {
     #[test]
     fn keys_name_group_kind_namespace_and_name() {
         let deploy = builtin("apps", "v1", "Deployment", "deployments");
-        assert_eq!(workload_key(&deploy, "shop", "web"), "apps/Deployment/shop/web");
+        assert_eq!(
+            workload_key(&deploy, "shop", "web"),
+            "apps/Deployment/shop/web"
+        );
         let core = builtin("", "v1", "ReplicationController", "replicationcontrollers");
         assert_eq!(
             workload_key(&core, "a", "b"),
@@ -225,7 +241,10 @@ mod tests {
         };
         let value = serde_json::to_value(&state).unwrap();
         assert_eq!(value["awake"], json!({"mode": "scale", "replicas": 3}));
-        assert_eq!(serde_json::from_value::<WorkloadState>(value).unwrap(), state);
+        assert_eq!(
+            serde_json::from_value::<WorkloadState>(value).unwrap(),
+            state
+        );
         let keda: Awake =
             serde_json::from_value(json!({"mode": "kedaPause", "pausedReplicas": null})).unwrap();
         assert_eq!(
