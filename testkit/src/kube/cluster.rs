@@ -62,16 +62,31 @@ impl TestCluster {
     /// starts a fresh in-process [`ApiServer`]. Creates a namespace
     /// `<prefix>-<5 random [a-z0-9]>`.
     pub async fn start(prefix: &str) -> Result<TestCluster, ApiServerError> {
-        install_crypto_provider();
-        let namespace = format!("{prefix}-{}", random_suffix(5));
-        let (server, client) = match std::env::var(KUBECONFIG_ENV) {
-            Ok(path) if !path.is_empty() => (None, real_client(&path, Some(&namespace)).await?),
+        match std::env::var(KUBECONFIG_ENV) {
+            Ok(path) if !path.is_empty() => Self::with_kubeconfig(&path, prefix).await,
             _ => {
+                let namespace = format!("{prefix}-{}", random_suffix(5));
                 let server = ApiServer::start().await?;
                 let client = server.client_in(&namespace)?;
-                (Some(server), client)
+                Self::create(Some(server), client, namespace).await
             }
-        };
+        }
+    }
+
+    /// Uses the cluster of the kubeconfig at `path` (its current context), as
+    /// [`TestCluster::start`] does when `HIBERNATOR_TEST_KUBECONFIG` is set.
+    pub async fn with_kubeconfig(path: &str, prefix: &str) -> Result<TestCluster, ApiServerError> {
+        install_crypto_provider();
+        let namespace = format!("{prefix}-{}", random_suffix(5));
+        let client = real_client(path, Some(&namespace)).await?;
+        Self::create(None, client, namespace).await
+    }
+
+    async fn create(
+        server: Option<ApiServer>,
+        client: kube::Client,
+        namespace: String,
+    ) -> Result<TestCluster, ApiServerError> {
         let ns = Namespace {
             metadata: kube::api::ObjectMeta {
                 name: Some(namespace.clone()),

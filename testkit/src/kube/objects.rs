@@ -4,6 +4,8 @@
 
 use std::collections::HashMap;
 
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use rand::Rng as _;
 use serde_json::{Map, Value, json};
@@ -109,6 +111,29 @@ fn check_rv(
             Err(ApiError::conflict(&def.group, &def.plural, name))
         }
         _ => Ok(()),
+    }
+}
+
+/// A Secret's `stringData` is write-only: merged into `data` (base64).
+fn fold_string_data(def: &ResourceDef, obj: &mut Value) {
+    if !(def.group.is_empty() && def.plural == "secrets") {
+        return;
+    }
+    let Some(m) = obj.as_object_mut() else {
+        return;
+    };
+    let Some(Value::Object(plain)) = m.remove("stringData") else {
+        return;
+    };
+    let data = m.entry("data").or_insert_with(|| json!({}));
+    if !data.is_object() {
+        *data = json!({});
+    }
+    if let Some(data) = data.as_object_mut() {
+        for (k, v) in plain {
+            let text = v.as_str().map_or_else(|| v.to_string(), str::to_string);
+            data.insert(k, json!(STANDARD.encode(text)));
+        }
     }
 }
 
@@ -243,6 +268,7 @@ impl State {
             }
         }
         self.default_fields(def, &mut body)?;
+        fold_string_data(def, &mut body);
         if def.group == CRD_GROUP && def.plural == CRD_PLURAL {
             self.accept_crd(&mut body)?;
         }
@@ -391,6 +417,7 @@ impl State {
                         };
                     }
                 }
+                fold_string_data(def, &mut new);
                 new
             }
         };

@@ -273,13 +273,47 @@ async fn dispatch(shared: &Arc<Shared>, req: Request) -> Result<Response, ApiErr
     let bytes = axum::body::to_bytes(body, MAX_BODY)
         .await
         .map_err(|e| ApiError::bad_request(format!("cannot read the request body: {e}")))?;
-    let content_type = parts
-        .headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("application/json")
-        .to_string();
-    serve(shared, &def, &t, verb, &q, &content_type, &bytes)
+    let header_str = |name| {
+        parts
+            .headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_string()
+    };
+    let media = Media {
+        content_type: header_str(header::CONTENT_TYPE),
+        metadata_only: header_str(header::ACCEPT).contains("as=PartialObjectMetadata"),
+    };
+    serve(shared, &def, &t, verb, &q, &media, &bytes)
+}
+
+/// What the request body is and what the client accepts.
+struct Media {
+    content_type: String,
+    /// `Accept: ...;as=PartialObjectMetadata`: answer with metadata only.
+    metadata_only: bool,
+}
+
+/// The `PartialObjectMetadata` view of an object.
+pub(crate) fn partial(obj: &Value) -> Value {
+    json!({
+        "apiVersion": "meta.k8s.io/v1",
+        "kind": "PartialObjectMetadata",
+        "metadata": obj.get("metadata").cloned().unwrap_or_else(|| json!({})),
+    })
+}
+
+fn partial_list(mut list: Value) -> Value {
+    let items: Vec<Value> = list
+        .get("items")
+        .and_then(Value::as_array)
+        .map(|items| items.iter().map(partial).collect())
+        .unwrap_or_default();
+    list["apiVersion"] = json!("meta.k8s.io/v1");
+    list["kind"] = json!("PartialObjectMetadataList");
+    list["items"] = json!(items);
+    list
 }
 
 fn serve(
@@ -288,7 +322,7 @@ fn serve(
     t: &Target,
     verb: &str,
     q: &HashMap<String, String>,
-    content_type: &str,
+    media: &Media,
     bytes: &[u8],
 ) -> Result<Response, ApiError> {
     let ns = t.namespace.clone().unwrap_or_default();
@@ -296,6 +330,13 @@ fn serve(
     let v = t.version.as_str();
     let sub = t.sub.as_deref();
     let out = |obj: Value| State::output(def, v, obj);
+    let view = |obj: Value| {
+        if media.metadata_only {
+            partial(&obj)
+        } else {
+            out(obj)
+        }
+    };
     if def.create_only && verb != "create" {
         return Err(ApiError::method_not_allowed(format!(
             "{} only supports create",
@@ -340,6 +381,7 @@ fn serve(
                     .get("timeoutSeconds")
                     .and_then(|s| s.parse().ok())
                     .map(Duration::from_secs),
+                metadata_only: media.metadata_only,
             };
             let stream = watch::start(shared, req);
             let mut resp = Body::from_stream(stream).into_response();
@@ -351,6 +393,9 @@ fn serve(
         }
         "list" => {
             let body = lock(&shared.state).list(def, v, t.namespace.as_deref(), &list_query(q)?)?;
+            if media.metadata_only {
+                return ok(StatusCode::OK, &partial_list(body));
+            }
             ok(StatusCode::OK, &body)
         }
         "get" if sub == Some("log") => {
@@ -380,7 +425,7 @@ fn serve(
         ),
         "get" => ok(
             StatusCode::OK,
-            &out(lock(&shared.state).get(def, &ns, &name)?),
+            &view(lock(&shared.state).get(def, &ns, &name)?),
         ),
         "create" if sub == Some("token") => {
             let body = parse_json(bytes)?;
@@ -423,7 +468,7 @@ fn serve(
             )
         }
         "patch" => {
-            let kind = PatchKind::from_content_type(content_type)?;
+            let kind = PatchKind::from_content_type(&media.content_type)?;
             let body = patch::parse_body(kind, bytes)?;
             let mut state = lock(&shared.state);
             if scale {

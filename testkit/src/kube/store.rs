@@ -37,6 +37,8 @@ pub(crate) struct StoredEvent {
     pub namespace: String,
     pub etype: EventType,
     pub object: Value,
+    /// The state before a MODIFIED event (for selector transitions).
+    pub previous: Option<Value>,
 }
 
 /// `(group, plural)`.
@@ -131,7 +133,14 @@ impl Store {
             .filter(move |((n, _), _)| ns.is_none_or(|want| want == n))
     }
 
-    fn record(&mut self, def: &ResourceDef, ns: &str, etype: EventType, object: Value) {
+    fn record(
+        &mut self,
+        def: &ResourceDef,
+        ns: &str,
+        etype: EventType,
+        object: Value,
+        previous: Option<Value>,
+    ) {
         let event = Arc::new(StoredEvent {
             rv: self.rv,
             group: def.group.clone(),
@@ -139,6 +148,7 @@ impl Store {
             namespace: ns.to_string(),
             etype,
             object,
+            previous,
         });
         self.events.push_back(Arc::clone(&event));
         self.trim();
@@ -160,7 +170,7 @@ impl Store {
         } else {
             EventType::Added
         };
-        self.record(def, ns, etype, obj.clone());
+        self.record(def, ns, etype, obj.clone(), previous);
         obj
     }
 
@@ -172,7 +182,7 @@ impl Store {
             .remove(&(ns.to_string(), name.to_string()))?;
         self.rv += 1;
         set_rv(&mut obj, self.rv);
-        self.record(def, ns, EventType::Deleted, obj.clone());
+        self.record(def, ns, EventType::Deleted, obj.clone(), None);
         Some(obj)
     }
 

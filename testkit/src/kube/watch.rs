@@ -14,7 +14,7 @@ use super::error::ApiError;
 use super::list::ListQuery;
 use super::objects::State;
 use super::registry::ResourceDef;
-use super::server::{Shared, lock};
+use super::server::{Shared, lock, partial};
 use super::store::{EventType, StoredEvent};
 
 /// Parameters of one watch request.
@@ -29,18 +29,41 @@ pub(crate) struct WatchRequest {
     pub bookmarks: bool,
     pub send_initial_events: bool,
     pub timeout: Option<Duration>,
+    /// Send `PartialObjectMetadata` objects.
+    pub metadata_only: bool,
 }
 
 impl WatchRequest {
-    fn matches(&self, ev: &StoredEvent) -> bool {
-        ev.group == self.def.group
-            && ev.plural == self.def.plural
-            && self.namespace.as_ref().is_none_or(|ns| *ns == ev.namespace)
-            && self.query.matches(&ev.object)
+    /// The event this watcher sees, if any. With selectors, an object that
+    /// starts matching is ADDED and one that stops matching is DELETED, as
+    /// on a real API server.
+    fn translate(&self, ev: &StoredEvent) -> Option<Bytes> {
+        if ev.group != self.def.group
+            || ev.plural != self.def.plural
+            || self
+                .namespace
+                .as_ref()
+                .is_some_and(|ns| *ns != ev.namespace)
+        {
+            return None;
+        }
+        let now = self.query.matches(&ev.object);
+        let before = ev.previous.as_ref().map_or(now, |p| self.query.matches(p));
+        let etype = match (ev.etype, before, now) {
+            (EventType::Modified, false, true) => EventType::Added,
+            (EventType::Modified, true, false) => EventType::Deleted,
+            (_, _, false) => return None,
+            (etype, _, true) => etype,
+        };
+        Some(self.line(etype.as_str(), &ev.object))
     }
 
     fn line(&self, etype: &str, obj: &Value) -> Bytes {
-        let object = State::output(&self.def, &self.version, obj.clone());
+        let object = if self.metadata_only {
+            partial(obj)
+        } else {
+            State::output(&self.def, &self.version, obj.clone())
+        };
         let mut s = json!({"type": etype, "object": object}).to_string();
         s.push('\n');
         Bytes::from(s)
@@ -117,9 +140,7 @@ pub(crate) fn start(shared: &Arc<Shared>, req: WatchRequest) -> Body {
         if req.send_initial_events && req.bookmarks {
             lines.push(req.bookmark(seen, true));
         }
-        for ev in backlog.iter().filter(|e| req.matches(e)) {
-            lines.push(req.line(ev.etype.as_str(), &ev.object));
-        }
+        lines.extend(backlog.iter().filter_map(|e| req.translate(e)));
         for line in lines {
             if tx.send(Ok(line)).await.is_err() {
                 return;
@@ -132,10 +153,10 @@ pub(crate) fn start(shared: &Arc<Shared>, req: WatchRequest) -> Body {
                 got = receiver.recv() => match got {
                     Ok(ev) => {
                         seen = seen.max(ev.rv);
-                        if !req.matches(&ev) {
-                            continue;
+                        match req.translate(&ev) {
+                            Some(line) => line,
+                            None => continue,
                         }
-                        req.line(ev.etype.as_str(), &ev.object)
                     }
                     Err(broadcast::error::RecvError::Lagged(_)) => {
                         let _ = tx.send(Ok(error_line(&ApiError::expired("the watch fell behind the event window; relist")))).await;

@@ -198,3 +198,34 @@ async fn namespace_deletion_removes_its_objects() {
     assert_eq!(e.code, 404);
     assert!(server.request_count("delete", "namespaces") >= 1);
 }
+
+#[tokio::test]
+async fn malformed_and_invalid_bodies_are_rejected_with_status() {
+    let tc = TestCluster::start("invalid").await.unwrap();
+    let client = tc.client();
+    let api: Api<ConfigMap> = Api::default_namespaced(client.clone());
+    let nameless: ConfigMap = serde_json::from_value(json!({"data": {"a": "1"}})).unwrap();
+    let e = api_err(
+        api.create(&PostParams::default(), &nameless)
+            .await
+            .unwrap_err(),
+    );
+    assert_eq!((e.code, e.reason.as_str()), (422, "Invalid"));
+
+    let path = format!("/api/v1/namespaces/{}/configmaps", tc.namespace());
+    let req = axum::http::Request::post(path)
+        .header("content-type", "application/json")
+        .body(b"{not json".to_vec())
+        .unwrap();
+    let e = api_err(client.request::<ConfigMap>(req).await.unwrap_err());
+    assert_eq!((e.code, e.reason.as_str()), (400, "BadRequest"));
+
+    let e = api_err(
+        Api::<ConfigMap>::namespaced(client.clone(), "no-such-ns")
+            .get("x")
+            .await
+            .unwrap_err(),
+    );
+    assert_eq!(e.code, 404);
+    tc.cleanup().await.unwrap();
+}

@@ -7,6 +7,7 @@ mod controller;
 mod crud;
 mod discovery;
 mod faults;
+mod harness;
 mod kinds;
 mod queries;
 mod subresources;

@@ -120,3 +120,67 @@ async fn statefulset_scale_defaults_and_missing_objects() {
     assert!(matches!(err, kube::Error::Api(s) if s.code == 404));
     tc.cleanup().await.unwrap();
 }
+
+#[tokio::test]
+async fn crd_scale_subresource_through_dynamic_objects() {
+    use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+    use kube::api::{DynamicObject, GroupVersionKind};
+    use kube::core::ApiResource;
+
+    let tc = TestCluster::start("crdscale").await.unwrap();
+    let crd: CustomResourceDefinition = serde_json::from_value(json!({
+        "apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+        "metadata": {"name": "workers.example.hibernator.dev"},
+        "spec": {
+            "group": "example.hibernator.dev", "scope": "Namespaced",
+            "names": {"kind": "Worker", "plural": "workers", "singular": "worker", "listKind": "WorkerList"},
+            "versions": [{
+                "name": "v1", "served": true, "storage": true,
+                "schema": {"openAPIV3Schema": {"type": "object", "x-kubernetes-preserve-unknown-fields": true}},
+                "subresources": {
+                    "status": {},
+                    "scale": {"specReplicasPath": ".spec.size", "statusReplicasPath": ".status.size", "labelSelectorPath": ".status.selector"}
+                }
+            }]
+        }
+    }))
+    .unwrap();
+    tc.ensure_crd(&crd).await.unwrap();
+    let ar = ApiResource::from_gvk_with_plural(
+        &GroupVersionKind::gvk("example.hibernator.dev", "v1", "Worker"),
+        "workers",
+    );
+    let api: Api<DynamicObject> = Api::namespaced_with(tc.client(), tc.namespace(), &ar);
+    let obj: DynamicObject = serde_json::from_value(json!({
+        "apiVersion": "example.hibernator.dev/v1", "kind": "Worker",
+        "metadata": {"name": "w", "annotations": {"keep": "me"}},
+        "spec": {"size": 4, "image": "worker:1"}
+    }))
+    .unwrap();
+    api.create(&PostParams::default(), &obj).await.unwrap();
+    api.patch_status(
+        "w",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"status": {"size": 4, "selector": "app=w"}})),
+    )
+    .await
+    .unwrap();
+    let scale = api.get_scale("w").await.unwrap();
+    assert_eq!(scale.spec.unwrap().replicas, Some(4));
+    assert_eq!(
+        scale.status.as_ref().unwrap().selector.as_deref(),
+        Some("app=w")
+    );
+    api.patch_scale(
+        "w",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"spec": {"replicas": 0}})),
+    )
+    .await
+    .unwrap();
+    let after = api.get("w").await.unwrap();
+    assert_eq!(after.data["spec"], json!({"size": 0, "image": "worker:1"}));
+    assert_eq!(after.data["status"]["size"], 4);
+    assert_eq!(after.metadata.annotations.unwrap()["keep"], "me");
+    tc.cleanup().await.unwrap();
+}

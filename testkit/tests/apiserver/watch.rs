@@ -231,3 +231,72 @@ async fn watcher_sees_changes_with_list_watch_and_streaming_lists() {
     }
     tc.cleanup().await.unwrap();
 }
+
+#[tokio::test]
+async fn selector_watches_see_objects_enter_and_leave() {
+    let tc = TestCluster::start("watchsel").await.unwrap();
+    let api: Api<ConfigMap> = Api::default_namespaced(tc.client());
+    let created = api
+        .create(&PostParams::default(), &cm("m", json!({"sel": "in"})))
+        .await
+        .unwrap();
+    let rv = created.metadata.resource_version.unwrap();
+    let wp = WatchParams::default().labels("sel=in").disable_bookmarks();
+    let mut stream = api.watch(&wp, &rv).await.unwrap().boxed();
+    let relabel = |v: &'static str| {
+        let api = api.clone();
+        async move {
+            api.patch(
+                "m",
+                &PatchParams::default(),
+                &Patch::Merge(json!({"metadata": {"labels": {"sel": v}}})),
+            )
+            .await
+            .unwrap();
+        }
+    };
+    relabel("out").await;
+    relabel("out").await;
+    relabel("in").await;
+    let expect = |t: &str| (t.to_string(), "m".to_string());
+    assert_eq!(
+        name_of(&next(&mut stream).await.unwrap()),
+        expect("DELETED")
+    );
+    assert_eq!(name_of(&next(&mut stream).await.unwrap()), expect("ADDED"));
+    tc.cleanup().await.unwrap();
+}
+
+#[tokio::test]
+async fn metadata_only_gets_lists_and_watches() {
+    let tc = TestCluster::start("meta").await.unwrap();
+    let api: Api<ConfigMap> = Api::default_namespaced(tc.client());
+    api.create(&PostParams::default(), &cm("m1", json!({"a": "b"})))
+        .await
+        .unwrap();
+    let meta = api.get_metadata("m1").await.unwrap();
+    assert_eq!(meta.types.as_ref().unwrap().kind, "PartialObjectMetadata");
+    assert_eq!(meta.metadata.labels.unwrap()["a"], "b");
+    let listed = api.list_metadata(&Default::default()).await.unwrap();
+    assert_eq!(listed.items.len(), 1);
+
+    let meta_api: Api<kube::core::PartialObjectMeta<ConfigMap>> =
+        Api::default_namespaced(tc.client());
+    let mut events = watcher(meta_api, watcher::Config::default()).boxed();
+    loop {
+        if let watcher::Event::InitDone = next(&mut events).await.unwrap() {
+            break;
+        }
+    }
+    api.create(&PostParams::default(), &cm("m2", json!({})))
+        .await
+        .unwrap();
+    loop {
+        if let watcher::Event::Apply(o) = next(&mut events).await.unwrap() {
+            assert_eq!(o.metadata.name.as_deref(), Some("m2"));
+            assert_eq!(o.types.unwrap().kind, "PartialObjectMetadata");
+            break;
+        }
+    }
+    tc.cleanup().await.unwrap();
+}
