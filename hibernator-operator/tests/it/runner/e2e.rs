@@ -284,3 +284,84 @@ fn container_env_becomes_runner_args() {
     let missing = BTreeMap::from([("HIBERNATOR_PLAN".to_string(), "p".to_string())]);
     assert!(RunnerArgs::from_container(&[], &missing).is_err());
 }
+
+/// A `workloadscaler` target through a K8SCluster whose kubeconfig Secret
+/// points at the test API server itself.
+#[tokio::test]
+async fn kubernetes_target_scales_down_and_back() {
+    use k8s_openapi::api::apps::v1::Deployment;
+    let cluster = cluster("runner-k8s").await;
+    let Some(server) = cluster.api_server() else {
+        return; // needs the in-process server's kubeconfig
+    };
+    let ns = cluster.namespace().to_string();
+    let client = cluster.client();
+    let secret = Secret {
+        metadata: ObjectMeta {
+            name: Some("kubeconfig".into()),
+            ..Default::default()
+        },
+        data: Some(BTreeMap::from([(
+            "kubeconfig".into(),
+            ByteString(server.kubeconfig_yaml().into_bytes()),
+        )])),
+        ..Default::default()
+    };
+    Api::<Secret>::namespaced(client.clone(), &ns)
+        .create(&PostParams::default(), &secret)
+        .await
+        .unwrap();
+    let connector: hibernator_core::types::K8SCluster = serde_json::from_value(json!({
+        "apiVersion": "hibernator.dev/v1alpha1", "kind": "K8SCluster",
+        "metadata": {"name": "self"},
+        "spec": {"k8s": {"kubeconfigRef": {"name": "kubeconfig"}}},
+    }))
+    .unwrap();
+    Api::<hibernator_core::types::K8SCluster>::namespaced(client.clone(), &ns)
+        .create(&PostParams::default(), &connector)
+        .await
+        .unwrap();
+    let deployment: Deployment = serde_json::from_value(json!({
+        "apiVersion": "apps/v1", "kind": "Deployment",
+        "metadata": {"name": "web", "labels": {"app": "web"}},
+        "spec": {"replicas": 3, "selector": {"matchLabels": {"app": "web"}},
+                 "template": {"metadata": {"labels": {"app": "web"}},
+                              "spec": {"containers": [{"name": "c", "image": "nginx"}]}}},
+    }))
+    .unwrap();
+    let deployments = Api::<Deployment>::namespaced(client.clone(), &ns);
+    deployments
+        .create(&PostParams::default(), &deployment)
+        .await
+        .unwrap();
+    let plan: HibernatePlan = serde_json::from_value(json!({
+        "apiVersion": "hibernator.dev/v1alpha1", "kind": "HibernatePlan",
+        "metadata": {"name": "apps"},
+        "spec": {
+            "schedule": {"timezone": "UTC", "offHours": [
+                {"start": "20:00", "end": "06:00", "daysOfWeek": ["MON"]},
+            ]},
+            "execution": {"strategy": {"type": "Sequential"}},
+            "behavior": {"retries": 0},
+            "targets": [{"name": "web", "type": "workloadscaler", "timeout": "20s",
+                         "connectorRef": {"kind": "K8SCluster", "name": "self"},
+                         "parameters": {"namespace": {"literals": [ns.clone()]},
+                                        "awaitCompletion": {"enabled": false}}}],
+        },
+    }))
+    .unwrap();
+    Api::<HibernatePlan>::namespaced(client.clone(), &ns)
+        .create(&PostParams::default(), &plan)
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let args =
+        |operation| RunnerArgs::new(&ns, "apps", "web", operation, "c1", dir.path().join("log"));
+    let out = run(args(Operation::Shutdown), client.clone()).await;
+    assert_eq!(out.exit_code, 0, "{:?}", out.termination);
+    let replicas = |d: Deployment| d.spec.unwrap().replicas;
+    assert_eq!(replicas(deployments.get("web").await.unwrap()), Some(0));
+    let out = run(args(Operation::Wakeup), client.clone()).await;
+    assert_eq!(out.exit_code, 0, "{:?}", out.termination);
+    assert_eq!(replicas(deployments.get("web").await.unwrap()), Some(3));
+}
