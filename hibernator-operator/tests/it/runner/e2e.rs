@@ -365,3 +365,72 @@ async fn kubernetes_target_scales_down_and_back() {
     assert_eq!(out.exit_code, 0, "{:?}", out.termination);
     assert_eq!(replicas(deployments.get("web").await.unwrap()), Some(3));
 }
+
+/// With a webhook endpoint the runner streams its logs and a completion
+/// report, presenting the projected token.
+#[tokio::test]
+async fn logs_and_completion_are_streamed_to_the_webhook() {
+    use std::sync::{Arc, Mutex};
+
+    use axum::http::HeaderMap;
+    type Seen = Arc<Mutex<Vec<(String, String, serde_json::Value)>>>;
+    let seen: Seen = Arc::default();
+    let record = |path: &'static str, seen: Seen| {
+        move |headers: HeaderMap, body: axum::body::Bytes| {
+            let seen = seen.clone();
+            async move {
+                let auth = headers
+                    .get("authorization")
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or_default()
+                    .to_string();
+                let body = serde_json::from_slice(&body).unwrap_or(serde_json::Value::Null);
+                seen.lock().unwrap().push((path.to_string(), auth, body));
+                "{}"
+            }
+        }
+    };
+    let app = axum::Router::new()
+        .route("/logs", axum::routing::post(record("logs", seen.clone())))
+        .route(
+            "/progress",
+            axum::routing::post(record("progress", seen.clone())),
+        )
+        .route(
+            "/completion",
+            axum::routing::post(record("completion", seen.clone())),
+        );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let server = tokio::spawn(async move { axum::serve(listener, app).await });
+
+    let f = fixture("runner-stream").await;
+    f.launch(1, "batch").await;
+    let token = f.dir.path().join("token");
+    std::fs::write(&token, "projected-token").unwrap();
+    let mut args = f.args("batch", Operation::Shutdown);
+    args.execution_id = Some("exec-1".into());
+    args.webhook_endpoint = Some(format!("http://127.0.0.1:{port}/logs"));
+    args.stream_transport = hibernator_streaming::config::Transport::Webhook;
+    args.stream_token_path = token;
+    let out = run(args, f.cluster.client()).await;
+    assert_eq!(out.exit_code, 0, "{:?}", out.termination);
+
+    let seen = seen.lock().unwrap().clone();
+    assert!(
+        seen.iter()
+            .all(|(_, auth, _)| auth == "Bearer projected-token"),
+        "{seen:?}"
+    );
+    let completion = seen
+        .iter()
+        .find(|(path, _, _)| path == "completion")
+        .expect("completion report");
+    assert_eq!(completion.2["success"], true, "{completion:?}");
+    assert!(
+        seen.iter()
+            .any(|(path, _, body)| path == "logs" && body.to_string().contains("shutdown done")),
+        "{seen:?}"
+    );
+    server.abort();
+}
