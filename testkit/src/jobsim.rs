@@ -456,7 +456,10 @@ async fn drive(shared: &Shared, job: Job, cancel: CancellationToken) -> Result<S
     // 4. The result.
     tokio::select! {
         () = wait_unpaused(shared) => {}
-        () = cancel.cancelled() => return Ok("Deleted".to_string()),
+        () = cancel.cancelled() => {
+            let _ = pods.delete(&pod_name, &DeleteParams::background()).await;
+            return Ok("Deleted".to_string());
+        }
     }
     match outcome {
         Some(outcome) if outcome.exit_code == 0 => {

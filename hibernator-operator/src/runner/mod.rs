@@ -301,14 +301,15 @@ async fn execute(
     })
 }
 
-/// An owner reference to the plan (for the restore ConfigMap).
+/// The controller owner reference to the plan (for the restore ConfigMap),
+/// so the plan's controller is triggered by its changes and it goes with the plan.
 fn owner_of(meta: &ObjectMeta) -> Option<OwnerReference> {
     Some(OwnerReference {
         api_version: hibernator_core::types::HibernatePlan::api_version(&()).into_owned(),
         kind: hibernator_core::types::HibernatePlan::kind(&()).into_owned(),
         name: meta.name.clone()?,
         uid: meta.uid.clone()?,
-        controller: Some(false),
+        controller: Some(true),
         block_owner_deletion: Some(false),
     })
 }
