@@ -29,6 +29,8 @@ pub mod common;
 pub mod ec2;
 pub mod eks;
 pub mod karpenter;
+#[cfg(feature = "kubernetes")]
+pub mod kubernetes;
 pub mod rds;
 pub mod selector;
 pub mod workloadscaler;

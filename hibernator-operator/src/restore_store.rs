@@ -241,6 +241,9 @@ impl ConfigMapRestoreStore {
         if let Some(owner) = &self.owner {
             let refs = cm.metadata.owner_references.get_or_insert_with(Vec::new);
             if !refs.iter().any(|r| r.uid == owner.uid) {
+                // A plan deleted and re-created under the same name has a new
+                // uid: its stale reference goes (only one controller allowed).
+                refs.retain(|r| !(r.kind == owner.kind && r.api_version == owner.api_version));
                 refs.push(owner.clone());
             }
         }

@@ -5,4 +5,7 @@ mod support;
 mod connector;
 mod ec2;
 mod eks;
+mod karpenter;
+mod kube_connector;
 mod rds;
+mod workloadscaler;

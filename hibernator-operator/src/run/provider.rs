@@ -10,7 +10,7 @@ use hibernator_core::executor::{Executor, ExecutorError};
 use hibernator_core::input::PlanDocuments;
 use hibernator_core::types::{CloudProvider, ConnectorKind, Target};
 use hibernator_executors::aws::connector::{
-    ConnectorError, SessionIdentity, StaticKeys, sdk_config,
+    ConnectorError, SessionIdentity, StaticKeys, sdk_config_from,
 };
 
 /// Error category of connector problems (bounded, for metric labels).
@@ -137,36 +137,48 @@ impl AwsFileProvider {
     /// plan and target).
     pub async fn sdk_config_for(&self, target: &Target) -> Result<SdkConfig, ProviderError> {
         let provider = self.connector_for(target)?;
-        aws_sdk_config(&self.plan, target, provider, None).await
+        aws_sdk_config(&self.plan, target, provider, None, None).await
     }
 
     async fn build(&self, target: &Target) -> Result<Arc<dyn Executor>, ProviderError> {
         let provider = self.connector_for(target)?;
-        aws_executor(&self.plan, target, provider, None).await
+        aws_executor(&self.plan, target, provider, None, None).await
     }
 }
 
 /// The AWS SDK configuration of `target` with its CloudProvider `provider`:
 /// region, static keys (when the provider uses `auth.static`, read by the
 /// caller from the Secret) or the default chain, assumed role with a session
-/// name naming `plan` and the target. `AWS_ENDPOINT_URL` is honoured.
+/// name naming `plan` and the target. `AWS_ENDPOINT_URL` is honoured;
+/// `endpoint_url` overrides it (emulators).
 pub async fn aws_sdk_config(
     plan: &str,
     target: &Target,
     provider: &CloudProvider,
     static_keys: Option<StaticKeys>,
+    endpoint_url: Option<&str>,
 ) -> Result<SdkConfig, ProviderError> {
     let name = provider.metadata.name.clone().unwrap_or_default();
     let identity = SessionIdentity {
         plan: plan.to_string(),
         target: target.name.clone(),
     };
-    sdk_config(&name, provider.spec.aws.as_ref(), static_keys, &identity)
-        .await
-        .map_err(|source| ProviderError::Connector {
-            target: target.name.clone(),
-            source,
-        })
+    let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest());
+    if let Some(url) = endpoint_url {
+        loader = loader.endpoint_url(url);
+    }
+    sdk_config_from(
+        loader,
+        &name,
+        provider.spec.aws.as_ref(),
+        static_keys,
+        &identity,
+    )
+    .await
+    .map_err(|source| ProviderError::Connector {
+        target: target.name.clone(),
+        source,
+    })
 }
 
 /// The AWS executor of `target` (its `type`) configured by [`aws_sdk_config`].
@@ -175,8 +187,9 @@ pub async fn aws_executor(
     target: &Target,
     provider: &CloudProvider,
     static_keys: Option<StaticKeys>,
+    endpoint_url: Option<&str>,
 ) -> Result<Arc<dyn Executor>, ProviderError> {
-    let config = aws_sdk_config(plan, target, provider, static_keys).await?;
+    let config = aws_sdk_config(plan, target, provider, static_keys, endpoint_url).await?;
     hibernator_executors::aws::executor_for(&target.kind, &config).ok_or_else(|| {
         ProviderError::UnknownType {
             target: target.name.clone(),

@@ -73,6 +73,10 @@ pub struct RunnerArgs {
     /// Projected ServiceAccount token presented to the streaming endpoint.
     #[arg(long, env = "HIBERNATOR_STREAM_TOKEN_PATH", default_value = DEFAULT_TOKEN_PATH)]
     pub stream_token_path: PathBuf,
+    /// AWS endpoint override (emulators such as moto); the SDK's own
+    /// `AWS_ENDPOINT_URL` handling applies as well.
+    #[arg(long, env = "AWS_ENDPOINT_URL")]
+    pub aws_endpoint_url: Option<String>,
     /// Where the termination message is written.
     #[arg(long, env = "HIBERNATOR_TERMINATION_LOG", default_value = DEFAULT_TERMINATION_LOG)]
     pub termination_log: PathBuf,
@@ -101,8 +105,61 @@ impl RunnerArgs {
             webhook_endpoint: None,
             stream_transport: Transport::Auto,
             stream_token_path: PathBuf::from(DEFAULT_TOKEN_PATH),
+            aws_endpoint_url: None,
             termination_log,
         }
+    }
+}
+
+/// Environment variables of the runner and the flags they stand for.
+pub const ENV_FLAGS: &[(&str, &str)] = &[
+    ("HIBERNATOR_PLAN", "--plan"),
+    ("HIBERNATOR_PLAN_NAMESPACE", "--namespace"),
+    ("HIBERNATOR_TARGET", "--target"),
+    ("HIBERNATOR_OPERATION", "--operation"),
+    ("HIBERNATOR_EXECUTION_ID", "--execution-id"),
+    ("HIBERNATOR_CYCLE_ID", "--cycle-id"),
+    ("HIBERNATOR_GRPC_ENDPOINT", "--grpc-endpoint"),
+    ("HIBERNATOR_WEBHOOK_ENDPOINT", "--webhook-endpoint"),
+    ("HIBERNATOR_STREAM_TRANSPORT", "--stream-transport"),
+    ("HIBERNATOR_STREAM_TOKEN_PATH", "--stream-token-path"),
+    ("AWS_ENDPOINT_URL", "--aws-endpoint-url"),
+    ("HIBERNATOR_TERMINATION_LOG", "--termination-log"),
+];
+
+#[derive(clap::Parser)]
+#[command(name = "runner")]
+struct Standalone {
+    #[command(flatten)]
+    args: RunnerArgs,
+}
+
+impl RunnerArgs {
+    /// Parses a runner container's `args` (a leading `runner` subcommand is
+    /// skipped) and environment map as the process would, without reading
+    /// the process environment: flags win over variables (see [`ENV_FLAGS`]).
+    /// Used to run a Job's runner in-process (e.g. by the Job simulator).
+    pub fn from_container(
+        args: &[String],
+        env: &std::collections::BTreeMap<String, String>,
+    ) -> Result<Self, clap::Error> {
+        use clap::Parser;
+        let given: Vec<String> = args
+            .iter()
+            .skip_while(|a| a.as_str() == "runner")
+            .cloned()
+            .collect();
+        let mut argv = vec!["runner".to_string()];
+        for (var, flag) in ENV_FLAGS {
+            let already = given
+                .iter()
+                .any(|a| a == flag || a.starts_with(&format!("{flag}=")));
+            if let (Some(value), false) = (env.get(*var), already) {
+                argv.push(format!("{flag}={value}"));
+            }
+        }
+        argv.extend(given);
+        Standalone::try_parse_from(argv).map(|s| s.args)
     }
 }
 
@@ -205,7 +262,14 @@ async fn execute(
     sinks: &stream::Sinks,
     attempts: Arc<AtomicU32>,
 ) -> Result<TargetReport, RunnerError> {
-    let resolved = resolve::resolve(&client, &args.namespace, &args.plan, &args.target).await?;
+    let resolved = resolve::resolve(
+        &client,
+        &args.namespace,
+        &args.plan,
+        &args.target,
+        args.aws_endpoint_url.as_deref(),
+    )
+    .await?;
     let mut store = ConfigMapRestoreStore::new(client, &args.namespace, &args.plan);
     if let Some(owner) = owner_of(&resolved.plan.metadata) {
         store = store.with_owner(owner);
@@ -237,14 +301,15 @@ async fn execute(
     })
 }
 
-/// An owner reference to the plan (for the restore ConfigMap).
+/// The controller owner reference to the plan (for the restore ConfigMap),
+/// so the plan's controller is triggered by its changes and it goes with the plan.
 fn owner_of(meta: &ObjectMeta) -> Option<OwnerReference> {
     Some(OwnerReference {
         api_version: hibernator_core::types::HibernatePlan::api_version(&()).into_owned(),
         kind: hibernator_core::types::HibernatePlan::kind(&()).into_owned(),
         name: meta.name.clone()?,
         uid: meta.uid.clone()?,
-        controller: Some(false),
+        controller: Some(true),
         block_owner_deletion: Some(false),
     })
 }

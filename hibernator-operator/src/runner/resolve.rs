@@ -11,7 +11,9 @@ use hibernator_core::types::{
     CloudProvider, ConnectorKind, DEFAULT_TARGET_TIMEOUT, HibernatePlan, K8SCluster, SecretRef,
     Target,
 };
-use hibernator_executors::aws::connector::StaticKeys;
+use hibernator_executors::aws::connector::{SessionIdentity, StaticKeys};
+use hibernator_executors::kubernetes;
+use hibernator_executors::kubernetes::connector::{ClusterConnector, ConnectorError};
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::Api;
 
@@ -67,17 +69,26 @@ pub enum ResolveError {
         /// Who needs it (`CloudProvider x`).
         connector: String,
     },
-    /// Kubernetes executors are not part of this build.
+    /// The target's type has no Kubernetes executor.
     #[error(
-        "target {target:?} (type {kind:?}) uses K8SCluster {connector:?}: Kubernetes targets are not supported in this build of the runner"
+        "target {target:?} (type {kind:?}) uses K8SCluster {connector:?}, but type {kind:?} has no Kubernetes executor (use workloadscaler or karpenter, or a CloudProvider connector)"
     )]
-    KubernetesUnsupported {
+    NotKubernetesType {
         /// Target name.
         target: String,
         /// Target type.
         kind: String,
         /// Connector name.
         connector: String,
+    },
+    /// No client could be built for the target's cluster.
+    #[error("target {target:?}: {source}")]
+    Cluster {
+        /// Target name.
+        target: String,
+        /// What failed (names the connector and field; never secrets).
+        #[source]
+        source: Box<ConnectorError>,
     },
     /// Building the AWS executor failed.
     #[error(transparent)]
@@ -136,12 +147,14 @@ fn read_error(
 }
 
 /// Reads the plan `namespace/plan`, finds `target`, reads its connector (and
-/// Secrets) and builds the executor.
+/// Secrets) and builds the executor (AWS calls go to `aws_endpoint_url`
+/// when given).
 pub async fn resolve(
     client: &kube::Client,
     namespace: &str,
     plan_name: &str,
     target_name: &str,
+    aws_endpoint_url: Option<&str>,
 ) -> Result<Resolved, ResolveError> {
     let plan = Api::<HibernatePlan>::namespaced(client.clone(), namespace)
         .get(plan_name)
@@ -190,19 +203,39 @@ pub async fn resolve(
                 ),
                 None => None,
             };
-            aws_executor(plan_name, &target, &provider, keys).await?
+            aws_executor(plan_name, &target, &provider, keys, aws_endpoint_url).await?
         }
         ConnectorKind::K8sCluster => {
-            // Read it anyway, so a missing connector is reported as such.
-            Api::<K8SCluster>::namespaced(client.clone(), connector_ns)
+            let cluster = Api::<K8SCluster>::namespaced(client.clone(), connector_ns)
                 .get(&reference.name)
                 .await
                 .map_err(read_error("K8SCluster", connector_ns, &reference.name))?;
-            return Err(ResolveError::KubernetesUnsupported {
+            let mut connector = ClusterConnector::new(client.clone());
+            if let Some(url) = aws_endpoint_url {
+                let url = url.to_string();
+                connector = connector.with_aws_loader(move || {
+                    aws_config::defaults(aws_config::BehaviorVersion::latest()).endpoint_url(&url)
+                });
+            }
+            let identity = SessionIdentity {
+                plan: plan_name.to_string(),
                 target: target.name.clone(),
-                kind: target.kind.clone(),
-                connector: reference.name.clone(),
-            });
+            };
+            let target_client =
+                connector
+                    .client_for(&cluster, &identity)
+                    .await
+                    .map_err(|source| ResolveError::Cluster {
+                        target: target.name.clone(),
+                        source: Box::new(source),
+                    })?;
+            kubernetes::factory::executor_for(&target.kind, target_client).ok_or_else(|| {
+                ResolveError::NotKubernetesType {
+                    target: target.name.clone(),
+                    kind: target.kind.clone(),
+                    connector: reference.name.clone(),
+                }
+            })?
         }
     };
     Ok(Resolved {

@@ -29,17 +29,23 @@ impl TerminationMessage {
         if full.len() <= TERMINATION_MESSAGE_LIMIT {
             return full;
         }
-        // Every message byte adds at least one byte to the document, so
-        // cutting the overflow from the message converges quickly.
-        let mut keep = self.message.len();
-        loop {
-            keep = floor_char_boundary(&self.message, keep);
-            let doc = self.encode(&format!("{}…", &self.message[..keep]));
-            if doc.len() <= TERMINATION_MESSAGE_LIMIT || keep == 0 {
-                return doc;
+        // No more than the limit of raw message bytes can fit; find the
+        // longest prefix (at a character boundary) whose escaped document fits.
+        let fits = |keep: usize| {
+            let cut = floor_char_boundary(&self.message, keep);
+            self.encode(&format!("{}…", &self.message[..cut])).len() <= TERMINATION_MESSAGE_LIMIT
+        };
+        let (mut lo, mut hi) = (0, self.message.len().min(TERMINATION_MESSAGE_LIMIT));
+        while lo < hi {
+            let mid = (lo + hi).div_ceil(2);
+            if fits(mid) {
+                lo = mid;
+            } else {
+                hi = mid - 1;
             }
-            keep -= (doc.len() - TERMINATION_MESSAGE_LIMIT).min(keep);
         }
+        let cut = floor_char_boundary(&self.message, lo);
+        self.encode(&format!("{}…", &self.message[..cut]))
     }
 
     /// Parses a termination message written by [`to_json`](Self::to_json);
@@ -101,7 +107,12 @@ mod tests {
             );
             let parsed = TerminationMessage::parse(&json).expect("valid JSON");
             assert!(parsed.message.ends_with('…'));
-            assert!(parsed.message.len() > 1000, "{filler}: kept too little");
+            // As much as fits is kept (one more escaped character would not).
+            assert!(
+                json.len() + 8 > TERMINATION_MESSAGE_LIMIT,
+                "{filler:?}: kept too little ({})",
+                json.len()
+            );
             assert_eq!(parsed.attempts, 4);
         }
     }

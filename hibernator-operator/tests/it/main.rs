@@ -1,3 +1,8 @@
-//! Integration tests of the operator (one binary, modules per area).
+//! Integration tests of the operator crate (one binary, modules per area):
+//! the controller with the Job simulator (`controller`), the runner, the
+//! restore ConfigMap store and the Job simulator itself (`runner`), the
+//! admission webhook (`admission`).
 
+mod admission;
 mod controller;
+mod runner;
