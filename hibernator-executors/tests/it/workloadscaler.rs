@@ -172,8 +172,7 @@ async fn shutdown_then_wakeup_restores_exactly_and_is_idempotent() {
     }
 
     let executor = typed(executor(client.clone()));
-    let params = json!({
-        "includedGroups": ["deployments", "statefulsets", "cronjobs"],
+    let params = json!({"awaitCompletion": {"enabled": false}, "includedGroups": ["deployments", "statefulsets", "cronjobs"],
         "namespace": {"literals": [ns, "does-not-exist-hib"]},
         "workloadSelector": {"matchLabels": {"tier": "web"}}
     });
@@ -299,7 +298,7 @@ async fn keda_scaled_objects_are_paused_by_annotation() {
     }
     let before = snapshot(&client, &ns, &so).await;
     let executor = typed(executor(client.clone()));
-    let params = json!({"includedGroups": ["scaledobjects"], "namespace": {"literals": [ns]}});
+    let params = json!({"awaitCompletion": {"enabled": false}, "includedGroups": ["scaledobjects"], "namespace": {"literals": [ns]}});
     let store = MemoryRestoreStore::new();
     let report = run_shutdown(
         executor.as_ref(),
@@ -377,8 +376,7 @@ async fn custom_resources_with_a_scale_subresource_are_scaled() {
     let resource = ar(group, "v1", "Widget", "widgets");
     let before = snapshot(&client, &ns, &resource).await;
     let executor = typed(executor(client.clone()));
-    let params =
-        json!({"includedGroups": [format!("{group}/v1/widgets")], "namespace": {"literals": [ns]}});
+    let params = json!({"awaitCompletion": {"enabled": false}, "includedGroups": [format!("{group}/v1/widgets")], "namespace": {"literals": [ns]}});
     let store = MemoryRestoreStore::new();
     run_shutdown(
         executor.as_ref(),
@@ -429,7 +427,7 @@ async fn unknown_or_unscalable_resources_are_clear_errors() {
         (format!("{group}/v1/widgets"), "no scale subresource"),
         (format!("{group}/v1/gadgets"), "no resource \"gadgets\""),
     ] {
-        let params = json!({"includedGroups": [entry], "namespace": {"literals": [ns]}});
+        let params = json!({"awaitCompletion": {"enabled": false}, "includedGroups": [entry], "namespace": {"literals": [ns]}});
         let err: ExecutorError = run_shutdown(
             executor.as_ref(),
             &ctx(Operation::Shutdown, "c1"),
@@ -453,7 +451,7 @@ async fn a_deleted_workload_fails_its_entry_and_keeps_it() {
     deployment(&client, &ns, "web", 2, json!({}), json!({})).await;
     deployment(&client, &ns, "api", 1, json!({}), json!({})).await;
     let executor = typed(executor(client.clone()));
-    let params = json!({"namespace": {"literals": [ns]}});
+    let params = json!({"awaitCompletion": {"enabled": false}, "namespace": {"literals": [ns]}});
     let store = MemoryRestoreStore::new();
     run_shutdown(
         executor.as_ref(),
@@ -491,7 +489,7 @@ async fn a_503_on_the_scale_patch_is_retried() {
     let (client, ns) = (tc.client(), tc.namespace().to_string());
     deployment(&client, &ns, "web", 3, json!({}), json!({})).await;
     let executor = typed(executor(client.clone()));
-    let params = json!({"namespace": {"literals": [ns]}});
+    let params = json!({"awaitCompletion": {"enabled": false}, "namespace": {"literals": [ns]}});
     let store = MemoryRestoreStore::new();
     if let Some(server) = tc.api_server() {
         server.fail_next("patch", "deployments/scale", 1, 503);
@@ -638,7 +636,7 @@ impl ConformanceFixture for Fixture {
                 }
             }
         }
-        Ok(json!({"namespace": {"literals": [self.ns]}}))
+        Ok(json!({"awaitCompletion": {"enabled": false}, "namespace": {"literals": [self.ns]}}))
     }
 
     async fn observe(&self) -> Result<Value, String> {
