@@ -3,6 +3,8 @@
 //! NodeClaims deleted, idempotency, missing pools, waiting, faults and the
 //! core conformance kit.
 
+#![allow(clippy::unwrap_used)] // test helpers fail loudly
+
 use std::time::Duration;
 
 use async_trait::async_trait;

@@ -3,6 +3,8 @@
 //! exclusions, CronJobs, KEDA, custom scale resources, faults, readiness and
 //! the core conformance kit.
 
+#![allow(clippy::unwrap_used)] // test helpers fail loudly
+
 use std::collections::BTreeMap;
 use std::time::Duration;
 
