@@ -5,7 +5,6 @@
 
 #![allow(clippy::unwrap_used)] // test helpers fail loudly
 
-use std::collections::BTreeMap;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -13,126 +12,17 @@ use hibernator_core::executor::testing::{ConformanceFixture, run_conformance};
 use hibernator_core::executor::{ExecutorError, category, run_shutdown, run_wakeup, typed};
 use hibernator_core::restore::{MemoryRestoreStore, RestoreStore};
 use hibernator_core::types::Operation;
-use hibernator_executors::kubernetes::WorkloadScalerExecutor;
-use hibernator_testkit::kube::TestCluster;
 use hibernator_testkit::kube::crds::keda_scaledobject;
-use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
-use k8s_openapi::api::batch::v1::CronJob;
-use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use k8s_openapi::api::apps::v1::Deployment;
 use kube::api::{Api, DynamicObject, Patch, PatchParams, PostParams};
-use kube::core::{ApiResource, GroupVersionKind};
 use kube::{Client, ResourceExt};
 use serde_json::{Value, json};
 
-use crate::support::{POLL, TARGET, ctx, fast_retry, record};
+use crate::support::{TARGET, ctx, fast_retry, record};
 
-pub async fn cluster(prefix: &str) -> TestCluster {
-    TestCluster::start(prefix).await.expect("test cluster")
-}
+mod fixtures;
 
-fn executor(client: Client) -> WorkloadScalerExecutor {
-    WorkloadScalerExecutor::new(client).with_poll_interval(POLL)
-}
-
-fn pod_template(app: &str) -> Value {
-    json!({
-        "metadata": {"labels": {"app": app}},
-        "spec": {"containers": [{"name": "c", "image": "registry.k8s.io/pause:3.9"}]}
-    })
-}
-
-async fn deployment(
-    client: &Client,
-    ns: &str,
-    name: &str,
-    replicas: i32,
-    labels: Value,
-    annotations: Value,
-) {
-    let object: Deployment = serde_json::from_value(json!({
-        "apiVersion": "apps/v1", "kind": "Deployment",
-        "metadata": {"name": name, "labels": labels, "annotations": annotations},
-        "spec": {"replicas": replicas, "selector": {"matchLabels": {"app": name}},
-                 "template": pod_template(name)}
-    }))
-    .unwrap();
-    Api::<Deployment>::namespaced(client.clone(), ns)
-        .create(&PostParams::default(), &object)
-        .await
-        .unwrap();
-}
-
-async fn statefulset(client: &Client, ns: &str, name: &str, replicas: i32) {
-    let object: StatefulSet = serde_json::from_value(json!({
-        "apiVersion": "apps/v1", "kind": "StatefulSet",
-        "metadata": {"name": name, "labels": {"tier": "web"}},
-        "spec": {"replicas": replicas, "serviceName": name,
-                 "selector": {"matchLabels": {"app": name}}, "template": pod_template(name)}
-    }))
-    .unwrap();
-    Api::<StatefulSet>::namespaced(client.clone(), ns)
-        .create(&PostParams::default(), &object)
-        .await
-        .unwrap();
-}
-
-async fn cronjob(client: &Client, ns: &str, name: &str, suspend: Option<bool>) {
-    let mut spec = json!({
-        "schedule": "*/5 * * * *",
-        "jobTemplate": {"spec": {"template": {"spec": {
-            "restartPolicy": "Never",
-            "containers": [{"name": "c", "image": "registry.k8s.io/pause:3.9"}]}}}}
-    });
-    if let Some(s) = suspend {
-        spec["suspend"] = json!(s);
-    }
-    let object: CronJob = serde_json::from_value(json!({
-        "apiVersion": "batch/v1", "kind": "CronJob",
-        "metadata": {"name": name, "labels": {"tier": "web"}}, "spec": spec
-    }))
-    .unwrap();
-    Api::<CronJob>::namespaced(client.clone(), ns)
-        .create(&PostParams::default(), &object)
-        .await
-        .unwrap();
-}
-
-/// `spec` and annotations of every object of `resource` in `ns`, by name.
-async fn snapshot(client: &Client, ns: &str, resource: &ApiResource) -> BTreeMap<String, Value> {
-    let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), ns, resource);
-    api.list(&Default::default())
-        .await
-        .unwrap()
-        .items
-        .into_iter()
-        .map(|o| {
-            let annotations = o.annotations().clone();
-            (
-                o.name_any(),
-                json!({"spec": o.data["spec"], "annotations": annotations}),
-            )
-        })
-        .collect()
-}
-
-fn ar(group: &str, version: &str, kind: &str, plural: &str) -> ApiResource {
-    ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk(group, version, kind), plural)
-}
-
-fn deployments() -> ApiResource {
-    ar("apps", "v1", "Deployment", "deployments")
-}
-
-async fn replicas(client: &Client, ns: &str, name: &str) -> i32 {
-    Api::<Deployment>::namespaced(client.clone(), ns)
-        .get(name)
-        .await
-        .unwrap()
-        .spec
-        .unwrap()
-        .replicas
-        .unwrap_or(1)
-}
+use fixtures::*;
 
 #[tokio::test]
 async fn shutdown_then_wakeup_restores_exactly_and_is_idempotent() {
@@ -335,37 +225,6 @@ async fn keda_scaled_objects_are_paused_by_annotation() {
     .unwrap();
     assert_eq!(snapshot(&client, &ns, &so).await, before);
     tc.cleanup().await.unwrap();
-}
-
-fn widget_crd(group: &str, with_scale: bool) -> CustomResourceDefinition {
-    let scale = if with_scale {
-        json!({"specReplicasPath": ".spec.replicas", "statusReplicasPath": ".status.replicas"})
-    } else {
-        Value::Null
-    };
-    serde_json::from_value(json!({
-        "apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
-        "metadata": {"name": format!("widgets.{group}")},
-        "spec": {"group": group, "scope": "Namespaced",
-            "names": {"kind": "Widget", "plural": "widgets", "singular": "widget", "listKind": "WidgetList"},
-            "versions": [{"name": "v1", "served": true, "storage": true,
-                "schema": {"openAPIV3Schema": {"type": "object", "x-kubernetes-preserve-unknown-fields": true}},
-                "subresources": {"status": {}, "scale": scale}}]}
-    }))
-    .unwrap()
-}
-
-async fn widget(client: &Client, ns: &str, group: &str, name: &str, replicas: i64) {
-    let resource = ar(group, "v1", "Widget", "widgets");
-    let object: DynamicObject = serde_json::from_value(json!({
-        "apiVersion": format!("{group}/v1"), "kind": "Widget",
-        "metadata": {"name": name}, "spec": {"replicas": replicas, "color": "blue"}
-    }))
-    .unwrap();
-    Api::<DynamicObject>::namespaced_with(client.clone(), ns, &resource)
-        .create(&PostParams::default(), &object)
-        .await
-        .unwrap();
 }
 
 #[tokio::test]
