@@ -375,6 +375,13 @@ impl State {
                 "the name of the object ({body_name}) does not match the name on the URL ({name})"
             )));
         }
+        // Custom resources, unlike most built-ins, reject unconditional updates.
+        if def.from_crd && meta_str(&body, "resourceVersion").is_none_or(str::is_empty) {
+            return Err(ApiError::invalid(format!(
+                "{} \"{name}\" is invalid: metadata.resourceVersion: Invalid value: 0x0: must be specified for an update",
+                def.kind
+            )));
+        }
         check_rv(def, name, meta_str(&body, "resourceVersion"), &old)?;
         let new = match part {
             Part::Status => {
@@ -532,6 +539,9 @@ impl State {
             let m = meta_mut(&mut marked)?;
             m.insert("deletionTimestamp".into(), json!(now_rfc3339()));
             m.insert("deletionGracePeriodSeconds".into(), json!(0));
+            // Like the real server, marking for deletion bumps the generation.
+            let generation = m.get("generation").and_then(Value::as_i64).unwrap_or(1);
+            m.insert("generation".into(), json!(generation + 1));
             return Ok(self.store.put(def, ns, name, marked));
         }
         self.remove(def, ns, name)

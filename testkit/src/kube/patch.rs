@@ -68,9 +68,21 @@ pub(crate) fn apply(kind: PatchKind, target: &Value, patch: &Value) -> Result<Va
         PatchKind::Json => {
             let ops: json_patch::Patch = serde_json::from_value(patch.clone())
                 .map_err(|e| ApiError::bad_request(format!("invalid JSON patch: {e}")))?;
-            json_patch::patch(&mut doc, &ops).map_err(|e| {
-                ApiError::invalid(format!("the JSON patch could not be applied: {e}"))
-            })?;
+            // Operations apply one by one on a copy, so a failure leaves the
+            // stored object untouched. As on a real API server, `test` with
+            // `null` succeeds on a missing path (kube's finalizer helper
+            // relies on it).
+            for op in ops.0 {
+                if let json_patch::PatchOperation::Test(t) = &op
+                    && t.value.is_null()
+                    && doc.pointer(t.path.as_str()).is_none()
+                {
+                    continue;
+                }
+                json_patch::patch(&mut doc, &[op]).map_err(|e| {
+                    ApiError::invalid(format!("the JSON patch could not be applied: {e}"))
+                })?;
+            }
         }
     }
     Ok(doc)
@@ -106,6 +118,16 @@ mod tests {
             &json!([{"op": "test", "path": "/spec/replicas", "value": 9}]),
         );
         assert_eq!(failed.unwrap_err().code, 422);
+        let absent_is_null = apply(
+            PatchKind::Json,
+            &doc,
+            &json!([
+                {"op": "test", "path": "/metadata/finalizers", "value": null},
+                {"op": "add", "path": "/metadata/finalizers", "value": ["f"]}
+            ]),
+        )
+        .unwrap();
+        assert_eq!(absent_is_null["metadata"]["finalizers"], json!(["f"]));
         let yaml = parse_body(PatchKind::Apply, b"spec:\n  replicas: 2\n").unwrap();
         assert_eq!(
             apply(PatchKind::Apply, &doc, &yaml).unwrap()["spec"]["replicas"],

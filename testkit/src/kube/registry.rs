@@ -89,6 +89,11 @@ impl ResourceDef {
         self
     }
 
+    fn with_version(mut self, version: &str) -> Self {
+        self.versions.push(version.to_string());
+        self
+    }
+
     fn with_short(mut self, names: &[&str]) -> Self {
         self.short_names = names.iter().map(|s| (*s).to_string()).collect();
         self
@@ -221,7 +226,8 @@ impl Registry {
                 true,
             )
             .with_status()
-            .with_short(&["hpa"]),
+            .with_short(&["hpa"])
+            .with_version("v1"),
             ResourceDef::builtin(
                 "policy",
                 "v1",

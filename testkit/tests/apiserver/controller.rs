@@ -109,3 +109,90 @@ async fn controller_reconciles_plans_and_owned_configmaps() {
     handle.abort();
     tc.cleanup().await.unwrap();
 }
+
+const FINALIZER: &str = "hibernator.dev/restore";
+
+async fn reconcile_with_finalizer(
+    plan: Arc<HibernatePlan>,
+    client: Arc<kube::Client>,
+) -> Result<Action, kube::runtime::finalizer::Error<ReconcileError>> {
+    use kube::runtime::finalizer::{Event, finalizer};
+    let ns = plan.namespace().unwrap_or_default();
+    let plans: Api<HibernatePlan> = Api::namespaced((*client).clone(), &ns);
+    finalizer(&plans, FINALIZER, plan, |event| async {
+        match event {
+            Event::Apply(_) => Ok(Action::await_change()),
+            Event::Cleanup(p) => {
+                let cms: Api<ConfigMap> = Api::namespaced((*client).clone(), &ns);
+                let cm: ConfigMap = serde_json::from_value(json!({
+                    "metadata": {"name": format!("cleaned-{}", p.name_any())}
+                }))
+                .expect("valid ConfigMap");
+                cms.create(&PostParams::default(), &cm)
+                    .await
+                    .map_err(ReconcileError)?;
+                Ok(Action::await_change())
+            }
+        }
+    })
+    .await
+}
+
+fn finalizer_error_policy(
+    _: Arc<HibernatePlan>,
+    _: &kube::runtime::finalizer::Error<ReconcileError>,
+    _: Arc<kube::Client>,
+) -> Action {
+    Action::requeue(Duration::from_millis(100))
+}
+
+#[tokio::test]
+async fn kube_finalizer_helper_adds_and_removes_its_finalizer() {
+    let tc = TestCluster::start("finalize").await.unwrap();
+    for crd in hibernator_core::crd::all() {
+        tc.ensure_crd(&crd).await.unwrap();
+    }
+    let client = tc.client();
+    let plans: Api<HibernatePlan> = Api::default_namespaced(client.clone());
+    let controller = Controller::new(plans.clone(), watcher::Config::default())
+        .run(
+            reconcile_with_finalizer,
+            finalizer_error_policy,
+            Arc::new(client.clone()),
+        )
+        .for_each(|_| async {});
+    let handle = tokio::spawn(controller);
+    let plan: HibernatePlan = serde_json::from_value(json!({
+        "apiVersion": "hibernator.dev/v1alpha1", "kind": "HibernatePlan",
+        "metadata": {"name": "guarded"},
+        "spec": {
+            "schedule": {"timezone": "UTC", "offHours": [{"start": "20:00", "end": "06:00", "daysOfWeek": ["MON"]}]},
+            "targets": [{"name": "db", "type": "rds", "connectorRef": {"kind": "CloudProvider", "name": "aws"}, "parameters": {"instanceIds": ["db-1"]}}]
+        }
+    }))
+    .unwrap();
+    plans.create(&PostParams::default(), &plan).await.unwrap();
+    let mut added = false;
+    for _ in 0..400 {
+        if plans.get("guarded").await.unwrap().finalizers() == [FINALIZER.to_string()] {
+            added = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(added, "the finalizer was never added");
+    plans.delete("guarded", &Default::default()).await.unwrap();
+    let mut gone = false;
+    for _ in 0..400 {
+        if plans.get_opt("guarded").await.unwrap().is_none() {
+            gone = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(gone, "the plan was never released by its finalizer");
+    let cms: Api<ConfigMap> = Api::default_namespaced(client);
+    assert!(cms.get_opt("cleaned-guarded").await.unwrap().is_some());
+    handle.abort();
+    tc.cleanup().await.unwrap();
+}

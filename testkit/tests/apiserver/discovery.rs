@@ -1,16 +1,19 @@
 //! Discovery documents and CRDs.
 
 use hibernator_core::types::HibernatePlan;
-use hibernator_testkit::kube::{ApiServer, TestCluster, crds};
+use hibernator_testkit::kube::{TestCluster, crds};
 use kube::api::{Api, DynamicObject, GroupVersionKind, Patch, PatchParams, PostParams};
 use kube::discovery::{self, Discovery, Scope};
 use serde_json::json;
 
 #[tokio::test]
 async fn discovery_lists_builtins_and_crds() {
-    let server = ApiServer::start().await.unwrap();
-    server.register_crd(&crds::keda_scaledobject());
-    let client = server.client();
+    let tc = TestCluster::start("discovery").await.unwrap();
+    tc.ensure_crd(&crds::keda_scaledobject()).await.unwrap();
+    for crd in hibernator_core::crd::all() {
+        tc.ensure_crd(&crd).await.unwrap();
+    }
+    let client = tc.client();
     let discovery = Discovery::new(client.clone()).run().await.unwrap();
     let groups: Vec<String> = discovery.groups().map(|g| g.name().to_string()).collect();
     for g in [
@@ -32,6 +35,11 @@ async fn discovery_lists_builtins_and_crds() {
             .unwrap();
     assert_eq!(ar.plural, "deployments");
     assert_eq!(caps.scope, Scope::Namespaced);
+    assert!(
+        caps.subresources
+            .iter()
+            .any(|(sub, _)| sub.plural == "deployments/scale" || sub.plural == "scale")
+    );
     let (plan, _) = discovery::pinned_kind(
         &client,
         &GroupVersionKind::gvk("hibernator.dev", "v1alpha1", "HibernatePlan"),
@@ -46,6 +54,7 @@ async fn discovery_lists_builtins_and_crds() {
         (node.plural.as_str(), caps.scope),
         ("nodes", Scope::Cluster)
     );
+    tc.cleanup().await.unwrap();
 }
 
 fn plan(name: &str) -> HibernatePlan {
@@ -86,6 +95,14 @@ async fn hibernator_crds_are_served_with_status() {
     let mut fetched = api.get("p").await.unwrap();
     fetched.status = None;
     fetched.spec.suspend = true;
+    // Custom resources reject unconditional updates.
+    let mut unconditional = fetched.clone();
+    unconditional.metadata.resource_version = None;
+    let err = api
+        .replace("p", &PostParams::default(), &unconditional)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, kube::Error::Api(s) if s.code == 422));
     let replaced = api
         .replace("p", &PostParams::default(), &fetched)
         .await

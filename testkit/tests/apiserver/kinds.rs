@@ -135,3 +135,50 @@ async fn jobs_keep_status_until_written() {
     );
     tc.cleanup().await.unwrap();
 }
+
+#[tokio::test]
+async fn kube_event_recorder_creates_then_patches_a_series() {
+    use kube::runtime::events::{Event as RecorderEvent, EventType, Recorder, Reporter};
+
+    let tc = TestCluster::start("recorder").await.unwrap();
+    let ns = tc.namespace().to_string();
+    let pods: Api<Pod> = Api::default_namespaced(tc.client());
+    let pod: Pod = serde_json::from_value(json!({
+        "metadata": {"name": "subject"},
+        "spec": {"containers": [{"name": "c", "image": "busybox:1.37"}]}
+    }))
+    .unwrap();
+    let pod = pods.create(&PostParams::default(), &pod).await.unwrap();
+    let reference = kube::Resource::object_ref(&pod, &());
+    let recorder = Recorder::new(
+        tc.client(),
+        Reporter {
+            controller: "hibernator".into(),
+            instance: Some("hibernator-0".into()),
+        },
+    );
+    let ev = RecorderEvent {
+        type_: EventType::Normal,
+        reason: "Hibernated".into(),
+        note: Some("asleep".into()),
+        action: "Hibernate".into(),
+        secondary: None,
+    };
+    recorder.publish(&ev, &reference).await.unwrap();
+    recorder.publish(&ev, &reference).await.unwrap();
+    let events: Api<EventV1> = Api::namespaced(tc.client(), &ns);
+    let listed = events.list(&ListParams::default()).await.unwrap();
+    // On a real cluster the scheduler and kubelet add their own events.
+    let ours: Vec<_> = listed
+        .items
+        .iter()
+        .filter(|e| e.reporting_controller.as_deref() == Some("hibernator"))
+        .collect();
+    assert_eq!(ours.len(), 1);
+    let series = ours[0]
+        .series
+        .as_ref()
+        .expect("a series after the second publish");
+    assert_eq!(series.count, 2);
+    tc.cleanup().await.unwrap();
+}
