@@ -232,12 +232,12 @@ impl KarpenterExecutor {
 
     /// Polls until `done(pool)` holds for every pool; returns the pools not
     /// there when the timeout ran out, with what was seen.
-    async fn wait_pools<'a>(
+    async fn wait_pools(
         &self,
         ctx: &ExecutionContext,
         what: &str,
         timeout: Duration,
-        pools: &'a [String],
+        pools: &[String],
         gone: bool,
     ) -> Result<BTreeMap<String, String>, ExecutorError> {
         if pools.is_empty() {

@@ -3,6 +3,8 @@
 //! NodeClaims deleted, idempotency, missing pools, waiting, faults and the
 //! core conformance kit.
 
+#![allow(clippy::unwrap_used)] // test helpers fail loudly
+
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -121,7 +123,7 @@ async fn limits_are_restored_exactly_and_claims_deleted() {
     ];
 
     let executor = typed(executor(client.clone()));
-    let params = json!({"nodeSelector": {"matchLabels": {"sleep": sel}}});
+    let params = json!({"awaitCompletion": {"enabled": false}, "nodeSelector": {"matchLabels": {"sleep": sel}}});
     let store = MemoryRestoreStore::new();
     let report = run_shutdown(
         executor.as_ref(),
@@ -209,7 +211,7 @@ async fn a_missing_pool_fails_before_anything_changes() {
     let before = spec_of(&client, &a).await;
     let executor = typed(executor(client.clone()));
     let missing = tc.unique_name("nope");
-    let params = json!({"nodePools": [a, missing]});
+    let params = json!({"awaitCompletion": {"enabled": false}, "nodePools": [a, missing]});
     let err = run_shutdown(
         executor.as_ref(),
         &ctx(Operation::Shutdown, "c1"),
@@ -303,7 +305,7 @@ async fn a_503_on_the_limit_patch_is_retried() {
         server.fail_next("patch", "nodepools", 1, 503);
     }
     let executor = typed(executor(client.clone()));
-    let params = json!({"nodePools": [a]});
+    let params = json!({"awaitCompletion": {"enabled": false}, "nodePools": [a]});
     let store = MemoryRestoreStore::new();
     run_shutdown(
         executor.as_ref(),
@@ -353,7 +355,7 @@ impl ConformanceFixture for Fixture {
                     .map_err(|e| e.to_string())?;
             }
         }
-        Ok(json!({"nodePools": self.pools}))
+        Ok(json!({"awaitCompletion": {"enabled": false}, "nodePools": self.pools}))
     }
 
     async fn observe(&self) -> Result<Value, String> {

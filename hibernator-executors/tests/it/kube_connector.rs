@@ -1,6 +1,8 @@
 //! The Kubernetes connector: kubeconfig Secrets and static AWS keys read
 //! from the (testkit or real) management cluster, and the EKS path on moto.
 
+#![allow(clippy::unwrap_used)] // test helpers fail loudly
+
 use aws_config::BehaviorVersion;
 use aws_credential_types::Credentials;
 use aws_credential_types::provider::ProvideCredentials;

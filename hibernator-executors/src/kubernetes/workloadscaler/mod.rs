@@ -184,7 +184,7 @@ impl WorkloadScalerExecutor {
         Ok(found)
     }
 
-    /// Records and changes one workload; returns whether it was awake.
+    /// Records and changes one workload.
     async fn hibernate_one(
         &self,
         ctx: &ExecutionContext,

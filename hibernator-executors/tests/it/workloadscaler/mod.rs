@@ -3,7 +3,8 @@
 //! exclusions, CronJobs, KEDA, custom scale resources, faults, readiness and
 //! the core conformance kit.
 
-use std::collections::BTreeMap;
+#![allow(clippy::unwrap_used)] // test helpers fail loudly
+
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -11,126 +12,17 @@ use hibernator_core::executor::testing::{ConformanceFixture, run_conformance};
 use hibernator_core::executor::{ExecutorError, category, run_shutdown, run_wakeup, typed};
 use hibernator_core::restore::{MemoryRestoreStore, RestoreStore};
 use hibernator_core::types::Operation;
-use hibernator_executors::kubernetes::WorkloadScalerExecutor;
-use hibernator_testkit::kube::TestCluster;
 use hibernator_testkit::kube::crds::keda_scaledobject;
-use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
-use k8s_openapi::api::batch::v1::CronJob;
-use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use k8s_openapi::api::apps::v1::Deployment;
 use kube::api::{Api, DynamicObject, Patch, PatchParams, PostParams};
-use kube::core::{ApiResource, GroupVersionKind};
 use kube::{Client, ResourceExt};
 use serde_json::{Value, json};
 
-use crate::support::{POLL, TARGET, ctx, fast_retry, record};
+use crate::support::{TARGET, ctx, fast_retry, record};
 
-pub async fn cluster(prefix: &str) -> TestCluster {
-    TestCluster::start(prefix).await.expect("test cluster")
-}
+mod fixtures;
 
-fn executor(client: Client) -> WorkloadScalerExecutor {
-    WorkloadScalerExecutor::new(client).with_poll_interval(POLL)
-}
-
-fn pod_template(app: &str) -> Value {
-    json!({
-        "metadata": {"labels": {"app": app}},
-        "spec": {"containers": [{"name": "c", "image": "registry.k8s.io/pause:3.9"}]}
-    })
-}
-
-async fn deployment(
-    client: &Client,
-    ns: &str,
-    name: &str,
-    replicas: i32,
-    labels: Value,
-    annotations: Value,
-) {
-    let object: Deployment = serde_json::from_value(json!({
-        "apiVersion": "apps/v1", "kind": "Deployment",
-        "metadata": {"name": name, "labels": labels, "annotations": annotations},
-        "spec": {"replicas": replicas, "selector": {"matchLabels": {"app": name}},
-                 "template": pod_template(name)}
-    }))
-    .unwrap();
-    Api::<Deployment>::namespaced(client.clone(), ns)
-        .create(&PostParams::default(), &object)
-        .await
-        .unwrap();
-}
-
-async fn statefulset(client: &Client, ns: &str, name: &str, replicas: i32) {
-    let object: StatefulSet = serde_json::from_value(json!({
-        "apiVersion": "apps/v1", "kind": "StatefulSet",
-        "metadata": {"name": name, "labels": {"tier": "web"}},
-        "spec": {"replicas": replicas, "serviceName": name,
-                 "selector": {"matchLabels": {"app": name}}, "template": pod_template(name)}
-    }))
-    .unwrap();
-    Api::<StatefulSet>::namespaced(client.clone(), ns)
-        .create(&PostParams::default(), &object)
-        .await
-        .unwrap();
-}
-
-async fn cronjob(client: &Client, ns: &str, name: &str, suspend: Option<bool>) {
-    let mut spec = json!({
-        "schedule": "*/5 * * * *",
-        "jobTemplate": {"spec": {"template": {"spec": {
-            "restartPolicy": "Never",
-            "containers": [{"name": "c", "image": "registry.k8s.io/pause:3.9"}]}}}}
-    });
-    if let Some(s) = suspend {
-        spec["suspend"] = json!(s);
-    }
-    let object: CronJob = serde_json::from_value(json!({
-        "apiVersion": "batch/v1", "kind": "CronJob",
-        "metadata": {"name": name, "labels": {"tier": "web"}}, "spec": spec
-    }))
-    .unwrap();
-    Api::<CronJob>::namespaced(client.clone(), ns)
-        .create(&PostParams::default(), &object)
-        .await
-        .unwrap();
-}
-
-/// `spec` and annotations of every object of `resource` in `ns`, by name.
-async fn snapshot(client: &Client, ns: &str, resource: &ApiResource) -> BTreeMap<String, Value> {
-    let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), ns, resource);
-    api.list(&Default::default())
-        .await
-        .unwrap()
-        .items
-        .into_iter()
-        .map(|o| {
-            let annotations = o.annotations().clone();
-            (
-                o.name_any(),
-                json!({"spec": o.data["spec"], "annotations": annotations}),
-            )
-        })
-        .collect()
-}
-
-fn ar(group: &str, version: &str, kind: &str, plural: &str) -> ApiResource {
-    ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk(group, version, kind), plural)
-}
-
-fn deployments() -> ApiResource {
-    ar("apps", "v1", "Deployment", "deployments")
-}
-
-async fn replicas(client: &Client, ns: &str, name: &str) -> i32 {
-    Api::<Deployment>::namespaced(client.clone(), ns)
-        .get(name)
-        .await
-        .unwrap()
-        .spec
-        .unwrap()
-        .replicas
-        .unwrap_or(1)
-}
+use fixtures::*;
 
 #[tokio::test]
 async fn shutdown_then_wakeup_restores_exactly_and_is_idempotent() {
@@ -172,8 +64,7 @@ async fn shutdown_then_wakeup_restores_exactly_and_is_idempotent() {
     }
 
     let executor = typed(executor(client.clone()));
-    let params = json!({
-        "includedGroups": ["deployments", "statefulsets", "cronjobs"],
+    let params = json!({"awaitCompletion": {"enabled": false}, "includedGroups": ["deployments", "statefulsets", "cronjobs"],
         "namespace": {"literals": [ns, "does-not-exist-hib"]},
         "workloadSelector": {"matchLabels": {"tier": "web"}}
     });
@@ -299,7 +190,7 @@ async fn keda_scaled_objects_are_paused_by_annotation() {
     }
     let before = snapshot(&client, &ns, &so).await;
     let executor = typed(executor(client.clone()));
-    let params = json!({"includedGroups": ["scaledobjects"], "namespace": {"literals": [ns]}});
+    let params = json!({"awaitCompletion": {"enabled": false}, "includedGroups": ["scaledobjects"], "namespace": {"literals": [ns]}});
     let store = MemoryRestoreStore::new();
     let report = run_shutdown(
         executor.as_ref(),
@@ -336,37 +227,6 @@ async fn keda_scaled_objects_are_paused_by_annotation() {
     tc.cleanup().await.unwrap();
 }
 
-fn widget_crd(group: &str, with_scale: bool) -> CustomResourceDefinition {
-    let scale = if with_scale {
-        json!({"specReplicasPath": ".spec.replicas", "statusReplicasPath": ".status.replicas"})
-    } else {
-        Value::Null
-    };
-    serde_json::from_value(json!({
-        "apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
-        "metadata": {"name": format!("widgets.{group}")},
-        "spec": {"group": group, "scope": "Namespaced",
-            "names": {"kind": "Widget", "plural": "widgets", "singular": "widget", "listKind": "WidgetList"},
-            "versions": [{"name": "v1", "served": true, "storage": true,
-                "schema": {"openAPIV3Schema": {"type": "object", "x-kubernetes-preserve-unknown-fields": true}},
-                "subresources": {"status": {}, "scale": scale}}]}
-    }))
-    .unwrap()
-}
-
-async fn widget(client: &Client, ns: &str, group: &str, name: &str, replicas: i64) {
-    let resource = ar(group, "v1", "Widget", "widgets");
-    let object: DynamicObject = serde_json::from_value(json!({
-        "apiVersion": format!("{group}/v1"), "kind": "Widget",
-        "metadata": {"name": name}, "spec": {"replicas": replicas, "color": "blue"}
-    }))
-    .unwrap();
-    Api::<DynamicObject>::namespaced_with(client.clone(), ns, &resource)
-        .create(&PostParams::default(), &object)
-        .await
-        .unwrap();
-}
-
 #[tokio::test]
 async fn custom_resources_with_a_scale_subresource_are_scaled() {
     let tc = cluster("ws-custom").await;
@@ -377,8 +237,7 @@ async fn custom_resources_with_a_scale_subresource_are_scaled() {
     let resource = ar(group, "v1", "Widget", "widgets");
     let before = snapshot(&client, &ns, &resource).await;
     let executor = typed(executor(client.clone()));
-    let params =
-        json!({"includedGroups": [format!("{group}/v1/widgets")], "namespace": {"literals": [ns]}});
+    let params = json!({"awaitCompletion": {"enabled": false}, "includedGroups": [format!("{group}/v1/widgets")], "namespace": {"literals": [ns]}});
     let store = MemoryRestoreStore::new();
     run_shutdown(
         executor.as_ref(),
@@ -429,7 +288,7 @@ async fn unknown_or_unscalable_resources_are_clear_errors() {
         (format!("{group}/v1/widgets"), "no scale subresource"),
         (format!("{group}/v1/gadgets"), "no resource \"gadgets\""),
     ] {
-        let params = json!({"includedGroups": [entry], "namespace": {"literals": [ns]}});
+        let params = json!({"awaitCompletion": {"enabled": false}, "includedGroups": [entry], "namespace": {"literals": [ns]}});
         let err: ExecutorError = run_shutdown(
             executor.as_ref(),
             &ctx(Operation::Shutdown, "c1"),
@@ -453,7 +312,7 @@ async fn a_deleted_workload_fails_its_entry_and_keeps_it() {
     deployment(&client, &ns, "web", 2, json!({}), json!({})).await;
     deployment(&client, &ns, "api", 1, json!({}), json!({})).await;
     let executor = typed(executor(client.clone()));
-    let params = json!({"namespace": {"literals": [ns]}});
+    let params = json!({"awaitCompletion": {"enabled": false}, "namespace": {"literals": [ns]}});
     let store = MemoryRestoreStore::new();
     run_shutdown(
         executor.as_ref(),
@@ -491,7 +350,7 @@ async fn a_503_on_the_scale_patch_is_retried() {
     let (client, ns) = (tc.client(), tc.namespace().to_string());
     deployment(&client, &ns, "web", 3, json!({}), json!({})).await;
     let executor = typed(executor(client.clone()));
-    let params = json!({"namespace": {"literals": [ns]}});
+    let params = json!({"awaitCompletion": {"enabled": false}, "namespace": {"literals": [ns]}});
     let store = MemoryRestoreStore::new();
     if let Some(server) = tc.api_server() {
         server.fail_next("patch", "deployments/scale", 1, 503);
@@ -638,7 +497,7 @@ impl ConformanceFixture for Fixture {
                 }
             }
         }
-        Ok(json!({"namespace": {"literals": [self.ns]}}))
+        Ok(json!({"awaitCompletion": {"enabled": false}, "namespace": {"literals": [self.ns]}}))
     }
 
     async fn observe(&self) -> Result<Value, String> {
