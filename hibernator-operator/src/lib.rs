@@ -7,4 +7,5 @@
 
 pub mod cli;
 pub mod demo;
+pub mod plugin;
 pub mod run;

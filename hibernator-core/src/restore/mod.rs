@@ -29,4 +29,6 @@ mod store;
 pub use file::FileRestoreStore;
 pub use memory::MemoryRestoreStore;
 pub use record::{RECORD_VERSION, RestoreEntry, RestoreRecord, UnsupportedVersion};
-pub use store::{MAX_UPDATE_ATTEMPTS, RestoreStore, StoreError, Versioned, update_record};
+pub use store::{
+    MAX_UPDATE_ATTEMPTS, RestoreStore, StoreError, Versioned, decode_record, update_record,
+};

@@ -3,9 +3,9 @@
 mod crd;
 mod demo;
 pub(crate) mod output;
-mod plan;
+pub(crate) mod plan;
 pub(crate) mod run;
-mod schedule;
+pub(crate) mod schedule;
 mod validate;
 
 use std::path::PathBuf;
@@ -43,6 +43,10 @@ pub enum Command {
     /// state file). Exit 0 when every target completed, 1 when one failed or
     /// was aborted, 2 on usage or I/O errors.
     Run(run::Args),
+    /// The kubectl plugin (`kubectl hibernator …`) under another name: the
+    /// same commands as when this binary is invoked as `kubectl-hibernator`.
+    #[command(name = "kubectl")]
+    Kubectl(crate::plugin::PluginCli),
 }
 
 /// Output formats shared by the subcommands.
@@ -104,6 +108,7 @@ pub fn run(cli: Cli, out: &mut dyn std::io::Write) -> anyhow::Result<ExitCode> {
         Command::Crd(args) => crd::run(&args, out),
         Command::Demo(args) => demo::run(&args, out),
         Command::Run(args) => run::run(&args, out),
+        Command::Kubectl(cli) => Ok(crate::plugin::run_blocking(cli, out)),
     }
 }
 
