@@ -43,7 +43,15 @@ pub(super) fn run(args: &Args, out: &mut dyn std::io::Write) -> anyhow::Result<E
     let name = docs.plan.metadata.name.clone().unwrap_or_default();
     // One more than asked, so the table can say how long the last state lasts.
     let transitions: Vec<Transition> = schedule.transitions(at).take(args.next + 1).collect();
-    write_transitions(&name, &schedule, at, &transitions, args.next, args.output, out)?;
+    write_transitions(
+        &name,
+        &schedule,
+        at,
+        &transitions,
+        args.next,
+        args.output,
+        out,
+    )?;
     Ok(ExitCode::SUCCESS)
 }
 

@@ -72,7 +72,9 @@ async fn patch_plan(conn: &Connection, plan: &str, patch: Value) -> Result<(), P
     conn.api::<HibernatePlan>()
         .patch(plan, &PatchParams::default(), &Patch::Merge(&patch))
         .await
-        .map_err(|e| PluginError::api(format!("patch HibernatePlan {}", conn.qualified(plan)), e))?;
+        .map_err(|e| {
+            PluginError::api(format!("patch HibernatePlan {}", conn.qualified(plan)), e)
+        })?;
     Ok(())
 }
 

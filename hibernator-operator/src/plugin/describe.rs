@@ -49,7 +49,10 @@ async fn events(conn: &Connection, plan: &str) -> Result<Vec<EventRow>, PluginEr
         .list(&ListParams::default().fields(&format!("regarding.name={plan}")))
         .await
         .map_err(|e| {
-            PluginError::api(format!("list Events of HibernatePlan {}", conn.qualified(plan)), e)
+            PluginError::api(
+                format!("list Events of HibernatePlan {}", conn.qualified(plan)),
+                e,
+            )
         })?;
     let mut rows: Vec<EventRow> = list
         .items
@@ -228,7 +231,12 @@ pub(super) async fn run(
             for w in &plan.spec.schedule.off_hours {
                 line(
                     out,
-                    format!("  off {}–{} on {}", w.start, w.end, w.days_of_week.join(",")),
+                    format!(
+                        "  off {}–{} on {}",
+                        w.start,
+                        w.end,
+                        w.days_of_week.join(",")
+                    ),
                 )?;
             }
             for t in &transitions {

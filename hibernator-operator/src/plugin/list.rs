@@ -3,8 +3,8 @@
 use chrono::SecondsFormat;
 use hibernator_core::HibernatePlan;
 use kube::Api;
-use kube::api::ListParams;
 use kube::ResourceExt;
+use kube::api::ListParams;
 use serde_json::{Value, json};
 
 use super::{Connection, Output, PluginError, SUSPEND_UNTIL, line, write_json};

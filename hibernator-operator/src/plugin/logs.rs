@@ -50,7 +50,10 @@ pub(super) async fn run(
         .await
         .map_err(|e| PluginError::api(format!("list runner Jobs of plan {qualified}"), e))?
         .items;
-    let current = plan.status.as_ref().and_then(|s| s.current_cycle_id.clone());
+    let current = plan
+        .status
+        .as_ref()
+        .and_then(|s| s.current_cycle_id.clone());
     let cycle = pick_cycle(current, &jobs);
     let mut jobs: Vec<Job> = jobs
         .into_iter()
@@ -79,10 +82,7 @@ pub(super) async fn run(
             .list(&ListParams::default().labels(&format!("{LABEL_JOB_NAME}={job_name}")))
             .await
             .map_err(|e| {
-                PluginError::api(
-                    format!("list pods of Job {}", conn.qualified(&job_name)),
-                    e,
-                )
+                PluginError::api(format!("list pods of Job {}", conn.qualified(&job_name)), e)
             })?
             .items;
         pods.sort_by_key(|p| (p.creation_timestamp().map(|t| t.0), p.name_any()));

@@ -55,7 +55,12 @@ pub fn restore_config_map_name(plan: &str) -> String {
 
 /// `kubectl hibernator`: inspect and steer Hibernator plans on a cluster.
 #[derive(Debug, Parser)]
-#[command(name = "kubectl-hibernator", bin_name = "kubectl hibernator", version, about)]
+#[command(
+    name = "kubectl-hibernator",
+    bin_name = "kubectl hibernator",
+    version,
+    about
+)]
 pub struct PluginCli {
     /// Connection options, accepted before or after the subcommand.
     #[command(flatten)]
@@ -210,7 +215,9 @@ mod tests {
     #[test]
     fn plugin_name_is_recognised_with_and_without_exe() {
         assert!(invoked_as_plugin("kubectl-hibernator".as_ref()));
-        assert!(invoked_as_plugin("/usr/local/bin/kubectl-hibernator".as_ref()));
+        assert!(invoked_as_plugin(
+            "/usr/local/bin/kubectl-hibernator".as_ref()
+        ));
         assert!(invoked_as_plugin("kubectl-hibernator.exe".as_ref()));
         assert!(!invoked_as_plugin("/usr/bin/hibernator".as_ref()));
         assert!(!invoked_as_plugin("kubectl-hibernator-old".as_ref()));

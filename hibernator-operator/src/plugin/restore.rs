@@ -68,7 +68,9 @@ pub(super) async fn inspect(
     let mut records = records(conn, &args.plan).await?;
     if let Some(target) = &args.target {
         if !plan.spec.targets.iter().any(|t| &t.name == target)
-            && !records.iter().any(|(k, r)| k == target || &r.target == target)
+            && !records
+                .iter()
+                .any(|(k, r)| k == target || &r.target == target)
         {
             return Err(PluginError::UnknownTarget {
                 plan: conn.qualified(&args.plan),
@@ -145,8 +147,16 @@ pub(super) fn summary_table(records: &[(String, RestoreRecord)]) -> comfy_table:
             record.target.clone(),
             record.executor.clone(),
             record.entries.len().to_string(),
-            record.entries.keys().cloned().collect::<Vec<_>>().join(", "),
-            record.last_cycle_id.clone().unwrap_or_else(|| "-".to_string()),
+            record
+                .entries
+                .keys()
+                .cloned()
+                .collect::<Vec<_>>()
+                .join(", "),
+            record
+                .last_cycle_id
+                .clone()
+                .unwrap_or_else(|| "-".to_string()),
         ]);
     }
     table

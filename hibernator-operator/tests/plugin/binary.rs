@@ -12,12 +12,23 @@ async fn binary_invoked_as_kubectl_hibernator_runs_the_plugin() {
     let dir = tempfile::tempdir().unwrap();
     let link = dir.path().join("kubectl-hibernator");
     std::os::unix::fs::symlink(env!("CARGO_BIN_EXE_hibernator"), &link).unwrap();
-    let args: Vec<String> = ["list", "-o", "json", "--kubeconfig", &env.kubeconfig, "-n", env.ns()]
-        .iter()
-        .map(|s| (*s).to_string())
-        .collect();
+    let args: Vec<String> = [
+        "list",
+        "-o",
+        "json",
+        "--kubeconfig",
+        &env.kubeconfig,
+        "-n",
+        env.ns(),
+    ]
+    .iter()
+    .map(|s| (*s).to_string())
+    .collect();
     let output = tokio::task::spawn_blocking(move || {
-        std::process::Command::new(&link).args(&args).output().unwrap()
+        std::process::Command::new(&link)
+            .args(&args)
+            .output()
+            .unwrap()
     })
     .await
     .unwrap();
@@ -43,7 +54,10 @@ async fn binary_invoked_as_kubectl_hibernator_runs_the_plugin() {
     .unwrap();
     assert_eq!(output.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(stderr.contains("\"ghost\"") && stderr.contains(env.ns()), "{stderr}");
+    assert!(
+        stderr.contains("\"ghost\"") && stderr.contains(env.ns()),
+        "{stderr}"
+    );
     env.tc.cleanup().await.unwrap();
 }
 
@@ -77,8 +91,9 @@ async fn hibernator_kubectl_alias_reaches_the_same_commands() {
 
 #[test]
 fn help_lists_every_command() {
-    let err = hibernator_operator::plugin::PluginCli::try_parse_from(["kubectl-hibernator", "--help"])
-        .unwrap_err();
+    let err =
+        hibernator_operator::plugin::PluginCli::try_parse_from(["kubectl-hibernator", "--help"])
+            .unwrap_err();
     let help = err.to_string();
     for cmd in [
         "list", "describe", "preview", "suspend", "resume", "override", "retry", "restore", "logs",

@@ -20,7 +20,13 @@ fn untouched_part(plan: &HibernatePlan) -> serde_json::Value {
     let mut spec = plan.spec.clone();
     spec.suspend = false;
     let mut annotations = plan.annotations().clone();
-    for key in [SUSPEND_UNTIL, SUSPEND_REASON, OVERRIDE, OVERRIDE_UNTIL, RETRY_NOW] {
+    for key in [
+        SUSPEND_UNTIL,
+        SUSPEND_REASON,
+        OVERRIDE,
+        OVERRIDE_UNTIL,
+        RETRY_NOW,
+    ] {
         annotations.remove(key);
     }
     serde_json::json!({"spec": spec, "annotations": annotations, "labels": plan.labels()})
@@ -32,7 +38,14 @@ async fn suspend_with_until_and_reason_then_without_then_resume() {
     let before = env.create_plan("p").await;
 
     let out = env
-        .run(&["suspend", "p", "--until", "2h", "--reason", "release freeze"])
+        .run(&[
+            "suspend",
+            "p",
+            "--until",
+            "2h",
+            "--reason",
+            "release freeze",
+        ])
         .await;
     assert!(out.contains("suspended until"), "{out}");
     let plan = env.plan("p").await;
@@ -42,7 +55,10 @@ async fn suspend_with_until_and_reason_then_without_then_resume() {
         ahead > chrono::Duration::minutes(100) && ahead <= chrono::Duration::hours(2),
         "{ahead}"
     );
-    assert_eq!(ann(&plan, SUSPEND_REASON).as_deref(), Some("release freeze"));
+    assert_eq!(
+        ann(&plan, SUSPEND_REASON).as_deref(),
+        Some("release freeze")
+    );
     assert!(!plan.spec.suspend, "--until must not set spec.suspend");
     assert_eq!(untouched_part(&plan), untouched_part(&before));
 
@@ -53,7 +69,11 @@ async fn suspend_with_until_and_reason_then_without_then_resume() {
         ann(&plan, SUSPEND_UNTIL).as_deref(),
         Some("2030-01-01T09:00:00Z")
     );
-    assert_eq!(ann(&plan, SUSPEND_REASON), None, "a new suspend replaces the reason");
+    assert_eq!(
+        ann(&plan, SUSPEND_REASON),
+        None,
+        "a new suspend replaces the reason"
+    );
 
     env.run(&["suspend", "p", "--reason", "incident"]).await;
     let plan = env.plan("p").await;
@@ -83,8 +103,15 @@ async fn override_with_and_without_until_and_retry() {
     let env = Env::start("plugin-override").await;
     let before = env.create_plan("p").await;
 
-    env.run(&["override", "p", "--to", "wakeup", "--until", "2030-06-01T08:00:00Z"])
-        .await;
+    env.run(&[
+        "override",
+        "p",
+        "--to",
+        "wakeup",
+        "--until",
+        "2030-06-01T08:00:00Z",
+    ])
+    .await;
     let plan = env.plan("p").await;
     assert_eq!(ann(&plan, OVERRIDE).as_deref(), Some("wakeup"));
     assert_eq!(
@@ -95,7 +122,11 @@ async fn override_with_and_without_until_and_retry() {
     env.run(&["override", "p", "--to", "hibernate"]).await;
     let plan = env.plan("p").await;
     assert_eq!(ann(&plan, OVERRIDE).as_deref(), Some("hibernate"));
-    assert_eq!(ann(&plan, OVERRIDE_UNTIL), None, "the old expiry must not linger");
+    assert_eq!(
+        ann(&plan, OVERRIDE_UNTIL),
+        None,
+        "the old expiry must not linger"
+    );
 
     let described = env.json(&["describe", "p", "-o", "json"]).await;
     assert_eq!(described["override"]["to"], "hibernate");
@@ -119,7 +150,14 @@ async fn bad_until_and_missing_plan_are_clear_errors_and_change_nothing() {
         .unwrap_err();
     assert!(matches!(err, PluginError::InvalidUntil { .. }), "{err}");
     let err = env
-        .try_run(&["override", "p", "--to", "wakeup", "--until", "2001-01-01T00:00:00Z"])
+        .try_run(&[
+            "override",
+            "p",
+            "--to",
+            "wakeup",
+            "--until",
+            "2001-01-01T00:00:00Z",
+        ])
         .await
         .unwrap_err();
     assert!(err.to_string().contains("not in the future"), "{err}");

@@ -3,6 +3,9 @@
 //! through `plugin::run_capture`, the same code path as the binary, with a
 //! kubeconfig written for the test server.
 
+// Test helpers outside #[test] functions panic on setup failures by design.
+#![allow(clippy::unwrap_used)]
+
 mod binary;
 mod control;
 mod read;
@@ -15,12 +18,15 @@ use kube::api::{Patch, PatchParams, PostParams};
 
 /// A test namespace plus a kubeconfig file for it.
 pub struct Env {
+    /// The test namespace's cluster.
     pub tc: TestCluster,
+    /// Path of a kubeconfig for it.
     pub kubeconfig: String,
     _dir: tempfile::TempDir,
 }
 
 impl Env {
+    /// A fresh namespace and kubeconfig.
     pub async fn start(prefix: &str) -> Env {
         let tc = TestCluster::start(prefix).await.unwrap();
         let dir = tempfile::tempdir().unwrap();
@@ -39,6 +45,7 @@ impl Env {
         }
     }
 
+    /// The test namespace.
     pub fn ns(&self) -> &str {
         self.tc.namespace()
     }
@@ -53,21 +60,25 @@ impl Env {
         Ok(out)
     }
 
+    /// Like [`Env::try_run`], panicking on errors.
     pub async fn run(&self, args: &[&str]) -> String {
         self.try_run(args)
             .await
             .unwrap_or_else(|e| panic!("{args:?}: {e}"))
     }
 
+    /// Runs a command and parses its JSON output.
     pub async fn json(&self, args: &[&str]) -> serde_json::Value {
         let out = self.run(args).await;
         serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"))
     }
 
+    /// The plans API of the test namespace.
     pub fn plans(&self) -> Api<HibernatePlan> {
         Api::namespaced(self.tc.client(), self.ns())
     }
 
+    /// Reads a plan.
     pub async fn plan(&self, name: &str) -> HibernatePlan {
         self.plans().get(name).await.unwrap()
     }
@@ -89,7 +100,10 @@ impl Env {
             labels: Some([("env".to_string(), "dev".to_string())].into()),
             ..Default::default()
         };
-        self.plans().create(&PostParams::default(), &plan).await.unwrap()
+        self.plans()
+            .create(&PostParams::default(), &plan)
+            .await
+            .unwrap()
     }
 
     /// Sets the plan's status as the controller would.

@@ -89,7 +89,10 @@ async fn list_shows_phase_next_transition_and_targets() {
     assert_eq!(mine.len(), 2);
 
     let table = env.run(&["list"]).await;
-    assert!(table.contains("alpha") && table.contains("Hibernated"), "{table}");
+    assert!(
+        table.contains("alpha") && table.contains("Hibernated"),
+        "{table}"
+    );
     assert!(table.contains("4 (4/4 hibernated)"), "{table}");
     assert!(table.contains("(suspended)"), "{table}");
     env.tc.cleanup().await.unwrap();
@@ -115,7 +118,11 @@ async fn describe_shows_waves_targets_restore_and_events() {
     create_restore(
         &env,
         "p",
-        &[record("app-nodes", "eks", &["nodegroup/general", "nodegroup/spot"])],
+        &[record(
+            "app-nodes",
+            "eks",
+            &["nodegroup/general", "nodegroup/spot"],
+        )],
     )
     .await;
     let event = Event {
@@ -164,16 +171,24 @@ async fn describe_shows_waves_targets_restore_and_events() {
     assert_eq!(targets[1]["state"], serde_json::Value::Null);
     assert_eq!(d["restore"][0]["target"], "app-nodes");
     assert_eq!(d["restore"][0]["resources"], 2);
-    assert_eq!(d["restore"][0]["keys"], json!(["nodegroup/general", "nodegroup/spot"]));
+    assert_eq!(
+        d["restore"][0]["keys"],
+        json!(["nodegroup/general", "nodegroup/spot"])
+    );
     let events = d["events"].as_array().unwrap();
     assert!(
-        events.iter().any(|e| e["reason"] == "TargetFailed" && e["type"] == "Warning"),
+        events
+            .iter()
+            .any(|e| e["reason"] == "TargetFailed" && e["type"] == "Warning"),
         "{events:?}"
     );
     // Times in the plan's zone by default, in --timezone when given.
     assert_eq!(d["schedule"]["displayTimezone"], "Europe/Berlin");
     let first = d["schedule"]["transitions"][0]["at"].as_str().unwrap();
-    assert!(first.ends_with("+01:00") || first.ends_with("+02:00"), "{first}");
+    assert!(
+        first.ends_with("+01:00") || first.ends_with("+02:00"),
+        "{first}"
+    );
     let utc = env
         .json(&["describe", "p", "-o", "json", "--timezone", "UTC"])
         .await;
@@ -185,7 +200,13 @@ async fn describe_shows_waves_targets_restore_and_events() {
     );
 
     let table = env.run(&["describe", "p"]).await;
-    for needle in ["Phase:      Error", "app-nodes", "nodegroup/general", "TargetFailed", "wave"] {
+    for needle in [
+        "Phase:      Error",
+        "app-nodes",
+        "nodegroup/general",
+        "TargetFailed",
+        "wave",
+    ] {
         assert!(table.contains(needle), "{needle}: {table}");
     }
     let err = env
@@ -222,10 +243,15 @@ async fn preview_applies_the_namespace_exceptions_like_the_core_engine() {
     other.spec.plan_ref.name = "not-p".to_string();
     other.spec.kind = hibernator_core::ExceptionType::Suspend;
     let api = Api::<ScheduleException>::namespaced(env.tc.client(), env.ns());
-    let exception = api.create(&PostParams::default(), &exception).await.unwrap();
+    let exception = api
+        .create(&PostParams::default(), &exception)
+        .await
+        .unwrap();
     api.create(&PostParams::default(), &other).await.unwrap();
 
-    let out = env.json(&["preview", "p", "--days", "3", "-o", "json"]).await;
+    let out = env
+        .json(&["preview", "p", "--days", "3", "-o", "json"])
+        .await;
     let at: DateTime<Utc> = out["at"].as_str().unwrap().parse().unwrap();
     let got: Vec<(DateTime<Utc>, String)> = out["transitions"]
         .as_array()
@@ -283,7 +309,10 @@ async fn restore_inspect_decodes_every_record_or_one_target() {
     assert_eq!(decoded, db);
 
     let table = env.run(&["restore", "inspect", "p", "app-nodes"]).await;
-    assert!(table.contains("nodegroup/spot") && table.contains("desiredSize"), "{table}");
+    assert!(
+        table.contains("nodegroup/spot") && table.contains("desiredSize"),
+        "{table}"
+    );
     let table = env.run(&["restore", "inspect", "p"]).await;
     assert!(table.contains("instance/orders-db"), "{table}");
 
