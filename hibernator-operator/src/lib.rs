@@ -9,6 +9,7 @@ pub mod cli;
 pub mod controller;
 pub mod demo;
 pub mod restore_store;
+pub mod plugin;
 pub mod run;
 pub mod runner;
 pub mod webhook;

@@ -3,9 +3,9 @@
 mod crd;
 mod demo;
 pub(crate) mod output;
-mod plan;
+pub(crate) mod plan;
 pub(crate) mod run;
-mod schedule;
+pub(crate) mod schedule;
 mod validate;
 
 use std::path::PathBuf;
@@ -50,6 +50,10 @@ pub enum Command {
     Webhook(crate::webhook::WebhookArgs),
     /// Run the HibernatePlan controller (leader-elected; probes on :8081, metrics on :8080).
     Controller(crate::controller::cli::ControllerArgs),
+    /// The kubectl plugin (`kubectl hibernator …`) under another name: the
+    /// same commands as when this binary is invoked as `kubectl-hibernator`.
+    #[command(name = "kubectl")]
+    Kubectl(crate::plugin::PluginCli),
 }
 
 /// Output formats shared by the subcommands.
@@ -114,6 +118,7 @@ pub fn run(cli: Cli, out: &mut dyn std::io::Write) -> anyhow::Result<ExitCode> {
         Command::Runner(args) => crate::runner::command(args),
         Command::Webhook(args) => crate::webhook::command(args),
         Command::Controller(args) => crate::controller::cli::command(args),
+        Command::Kubectl(cli) => Ok(crate::plugin::run_blocking(cli, out)),
     }
 }
 

@@ -43,13 +43,37 @@ pub(super) fn run(args: &Args, out: &mut dyn std::io::Write) -> anyhow::Result<E
     let name = docs.plan.metadata.name.clone().unwrap_or_default();
     // One more than asked, so the table can say how long the last state lasts.
     let transitions: Vec<Transition> = schedule.transitions(at).take(args.next + 1).collect();
+    write_transitions(
+        &name,
+        &schedule,
+        at,
+        &transitions,
+        args.next,
+        args.output,
+        out,
+    )?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Writes a schedule's state at `at` and the first `shown` of `transitions`
+/// (which may hold one more, so the table can say how long the last state
+/// lasts), in the schedule's time zone.
+pub(crate) fn write_transitions(
+    name: &str,
+    schedule: &CompiledSchedule,
+    at: DateTime<Utc>,
+    transitions: &[Transition],
+    shown: usize,
+    format: Format,
+    out: &mut dyn std::io::Write,
+) -> anyhow::Result<()> {
     let tz = schedule.timezone();
     let local = |t: DateTime<Utc>| t.with_timezone(&tz);
-    match args.output {
+    match format {
         Format::Json => {
             let list: Vec<_> = transitions
                 .iter()
-                .take(args.next)
+                .take(shown)
                 .map(|t| {
                     json!({
                         "at": local(t.at).to_rfc3339_opts(SecondsFormat::Secs, false),
@@ -78,10 +102,10 @@ pub(super) fn run(args: &Args, out: &mut dyn std::io::Write) -> anyhow::Result<E
             )?;
             if transitions.is_empty() {
                 writeln!(out, "no transitions: the schedule never changes state")?;
-                return Ok(ExitCode::SUCCESS);
+                return Ok(());
             }
             let mut table = output::table(&["#", "At (local)", "To", "For"]);
-            for (i, t) in transitions.iter().take(args.next).enumerate() {
+            for (i, t) in transitions.iter().take(shown).enumerate() {
                 let lasts = transitions
                     .get(i + 1)
                     .and_then(|next| (next.at - t.at).to_std().ok())
@@ -97,5 +121,5 @@ pub(super) fn run(args: &Args, out: &mut dyn std::io::Write) -> anyhow::Result<E
             writeln!(out, "{table}")?;
         }
     }
-    Ok(ExitCode::SUCCESS)
+    Ok(())
 }

@@ -5,4 +5,5 @@
 
 mod admission;
 mod controller;
+mod plugin;
 mod runner;
