@@ -8,8 +8,8 @@
 pub mod cli;
 pub mod controller;
 pub mod demo;
-pub mod restore_store;
 pub mod plugin;
+pub mod restore_store;
 pub mod run;
 pub mod runner;
 pub mod webhook;

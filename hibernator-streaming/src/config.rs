@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 /// Default gRPC port.
 pub const DEFAULT_GRPC_PORT: u16 = 50051;
 /// Default webhook port.
-pub const DEFAULT_WEBHOOK_PORT: u16 = 8080;
+pub const DEFAULT_WEBHOOK_PORT: u16 = 8082;
 /// Audience the runner's projected token must carry.
 pub const AUDIENCE: &str = "hibernator-control-plane";
 /// Where the runner's projected token is mounted.
@@ -34,7 +34,7 @@ pub const ENV_GRPC_TLS_KEY: &str = "HIBERNATOR_GRPC_TLS_KEY";
 /// Environment variable: CA bundle (PEM) path; on the server it enables
 /// client-certificate verification, on the runner it is the trust root.
 pub const ENV_GRPC_TLS_CA: &str = "HIBERNATOR_GRPC_TLS_CA";
-/// Environment variable: webhook URL on the runner (`http://host:8080/logs`),
+/// Environment variable: webhook URL on the runner (`http://host:8082/logs`),
 /// listen port on the controller (`HIBERNATOR_WEBHOOK_PORT`).
 pub const ENV_WEBHOOK_ENDPOINT: &str = "HIBERNATOR_WEBHOOK_ENDPOINT";
 /// Environment variable: webhook listen port on the controller.
@@ -153,7 +153,7 @@ pub struct WebhookServerConfig {
     pub port: u16,
     /// Largest accepted request body in bytes.
     pub max_body_bytes: usize,
-    /// URL runners post logs to (`http://hibernator-webhook:8080/logs`).
+    /// URL runners post logs to (`http://hibernator-controller.hibernator-system.svc:8082/logs`).
     pub endpoint: Option<String>,
     /// Retries of a runner request after the first attempt.
     pub max_retries: u32,
@@ -285,7 +285,7 @@ pub struct ClientConfig {
     /// Client certificate and key (PEM) presented to a server that verifies
     /// client certificates.
     pub grpc_client_identity: Option<(PathBuf, PathBuf)>,
-    /// Webhook URL of the logs endpoint (`http://host:8080/logs`); progress
+    /// Webhook URL of the logs endpoint (`http://host:8082/logs`); progress
     /// and completion go to `/progress` and `/completion` next to it.
     pub webhook_endpoint: Option<String>,
     /// Projected ServiceAccount token file (re-read when it changes).

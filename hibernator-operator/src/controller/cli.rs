@@ -185,7 +185,8 @@ pub fn command(args: ControllerArgs) -> anyhow::Result<std::process::ExitCode> {
     })
 }
 
-async fn shutdown_signal() {
+/// Resolves on SIGTERM or Ctrl-C (SIGINT).
+pub(crate) async fn shutdown_signal() {
     #[cfg(unix)]
     {
         let mut term =

@@ -274,10 +274,11 @@ pub async fn run(
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<(), Error> {
     let (metrics, streaming_server) =
-        streaming::prepare(config.streaming.as_ref(), &client, config.instance.clone())
-            .map_err(|e| Error::Streaming {
+        streaming::prepare(config.streaming.as_ref(), &client, config.instance.clone()).map_err(
+            |e| Error::Streaming {
                 message: e.to_string(),
-            })?;
+            },
+        )?;
     let metrics = Arc::new(metrics);
     let streaming_server = match streaming_server {
         Some(server) => Some(server.start().await.map_err(|e| Error::Streaming {

@@ -224,7 +224,9 @@ mod tests {
         );
         let extra: std::collections::BTreeMap<_, _> = runner.extra_env.into_iter().collect();
         assert_eq!(
-            extra.get("HIBERNATOR_STREAM_MAX_RETRIES").map(String::as_str),
+            extra
+                .get("HIBERNATOR_STREAM_MAX_RETRIES")
+                .map(String::as_str),
             Some("4")
         );
         assert!(extra.contains_key("HIBERNATOR_STREAM_TIMEOUT"));
@@ -243,7 +245,10 @@ mod tests {
         let missing = StreamingSetup::load(&dir.path().join("absent.yaml"), None, |_| None)
             .unwrap_err()
             .to_string();
-        assert!(missing.contains("cannot read --streaming-config"), "{missing}");
+        assert!(
+            missing.contains("cannot read --streaming-config"),
+            "{missing}"
+        );
     }
 
     #[test]

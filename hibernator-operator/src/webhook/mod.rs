@@ -51,6 +51,10 @@ pub struct WebhookArgs {
     /// Port to listen on (all interfaces).
     #[arg(long, default_value_t = 9443)]
     pub port: u16,
+    /// Load and check the certificate and key, print the effective
+    /// configuration as JSON, and exit.
+    #[arg(long)]
+    pub dry_run: bool,
 }
 
 /// The webhook routes: `POST /validate`, `GET /healthz`.
@@ -194,13 +198,23 @@ pub fn command(args: WebhookArgs) -> anyhow::Result<std::process::ExitCode> {
             .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
         let _ = tracing_subscriber::fmt().with_env_filter(filter).try_init();
         let tls = ReloadingCert::load(&args.cert_file, &args.key_file)?.into_server_config()?;
+        if args.dry_run {
+            let effective = serde_json::json!({
+                "certFile": args.cert_file.display().to_string(),
+                "keyFile": args.key_file.display().to_string(),
+                "port": args.port,
+                "paths": ["/validate", "/healthz"],
+            });
+            println!("{}", serde_json::to_string_pretty(&effective)?);
+            return Ok(std::process::ExitCode::SUCCESS);
+        }
         let listener = TcpListener::bind(("0.0.0.0", args.port))
             .await
             .with_context(|| format!("cannot listen on port {}", args.port))?;
         tracing::info!(port = args.port, "admission webhook serving /validate");
         tokio::select! {
             () = serve(listener, tls, router()) => {}
-            _ = tokio::signal::ctrl_c() => tracing::info!("shutting down"),
+            () = crate::controller::cli::shutdown_signal() => {}
         }
         Ok(std::process::ExitCode::SUCCESS)
     })

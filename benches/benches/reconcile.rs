@@ -1,0 +1,146 @@
+//! Reconcile cost of the controller's pure decision for a 1,000-target plan:
+//! what one reconcile computes (validation, schedule, dispatcher, status,
+//! Job requests) at the three moments that matter.
+//!
+//! - `cycle_start`: the off-hours boundary of an Active plan; every target
+//!   is released (Parallel, no concurrency limit) → 1,000 Job requests.
+//! - `mid_cycle`: the same cycle with half of the Jobs finished.
+//! - `steady`: a Hibernated plan between transitions (the common case).
+//!
+//! Run: `cargo bench -p hibernator-benches --bench reconcile -- --warm-up-time 1 --measurement-time 3`
+
+use std::hint::black_box;
+
+use chrono::{DateTime, Utc};
+use criterion::{Criterion, criterion_group, criterion_main};
+use hibernator_core::executor::{Jitter, RetryPolicy};
+use hibernator_core::input::PlanDocuments;
+use hibernator_core::params::ParameterCatalog;
+use hibernator_core::{HibernatePlan, Operation};
+use hibernator_operator::controller::decide::{DecideInput, Decision, RestoreView, decide};
+use hibernator_operator::controller::jobs::{JobObservation, JobPhase};
+
+const TARGETS: usize = 1_000;
+
+fn plan() -> HibernatePlan {
+    let targets: String = (0..TARGETS)
+        .map(|i| format!("    - {{name: t{i}, type: ec2, connectorRef: {{kind: CloudProvider, name: aws}}, parameters: {{selector: {{tags: {{app: t{i}}}}}}}}}\n"))
+        .collect();
+    let yaml = format!(
+        "apiVersion: hibernator.dev/v1alpha1\nkind: HibernatePlan\nmetadata: {{name: dev, namespace: ns, uid: u1, generation: 1}}\nspec:\n  schedule: {{timezone: UTC, offHours: [{{start: \"20:00\", end: \"06:00\", daysOfWeek: [MON, TUE, WED, THU, FRI]}}]}}\n  execution:\n    strategy: {{type: Parallel}}\n  targets:\n{targets}"
+    );
+    match PlanDocuments::from_yaml(&yaml) {
+        Ok(docs) => docs.plan,
+        Err(e) => panic!("bench plan does not parse: {e}"),
+    }
+}
+
+struct World {
+    plan: HibernatePlan,
+    jobs: Vec<JobObservation>,
+    restore: RestoreView,
+    catalog: ParameterCatalog,
+    backoff: RetryPolicy,
+}
+
+impl World {
+    fn decide(&self, now: DateTime<Utc>) -> Decision {
+        decide(&DecideInput {
+            plan: &self.plan,
+            exceptions: &[],
+            jobs: &self.jobs,
+            restore: &self.restore,
+            now,
+            catalog: &self.catalog,
+            backoff: &self.backoff,
+        })
+    }
+
+    /// Writes the decision's status and "creates" its Jobs (Running).
+    fn apply(&mut self, decision: &Decision, now: DateTime<Utc>) {
+        self.plan.status = Some(decision.status.clone());
+        for request in &decision.create {
+            self.jobs.push(JobObservation {
+                name: request.name("dev"),
+                target: request.target.clone(),
+                operation: request.operation,
+                cycle_id: request.cycle_id.clone(),
+                attempt: request.attempt,
+                phase: JobPhase::Running,
+                message: None,
+                retryable: true,
+                started_at: Some(now),
+                finished_at: None,
+            });
+        }
+    }
+
+    /// Finishes every `step`-th running Job successfully.
+    fn finish_every(&mut self, step: usize, now: DateTime<Utc>) {
+        for job in self.jobs.iter_mut().step_by(step) {
+            if job.phase == JobPhase::Running {
+                job.phase = JobPhase::Succeeded;
+                job.finished_at = Some(now);
+                if job.operation == Operation::Shutdown {
+                    self.restore.targets.insert(job.target.clone());
+                }
+            }
+        }
+    }
+}
+
+fn at(s: &str) -> DateTime<Utc> {
+    match s.parse() {
+        Ok(t) => t,
+        Err(e) => panic!("{s}: {e}"),
+    }
+}
+
+fn bench(c: &mut Criterion) {
+    let mut world = World {
+        plan: plan(),
+        jobs: Vec::new(),
+        restore: RestoreView {
+            config_map: "hibernator-restore-dev".into(),
+            ..RestoreView::default()
+        },
+        catalog: hibernator_executors::catalog(),
+        backoff: RetryPolicy {
+            max_retries: 0,
+            base_delay: std::time::Duration::from_secs(10),
+            max_delay: std::time::Duration::from_secs(60),
+            jitter: Jitter::None,
+        },
+    };
+    // Settle as Active in the morning, then cross into off-hours.
+    let morning = at("2026-11-23T07:00:00Z");
+    let first = world.decide(morning);
+    world.apply(&first, morning);
+    let night = at("2026-11-23T20:00:00Z");
+
+    let mut group = c.benchmark_group("reconcile_1000_targets");
+    group.bench_function("cycle_start", |b| {
+        b.iter(|| black_box(world.decide(black_box(night))))
+    });
+    let start = world.decide(night);
+    assert_eq!(start.create.len(), TARGETS, "every target released");
+    world.apply(&start, night);
+    let later = at("2026-11-23T20:05:00Z");
+    world.finish_every(2, later);
+    group.bench_function("mid_cycle", |b| {
+        b.iter(|| black_box(world.decide(black_box(later))))
+    });
+    let mid = world.decide(later);
+    world.apply(&mid, later);
+    world.finish_every(1, later);
+    let done = world.decide(later);
+    world.apply(&done, later);
+    let quiet = at("2026-11-23T23:00:00Z");
+    group.bench_function("steady_hibernated", |b| {
+        b.iter(|| black_box(world.decide(black_box(quiet))))
+    });
+    group.finish();
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);
