@@ -327,7 +327,7 @@ pub struct HibernatePlanStatus {
     /// Per-target ledger of the current cycle.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub executions: Vec<ExecutionStatus>,
-    /// Past cycles, newest first, at most [`MAX_HISTORY`] entries.
+    /// Past cycles, newest first, at most 10 entries (`MAX_HISTORY`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub history: Vec<CycleRecord>,
     /// When the running or last cycle started.
