@@ -2,10 +2,8 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
-use async_trait::async_trait;
 use tokio::sync::mpsc::UnboundedSender;
 use tokio::task::{Id, JoinSet};
 use tokio::time::Instant;
@@ -16,12 +14,11 @@ use super::{
 };
 use crate::duration::parse_duration;
 use crate::executor::{
-    ExecutionContext, Executor, ExecutorError, ShutdownOutcome, TargetReport, WakeupOutcome,
-    category, run_shutdown, run_wakeup,
+    CountingExecutor, ExecutionContext, ExecutorError, TargetReport, category, run_shutdown,
+    run_wakeup,
 };
-use crate::params::ParameterCheck;
 use crate::planner::{Dispatcher, ExecutionPlan, PlanError};
-use crate::restore::{RestoreRecord, RestoreStore};
+use crate::restore::RestoreStore;
 use crate::types::{BehaviorMode, ExecutionState, HibernatePlan, Operation, Target};
 
 /// Runs `operation` on every target of `plan` in-process.
@@ -238,7 +235,7 @@ impl Cycle<'_> {
         let policy = self.options.retry.clone();
         let operation = self.operation;
         let handle = self.tasks.spawn(async move {
-            let executor = Counting::new(executor);
+            let executor = CountingExecutor::new(executor);
             let result = match operation {
                 Operation::Shutdown => {
                     run_shutdown(&executor, &ctx, &params, store.as_ref(), &policy).await
@@ -349,54 +346,5 @@ impl Cycle<'_> {
             success: targets.iter().all(|t| t.state == ExecutionState::Completed),
             targets,
         }
-    }
-}
-
-/// Counts executor calls, so failed targets report their attempts too.
-struct Counting {
-    inner: Arc<dyn Executor>,
-    calls: AtomicU32,
-}
-
-impl Counting {
-    fn new(inner: Arc<dyn Executor>) -> Self {
-        Self {
-            inner,
-            calls: AtomicU32::new(0),
-        }
-    }
-
-    fn attempts(&self) -> u32 {
-        self.calls.load(Ordering::Relaxed)
-    }
-}
-
-#[async_trait]
-impl Executor for Counting {
-    fn executor_type(&self) -> &str {
-        self.inner.executor_type()
-    }
-
-    fn parameter_check(&self) -> Arc<dyn ParameterCheck> {
-        self.inner.parameter_check()
-    }
-
-    async fn shutdown(
-        &self,
-        ctx: &ExecutionContext,
-        params: &serde_json::Value,
-    ) -> Result<ShutdownOutcome, ExecutorError> {
-        self.calls.fetch_add(1, Ordering::Relaxed);
-        self.inner.shutdown(ctx, params).await
-    }
-
-    async fn wakeup(
-        &self,
-        ctx: &ExecutionContext,
-        params: &serde_json::Value,
-        record: &RestoreRecord,
-    ) -> Result<WakeupOutcome, ExecutorError> {
-        self.calls.fetch_add(1, Ordering::Relaxed);
-        self.inner.wakeup(ctx, params, record).await
     }
 }

@@ -24,6 +24,7 @@ use crate::params::{ParameterCheck, TypedParameters, ValidateParameters, parse_p
 use crate::restore::RestoreRecord;
 
 mod context;
+mod counting;
 mod error;
 mod registry;
 mod retry;
@@ -35,6 +36,7 @@ pub use context::{
     ExecutionContext, ExecutionContextBuilder, LogLevel, LogSink, ProgressSink, TracingLogSink,
     TracingProgressSink,
 };
+pub use counting::CountingExecutor;
 pub use error::{ErrorClass, ExecutorError, category};
 pub use registry::ExecutorRegistry;
 pub use retry::{Jitter, RetryPolicy, retry};

@@ -6,6 +6,7 @@ pub(crate) mod output;
 pub(crate) mod plan;
 pub(crate) mod run;
 pub(crate) mod schedule;
+pub(crate) mod service;
 mod validate;
 
 use std::path::PathBuf;

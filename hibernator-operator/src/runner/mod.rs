@@ -17,13 +17,10 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 
-use async_trait::async_trait;
 use hibernator_core::executor::{
-    ExecutionContext, Executor, ExecutorError, RetryPolicy, ShutdownOutcome, TargetReport,
-    WakeupOutcome, run_shutdown, run_wakeup,
+    CountingExecutor, ExecutionContext, ExecutorError, RetryPolicy, TargetReport, run_shutdown,
+    run_wakeup,
 };
-use hibernator_core::params::ParameterCheck;
-use hibernator_core::restore::RestoreRecord;
 use hibernator_core::types::Operation;
 use hibernator_streaming::client::StreamClient;
 use hibernator_streaming::config::{ClientConfig, DEFAULT_TOKEN_PATH, Transport};
@@ -281,10 +278,7 @@ async fn execute(
         .log_sink(sinks.log_sink())
         .progress_sink(sinks.progress_sink())
         .build();
-    let executor = Counting {
-        inner: resolved.executor.clone(),
-        calls: attempts,
-    };
+    let executor = CountingExecutor::with_counter(resolved.executor.clone(), attempts);
     let params = resolved
         .target
         .parameters
@@ -337,59 +331,13 @@ async fn write_termination_log(
     tokio::fs::write(path, message.to_json()).await
 }
 
-/// Counts executor calls (attempts), also when the operation fails.
-struct Counting {
-    inner: Arc<dyn Executor>,
-    calls: Arc<AtomicU32>,
-}
-
-#[async_trait]
-impl Executor for Counting {
-    fn executor_type(&self) -> &str {
-        self.inner.executor_type()
-    }
-
-    fn parameter_check(&self) -> Arc<dyn ParameterCheck> {
-        self.inner.parameter_check()
-    }
-
-    async fn shutdown(
-        &self,
-        ctx: &ExecutionContext,
-        params: &serde_json::Value,
-    ) -> Result<ShutdownOutcome, ExecutorError> {
-        self.calls.fetch_add(1, Ordering::Relaxed);
-        self.inner.shutdown(ctx, params).await
-    }
-
-    async fn wakeup(
-        &self,
-        ctx: &ExecutionContext,
-        params: &serde_json::Value,
-        record: &RestoreRecord,
-    ) -> Result<WakeupOutcome, ExecutorError> {
-        self.calls.fetch_add(1, Ordering::Relaxed);
-        self.inner.wakeup(ctx, params, record).await
-    }
-}
-
 /// `hibernator runner`: logs to stdout (`RUST_LOG`, default `info`), builds
 /// the Kubernetes client (in-cluster or `KUBECONFIG`), runs [`run`] and
 /// returns its exit code.
 pub fn command(args: RunnerArgs) -> anyhow::Result<std::process::ExitCode> {
     use anyhow::Context;
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("cannot start the async runtime")?;
+    let runtime = crate::cli::service::start(crate::cli::service::LogFormat::Text)?;
     runtime.block_on(async {
-        let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-            .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-        // Already initialized (a second command in one process) is fine.
-        let _ = tracing_subscriber::fmt()
-            .with_env_filter(filter)
-            .with_writer(std::io::stdout)
-            .try_init();
         let client = kube::Client::try_default()
             .await
             .context("cannot configure the Kubernetes client (in-cluster or KUBECONFIG)")?;

@@ -189,14 +189,8 @@ async fn connection(
 /// [`router`] until the process is stopped.
 pub fn command(args: WebhookArgs) -> anyhow::Result<std::process::ExitCode> {
     use anyhow::Context;
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("cannot start the async runtime")?;
+    let runtime = crate::cli::service::start(crate::cli::service::LogFormat::Text)?;
     runtime.block_on(async {
-        let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-            .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-        let _ = tracing_subscriber::fmt().with_env_filter(filter).try_init();
         let tls = ReloadingCert::load(&args.cert_file, &args.key_file)?.into_server_config()?;
         if args.dry_run {
             let effective = serde_json::json!({
