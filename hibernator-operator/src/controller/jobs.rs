@@ -266,12 +266,16 @@ pub fn build_job(
         env("HIBERNATOR_OPERATION", request.operation.as_str()),
         env("HIBERNATOR_EXECUTION_ID", name.clone()),
         env("HIBERNATOR_CYCLE_ID", request.cycle_id.clone()),
-        env(
-            "HIBERNATOR_STREAM_TRANSPORT",
-            settings.stream_transport.clone(),
-        ),
         env("HIBERNATOR_STREAM_TOKEN_PATH", STREAM_TOKEN_PATH),
     ];
+    // `none`: no streaming server; the runner logs to stdout only (it has no
+    // endpoint), and gets no transport it would have to reject.
+    if settings.stream_transport != "none" {
+        env_vars.push(env(
+            "HIBERNATOR_STREAM_TRANSPORT",
+            settings.stream_transport.clone(),
+        ));
+    }
     if let Some(endpoint) = &settings.grpc_endpoint {
         env_vars.push(env("HIBERNATOR_GRPC_ENDPOINT", endpoint.clone()));
     }

@@ -226,3 +226,37 @@ fn observes_running_succeeded_and_failed_jobs() {
     );
     assert!(logs.message.unwrap().contains("panic"));
 }
+
+/// The Job's container args and env are exactly what `hibernator runner`
+/// accepts, with and without streaming (the contract between the two).
+#[test]
+fn the_runner_accepts_the_jobs_args_and_env() {
+    let streaming = RunnerSettings {
+        grpc_endpoint: Some("hibernator-controller.hibernator-system.svc:50051".into()),
+        webhook_endpoint: Some(
+            "http://hibernator-controller.hibernator-system.svc:8082/logs".into(),
+        ),
+        stream_transport: "auto".into(),
+        extra_env: vec![("HIBERNATOR_STREAM_MAX_RETRIES".into(), "3".into())],
+        ..RunnerSettings::default()
+    };
+    for settings in [RunnerSettings::default(), streaming] {
+        let job = build_job(&plan(), &request("db", 1), &settings).unwrap();
+        let container = &job.spec.unwrap().template.spec.unwrap().containers[0];
+        let env: std::collections::BTreeMap<String, String> = container
+            .env
+            .iter()
+            .flatten()
+            .map(|e| (e.name.clone(), e.value.clone().unwrap_or_default()))
+            .collect();
+        let args = crate::runner::RunnerArgs::from_container(
+            container.args.as_deref().unwrap_or_default(),
+            &env,
+        )
+        .unwrap_or_else(|e| panic!("{}: {e}", settings.stream_transport));
+        assert_eq!(args.target, "db");
+        assert_eq!(args.plan, "dev");
+        assert_eq!(args.operation, Operation::Shutdown);
+        assert_eq!(args.execution_id, job.metadata.name.clone());
+    }
+}

@@ -6,4 +6,4 @@
 #![allow(clippy::unwrap_used)]
 
 mod cycle;
-mod support;
+pub(crate) mod support;

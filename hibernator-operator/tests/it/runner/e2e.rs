@@ -434,3 +434,108 @@ async fn logs_and_completion_are_streamed_to_the_webhook() {
     );
     server.abort();
 }
+
+/// The whole operator path on AWS: the controller decides at the schedule
+/// boundary, creates runner Jobs, the Job simulator runs the real runner
+/// entry point with each Job's args and env against moto, and the plan goes
+/// Hibernated → Active with the instances stopped and then running again.
+#[tokio::test]
+async fn controller_and_runner_hibernate_and_wake_ec2_on_moto() {
+    use crate::controller::support::{Harness, wait_phase};
+    use hibernator_core::PlanPhase;
+    use hibernator_testkit::jobsim::{JobOutcome, JobSimulator};
+    use k8s_openapi::api::core::v1::ServiceAccount;
+    use std::time::Duration;
+
+    let f = fixture("ctl-aws").await;
+    let batch = f.launch(2, "batch").await;
+    let bystander = f.launch(1, "web").await;
+    let client = f.cluster.client();
+    let ns = f.cluster.namespace().to_string();
+    let sa = ServiceAccount {
+        metadata: ObjectMeta {
+            name: Some("hibernator-runner".into()),
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    Api::<ServiceAccount>::namespaced(client.clone(), &ns)
+        .create(&PostParams::default(), &sa)
+        .await
+        .unwrap();
+
+    let endpoint = f.moto.endpoint().to_string();
+    let logs = f.dir.path().to_path_buf();
+    let runner_client = client.clone();
+    let _sim = JobSimulator::start(client.clone(), &ns, move |job| {
+        let client = runner_client.clone();
+        let endpoint = endpoint.clone();
+        let log = logs.join(format!("{}.termination", job.job_name));
+        Box::pin(async move {
+            let mut args = RunnerArgs::from_container(&job.args, &job.env).unwrap();
+            args.aws_endpoint_url = Some(endpoint);
+            args.termination_log = log;
+            let outcome = run(args, client).await;
+            JobOutcome {
+                exit_code: outcome.exit_code,
+                message: outcome.termination.to_json(),
+            }
+        })
+    });
+
+    // Monday 19:00 UTC: awake; 20:00 the off-hours start.
+    let mut harness = Harness::new(&f.cluster, "2026-11-23T19:00:00Z".parse().unwrap());
+    let plans: Api<HibernatePlan> = Api::namespaced(client.clone(), &ns);
+    wait_phase(
+        &plans,
+        "nightly",
+        PlanPhase::Active,
+        Duration::from_secs(30),
+    )
+    .await;
+
+    harness.set_time("2026-11-23T20:00:01Z".parse().unwrap());
+    let hibernated = wait_phase(
+        &plans,
+        "nightly",
+        PlanPhase::Hibernated,
+        Duration::from_secs(60),
+    )
+    .await;
+    assert!(
+        f.states(&batch)
+            .await
+            .iter()
+            .all(|s| *s == InstanceStateName::Stopped),
+        "{:#?}",
+        hibernated.status
+    );
+    assert_eq!(f.states(&bystander).await, vec![InstanceStateName::Running]);
+    let store = ConfigMapRestoreStore::new(client.clone(), &ns, "nightly");
+    let record = store.load("batch").await.unwrap().unwrap().value;
+    assert_eq!(record.entries.len(), 2, "one entry per stopped instance");
+
+    // Tuesday 06:00: wake-up restores exactly what was recorded.
+    harness.set_time("2026-11-24T06:00:01Z".parse().unwrap());
+    let active = wait_phase(
+        &plans,
+        "nightly",
+        PlanPhase::Active,
+        Duration::from_secs(60),
+    )
+    .await;
+    assert!(
+        f.states(&batch)
+            .await
+            .iter()
+            .all(|s| *s == InstanceStateName::Running),
+        "{:#?}",
+        active.status
+    );
+    let record = store.load("batch").await.unwrap().unwrap().value;
+    assert!(record.is_empty(), "restore entries consumed: {record:?}");
+    let history = active.status.map(|s| s.history).unwrap_or_default();
+    assert!(history.len() >= 2, "shutdown and wake-up cycles recorded");
+    harness.stop().await;
+    f.cluster.cleanup().await.unwrap();
+}
