@@ -17,6 +17,10 @@ pub const LABEL_EXECUTION_ID: &str = "hibernator.dev/execution-id";
 pub const LABEL_PLAN: &str = "hibernator.dev/plan";
 /// Label carrying the target name on runner Jobs.
 pub const LABEL_TARGET: &str = "hibernator.dev/target";
+/// Annotation with the exact plan name (labels may be shortened to 63 characters).
+pub const ANNOTATION_PLAN: &str = "hibernator/plan";
+/// Annotation with the exact target name.
+pub const ANNOTATION_TARGET: &str = "hibernator/target";
 /// Label Kubernetes puts on a Job's Pods.
 pub const LABEL_JOB_NAME: &str = "batch.kubernetes.io/job-name";
 
@@ -78,6 +82,20 @@ pub fn valid_execution_id(id: &str) -> bool {
         && bytes.last().is_some_and(u8::is_ascii_alphanumeric)
 }
 
+/// The exact name from `annotation`, else the (possibly shortened) label.
+fn exact(
+    meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta,
+    annotation: &str,
+    label: Option<&String>,
+) -> String {
+    meta.annotations
+        .as_ref()
+        .and_then(|a| a.get(annotation))
+        .or(label)
+        .cloned()
+        .unwrap_or_default()
+}
+
 /// Reads an [`ExecutionInfo`] from a runner Job; `None` when it lacks the
 /// execution id label or metadata.
 pub fn execution_from_job(job: &Job) -> Option<ExecutionInfo> {
@@ -93,8 +111,8 @@ pub fn execution_from_job(job: &Job) -> Option<ExecutionInfo> {
     Some(ExecutionInfo {
         execution_id: labels.get(LABEL_EXECUTION_ID)?.clone(),
         namespace: meta.namespace.clone()?,
-        plan: labels.get(LABEL_PLAN).cloned().unwrap_or_default(),
-        target: labels.get(LABEL_TARGET).cloned().unwrap_or_default(),
+        plan: exact(meta, ANNOTATION_PLAN, labels.get(LABEL_PLAN)),
+        target: exact(meta, ANNOTATION_TARGET, labels.get(LABEL_TARGET)),
         job_name: meta.name.clone()?,
         job_uid: meta.uid.clone().unwrap_or_default(),
         service_account: sa,
@@ -227,6 +245,21 @@ mod tests {
         assert!(!valid_execution_id("-x"));
         assert!(!valid_execution_id("x,hibernator.dev/plan=y"));
         assert!(!valid_execution_id(&"a".repeat(64)));
+    }
+
+    #[test]
+    fn exact_names_come_from_annotations_when_labels_are_shortened() {
+        let long = format!("{}-target", "x".repeat(70));
+        let job: Job = serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "runner-1", "namespace": "team-a",
+              "labels": {"hibernator.dev/execution-id": "exec-1",
+                         "hibernator.dev/plan": "p", "hibernator.dev/target": "x-shortened-1a2b3c4d"},
+              "annotations": {"hibernator/plan": "p", "hibernator/target": long}},
+        }))
+        .unwrap();
+        let info = execution_from_job(&job).unwrap();
+        assert_eq!(info.target, long);
+        assert_eq!(info.plan, "p");
     }
 
     #[test]
