@@ -20,6 +20,10 @@ use hibernator_core::{HibernatePlan, Operation};
 use hibernator_operator::controller::decide::{DecideInput, Decision, RestoreView, decide};
 use hibernator_operator::controller::jobs::{JobObservation, JobPhase};
 
+/// The allocator of the `hibernator` binary, so the numbers are the binary's.
+#[global_allocator]
+static ALLOCATOR: hibernator_operator::Allocator = hibernator_operator::Allocator;
+
 const TARGETS: usize = 1_000;
 
 fn plan() -> HibernatePlan {

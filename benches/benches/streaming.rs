@@ -30,6 +30,10 @@ use hibernator_streaming::server::{RunningServer, StreamingServer};
 use hibernator_streaming::sink::{LogRecord, LogSink, SinkError};
 use hibernator_streaming::status::{StatusChange, StatusError, StatusSink};
 
+/// The allocator of the `hibernator` binary, so the numbers are the binary's.
+#[global_allocator]
+static ALLOCATOR: hibernator_operator::Allocator = hibernator_operator::Allocator;
+
 const EXEC: &str = "exec-bench";
 const LINES: usize = 2_000;
 

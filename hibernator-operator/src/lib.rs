@@ -1,9 +1,9 @@
 //! # hibernator-operator
 //!
-//! Wiring of the `hibernator` binary: command-line interface today; the
-//! controller, runner and admission webhook subcommands land with the
-//! operator issue. Decisions live in `hibernator-core`; this crate only turns
-//! them into side effects and output.
+//! Wiring of the `hibernator` binary: the command-line interface, the
+//! controller, the runner, the admission webhook and the kubectl plugin.
+//! Decisions live in `hibernator-core`; this crate only turns them into side
+//! effects and output.
 
 pub mod cli;
 pub mod controller;
@@ -13,3 +13,12 @@ pub mod restore_store;
 pub mod run;
 pub mod runner;
 pub mod webhook;
+
+/// The global allocator of the `hibernator` binary (mimalloc).
+///
+/// Log ingestion allocates a few small strings per runner log line on one
+/// thread and frees them on another; glibc's malloc spends a third of the
+/// streaming server's time on that, mimalloc a fraction (numbers in
+/// `docs/performance.md`). Benchmarks of the binary's code paths install the
+/// same allocator: `#[global_allocator] static A: Allocator = Allocator;`.
+pub use mimalloc::MiMalloc as Allocator;

@@ -31,7 +31,24 @@ pub struct Ingest {
     status: Arc<dyn StatusSink>,
     metrics: StreamingMetrics,
     batcher: Option<mpsc::Sender<BatcherMsg>>,
-    heartbeats: std::sync::Mutex<HashMap<String, DateTime<Utc>>>,
+    heartbeats: std::sync::Mutex<HashMap<String, Liveness>>,
+}
+
+/// What this replica knows of an execution's liveness.
+#[derive(Clone, Copy, Debug)]
+enum Liveness {
+    /// Last heartbeat.
+    Alive(DateTime<Utc>),
+    /// Completed at; heartbeats still in flight are ignored.
+    Completed(DateTime<Utc>),
+}
+
+impl Liveness {
+    fn at(self) -> DateTime<Utc> {
+        match self {
+            Self::Alive(t) | Self::Completed(t) => t,
+        }
+    }
 }
 
 /// Executions whose last heartbeat is remembered.
@@ -144,10 +161,10 @@ impl Ingest {
             "runner execution completed"
         );
         self.hub.complete(&completion.execution_id);
-        self.heartbeats
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(&completion.execution_id);
+        self.note_liveness(
+            &completion.execution_id,
+            Liveness::Completed(Utc::now()),
+        );
         if let Err(e) = self
             .status
             .record(execution, StatusChange::Completed(completion))
@@ -165,24 +182,36 @@ impl Ingest {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .get(execution_id)
-            .copied()
+            .and_then(|l| match l {
+                Liveness::Alive(t) => Some(*t),
+                Liveness::Completed(_) => None,
+            })
     }
 
-    /// Notes a heartbeat.
-    pub fn heartbeat(&self, execution: &ExecutionInfo) {
-        {
-            let mut beats = self.heartbeats.lock().unwrap_or_else(|e| e.into_inner());
-            if beats.len() >= HEARTBEAT_CAPACITY && !beats.contains_key(&execution.execution_id) {
+    /// Records `liveness`; a completed execution stays completed (a
+    /// heartbeat that was in flight when the completion arrived is ignored).
+    fn note_liveness(&self, execution_id: &str, liveness: Liveness) {
+        let mut beats = self.heartbeats.lock().unwrap_or_else(|e| e.into_inner());
+        match beats.get(execution_id) {
+            Some(Liveness::Completed(_)) if matches!(liveness, Liveness::Alive(_)) => return,
+            Some(_) => {}
+            None if beats.len() >= HEARTBEAT_CAPACITY => {
                 let oldest = beats
                     .iter()
-                    .min_by_key(|(_, t)| **t)
+                    .min_by_key(|(_, l)| l.at())
                     .map(|(k, _)| k.clone());
                 if let Some(oldest) = oldest {
                     beats.remove(&oldest);
                 }
             }
-            beats.insert(execution.execution_id.clone(), Utc::now());
+            None => {}
         }
+        beats.insert(execution_id.to_string(), liveness);
+    }
+
+    /// Notes a heartbeat.
+    pub fn heartbeat(&self, execution: &ExecutionInfo) {
+        self.note_liveness(&execution.execution_id, Liveness::Alive(Utc::now()));
         tracing::debug!(
             target: "hibernator::runner",
             execution_id = %execution.execution_id,
@@ -274,4 +303,64 @@ async fn write_all(sinks: &[Arc<dyn LogSink>], buffer: &mut Vec<LogRecord>) {
         }
     }
     buffer.clear();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use async_trait::async_trait;
+
+    struct NoStatus;
+
+    #[async_trait]
+    impl StatusSink for NoStatus {
+        async fn record(
+            &self,
+            _: &ExecutionInfo,
+            _: StatusChange,
+        ) -> Result<(), crate::status::StatusError> {
+            Ok(())
+        }
+    }
+
+    fn execution(id: &str) -> ExecutionInfo {
+        ExecutionInfo {
+            execution_id: id.into(),
+            namespace: "ns".into(),
+            plan: "plan".into(),
+            target: "target".into(),
+            job_name: "job".into(),
+            job_uid: "uid".into(),
+            service_account: "runner".into(),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_heartbeat_arriving_after_the_completion_is_ignored() {
+        let ingest = Ingest::new(Arc::new(NoStatus), Vec::new(), StreamingMetrics::default());
+        let e = execution("exec-1");
+        ingest.heartbeat(&e);
+        assert!(ingest.last_heartbeat("exec-1").is_some());
+        ingest
+            .completion(
+                &e,
+                Completion {
+                    execution_id: "exec-1".into(),
+                    success: true,
+                    error: None,
+                    duration: None,
+                    dropped_logs: 0,
+                },
+            )
+            .await;
+        assert!(ingest.last_heartbeat("exec-1").is_none());
+        ingest.heartbeat(&e);
+        assert!(
+            ingest.last_heartbeat("exec-1").is_none(),
+            "a late heartbeat does not revive a completed execution"
+        );
+        let other = execution("exec-2");
+        ingest.heartbeat(&other);
+        assert!(ingest.last_heartbeat("exec-2").is_some());
+    }
 }

@@ -291,6 +291,8 @@ impl StreamClient {
     /// lines and the run time) and closes the client.
     pub async fn complete(self, success: bool, error: Option<String>) -> Result<(), ClientError> {
         let flushed = self.flush().await;
+        // No heartbeat after the completion report.
+        self.heartbeat.abort();
         let completion = Completion {
             execution_id: self.shared.config.execution_id.clone(),
             success,

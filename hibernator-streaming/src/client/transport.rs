@@ -1,6 +1,8 @@
 //! One attempt of one operation over gRPC or the webhook, with errors
 //! classified for retry and fallback decisions.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use tonic::Code;
@@ -55,6 +57,33 @@ pub(crate) struct AttemptError {
 #[derive(Clone)]
 pub(crate) struct GrpcTransport {
     client: ExecutionServiceClient<Channel>,
+    /// Whether the server has `StreamLogBatches` (cleared on `UNIMPLEMENTED`).
+    batches: Arc<AtomicBool>,
+}
+
+/// Log lines as protobuf entries naming `execution_id` (empty inside a
+/// [`proto::LogBatch`]).
+fn lines_as_entries(execution_id: &str, lines: &[LogLine]) -> Vec<proto::LogEntry> {
+    lines
+        .iter()
+        .map(|l| proto::LogEntry {
+            execution_id: execution_id.to_string(),
+            timestamp: Some(proto::timestamp(l.timestamp)),
+            level: l.level.clone(),
+            message: l.message.clone(),
+            fields: l.fields.clone(),
+        })
+        .collect()
+}
+
+async fn stream_entries<S>(
+    client: &mut ExecutionServiceClient<Channel>,
+    request: tonic::Request<S>,
+) -> Result<(), tonic::Status>
+where
+    S: futures::Stream<Item = proto::LogEntry> + Send + 'static,
+{
+    client.stream_logs(request).await.map(|_| ())
 }
 
 fn url_of(endpoint: &str, tls: bool) -> String {
@@ -125,6 +154,7 @@ impl GrpcTransport {
         };
         Ok(Self {
             client: ExecutionServiceClient::new(channel),
+            batches: Arc::new(AtomicBool::new(true)),
         })
     }
 
@@ -146,24 +176,39 @@ impl GrpcTransport {
         }
         let result = match op {
             Op::Logs(execution_id, lines) => {
-                let entries: Vec<proto::LogEntry> = lines
-                    .iter()
-                    .map(|l| proto::LogEntry {
+                if self.batches.load(Ordering::Relaxed) {
+                    // Entries of a batch leave `execution_id` empty: the batch names it.
+                    let batch = proto::LogBatch {
                         execution_id: execution_id.to_string(),
-                        timestamp: Some(proto::timestamp(l.timestamp)),
-                        level: l.level.clone(),
-                        message: l.message.clone(),
-                        fields: l
-                            .fields
-                            .iter()
-                            .map(|(k, v)| (k.clone(), v.clone()))
-                            .collect(),
-                    })
-                    .collect();
-                client
-                    .stream_logs(req!(tokio_stream::iter(entries)))
+                        entries: lines_as_entries("", lines),
+                    };
+                    match client
+                        .stream_log_batches(req!(tokio_stream::once(batch)))
+                        .await
+                    {
+                        // A server from before `StreamLogBatches` (e.g. an old
+                        // controller replica during an upgrade): use
+                        // `StreamLogs` from now on.
+                        Err(status) if status.code() == Code::Unimplemented => {
+                            tracing::debug!(
+                                "the server lacks StreamLogBatches; streaming logs line by line"
+                            );
+                            self.batches.store(false, Ordering::Relaxed);
+                            stream_entries(
+                                &mut client,
+                                req!(tokio_stream::iter(lines_as_entries(execution_id, lines))),
+                            )
+                            .await
+                        }
+                        other => other.map(|_| ()),
+                    }
+                } else {
+                    stream_entries(
+                        &mut client,
+                        req!(tokio_stream::iter(lines_as_entries(execution_id, lines))),
+                    )
                     .await
-                    .map(|_| ())
+                }
             }
             Op::Progress(p) => client
                 .report_progress(req!(crate::server::update_of(p)))

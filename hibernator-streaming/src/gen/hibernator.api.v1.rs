@@ -15,11 +15,21 @@ pub struct LogEntry {
     #[prost(string, tag = "4")]
     pub message: ::prost::alloc::string::String,
     /// Structured fields.
-    #[prost(map = "string, string", tag = "5")]
-    pub fields: ::std::collections::HashMap<
+    #[prost(btree_map = "string, string", tag = "5")]
+    pub fields: ::prost::alloc::collections::BTreeMap<
         ::prost::alloc::string::String,
         ::prost::alloc::string::String,
     >,
+}
+/// Log lines of one execution, sent together.
+#[derive(Clone, PartialEq, ::prost::Message)]
+pub struct LogBatch {
+    /// Execution the lines belong to.
+    #[prost(string, tag = "1")]
+    pub execution_id: ::prost::alloc::string::String,
+    /// The lines; their `execution_id` is empty or equal to the batch's.
+    #[prost(message, repeated, tag = "2")]
+    pub entries: ::prost::alloc::vec::Vec<LogEntry>,
 }
 /// Answer to a finished log stream.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, ::prost::Message)]
@@ -211,6 +221,38 @@ pub mod execution_service_client {
                 );
             self.inner.client_streaming(req, path, codec).await
         }
+        /// Streams log lines of one execution in batches (what the runner uses:
+        /// one message per batch instead of one per line); the server answers
+        /// once the client closes the stream.
+        pub async fn stream_log_batches(
+            &mut self,
+            request: impl tonic::IntoStreamingRequest<Message = super::LogBatch>,
+        ) -> std::result::Result<
+            tonic::Response<super::StreamLogsResponse>,
+            tonic::Status,
+        > {
+            self.inner
+                .ready()
+                .await
+                .map_err(|e| {
+                    tonic::Status::unknown(
+                        format!("Service was not ready: {}", e.into()),
+                    )
+                })?;
+            let codec = tonic_prost::ProstCodec::default();
+            let path = http::uri::PathAndQuery::from_static(
+                "/hibernator.api.v1.ExecutionService/StreamLogBatches",
+            );
+            let mut req = request.into_streaming_request();
+            req.extensions_mut()
+                .insert(
+                    GrpcMethod::new(
+                        "hibernator.api.v1.ExecutionService",
+                        "StreamLogBatches",
+                    ),
+                );
+            self.inner.client_streaming(req, path, codec).await
+        }
         /// Reports the progress of an execution.
         pub async fn report_progress(
             &mut self,
@@ -367,6 +409,16 @@ pub mod execution_service_server {
             tonic::Response<super::StreamLogsResponse>,
             tonic::Status,
         >;
+        /// Streams log lines of one execution in batches (what the runner uses:
+        /// one message per batch instead of one per line); the server answers
+        /// once the client closes the stream.
+        async fn stream_log_batches(
+            &self,
+            request: tonic::Request<tonic::Streaming<super::LogBatch>>,
+        ) -> std::result::Result<
+            tonic::Response<super::StreamLogsResponse>,
+            tonic::Status,
+        >;
         /// Reports the progress of an execution.
         async fn report_progress(
             &self,
@@ -510,6 +562,52 @@ pub mod execution_service_server {
                     let inner = self.inner.clone();
                     let fut = async move {
                         let method = StreamLogsSvc(inner);
+                        let codec = tonic_prost::ProstCodec::default();
+                        let mut grpc = tonic::server::Grpc::new(codec)
+                            .apply_compression_config(
+                                accept_compression_encodings,
+                                send_compression_encodings,
+                            )
+                            .apply_max_message_size_config(
+                                max_decoding_message_size,
+                                max_encoding_message_size,
+                            );
+                        let res = grpc.client_streaming(method, req).await;
+                        Ok(res)
+                    };
+                    Box::pin(fut)
+                }
+                "/hibernator.api.v1.ExecutionService/StreamLogBatches" => {
+                    #[allow(non_camel_case_types)]
+                    struct StreamLogBatchesSvc<T: ExecutionService>(pub Arc<T>);
+                    impl<
+                        T: ExecutionService,
+                    > tonic::server::ClientStreamingService<super::LogBatch>
+                    for StreamLogBatchesSvc<T> {
+                        type Response = super::StreamLogsResponse;
+                        type Future = BoxFuture<
+                            tonic::Response<Self::Response>,
+                            tonic::Status,
+                        >;
+                        fn call(
+                            &mut self,
+                            request: tonic::Request<tonic::Streaming<super::LogBatch>>,
+                        ) -> Self::Future {
+                            let inner = Arc::clone(&self.0);
+                            let fut = async move {
+                                <T as ExecutionService>::stream_log_batches(&inner, request)
+                                    .await
+                            };
+                            Box::pin(fut)
+                        }
+                    }
+                    let accept_compression_encodings = self.accept_compression_encodings;
+                    let send_compression_encodings = self.send_compression_encodings;
+                    let max_decoding_message_size = self.max_decoding_message_size;
+                    let max_encoding_message_size = self.max_encoding_message_size;
+                    let inner = self.inner.clone();
+                    let fut = async move {
+                        let method = StreamLogBatchesSvc(inner);
                         let codec = tonic_prost::ProstCodec::default();
                         let mut grpc = tonic::server::Grpc::new(codec)
                             .apply_compression_config(

@@ -15,8 +15,8 @@ use crate::ingest::{Ingest, LogLine};
 use crate::metrics::AuthFailureReason;
 use crate::progress::{Progress, ProgressEvent};
 use crate::proto::{
-    self, Ack, CompletionReport, GetProgressRequest, HeartbeatRequest, LogEntry, ProgressUpdate,
-    StreamLogsResponse, execution_service_server::ExecutionService,
+    self, Ack, CompletionReport, GetProgressRequest, HeartbeatRequest, LogBatch, LogEntry,
+    ProgressUpdate, StreamLogsResponse, execution_service_server::ExecutionService,
 };
 use crate::status::Completion;
 
@@ -78,7 +78,7 @@ pub fn line_of(entry: LogEntry) -> LogLine {
         timestamp: proto::from_timestamp(entry.timestamp.as_ref()).unwrap_or_else(chrono::Utc::now),
         level: entry.level,
         message: entry.message,
-        fields: entry.fields.into_iter().collect(),
+        fields: entry.fields,
     }
 }
 
@@ -105,19 +105,97 @@ pub fn update_of(p: &Progress) -> ProgressUpdate {
     }
 }
 
+/// Converts the entries of a [`LogBatch`]; an entry naming another execution
+/// than the batch is refused (`INVALID_ARGUMENT`, naming the entry).
+pub fn lines_of_batch(execution_id: &str, entries: Vec<LogEntry>) -> Result<Vec<LogLine>, Status> {
+    if execution_id.is_empty() {
+        return Err(Status::invalid_argument("execution_id: required"));
+    }
+    entries
+        .into_iter()
+        .enumerate()
+        .map(|(i, entry)| {
+            if entry.execution_id.is_empty() || entry.execution_id == execution_id {
+                Ok(line_of(entry))
+            } else {
+                Err(Status::invalid_argument(format!(
+                    "entries[{i}].execution_id: {:?} differs from the batch's execution_id {execution_id:?}",
+                    entry.execution_id
+                )))
+            }
+        })
+        .collect()
+}
+
+/// State of one log stream: the executions its token was bound to and the
+/// lines accepted so far.
+struct LogStream<'a> {
+    service: &'a GrpcService,
+    header: Option<String>,
+    bound: HashMap<String, ExecutionInfo>,
+    accepted: u64,
+    _connection: crate::metrics::ConnectionGuard,
+}
+
+impl GrpcService {
+    fn log_stream<T>(&self, request: &Request<T>) -> Result<LogStream<'_>, Status> {
+        Ok(LogStream {
+            service: self,
+            header: authorization(request)?,
+            bound: HashMap::new(),
+            accepted: 0,
+            _connection: self.ingest.metrics().connection(),
+        })
+    }
+}
+
+impl LogStream<'_> {
+    fn received(&self, bytes: usize) {
+        self.service
+            .ingest
+            .metrics()
+            .bytes_received
+            .inc_by(bytes as u64);
+    }
+
+    /// Authorizes the stream's token for `execution_id` (once per stream and
+    /// execution) and ingests `lines`.
+    async fn accept(&mut self, execution_id: String, lines: Vec<LogLine>) -> Result<(), Status> {
+        let execution = match self.bound.entry(execution_id) {
+            std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
+            std::collections::hash_map::Entry::Vacant(e) => {
+                let ok = self
+                    .service
+                    .auth
+                    .authorize(self.header.as_deref(), e.key())
+                    .await
+                    .map_err(status_of)?;
+                e.insert(ok.execution)
+            }
+        };
+        self.accepted += lines.len() as u64;
+        self.service.ingest.logs(execution, lines).await;
+        Ok(())
+    }
+
+    fn response(&self) -> StreamLogsResponse {
+        StreamLogsResponse {
+            accepted: self.accepted,
+        }
+    }
+}
+
 #[tonic::async_trait]
 impl ExecutionService for GrpcService {
     async fn stream_logs(
         &self,
         request: Request<tonic::Streaming<LogEntry>>,
     ) -> Result<Response<StreamLogsResponse>, Status> {
-        let header = authorization(&request)?;
-        let metrics = self.ingest.metrics().clone();
-        let _connection = metrics.connection();
+        let mut accepting = self.log_stream(&request)?;
         let mut stream = request.into_inner();
-        let mut bound: HashMap<String, ExecutionInfo> = HashMap::new();
-        let mut accepted = 0u64;
         while let Some(first) = stream.message().await? {
+            // Entries that already arrived are taken together; consecutive
+            // entries of one execution become one ingest call.
             let mut batch = vec![first];
             while batch.len() < STREAM_BATCH {
                 match stream.next().now_or_never() {
@@ -125,30 +203,39 @@ impl ExecutionService for GrpcService {
                     _ => break,
                 }
             }
-            let mut groups: HashMap<String, Vec<LogLine>> = HashMap::new();
-            for entry in batch {
-                metrics.bytes_received.inc_by(entry.encoded_len() as u64);
-                groups
-                    .entry(entry.execution_id.clone())
-                    .or_default()
-                    .push(line_of(entry));
+            let mut run: Option<(String, Vec<LogLine>)> = None;
+            for mut entry in batch {
+                accepting.received(entry.encoded_len());
+                let id = std::mem::take(&mut entry.execution_id);
+                match &mut run {
+                    Some((current, lines)) if *current == id => lines.push(line_of(entry)),
+                    _ => {
+                        if let Some((current, lines)) = run.take() {
+                            accepting.accept(current, lines).await?;
+                        }
+                        run = Some((id, vec![line_of(entry)]));
+                    }
+                }
             }
-            for (execution_id, lines) in groups {
-                if !bound.contains_key(&execution_id) {
-                    let ok = self
-                        .auth
-                        .authorize(header.as_deref(), &execution_id)
-                        .await
-                        .map_err(status_of)?;
-                    bound.insert(execution_id.clone(), ok.execution);
-                }
-                if let Some(execution) = bound.get(&execution_id) {
-                    accepted += lines.len() as u64;
-                    self.ingest.logs(execution, lines).await;
-                }
+            if let Some((current, lines)) = run {
+                accepting.accept(current, lines).await?;
             }
         }
-        Ok(Response::new(StreamLogsResponse { accepted }))
+        Ok(Response::new(accepting.response()))
+    }
+
+    async fn stream_log_batches(
+        &self,
+        request: Request<tonic::Streaming<LogBatch>>,
+    ) -> Result<Response<StreamLogsResponse>, Status> {
+        let mut accepting = self.log_stream(&request)?;
+        let mut stream = request.into_inner();
+        while let Some(batch) = stream.message().await? {
+            accepting.received(batch.encoded_len());
+            let lines = lines_of_batch(&batch.execution_id, batch.entries)?;
+            accepting.accept(batch.execution_id, lines).await?;
+        }
+        Ok(Response::new(accepting.response()))
     }
 
     async fn report_progress(

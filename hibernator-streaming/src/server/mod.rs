@@ -16,7 +16,7 @@ use tokio::task::JoinHandle;
 use tokio_stream::wrappers::TcpListenerStream;
 use tonic::transport::{Certificate, Identity, ServerTlsConfig};
 
-pub use grpc::{GrpcService, line_of, progress_of, status_of, update_of};
+pub use grpc::{GrpcService, line_of, lines_of_batch, progress_of, status_of, update_of};
 pub use webhook::router as webhook_router;
 
 use crate::auth::{Authenticator, KubeExecutionDirectory, KubeTokenReviewer};

@@ -28,6 +28,9 @@ fn generate(out: &Path) {
         .out_dir(out)
         .build_client(true)
         .build_server(true)
+        // Structured fields stay ordered, as everywhere else in the crate
+        // (no HashMap → BTreeMap conversion per log line).
+        .btree_map(".")
         .emit_rerun_if_changed(false)
         .compile_fds(fds)
         .unwrap();

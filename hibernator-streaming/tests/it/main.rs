@@ -8,5 +8,6 @@ mod codegen;
 mod e2e;
 mod fallback;
 mod kube;
+mod logs;
 mod payload;
 mod tls;
