@@ -9,4 +9,5 @@ mod e2e;
 mod fallback;
 mod kube;
 mod payload;
+mod replicas;
 mod tls;
