@@ -80,6 +80,11 @@ impl Ingest {
         &self.hub
     }
 
+    /// Where progress and completion are recorded (and read back).
+    pub fn status(&self) -> &Arc<dyn StatusSink> {
+        &self.status
+    }
+
     /// The server metrics.
     pub fn metrics(&self) -> &StreamingMetrics {
         &self.metrics

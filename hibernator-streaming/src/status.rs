@@ -1,14 +1,20 @@
 //! Where progress and completion reports go: the [`StatusSink`] trait and its
 //! Kubernetes implementation, which updates the plan's `status.executions[]`
-//! entry of the target (`progress`, `message`) and emits Events, coalescing
-//! bursts into one write per plan every [`COALESCE_WINDOW`].
+//! entry of the target (`progress`, `message`, `progressTime`) and emits
+//! Events, coalescing bursts into one write per plan every
+//! [`COALESCE_WINDOW`]. The sink also reads the latest progress of an
+//! execution back from the plan ([`StatusSink::latest`]), so any controller
+//! replica can answer `GetProgress` for reports another replica received.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use hibernator_core::types::{ExecutionState, ExecutionStatus, HibernatePlan, HibernatePlanStatus};
+use chrono::{DateTime, Utc};
+use hibernator_core::types::{
+    ExecutionState, ExecutionStatus, HibernatePlan, HibernatePlanStatus, Operation,
+};
 use kube::Resource;
 use kube::api::PostParams;
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
@@ -46,9 +52,9 @@ pub enum StatusChange {
     Completed(Completion),
 }
 
-/// A status write failed.
+/// A status write or read failed.
 #[derive(Debug, thiserror::Error)]
-#[error("updating status of HibernatePlan {namespace}/{plan}: {message}")]
+#[error("status of HibernatePlan {namespace}/{plan}: {message}")]
 pub struct StatusError {
     /// Plan namespace.
     pub namespace: String,
@@ -56,6 +62,54 @@ pub struct StatusError {
     pub plan: String,
     /// What failed.
     pub message: String,
+}
+
+/// The latest progress of an execution as recorded in the plan status.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StoredProgress {
+    /// The progress (phase derived from the plan's current operation).
+    pub progress: Progress,
+    /// Whether the execution is over: its entry is terminal (`Completed`,
+    /// `Failed`, `Aborted`) or its attempt failed and a retry is scheduled.
+    pub finished: bool,
+}
+
+/// Phase name of `operation`, as runners report it (`Shutdown`, `WakeUp`).
+pub fn phase_of(operation: Operation) -> &'static str {
+    match operation {
+        Operation::Shutdown => "Shutdown",
+        Operation::Wakeup => "WakeUp",
+    }
+}
+
+/// Reads the progress of `execution_id` from a plan status: the
+/// `executions[]` entry whose `executionId` matches (`None` when there is
+/// none). Without a runner report the progress is 0 and the time falls back
+/// to `finishedAt`, then `startedAt`.
+pub fn stored_progress(status: &HibernatePlanStatus, execution_id: &str) -> Option<StoredProgress> {
+    let entry = status
+        .executions
+        .iter()
+        .find(|e| e.execution_id.as_deref() == Some(execution_id))?;
+    let timestamp = entry
+        .progress_time
+        .or(entry.finished_at)
+        .or(entry.started_at)
+        .unwrap_or(DateTime::<Utc>::UNIX_EPOCH);
+    Some(StoredProgress {
+        progress: Progress {
+            execution_id: execution_id.to_string(),
+            phase: status
+                .current_operation
+                .map(phase_of)
+                .unwrap_or_default()
+                .to_string(),
+            progress: entry.progress.unwrap_or(0).min(100),
+            message: entry.message.clone().unwrap_or_default(),
+            timestamp,
+        },
+        finished: entry.state.is_terminal() || entry.next_retry_at.is_some(),
+    })
 }
 
 /// Reflects runner progress and completion in the plan.
@@ -73,12 +127,27 @@ pub trait StatusSink: Send + Sync {
     async fn flush(&self) -> Result<(), StatusError> {
         Ok(())
     }
+
+    /// The latest progress of `execution` as stored (possibly written by
+    /// another controller replica); `None` when nothing is stored for it.
+    async fn latest(
+        &self,
+        _execution: &ExecutionInfo,
+    ) -> Result<Option<StoredProgress>, StatusError> {
+        Ok(None)
+    }
 }
 
 #[derive(Clone, Debug, Default)]
 struct PendingTarget {
+    execution_id: Option<String>,
     progress: Option<u8>,
     message: Option<String>,
+    /// When the runner reported it.
+    progress_time: Option<DateTime<Utc>>,
+    /// A completion: `progress_time` never goes back (the runner's clock
+    /// may be ahead of the controller's).
+    completed: bool,
     events: Vec<(EventType, &'static str, String)>,
 }
 
@@ -192,8 +261,9 @@ impl KubeStatusSink {
 }
 
 /// Applies pending changes to the plan status: the `executions[]` entry of
-/// each target gets the latest progress and message (an entry is added,
-/// `Running`, when the controller has not created one yet).
+/// each target gets the latest progress, message and progress time (an
+/// entry is added, `Running`, when the controller has not created one yet;
+/// an entry without `executionId` gets the reporting one).
 fn apply(status: &mut HibernatePlanStatus, targets: &BTreeMap<String, PendingTarget>) {
     for (target, change) in targets {
         let index = match status.executions.iter().position(|e| &e.target == target) {
@@ -208,13 +278,27 @@ fn apply(status: &mut HibernatePlanStatus, targets: &BTreeMap<String, PendingTar
             }
         };
         let entry = &mut status.executions[index];
+        if entry.execution_id.is_none() {
+            entry.execution_id.clone_from(&change.execution_id);
+        }
         if let Some(p) = change.progress {
             entry.progress = Some(p);
         }
         if let Some(m) = &change.message {
             entry.message = Some(m.clone());
         }
+        if let Some(t) = change.progress_time {
+            entry.progress_time = Some(match entry.progress_time {
+                Some(before) if change.completed => before.max(t),
+                _ => t,
+            });
+        }
     }
+}
+
+/// The message as stored in the plan status (at most 1000 bytes).
+pub fn stored_message(message: &str) -> String {
+    truncate(message, 1000)
 }
 
 fn truncate(s: &str, max: usize) -> String {
@@ -242,10 +326,13 @@ impl StatusSink for KubeStatusSink {
                 .or_default()
                 .entry(execution.target.clone())
                 .or_default();
+            target.execution_id = Some(execution.execution_id.clone());
             match change {
                 StatusChange::Progress(p) => {
                     target.progress = Some(p.progress.min(100));
-                    target.message = Some(truncate(&p.message, 1000));
+                    target.message = Some(stored_message(&p.message));
+                    target.progress_time = Some(p.timestamp);
+                    target.completed = false;
                     // One progress event per coalesced write and target.
                     target
                         .events
@@ -271,7 +358,9 @@ impl StatusSink for KubeStatusSink {
                         let error = c.error.clone().unwrap_or_else(|| "failed".into());
                         (EventType::Warning, "RunnerFailed", error)
                     };
-                    target.message = Some(truncate(&message, 1000));
+                    target.message = Some(stored_message(&message));
+                    target.progress_time = Some(Utc::now());
+                    target.completed = true;
                     let dropped = if c.dropped_logs > 0 {
                         format!(" ({} log lines dropped by the runner)", c.dropped_logs)
                     } else {
@@ -294,6 +383,28 @@ impl StatusSink for KubeStatusSink {
 
     async fn flush(&self) -> Result<(), StatusError> {
         self.write_pending().await
+    }
+
+    async fn latest(
+        &self,
+        execution: &ExecutionInfo,
+    ) -> Result<Option<StoredProgress>, StatusError> {
+        let api: kube::Api<HibernatePlan> =
+            kube::Api::namespaced(self.client.clone(), &execution.namespace);
+        let plan = api
+            .get_opt(&execution.plan)
+            .await
+            .map_err(|e| StatusError {
+                namespace: execution.namespace.clone(),
+                plan: execution.plan.clone(),
+                message: format!(
+                    "reading progress of execution {}: {e}",
+                    execution.execution_id
+                ),
+            })?;
+        Ok(plan
+            .and_then(|p| p.status)
+            .and_then(|s| stored_progress(&s, &execution.execution_id)))
     }
 }
 
@@ -331,15 +442,17 @@ mod tests {
             PendingTarget {
                 progress: Some(60),
                 message: Some("Scaling".into()),
-                events: Vec::new(),
+                execution_id: Some("exec-db".into()),
+                progress_time: Some(at(10)),
+                ..PendingTarget::default()
             },
         );
         targets.insert(
             "new".to_string(),
             PendingTarget {
                 progress: Some(1),
-                message: None,
-                events: Vec::new(),
+                execution_id: Some("exec-new".into()),
+                ..PendingTarget::default()
             },
         );
         apply(&mut status, &targets);
@@ -348,6 +461,113 @@ mod tests {
         assert_eq!(status.executions[1].progress, Some(5));
         assert_eq!(status.executions[2].target, "new");
         assert_eq!(status.executions[2].state, ExecutionState::Running);
+        assert_eq!(status.executions[0].progress_time, Some(at(10)));
+        assert_eq!(
+            status.executions[0].execution_id.as_deref(),
+            Some("exec-db")
+        );
+        assert_eq!(
+            status.executions[2].execution_id.as_deref(),
+            Some("exec-new")
+        );
+        assert_eq!(status.executions[1].progress_time, None);
+    }
+
+    fn at(secs: i64) -> DateTime<Utc> {
+        DateTime::from_timestamp(1_800_000_000 + secs, 0).unwrap()
+    }
+
+    #[test]
+    fn the_controller_owns_the_execution_id_and_completion_time_never_goes_back() {
+        let mut status = HibernatePlanStatus {
+            executions: vec![ExecutionStatus {
+                target: "db".into(),
+                execution_id: Some("exec-2".into()),
+                progress_time: Some(at(30)),
+                ..Default::default()
+            }],
+            ..Default::default()
+        };
+        let mut targets = BTreeMap::new();
+        targets.insert(
+            "db".to_string(),
+            PendingTarget {
+                execution_id: Some("exec-1".into()),
+                progress: Some(100),
+                progress_time: Some(at(20)),
+                completed: true,
+                ..PendingTarget::default()
+            },
+        );
+        apply(&mut status, &targets);
+        assert_eq!(status.executions[0].execution_id.as_deref(), Some("exec-2"));
+        assert_eq!(status.executions[0].progress_time, Some(at(30)));
+        targets.get_mut("db").unwrap().completed = false;
+        apply(&mut status, &targets);
+        assert_eq!(status.executions[0].progress_time, Some(at(20)));
+    }
+
+    #[test]
+    fn stored_progress_reads_the_entry_of_the_execution() {
+        let mut status = HibernatePlanStatus {
+            current_operation: Some(Operation::Wakeup),
+            executions: vec![
+                ExecutionStatus {
+                    target: "ec2".into(),
+                    execution_id: Some("exec-ec2".into()),
+                    progress: Some(10),
+                    progress_time: Some(at(1)),
+                    ..Default::default()
+                },
+                ExecutionStatus {
+                    target: "db".into(),
+                    execution_id: Some("exec-db".into()),
+                    state: ExecutionState::Running,
+                    progress: Some(60),
+                    message: Some("Starting instances".into()),
+                    progress_time: Some(at(5)),
+                    started_at: Some(at(0)),
+                    ..Default::default()
+                },
+            ],
+            ..Default::default()
+        };
+        let got = stored_progress(&status, "exec-db").unwrap();
+        assert_eq!(
+            got,
+            StoredProgress {
+                progress: Progress {
+                    execution_id: "exec-db".into(),
+                    phase: "WakeUp".into(),
+                    progress: 60,
+                    message: "Starting instances".into(),
+                    timestamp: at(5),
+                },
+                finished: false,
+            }
+        );
+        assert!(stored_progress(&status, "exec-other").is_none());
+
+        status.current_operation = Some(Operation::Shutdown);
+        status.executions[1].next_retry_at = Some(at(100));
+        let retrying = stored_progress(&status, "exec-db").unwrap();
+        assert_eq!(retrying.progress.phase, "Shutdown");
+        assert!(retrying.finished, "a failed attempt awaiting retry is over");
+
+        status.executions[1].next_retry_at = None;
+        status.executions[1].state = ExecutionState::Completed;
+        assert!(stored_progress(&status, "exec-db").unwrap().finished);
+
+        // No runner report yet: 0 %, the start time.
+        status.executions[1].progress = None;
+        status.executions[1].message = None;
+        status.executions[1].progress_time = None;
+        status.executions[1].state = ExecutionState::Running;
+        let fresh = stored_progress(&status, "exec-db").unwrap();
+        assert_eq!(
+            (fresh.progress.progress, fresh.progress.timestamp),
+            (0, at(0))
+        );
     }
 
     #[test]

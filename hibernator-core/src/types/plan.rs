@@ -404,6 +404,10 @@ pub struct ExecutionStatus {
     /// Last message (error text on failure).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
+    /// When the runner reported `progress`/`message` (set together with them
+    /// by the streaming server; `GetProgress` answers it as `timestamp`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub progress_time: Option<DateTime<Utc>>,
     /// `namespace/name` of the runner Job.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub job_ref: Option<String>,

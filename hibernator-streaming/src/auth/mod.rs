@@ -95,6 +95,11 @@ impl Authenticator {
         }
     }
 
+    /// The directory executions are resolved in (their runner Job).
+    pub fn directory(&self) -> &Arc<dyn ExecutionDirectory> {
+        &self.directory
+    }
+
     /// The metrics failures are counted in.
     pub fn metrics(&self) -> &StreamingMetrics {
         &self.metrics

@@ -7,13 +7,13 @@ use std::time::Duration;
 
 use futures::{FutureExt, Stream, StreamExt};
 use prost::Message;
-use tokio::sync::broadcast::error::RecvError;
 use tonic::{Request, Response, Status};
 
+use super::progress::ProgressQueries;
 use crate::auth::{AuthError, Authenticator, Authorized, ExecutionInfo};
 use crate::ingest::{Ingest, LogLine};
 use crate::metrics::AuthFailureReason;
-use crate::progress::{Progress, ProgressEvent};
+use crate::progress::{Progress, STATUS_POLL_INTERVAL};
 use crate::proto::{
     self, Ack, CompletionReport, GetProgressRequest, HeartbeatRequest, LogBatch, LogEntry,
     ProgressUpdate, StreamLogsResponse, execution_service_server::ExecutionService,
@@ -28,12 +28,38 @@ const STREAM_BATCH: usize = 1024;
 pub struct GrpcService {
     auth: Arc<Authenticator>,
     ingest: Arc<Ingest>,
+    progress: Arc<ProgressQueries>,
 }
 
 impl GrpcService {
-    /// A service authorizing with `auth` and feeding `ingest`.
+    /// A service authorizing with `auth` and feeding `ingest`; progress
+    /// queries fall back to the plan status (polled every
+    /// [`STATUS_POLL_INTERVAL`] while watched).
     pub fn new(auth: Arc<Authenticator>, ingest: Arc<Ingest>) -> Self {
-        Self { auth, ingest }
+        Self::with_poll_interval(auth, ingest, STATUS_POLL_INTERVAL)
+    }
+
+    /// [`GrpcService::new`] with another plan-status poll interval.
+    pub fn with_poll_interval(
+        auth: Arc<Authenticator>,
+        ingest: Arc<Ingest>,
+        poll_interval: Duration,
+    ) -> Self {
+        let progress = Arc::new(ProgressQueries::new(
+            auth.clone(),
+            ingest.clone(),
+            poll_interval,
+        ));
+        Self {
+            auth,
+            ingest,
+            progress,
+        }
+    }
+
+    /// Number of running plan-status pollers of `WatchProgress` streams.
+    pub fn active_pollers(&self) -> usize {
+        self.progress.active_pollers()
     }
 
     async fn authorize<T>(
@@ -296,13 +322,8 @@ impl ExecutionService for GrpcService {
             .authenticate(header.as_deref())
             .await
             .map_err(status_of)?;
-        let id = &request.get_ref().execution_id;
-        match self.ingest.hub().get(id) {
-            Some((p, _)) => Ok(Response::new(update_of(&p))),
-            None => Err(Status::not_found(format!(
-                "no progress reported for execution {id}"
-            ))),
-        }
+        let progress = self.progress.get(&request.get_ref().execution_id).await?;
+        Ok(Response::new(update_of(&progress)))
     }
 
     type WatchProgressStream = Pin<Box<dyn Stream<Item = Result<ProgressUpdate, Status>> + Send>>;
@@ -317,31 +338,10 @@ impl ExecutionService for GrpcService {
             .await
             .map_err(status_of)?;
         let id = request.into_inner().execution_id;
-        let rx = self.ingest.hub().subscribe();
-        let current = self.ingest.hub().get(&id);
-        let done = current.as_ref().is_some_and(|(_, completed)| *completed);
-        let initial = futures::stream::iter(current.map(|(p, _)| Ok(update_of(&p))));
         let connection = self.ingest.metrics().connection();
-        let updates = futures::stream::unfold(
-            (rx, id, done, connection),
-            |(mut rx, id, done, connection)| async move {
-                if done {
-                    return None;
-                }
-                loop {
-                    match rx.recv().await {
-                        Ok(ProgressEvent::Updated(p)) if p.execution_id == id => {
-                            return Some((Ok(update_of(&p)), (rx, id, false, connection)));
-                        }
-                        Ok(ProgressEvent::Completed { execution_id }) if execution_id == id => {
-                            return None;
-                        }
-                        Ok(_) | Err(RecvError::Lagged(_)) => continue,
-                        Err(RecvError::Closed) => return None,
-                    }
-                }
-            },
-        );
-        Ok(Response::new(Box::pin(initial.chain(updates))))
+        let updates = self.progress.watch(id, connection).await?;
+        Ok(Response::new(Box::pin(
+            updates.map(|p| p.map(|p| update_of(&p))),
+        )))
     }
 }

@@ -4,6 +4,7 @@
 
 mod grpc;
 pub mod payload;
+pub mod progress;
 mod webhook;
 
 use std::net::SocketAddr;

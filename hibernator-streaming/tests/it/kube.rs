@@ -24,17 +24,17 @@ use prometheus_client::registry::Registry;
 
 use crate::support::loopback;
 
-const AUD: &str = "hibernator-control-plane";
-const SA: &str = "hibernator-runner";
+pub(crate) const AUD: &str = "hibernator-control-plane";
+pub(crate) const SA: &str = "hibernator-runner";
 
-struct Runner {
-    execution_id: String,
-    job: String,
-    pod: String,
-    pod_uid: String,
+pub(crate) struct Runner {
+    pub(crate) execution_id: String,
+    pub(crate) job: String,
+    pub(crate) pod: String,
+    pub(crate) pod_uid: String,
 }
 
-async fn create_service_account(tc: &TestCluster, name: &str) {
+pub(crate) async fn create_service_account(tc: &TestCluster, name: &str) {
     let api: Api<ServiceAccount> = Api::namespaced(tc.client(), tc.namespace());
     let sa: ServiceAccount =
         serde_json::from_value(serde_json::json!({"metadata": {"name": name}})).unwrap();
@@ -42,7 +42,7 @@ async fn create_service_account(tc: &TestCluster, name: &str) {
 }
 
 /// A runner Job of `plan`/`target` and a Pod of it.
-async fn create_runner(tc: &TestCluster, plan: &str, target: &str) -> Runner {
+pub(crate) async fn create_runner(tc: &TestCluster, plan: &str, target: &str) -> Runner {
     let execution_id = tc.unique_name("exec");
     let job_name = tc.unique_name("runner");
     let jobs: Api<Job> = Api::namespaced(tc.client(), tc.namespace());
@@ -77,7 +77,7 @@ async fn create_runner(tc: &TestCluster, plan: &str, target: &str) -> Runner {
 }
 
 /// A projected-style token: minted in-process, or by TokenRequest on a real cluster.
-async fn token(
+pub(crate) async fn token(
     tc: &TestCluster,
     sa: &str,
     aud: &str,
@@ -206,7 +206,7 @@ async fn tokens_are_reviewed_once_and_bound_to_the_runner_job() {
     tc.cleanup().await.unwrap();
 }
 
-async fn create_plan(tc: &TestCluster, name: &str) {
+pub(crate) async fn create_plan(tc: &TestCluster, name: &str) {
     tc.ensure_crd(&<HibernatePlan as kube::CustomResourceExt>::crd())
         .await
         .unwrap();

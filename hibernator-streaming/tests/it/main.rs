@@ -10,4 +10,5 @@ mod fallback;
 mod kube;
 mod logs;
 mod payload;
+mod replicas;
 mod tls;
