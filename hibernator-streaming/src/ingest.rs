@@ -166,10 +166,7 @@ impl Ingest {
             "runner execution completed"
         );
         self.hub.complete(&completion.execution_id);
-        self.note_liveness(
-            &completion.execution_id,
-            Liveness::Completed(Utc::now()),
-        );
+        self.note_liveness(&completion.execution_id, Liveness::Completed(Utc::now()));
         if let Err(e) = self
             .status
             .record(execution, StatusChange::Completed(completion))

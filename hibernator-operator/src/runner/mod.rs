@@ -185,7 +185,7 @@ enum RunnerError {
 
 /// Runs one execution and writes its termination message; never exits.
 pub async fn run(args: RunnerArgs, client: kube::Client) -> RunnerOutcome {
-    let sinks = stream::Sinks::new(connect_stream(&args).await);
+    let sinks = stream::Sinks::new(connect_stream(&args).await, args.operation);
     let attempts = Arc::new(AtomicU32::new(0));
     tracing::info!(
         plan = %args.plan, namespace = %args.namespace, target = %args.target,

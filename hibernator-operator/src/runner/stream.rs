@@ -7,6 +7,7 @@ use std::sync::Arc;
 use hibernator_core::executor::{
     ExecutionContext, LogLevel, LogSink, ProgressSink, TracingLogSink, TracingProgressSink,
 };
+use hibernator_core::types::Operation;
 use hibernator_streaming::client::{Level, StreamClient};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
@@ -27,8 +28,10 @@ impl std::fmt::Debug for Sinks {
 }
 
 impl Sinks {
-    /// Sinks for `client` (`None`: stdout only).
-    pub fn new(client: Option<StreamClient>) -> Self {
+    /// Sinks for `client` (`None`: stdout only); progress is reported with
+    /// the phase of `operation` (`Shutdown` or `WakeUp`, as the plan status
+    /// read-back on other controller replicas names it).
+    pub fn new(client: Option<StreamClient>, operation: Operation) -> Self {
         let Some(client) = client.map(Arc::new) else {
             return Self {
                 client: None,
@@ -38,9 +41,10 @@ impl Sinks {
         };
         let (tx, mut rx) = mpsc::unbounded_channel::<(u8, String)>();
         let forward_to = client.clone();
+        let phase = hibernator_streaming::status::phase_of(operation);
         let forwarder = tokio::spawn(async move {
             while let Some((percent, message)) = rx.recv().await {
-                if let Err(e) = forward_to.progress("running", percent, &message).await {
+                if let Err(e) = forward_to.progress(phase, percent, &message).await {
                     tracing::warn!(error = %e, "cannot stream progress");
                 }
             }

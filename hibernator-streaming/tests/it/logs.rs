@@ -151,7 +151,9 @@ async fn a_batch_of_an_execution_the_token_is_not_bound_to_is_denied() {
 async fn line_by_line_stream_logs_still_works() {
     let h = Harness::start().await;
     let mut grpc = grpc(&h).await;
-    let entries: Vec<LogEntry> = (0..300).map(|i| entry(EXEC, &format!("line {i}"))).collect();
+    let entries: Vec<LogEntry> = (0..300)
+        .map(|i| entry(EXEC, &format!("line {i}")))
+        .collect();
     let answer = grpc
         .stream_logs(authorized(&h, tokio_stream::iter(entries)))
         .await
@@ -214,8 +216,7 @@ impl ExecutionService for OldServer {
     ) -> Result<Response<ProgressUpdate>, Status> {
         self.inner.get_progress(request).await
     }
-    type WatchProgressStream =
-        Pin<Box<dyn Stream<Item = Result<ProgressUpdate, Status>> + Send>>;
+    type WatchProgressStream = Pin<Box<dyn Stream<Item = Result<ProgressUpdate, Status>> + Send>>;
     async fn watch_progress(
         &self,
         request: Request<GetProgressRequest>,
@@ -229,7 +230,13 @@ async fn the_runner_switches_to_stream_logs_when_the_server_lacks_batches() {
     let reviewer = Arc::new(FakeReviewer::default());
     let directory = Arc::new(FakeDirectory::default());
     let token = jwt("runner", "hibernator-control-plane", 600);
-    reviewer.add(&token, NS, SA, Some((POD, POD_UID)), "hibernator-control-plane");
+    reviewer.add(
+        &token,
+        NS,
+        SA,
+        Some((POD, POD_UID)),
+        "hibernator-control-plane",
+    );
     directory.add_execution(EXEC, NS, SA, JOB, "database");
     directory.add_pod(NS, POD, POD_UID, JOB);
     let metrics = StreamingMetrics::default();
