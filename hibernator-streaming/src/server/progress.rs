@@ -70,13 +70,28 @@ impl ProgressQueries {
             })
     }
 
-    /// The latest progress of `id` (final progress of a completed execution).
+    /// The latest progress of `id` (final progress of a completed execution):
+    /// the newer of what this replica received and what the plan status
+    /// holds (a webhook runner's reports may land on several replicas).
     pub async fn get(&self, id: &str) -> Result<Progress, Status> {
-        if let Some((p, _)) = self.ingest.hub().get(id) {
+        let local = self.ingest.hub().get(id);
+        if let Some((p, true)) = local {
+            // Completed here: nothing newer can exist.
             return Ok(p);
         }
-        let execution = self.resolve(id).await?.ok_or_else(|| unknown(id))?;
-        Ok(self.stored(&execution).await?.progress)
+        let local = local.map(|(p, _)| p);
+        let execution = match self.resolve(id).await {
+            Ok(Some(execution)) => execution,
+            Ok(None) => return local.ok_or_else(|| unknown(id)),
+            Err(e) => return local.ok_or(e),
+        };
+        match (local, self.stored(&execution).await) {
+            (Some(local), Ok(stored)) if is_news(Some(&local), &stored.progress) => {
+                Ok(stored.progress)
+            }
+            (Some(local), _) => Ok(local),
+            (None, stored) => Ok(stored?.progress),
+        }
     }
 
     /// The latest progress of `id`, then every new one until the execution

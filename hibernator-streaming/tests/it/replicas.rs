@@ -367,3 +367,48 @@ async fn watchers_share_one_poller_that_stops_with_them() {
     );
     tc.cleanup().await.unwrap();
 }
+
+/// A webhook runner's reports may land on either replica: `GetProgress`
+/// answers the newer of the replica's own report and the plan status.
+#[tokio::test]
+async fn get_progress_prefers_a_newer_report_received_by_the_other_replica() {
+    let tc = TestCluster::start("stream-replicas-newer").await.unwrap();
+    create_service_account(&tc, SA).await;
+    let plan = tc.unique_name("plan");
+    create_plan(&tc, &plan).await;
+    let runner = create_runner(&tc, &plan, "database").await;
+    let id = runner.execution_id.clone();
+    running_entry(&tc, &plan, &id).await;
+    let a = replica(&tc).await;
+    let b = replica(&tc).await;
+
+    let dir = tempfile::tempdir().unwrap();
+    let runner_token = token(&tc, SA, AUD, 600, Some((&runner.pod, &runner.pod_uid))).await;
+    std::fs::write(dir.path().join("token"), &runner_token).unwrap();
+    let reporter_to = |server: &RunningServer| {
+        let mut config = ClientConfig::new(&id);
+        config.transport = Transport::Grpc;
+        config.grpc_endpoint = server.grpc_addr().map(|x| x.to_string());
+        config.token_path = dir.path().join("token");
+        config
+    };
+    let to_b = StreamClient::connect(reporter_to(&b)).await.unwrap();
+    to_b.progress("Shutdown", 30, "Stopping").await.unwrap();
+    let to_a = StreamClient::connect(reporter_to(&a)).await.unwrap();
+    to_a.progress("Shutdown", 50, "Half stopped").await.unwrap();
+
+    let viewer = token(&tc, SA, AUD, 600, None).await;
+    let mut on_b = grpc(&b).await;
+    let answer = get_until(&mut on_b, &id, &viewer, |p| p.progress != 30).await;
+    assert_eq!(
+        (answer.progress, answer.message.as_str()),
+        (50, "Half stopped"),
+        "B answers A's newer report, not its own older one"
+    );
+
+    to_a.close().await.unwrap();
+    to_b.close().await.unwrap();
+    a.shutdown().await.unwrap();
+    b.shutdown().await.unwrap();
+    tc.cleanup().await.unwrap();
+}
