@@ -189,7 +189,7 @@ async fn a_runner_configured_only_by_its_job_env_streams_over_tls() {
     let client = StreamClient::connect(config).await.unwrap();
     assert_eq!(client.transport(), ActiveTransport::Grpc);
     for i in 0..3 {
-        assert!(client.try_log(Level::Info, &format!("line {i} over TLS"), BTreeMap::new()));
+        assert!(client.try_log(Level::Info, format!("line {i} over TLS"), BTreeMap::new()));
     }
     client
         .progress("Shutdown", 40, "Stopping instances")
