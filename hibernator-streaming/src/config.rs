@@ -4,11 +4,15 @@
 //! `HIBERNATOR_EXECUTION_ID`, …).
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
+
+mod ca;
+
+pub use self::ca::{check_ca_pem, read_runner_ca};
 
 /// Default gRPC port.
 pub const DEFAULT_GRPC_PORT: u16 = 50051;
@@ -34,6 +38,11 @@ pub const ENV_GRPC_TLS_KEY: &str = "HIBERNATOR_GRPC_TLS_KEY";
 /// Environment variable: CA bundle (PEM) path; on the server it enables
 /// client-certificate verification, on the runner it is the trust root.
 pub const ENV_GRPC_TLS_CA: &str = "HIBERNATOR_GRPC_TLS_CA";
+/// Environment variable (runner): the gRPC trust root as inline PEM. The
+/// controller sets it on every runner Job from `streaming.grpc.tls.caPath`
+/// (a Secret cannot be mounted across namespaces; a CA certificate is
+/// public). [`ENV_GRPC_TLS_CA`] (a file) wins when both are set.
+pub const ENV_GRPC_TLS_CA_PEM: &str = "HIBERNATOR_GRPC_TLS_CA_PEM";
 /// Environment variable: webhook URL on the runner (`http://host:8082/logs`),
 /// listen port on the controller (`HIBERNATOR_WEBHOOK_PORT`).
 pub const ENV_WEBHOOK_ENDPOINT: &str = "HIBERNATOR_WEBHOOK_ENDPOINT";
@@ -68,6 +77,15 @@ pub enum ConfigError {
     Missing {
         /// Field or environment variable.
         field: &'static str,
+    },
+    /// The CA bundle runners must trust (`streaming.grpc.tls.caPath`)
+    /// cannot be read or holds no PEM certificate.
+    #[error("streaming.grpc.tls.caPath {}: {message}", path.display())]
+    RunnerCa {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        message: String,
     },
 }
 
@@ -111,6 +129,26 @@ pub struct ServerTls {
     pub key_path: PathBuf,
     /// When set, clients must present a certificate signed by this CA (PEM).
     pub client_ca_path: Option<PathBuf>,
+    /// CA bundle (PEM) runners must trust; passed to every runner Job
+    /// inline as `HIBERNATOR_GRPC_TLS_CA_PEM`. Default: `ca.crt` in the
+    /// directory of `cert_path` (where cert-manager and the chart's
+    /// generated Secret put it).
+    pub ca_path: Option<PathBuf>,
+}
+
+impl ServerTls {
+    /// The CA bundle runners must trust: `ca_path`, else `ca.crt` next to
+    /// `cert_path`.
+    pub fn runner_ca_path(&self) -> PathBuf {
+        match &self.ca_path {
+            Some(path) => path.clone(),
+            None => self
+                .cert_path
+                .parent()
+                .unwrap_or_else(|| Path::new(""))
+                .join("ca.crt"),
+        }
+    }
 }
 
 /// gRPC listener settings (`streaming.grpc`).
@@ -201,9 +239,26 @@ impl Default for ServerConfig {
 }
 
 impl ServerConfig {
+    /// Whether runners are told to use gRPC (its listener is on and the
+    /// transport is not `webhook`).
+    fn runners_use_grpc(&self) -> bool {
+        self.grpc.enabled && self.transport != Transport::Webhook
+    }
+
+    /// The CA bundle runner Jobs get inline (`HIBERNATOR_GRPC_TLS_CA_PEM`):
+    /// `Some` when runners use gRPC and gRPC TLS is on.
+    pub fn runner_ca_path(&self) -> Option<PathBuf> {
+        (self.runners_use_grpc() && self.grpc.tls.enabled).then(|| self.grpc.tls.runner_ca_path())
+    }
+
     /// Environment of a runner Job reporting to this server (everything but
     /// `HIBERNATOR_EXECUTION_ID`, which is per Job): transport, endpoints,
     /// TLS, timeout and retries. Endpoints of disabled listeners are left out.
+    /// With gRPC TLS on, the CA bundle of [`Self::runner_ca_path`] is read
+    /// now and included as `HIBERNATOR_GRPC_TLS_CA_PEM` (an error naming
+    /// `streaming.grpc.tls.caPath` when it is unreadable or holds no
+    /// certificate); a controller re-reads it for every Job it builds with
+    /// [`read_runner_ca`], so a rotated CA reaches new Jobs.
     pub fn runner_env(&self) -> Result<Vec<(&'static str, String)>, ConfigError> {
         let timeout = hibernator_core::duration::parse_duration(&self.webhook.timeout).map_err(
             |message| ConfigError::Invalid {
@@ -217,12 +272,15 @@ impl ServerConfig {
             Transport::Webhook => "webhook",
         };
         let mut env = vec![(ENV_TRANSPORT, transport.to_string())];
-        if self.grpc.enabled && self.transport != Transport::Webhook {
+        if self.runners_use_grpc() {
             let endpoint = self.grpc.endpoint.clone().ok_or(ConfigError::Missing {
                 field: "grpc.endpoint",
             })?;
             env.push((ENV_GRPC_ENDPOINT, endpoint));
             env.push((ENV_GRPC_TLS, self.grpc.tls.enabled.to_string()));
+            if let Some(ca) = self.runner_ca_path() {
+                env.push((ENV_GRPC_TLS_CA_PEM, read_runner_ca(&ca)?));
+            }
         }
         if self.webhook.enabled && self.transport != Transport::Grpc {
             let endpoint = self.webhook.endpoint.clone().ok_or(ConfigError::Missing {
@@ -280,8 +338,12 @@ pub struct ClientConfig {
     pub grpc_endpoint: Option<String>,
     /// Use TLS for gRPC (implied by an `https://` endpoint).
     pub grpc_tls: bool,
-    /// Trust root (PEM) for gRPC TLS; the system roots are not used.
+    /// Trust root (PEM file) for gRPC TLS; the system roots are not used.
+    /// Wins over `grpc_ca_pem` when both are set.
     pub grpc_ca_path: Option<PathBuf>,
+    /// Trust root as inline PEM (`HIBERNATOR_GRPC_TLS_CA_PEM`, what the
+    /// controller sets on runner Jobs), used when `grpc_ca_path` is unset.
+    pub grpc_ca_pem: Option<String>,
     /// Client certificate and key (PEM) presented to a server that verifies
     /// client certificates.
     pub grpc_client_identity: Option<(PathBuf, PathBuf)>,
@@ -311,6 +373,7 @@ impl ClientConfig {
             grpc_endpoint: None,
             grpc_tls: false,
             grpc_ca_path: None,
+            grpc_ca_pem: None,
             grpc_client_identity: None,
             webhook_endpoint: None,
             token_path: PathBuf::from(DEFAULT_TOKEN_PATH),
@@ -324,7 +387,10 @@ impl ClientConfig {
 
     /// Reads the runner's environment (`HIBERNATOR_EXECUTION_ID` required;
     /// `HIBERNATOR_GRPC_ENDPOINT`, `HIBERNATOR_WEBHOOK_ENDPOINT`,
-    /// `HIBERNATOR_STREAM_TRANSPORT`, … optional).
+    /// `HIBERNATOR_STREAM_TRANSPORT`, … optional). The gRPC trust root is
+    /// `HIBERNATOR_GRPC_TLS_CA` (a file) or `HIBERNATOR_GRPC_TLS_CA_PEM`
+    /// (inline PEM, checked to hold a certificate); the file wins when both
+    /// are given.
     pub fn from_env(env: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
         let execution_id = env(ENV_EXECUTION_ID)
             .filter(|v| !v.trim().is_empty())
@@ -339,7 +405,16 @@ impl ClientConfig {
         if let Some(tls) = env(ENV_GRPC_TLS) {
             cfg.grpc_tls = parse_bool(&tls, ENV_GRPC_TLS)?;
         }
-        cfg.grpc_ca_path = env(ENV_GRPC_TLS_CA).map(PathBuf::from);
+        cfg.grpc_ca_path = env(ENV_GRPC_TLS_CA)
+            .filter(|v| !v.trim().is_empty())
+            .map(PathBuf::from);
+        if let Some(pem) = env(ENV_GRPC_TLS_CA_PEM).filter(|v| !v.trim().is_empty()) {
+            check_ca_pem(pem.as_bytes()).map_err(|message| ConfigError::Invalid {
+                field: ENV_GRPC_TLS_CA_PEM,
+                message,
+            })?;
+            cfg.grpc_ca_pem = Some(pem);
+        }
         if let (Some(cert), Some(key)) = (env(ENV_GRPC_TLS_CERT), env(ENV_GRPC_TLS_KEY)) {
             cfg.grpc_client_identity = Some((cert.into(), key.into()));
         }
@@ -453,108 +528,4 @@ pub fn split_host_port(endpoint: &str, field: &'static str) -> Result<(String, u
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use std::collections::HashMap;
-
-    fn env(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
-        let map: HashMap<String, String> = pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
-        move |k| map.get(k).cloned()
-    }
-
-    #[test]
-    fn server_env_overrides_bind_address_and_tls() {
-        let cfg = ServerConfig::default()
-            .with_env(env(&[
-                (ENV_GRPC_ENDPOINT, "localhost:50052"),
-                (ENV_GRPC_TLS, "true"),
-            ]))
-            .unwrap();
-        assert_eq!(cfg.grpc.host, "localhost");
-        assert_eq!(cfg.grpc.port, 50052);
-        assert!(cfg.grpc.tls.enabled);
-        assert!(
-            ServerConfig::default()
-                .with_env(env(&[(ENV_GRPC_ENDPOINT, "nope")]))
-                .is_err()
-        );
-    }
-
-    #[test]
-    fn client_env_reads_the_journey_variables() {
-        let cfg = ClientConfig::from_env(env(&[
-            (ENV_EXECUTION_ID, "exec-123"),
-            (
-                ENV_GRPC_ENDPOINT,
-                "hibernator-grpc-service.hibernator-system:50051",
-            ),
-            (ENV_WEBHOOK_ENDPOINT, "http://hibernator-webhook:8080/logs"),
-            (ENV_TIMEOUT, "10s"),
-            (ENV_MAX_RETRIES, "5"),
-        ]))
-        .unwrap();
-        assert_eq!(cfg.execution_id, "exec-123");
-        assert_eq!(cfg.transport, Transport::Auto);
-        assert_eq!(cfg.timeout, Duration::from_secs(10));
-        assert_eq!(cfg.max_retries, 5);
-        assert!(matches!(
-            ClientConfig::from_env(env(&[(ENV_GRPC_ENDPOINT, "x:1")])),
-            Err(ConfigError::Missing {
-                field: ENV_EXECUTION_ID
-            })
-        ));
-        assert!(matches!(
-            ClientConfig::from_env(env(&[(ENV_EXECUTION_ID, "e"), (ENV_TRANSPORT, "webhook")])),
-            Err(ConfigError::Missing {
-                field: ENV_WEBHOOK_ENDPOINT
-            })
-        ));
-    }
-
-    #[test]
-    fn runner_env_round_trips_into_the_client_config() {
-        let mut cfg = ServerConfig::default();
-        cfg.grpc.endpoint = Some("hibernator-grpc-service.hibernator-system:50051".into());
-        cfg.webhook.endpoint = Some("http://hibernator-webhook:8080/logs".into());
-        cfg.webhook.timeout = "10s".into();
-        let mut env: HashMap<String, String> = cfg
-            .runner_env()
-            .unwrap()
-            .into_iter()
-            .map(|(k, v)| (k.to_string(), v))
-            .collect();
-        env.insert(ENV_EXECUTION_ID.into(), "exec-1".into());
-        let client = ClientConfig::from_env(|k| env.get(k).cloned()).unwrap();
-        assert_eq!(client.transport, Transport::Auto);
-        assert_eq!(client.grpc_endpoint, cfg.grpc.endpoint);
-        assert_eq!(client.webhook_endpoint, cfg.webhook.endpoint);
-        assert_eq!(client.timeout, Duration::from_secs(10));
-        cfg.grpc.endpoint = None;
-        assert!(matches!(
-            cfg.runner_env(),
-            Err(ConfigError::Missing {
-                field: "grpc.endpoint"
-            })
-        ));
-        cfg.transport = Transport::Webhook;
-        assert!(cfg.runner_env().is_ok());
-    }
-
-    #[test]
-    fn helm_values_deserialize() {
-        let cfg: ServerConfig = serde_json::from_value(serde_json::json!({
-            "enabled": true, "transport": "grpc",
-            "grpc": {"host": "0.0.0.0", "port": 50051,
-                     "tls": {"enabled": true, "certPath": "/c", "keyPath": "/k"}},
-            "webhook": {"port": 9000, "endpoint": "http://hibernator-webhook:8080/logs",
-                        "maxRetries": 3, "timeout": "30s"}
-        }))
-        .unwrap();
-        assert_eq!(cfg.webhook.port, 9000);
-        assert!(cfg.webhook.enabled);
-        assert_eq!(cfg.grpc.tls.cert_path, PathBuf::from("/c"));
-    }
-}
+mod tests;

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import os
+import re
 import subprocess
 import tempfile
 from collections.abc import Iterator
@@ -87,13 +88,15 @@ def materialize_volumes(spec: dict, container: dict, objects: list[dict], root: 
     """Write the rendered ConfigMaps and Secrets a container mounts under `root`.
 
     Returns mount path -> local directory, so paths in args and env can point
-    at the files the pod would see. Volumes whose object the chart does not
+    at the files the pod would see; paths inside the ConfigMap files (e.g. a
+    certificate path in streaming.yaml) are rewritten the same way. Volumes whose object the chart does not
     render are left out, except cert-manager Certificates' Secrets, which get
     a self-signed pair as cert-manager would issue one.
     """
     by_name = {(o.get("kind"), o.get("metadata", {}).get("name")): o for o in objects}
     volumes = {v["name"]: v for v in spec.get("volumes", [])}
     mounts: dict[str, str] = {}
+    config_files: list[Path] = []
     for index, mount in enumerate(container.get("volumeMounts", [])):
         volume = volumes.get(mount["name"], {})
         files: dict[str, bytes] = {}
@@ -119,7 +122,15 @@ def materialize_volumes(spec: dict, container: dict, objects: list[dict], root: 
         local.mkdir(parents=True)
         for key, content in files.items():
             (local / key).write_bytes(content)
+            if "configMap" in volume:
+                config_files.append(local / key)
         mounts[mount["mountPath"].rstrip("/")] = str(local)
+    prefixes = sorted((m for m in mounts if m), key=len, reverse=True)
+    if prefixes:
+        pattern = re.compile("|".join(re.escape(m + "/") for m in prefixes))
+        for file in config_files:
+            text = file.read_text()
+            file.write_text(pattern.sub(lambda match: mounts[match.group(0)[:-1]] + "/", text))
     return mounts
 
 

@@ -74,7 +74,7 @@ values, with the runner endpoints filled in).
 */}}
 {{- define "hibernator.streamingConfig" -}}
 {{- $s := .Values.controller.streaming }}
-{{- $grpc := dict "enabled" $s.grpc.enabled "host" $s.grpc.host "port" (int $s.grpc.port) "endpoint" (include "hibernator.grpcEndpoint" .) "tls" (dict "enabled" $s.grpc.tls.enabled "certPath" $s.grpc.tls.certPath "keyPath" $s.grpc.tls.keyPath) }}
+{{- $grpc := dict "enabled" $s.grpc.enabled "host" $s.grpc.host "port" (int $s.grpc.port) "endpoint" (include "hibernator.grpcEndpoint" .) "tls" (dict "enabled" $s.grpc.tls.enabled "certPath" $s.grpc.tls.certPath "keyPath" $s.grpc.tls.keyPath "caPath" (include "hibernator.grpcCaPath" .)) }}
 {{- $webhook := dict "enabled" $s.webhook.enabled "host" $s.webhook.host "port" (int $s.webhook.port) "maxBodyBytes" (int $s.webhook.maxBodyBytes) "endpoint" (include "hibernator.webhookEndpoint" .) "maxRetries" (int $s.webhook.maxRetries) "timeout" (toString $s.webhook.timeout) }}
 {{- toYaml (dict "enabled" $s.enabled "transport" $s.transport "grpc" $grpc "webhook" $webhook) }}
 {{- end }}

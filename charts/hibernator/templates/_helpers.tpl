@@ -119,6 +119,15 @@ Streaming endpoints the controller tells runner Jobs about.
 {{- end }}
 
 {{/*
+The CA bundle runners must trust for gRPC TLS (given to each runner Job
+inline): `tls.caPath`, else `ca.crt` next to `tls.certPath`.
+*/}}
+{{- define "hibernator.grpcCaPath" -}}
+{{- $t := .Values.controller.streaming.grpc.tls }}
+{{- default (printf "%s/ca.crt" (dir $t.certPath)) $t.caPath }}
+{{- end }}
+
+{{/*
 Directory of a file path ("/etc/hibernator/certs/tls.crt" -> "/etc/hibernator/certs").
 */}}
 {{- define "hibernator.dir" -}}

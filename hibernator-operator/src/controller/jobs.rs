@@ -2,6 +2,7 @@
 //! Job (and its pod's termination message) says about an attempt.
 
 use std::collections::BTreeMap;
+use std::path::PathBuf;
 
 use chrono::{DateTime, Utc};
 use hibernator_core::duration::parse_duration;
@@ -60,6 +61,11 @@ pub struct RunnerSettings {
     /// More runner environment from the streaming server configuration
     /// (TLS, timeout, retries); the explicit settings above win.
     pub extra_env: Vec<(String, String)>,
+    /// The CA bundle (PEM file, `streaming.grpc.tls.caPath`) runners trust
+    /// for gRPC TLS: read whenever a Job is built, so a rotated CA reaches
+    /// new Jobs, and passed inline as `HIBERNATOR_GRPC_TLS_CA_PEM` (a Secret
+    /// cannot be mounted into the plan's namespace).
+    pub grpc_tls_ca: Option<PathBuf>,
 }
 
 impl Default for RunnerSettings {
@@ -71,6 +77,7 @@ impl Default for RunnerSettings {
             webhook_endpoint: None,
             stream_transport: "none".to_string(),
             extra_env: Vec::new(),
+            grpc_tls_ca: None,
         }
     }
 }
@@ -188,6 +195,9 @@ pub enum JobBuildError {
         /// Target name.
         target: String,
     },
+    /// The CA bundle runners must trust for gRPC TLS cannot be used.
+    #[error(transparent)]
+    RunnerCa(#[from] hibernator_streaming::config::ConfigError),
 }
 
 /// The owner reference that makes the plan own (and garbage-collect) an object.
@@ -281,6 +291,12 @@ pub fn build_job(
     }
     if let Some(endpoint) = &settings.webhook_endpoint {
         env_vars.push(env("HIBERNATOR_WEBHOOK_ENDPOINT", endpoint.clone()));
+    }
+    if let Some(ca) = &settings.grpc_tls_ca {
+        env_vars.push(env(
+            hibernator_streaming::config::ENV_GRPC_TLS_CA_PEM,
+            hibernator_streaming::config::read_runner_ca(ca)?,
+        ));
     }
     for (key, value) in &settings.extra_env {
         if !env_vars.iter().any(|e| &e.name == key) {

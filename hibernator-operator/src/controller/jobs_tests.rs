@@ -229,6 +229,54 @@ fn observes_running_succeeded_and_failed_jobs() {
 
 /// The Job's container args and env are exactly what `hibernator runner`
 /// accepts, with and without streaming (the contract between the two).
+/// A self-signed CA certificate (PEM).
+fn ca_pem(name: &str) -> String {
+    let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, name);
+    params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    let key = rcgen::KeyPair::generate().unwrap();
+    params.self_signed(&key).unwrap().pem()
+}
+
+/// Runner settings as the controller derives them from a streaming
+/// configuration with gRPC TLS on (the chart's `streaming.yaml` shape).
+fn tls_settings(certs: &std::path::Path) -> RunnerSettings {
+    let mut setup = super::super::streaming::StreamingSetup::default();
+    setup.server.grpc.endpoint =
+        Some("https://hibernator-controller.hibernator-system.svc:50051".into());
+    setup.server.webhook.endpoint =
+        Some("http://hibernator-controller.hibernator-system.svc:8082/logs".into());
+    setup.server.grpc.tls.enabled = true;
+    setup.server.grpc.tls.cert_path = certs.join("tls.crt");
+    setup.server.grpc.tls.key_path = certs.join("tls.key");
+    let mut settings = RunnerSettings::default();
+    setup.apply_to(&mut settings).unwrap();
+    settings
+}
+
+/// The runner's parsed arguments of a Job's container.
+fn runner_args(job: &Job) -> crate::runner::RunnerArgs {
+    let container = &job
+        .spec
+        .as_ref()
+        .unwrap()
+        .template
+        .spec
+        .as_ref()
+        .unwrap()
+        .containers[0];
+    let env: std::collections::BTreeMap<String, String> = container
+        .env
+        .iter()
+        .flatten()
+        .map(|e| (e.name.clone(), e.value.clone().unwrap_or_default()))
+        .collect();
+    crate::runner::RunnerArgs::from_container(container.args.as_deref().unwrap_or_default(), &env)
+        .unwrap_or_else(|e| panic!("{e}"))
+}
+
 #[test]
 fn the_runner_accepts_the_jobs_args_and_env() {
     let streaming = RunnerSettings {
@@ -240,23 +288,57 @@ fn the_runner_accepts_the_jobs_args_and_env() {
         extra_env: vec![("HIBERNATOR_STREAM_MAX_RETRIES".into(), "3".into())],
         ..RunnerSettings::default()
     };
-    for settings in [RunnerSettings::default(), streaming] {
+    let certs = tempfile::tempdir().unwrap();
+    let ca = ca_pem("runner-ca");
+    std::fs::write(certs.path().join("ca.crt"), &ca).unwrap();
+    let tls = tls_settings(certs.path());
+    for settings in [RunnerSettings::default(), streaming, tls] {
         let job = build_job(&plan(), &request("db", 1), &settings).unwrap();
-        let container = &job.spec.unwrap().template.spec.unwrap().containers[0];
-        let env: std::collections::BTreeMap<String, String> = container
-            .env
-            .iter()
-            .flatten()
-            .map(|e| (e.name.clone(), e.value.clone().unwrap_or_default()))
-            .collect();
-        let args = crate::runner::RunnerArgs::from_container(
-            container.args.as_deref().unwrap_or_default(),
-            &env,
-        )
-        .unwrap_or_else(|e| panic!("{}: {e}", settings.stream_transport));
+        let args = runner_args(&job);
         assert_eq!(args.target, "db");
         assert_eq!(args.plan, "dev");
         assert_eq!(args.operation, Operation::Shutdown);
         assert_eq!(args.execution_id, job.metadata.name.clone());
+        let tls_on = settings
+            .extra_env
+            .iter()
+            .any(|(k, v)| k == "HIBERNATOR_GRPC_TLS" && v == "true");
+        assert_eq!(args.grpc_tls, tls_on, "{}", settings.stream_transport);
+        if args.grpc_tls {
+            // The runner has a trust root: the controller's CA, inline.
+            assert_eq!(args.grpc_tls_ca, None);
+            assert_eq!(args.grpc_tls_ca_pem.as_deref(), Some(ca.as_str()));
+        }
     }
+}
+
+#[test]
+fn each_job_gets_the_current_runner_ca() {
+    let certs = tempfile::tempdir().unwrap();
+    let path = certs.path().join("ca.crt");
+    std::fs::write(&path, ca_pem("first")).unwrap();
+    let settings = tls_settings(certs.path());
+    assert_eq!(settings.grpc_tls_ca.as_deref(), Some(path.as_path()));
+    assert!(
+        !settings
+            .extra_env
+            .iter()
+            .any(|(k, _)| k == "HIBERNATOR_GRPC_TLS_CA_PEM"),
+        "the CA is not frozen at start-up"
+    );
+
+    let rotated = ca_pem("rotated");
+    std::fs::write(&path, &rotated).unwrap();
+    let job = build_job(&plan(), &request("db", 2), &settings).unwrap();
+    assert_eq!(
+        runner_args(&job).grpc_tls_ca_pem.as_deref(),
+        Some(rotated.as_str())
+    );
+
+    std::fs::remove_file(&path).unwrap();
+    let error = build_job(&plan(), &request("db", 3), &settings)
+        .unwrap_err()
+        .to_string();
+    assert!(error.contains("streaming.grpc.tls.caPath"), "{error}");
+    assert!(error.contains(&path.display().to_string()), "{error}");
 }

@@ -120,7 +120,10 @@ impl StreamingSetup {
     }
 
     /// Fills the runner settings from the server configuration: endpoints and
-    /// transport unless given explicitly, plus TLS, timeout and retries.
+    /// transport unless given explicitly, plus TLS, timeout and retries. With
+    /// gRPC TLS on, the runners' CA bundle is checked now and its path kept,
+    /// so each Job gets the file's current content (see
+    /// [`RunnerSettings::grpc_tls_ca`]).
     pub fn apply_to(&self, runner: &mut RunnerSettings) -> Result<(), StreamingSetupError> {
         if !self.server.enabled {
             return Ok(());
@@ -144,6 +147,10 @@ impl StreamingSetup {
                     if runner.stream_transport == "none" {
                         runner.stream_transport = value;
                     }
+                }
+                // Read again for every Job (rotation), not frozen here.
+                hibernator_streaming::config::ENV_GRPC_TLS_CA_PEM => {
+                    runner.grpc_tls_ca = self.server.runner_ca_path();
                 }
                 _ => runner.extra_env.push((key.to_string(), value)),
             }
@@ -249,6 +256,45 @@ mod tests {
             missing.contains("cannot read --streaming-config"),
             "{missing}"
         );
+    }
+
+    #[test]
+    fn grpc_tls_needs_a_readable_runner_ca() {
+        let dir = tempfile::tempdir().unwrap();
+        let certs = dir.path().join("certs");
+        std::fs::create_dir(&certs).unwrap();
+        let config = format!(
+            "enabled: true\ntransport: auto\ngrpc:\n  endpoint: https://c:50051\n  tls:\n    enabled: true\n    certPath: {0}/tls.crt\n    keyPath: {0}/tls.key\nwebhook:\n  endpoint: http://c:8082/logs\n",
+            certs.display()
+        );
+        let path = write(&dir, "streaming.yaml", &config);
+        let error = StreamingSetup::load(&path, None, |_| None)
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("--streaming-config"), "{error}");
+        assert!(error.contains("streaming.grpc.tls.caPath"), "{error}");
+        assert!(
+            error.contains(&certs.join("ca.crt").display().to_string()),
+            "{error}"
+        );
+
+        // caPath names another file: that one is used.
+        let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+        params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        let key = rcgen::KeyPair::generate().unwrap();
+        let bundle = write(&dir, "bundle.pem", &params.self_signed(&key).unwrap().pem());
+        let path = write(
+            &dir,
+            "streaming.yaml",
+            &config.replace(
+                "    keyPath",
+                &format!("    caPath: {}\n    keyPath", bundle.display()),
+            ),
+        );
+        let setup = StreamingSetup::load(&path, None, |_| None).unwrap();
+        let mut runner = RunnerSettings::default();
+        setup.apply_to(&mut runner).unwrap();
+        assert_eq!(runner.grpc_tls_ca, Some(bundle));
     }
 
     #[test]

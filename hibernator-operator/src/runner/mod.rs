@@ -70,6 +70,16 @@ pub struct RunnerArgs {
     /// Projected ServiceAccount token presented to the streaming endpoint.
     #[arg(long, env = "HIBERNATOR_STREAM_TOKEN_PATH", default_value = DEFAULT_TOKEN_PATH)]
     pub stream_token_path: PathBuf,
+    /// gRPC streaming over TLS (implied by an `https://` endpoint).
+    #[arg(long, env = "HIBERNATOR_GRPC_TLS", default_value_t = false, action = clap::ArgAction::Set)]
+    pub grpc_tls: bool,
+    /// Trust root (PEM file) for gRPC TLS; wins over `--grpc-tls-ca-pem`.
+    #[arg(long, env = "HIBERNATOR_GRPC_TLS_CA")]
+    pub grpc_tls_ca: Option<PathBuf>,
+    /// Trust root for gRPC TLS as inline PEM (what the controller sets on
+    /// runner Jobs from `streaming.grpc.tls.caPath`).
+    #[arg(long, env = "HIBERNATOR_GRPC_TLS_CA_PEM", hide_env_values = true)]
+    pub grpc_tls_ca_pem: Option<String>,
     /// AWS endpoint override (emulators such as moto); the SDK's own
     /// `AWS_ENDPOINT_URL` handling applies as well.
     #[arg(long, env = "AWS_ENDPOINT_URL")]
@@ -102,6 +112,9 @@ impl RunnerArgs {
             webhook_endpoint: None,
             stream_transport: Transport::Auto,
             stream_token_path: PathBuf::from(DEFAULT_TOKEN_PATH),
+            grpc_tls: false,
+            grpc_tls_ca: None,
+            grpc_tls_ca_pem: None,
             aws_endpoint_url: None,
             termination_log,
         }
@@ -120,6 +133,9 @@ pub const ENV_FLAGS: &[(&str, &str)] = &[
     ("HIBERNATOR_WEBHOOK_ENDPOINT", "--webhook-endpoint"),
     ("HIBERNATOR_STREAM_TRANSPORT", "--stream-transport"),
     ("HIBERNATOR_STREAM_TOKEN_PATH", "--stream-token-path"),
+    ("HIBERNATOR_GRPC_TLS", "--grpc-tls"),
+    ("HIBERNATOR_GRPC_TLS_CA", "--grpc-tls-ca"),
+    ("HIBERNATOR_GRPC_TLS_CA_PEM", "--grpc-tls-ca-pem"),
     ("AWS_ENDPOINT_URL", "--aws-endpoint-url"),
     ("HIBERNATOR_TERMINATION_LOG", "--termination-log"),
 ];
@@ -244,6 +260,12 @@ async fn connect_stream(args: &RunnerArgs) -> Option<StreamClient> {
     config.grpc_endpoint = args.grpc_endpoint.clone();
     config.webhook_endpoint = args.webhook_endpoint.clone();
     config.token_path = args.stream_token_path.clone();
+    config.grpc_tls = args.grpc_tls;
+    config.grpc_ca_path = args.grpc_tls_ca.clone();
+    config.grpc_ca_pem = args
+        .grpc_tls_ca_pem
+        .clone()
+        .filter(|pem| !pem.trim().is_empty());
     match StreamClient::connect(config).await {
         Ok(client) => Some(client),
         Err(e) => {

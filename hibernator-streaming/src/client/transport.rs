@@ -118,15 +118,21 @@ impl GrpcTransport {
             .timeout(config.timeout);
         if url.starts_with("https://") {
             let mut tls = ClientTlsConfig::new();
-            let ca_path = config.grpc_ca_path.as_ref().ok_or_else(|| {
-                permanent(format!(
-                    "{} is required for gRPC TLS",
-                    crate::config::ENV_GRPC_TLS_CA
-                ))
-            })?;
-            let ca = tokio::fs::read(ca_path)
-                .await
-                .map_err(|e| permanent(format!("reading CA {}: {e}", ca_path.display())))?;
+            // The trust root: a file (`HIBERNATOR_GRPC_TLS_CA`) wins over
+            // inline PEM (`HIBERNATOR_GRPC_TLS_CA_PEM`, set by the controller).
+            let ca = match (&config.grpc_ca_path, &config.grpc_ca_pem) {
+                (Some(ca_path), _) => tokio::fs::read(ca_path)
+                    .await
+                    .map_err(|e| permanent(format!("reading CA {}: {e}", ca_path.display())))?,
+                (None, Some(pem)) => pem.clone().into_bytes(),
+                (None, None) => {
+                    return Err(permanent(format!(
+                        "{} (a file) or {} (inline PEM) is required for gRPC TLS",
+                        crate::config::ENV_GRPC_TLS_CA,
+                        crate::config::ENV_GRPC_TLS_CA_PEM
+                    )));
+                }
+            };
             tls = tls.ca_certificate(Certificate::from_pem(ca));
             if let Some((cert, key)) = &config.grpc_client_identity {
                 let cert = tokio::fs::read(cert).await.map_err(|e| {
