@@ -285,7 +285,11 @@ fn the_runner_accepts_the_jobs_args_and_env() {
             "http://hibernator-controller.hibernator-system.svc:8082/logs".into(),
         ),
         stream_transport: "auto".into(),
-        extra_env: vec![("HIBERNATOR_STREAM_MAX_RETRIES".into(), "3".into())],
+        extra_env: vec![
+            ("HIBERNATOR_STREAM_MAX_RETRIES".into(), "5".into()),
+            ("HIBERNATOR_STREAM_TIMEOUT".into(), "45s".into()),
+            ("HIBERNATOR_STREAM_QUEUE_SIZE".into(), "2500".into()),
+        ],
         ..RunnerSettings::default()
     };
     let certs = tempfile::tempdir().unwrap();
@@ -304,6 +308,22 @@ fn the_runner_accepts_the_jobs_args_and_env() {
             .iter()
             .any(|(k, v)| k == "HIBERNATOR_GRPC_TLS" && v == "true");
         assert_eq!(args.grpc_tls, tls_on, "{}", settings.stream_transport);
+        // Every streaming setting the Job carries reaches the runner.
+        for (name, value) in &settings.extra_env {
+            match name.as_str() {
+                "HIBERNATOR_STREAM_MAX_RETRIES" => {
+                    assert_eq!(args.stream_max_retries, Some(value.parse().unwrap()));
+                }
+                "HIBERNATOR_STREAM_TIMEOUT" => assert_eq!(
+                    args.stream_timeout,
+                    Some(hibernator_core::duration::parse_duration(value).unwrap())
+                ),
+                "HIBERNATOR_STREAM_QUEUE_SIZE" => {
+                    assert_eq!(args.stream_queue_size, Some(value.parse().unwrap()));
+                }
+                _ => {}
+            }
+        }
         if args.grpc_tls {
             // The runner has a trust root: the controller's CA, inline.
             assert_eq!(args.grpc_tls_ca, None);

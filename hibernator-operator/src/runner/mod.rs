@@ -80,6 +80,17 @@ pub struct RunnerArgs {
     /// runner Jobs from `streaming.grpc.tls.caPath`).
     #[arg(long, env = "HIBERNATOR_GRPC_TLS_CA_PEM", hide_env_values = true)]
     pub grpc_tls_ca_pem: Option<String>,
+    /// Timeout of one streaming request (`30s`, `1m`; default 30 s).
+    #[arg(long, env = "HIBERNATOR_STREAM_TIMEOUT", value_parser = parse_stream_timeout)]
+    pub stream_timeout: Option<std::time::Duration>,
+    /// Retries of one failed streaming request after the first attempt
+    /// (default 3).
+    #[arg(long, env = "HIBERNATOR_STREAM_MAX_RETRIES")]
+    pub stream_max_retries: Option<u32>,
+    /// Log lines buffered for streaming before lines are dropped (default
+    /// 10000).
+    #[arg(long, env = "HIBERNATOR_STREAM_QUEUE_SIZE")]
+    pub stream_queue_size: Option<usize>,
     /// AWS endpoint override (emulators such as moto); the SDK's own
     /// `AWS_ENDPOINT_URL` handling applies as well.
     #[arg(long, env = "AWS_ENDPOINT_URL")]
@@ -115,6 +126,9 @@ impl RunnerArgs {
             grpc_tls: false,
             grpc_tls_ca: None,
             grpc_tls_ca_pem: None,
+            stream_timeout: None,
+            stream_max_retries: None,
+            stream_queue_size: None,
             aws_endpoint_url: None,
             termination_log,
         }
@@ -136,6 +150,9 @@ pub const ENV_FLAGS: &[(&str, &str)] = &[
     ("HIBERNATOR_GRPC_TLS", "--grpc-tls"),
     ("HIBERNATOR_GRPC_TLS_CA", "--grpc-tls-ca"),
     ("HIBERNATOR_GRPC_TLS_CA_PEM", "--grpc-tls-ca-pem"),
+    ("HIBERNATOR_STREAM_TIMEOUT", "--stream-timeout"),
+    ("HIBERNATOR_STREAM_MAX_RETRIES", "--stream-max-retries"),
+    ("HIBERNATOR_STREAM_QUEUE_SIZE", "--stream-queue-size"),
     ("AWS_ENDPOINT_URL", "--aws-endpoint-url"),
     ("HIBERNATOR_TERMINATION_LOG", "--termination-log"),
 ];
@@ -245,7 +262,13 @@ pub async fn run(args: RunnerArgs, client: kube::Client) -> RunnerOutcome {
     }
 }
 
-async fn connect_stream(args: &RunnerArgs) -> Option<StreamClient> {
+fn parse_stream_timeout(value: &str) -> Result<std::time::Duration, String> {
+    hibernator_core::duration::parse_duration(value)
+}
+
+/// The streaming client configuration of `args` (`None` when no endpoint
+/// is set, or without an execution id).
+fn stream_config(args: &RunnerArgs) -> Option<ClientConfig> {
     if args.grpc_endpoint.is_none() && args.webhook_endpoint.is_none() {
         return None;
     }
@@ -266,6 +289,20 @@ async fn connect_stream(args: &RunnerArgs) -> Option<StreamClient> {
         .grpc_tls_ca_pem
         .clone()
         .filter(|pem| !pem.trim().is_empty());
+    if let Some(timeout) = args.stream_timeout {
+        config.timeout = timeout;
+    }
+    if let Some(retries) = args.stream_max_retries {
+        config.max_retries = retries;
+    }
+    if let Some(size) = args.stream_queue_size {
+        config.queue_size = size;
+    }
+    Some(config)
+}
+
+async fn connect_stream(args: &RunnerArgs) -> Option<StreamClient> {
+    let config = stream_config(args)?;
     match StreamClient::connect(config).await {
         Ok(client) => Some(client),
         Err(e) => {
@@ -368,4 +405,62 @@ pub fn command(args: RunnerArgs) -> anyhow::Result<std::process::ExitCode> {
             u8::try_from(outcome.exit_code).unwrap_or(1),
         ))
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> std::collections::BTreeMap<String, String> {
+        let mut env: std::collections::BTreeMap<String, String> = [
+            ("HIBERNATOR_PLAN", "dev"),
+            ("HIBERNATOR_PLAN_NAMESPACE", "team-a"),
+            ("HIBERNATOR_TARGET", "db"),
+            ("HIBERNATOR_OPERATION", "shutdown"),
+            ("HIBERNATOR_CYCLE_ID", "c1"),
+            ("HIBERNATOR_EXECUTION_ID", "exec-1"),
+            ("HIBERNATOR_WEBHOOK_ENDPOINT", "http://controller:8082/logs"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        env.extend(pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+        env
+    }
+
+    #[test]
+    fn the_streaming_client_uses_the_jobs_timeout_retries_and_queue_size() {
+        let args = RunnerArgs::from_container(
+            &[],
+            &env(&[
+                ("HIBERNATOR_STREAM_TIMEOUT", "45s"),
+                ("HIBERNATOR_STREAM_MAX_RETRIES", "5"),
+                ("HIBERNATOR_STREAM_QUEUE_SIZE", "2500"),
+            ]),
+        )
+        .unwrap();
+        let config = stream_config(&args).unwrap();
+        assert_eq!(config.timeout, std::time::Duration::from_secs(45));
+        assert_eq!(config.max_retries, 5);
+        assert_eq!(config.queue_size, 2500);
+
+        let defaults = stream_config(&RunnerArgs::from_container(&[], &env(&[])).unwrap()).unwrap();
+        let reference = ClientConfig::new("exec-1");
+        assert_eq!(
+            (defaults.timeout, defaults.max_retries, defaults.queue_size),
+            (
+                reference.timeout,
+                reference.max_retries,
+                reference.queue_size
+            )
+        );
+    }
+
+    #[test]
+    fn a_bad_stream_timeout_is_refused_naming_the_flag() {
+        let error = RunnerArgs::from_container(&[], &env(&[("HIBERNATOR_STREAM_TIMEOUT", "soon")]))
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("--stream-timeout"), "{error}");
+    }
 }

@@ -427,10 +427,15 @@ async fn logs_and_completion_are_streamed_to_the_webhook() {
         .find(|(path, _, _)| path == "completion")
         .expect("completion report");
     assert_eq!(completion.2["success"], true, "{completion:?}");
-    let progress: Vec<_> = seen.iter().filter(|(path, _, _)| path == "progress").collect();
+    let progress: Vec<_> = seen
+        .iter()
+        .filter(|(path, _, _)| path == "progress")
+        .collect();
     assert!(!progress.is_empty(), "{seen:?}");
     assert!(
-        progress.iter().all(|(_, _, body)| body["phase"] == "Shutdown"),
+        progress
+            .iter()
+            .all(|(_, _, body)| body["phase"] == "Shutdown"),
         "progress carries the operation's phase: {progress:?}"
     );
     assert!(
