@@ -164,6 +164,31 @@ struct LogStream<'a> {
 }
 
 impl GrpcService {
+    /// Authenticates a progress query: any token for the audience; a
+    /// refusal says how to get one.
+    async fn authenticate_viewer<T>(&self, request: &Request<T>) -> Result<(), Status> {
+        let header = authorization(request)?;
+        self.auth
+            .authenticate(header.as_deref())
+            .await
+            .map(|_| ())
+            .map_err(|e| {
+                let status = status_of(e);
+                if status.code() == tonic::Code::Unauthenticated {
+                    Status::unauthenticated(format!(
+                        "{}; progress queries need `authorization: Bearer <token>` metadata \
+                         with a ServiceAccount token for the audience {}, e.g. \
+                         `kubectl create token <serviceaccount> -n <namespace> --audience {}`",
+                        status.message(),
+                        crate::config::AUDIENCE,
+                        crate::config::AUDIENCE
+                    ))
+                } else {
+                    status
+                }
+            })
+    }
+
     fn log_stream<T>(&self, request: &Request<T>) -> Result<LogStream<'_>, Status> {
         Ok(LogStream {
             service: self,
@@ -317,11 +342,7 @@ impl ExecutionService for GrpcService {
         &self,
         request: Request<GetProgressRequest>,
     ) -> Result<Response<ProgressUpdate>, Status> {
-        let header = authorization(&request)?;
-        self.auth
-            .authenticate(header.as_deref())
-            .await
-            .map_err(status_of)?;
+        self.authenticate_viewer(&request).await?;
         let progress = self.progress.get(&request.get_ref().execution_id).await?;
         Ok(Response::new(update_of(&progress)))
     }
@@ -332,11 +353,7 @@ impl ExecutionService for GrpcService {
         &self,
         request: Request<GetProgressRequest>,
     ) -> Result<Response<Self::WatchProgressStream>, Status> {
-        let header = authorization(&request)?;
-        self.auth
-            .authenticate(header.as_deref())
-            .await
-            .map_err(status_of)?;
+        self.authenticate_viewer(&request).await?;
         let id = request.into_inner().execution_id;
         let connection = self.ingest.metrics().connection();
         let updates = self.progress.watch(id, connection).await?;

@@ -227,3 +227,24 @@ async fn heartbeats_are_sent_periodically() {
     );
     h.server.shutdown().await.unwrap();
 }
+
+#[tokio::test]
+async fn a_progress_query_without_a_token_says_how_to_get_one() {
+    let h = Harness::start().await;
+    let mut grpc = ExecutionServiceClient::connect(format!("http://{}", h.grpc_endpoint()))
+        .await
+        .unwrap();
+    let status = grpc
+        .get_progress(GetProgressRequest {
+            execution_id: EXEC.into(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), tonic::Code::Unauthenticated);
+    assert!(
+        status.message().contains("kubectl create token")
+            && status.message().contains("hibernator-control-plane"),
+        "{status:?}"
+    );
+    h.server.shutdown().await.unwrap();
+}
