@@ -17,8 +17,9 @@ pub mod webhook;
 /// The global allocator of the `hibernator` binary (mimalloc).
 ///
 /// Log ingestion allocates a few small strings per runner log line on one
-/// thread and frees them on another; glibc's malloc spends a third of the
-/// streaming server's time on that, mimalloc a fraction (numbers in
+/// thread and frees them on another; with glibc's malloc a quarter of the
+/// streaming path's CPU samples were in the allocator, and mimalloc doubled
+/// gRPC ingest throughput (numbers in
 /// `docs/performance.md`). Benchmarks of the binary's code paths install the
 /// same allocator: `#[global_allocator] static A: Allocator = Allocator;`.
 pub use mimalloc::MiMalloc as Allocator;

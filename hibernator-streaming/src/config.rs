@@ -272,6 +272,17 @@ impl ServerConfig {
             Transport::Webhook => "webhook",
         };
         let mut env = vec![(ENV_TRANSPORT, transport.to_string())];
+        if self.transport == Transport::Grpc
+            && self.grpc.tls.enabled
+            && self.grpc.tls.client_ca_path.is_some()
+        {
+            return Err(ConfigError::Invalid {
+                field: "grpc.tls.clientCaPath",
+                message: "runners present no client certificate, so with transport grpc they \
+                          could never connect; unset clientCaPath or use transport auto or webhook"
+                    .into(),
+            });
+        }
         if self.runners_use_grpc() {
             let endpoint = self.grpc.endpoint.clone().ok_or(ConfigError::Missing {
                 field: "grpc.endpoint",

@@ -165,6 +165,20 @@ impl Ingest {
             dropped_logs = completion.dropped_logs,
             "runner execution completed"
         );
+        // The final progress, as the plan status records it, so this
+        // replica answers what every other one reads from the status.
+        let last = self.hub.get(&completion.execution_id).map(|(p, _)| p);
+        self.hub.update(Progress {
+            execution_id: completion.execution_id.clone(),
+            phase: last.as_ref().map(|p| p.phase.clone()).unwrap_or_default(),
+            progress: if completion.success {
+                100
+            } else {
+                last.as_ref().map_or(0, |p| p.progress)
+            },
+            message: crate::status::completion_message(&completion),
+            timestamp: Utc::now(),
+        });
         self.hub.complete(&completion.execution_id);
         self.note_liveness(&completion.execution_id, Liveness::Completed(Utc::now()));
         if let Err(e) = self

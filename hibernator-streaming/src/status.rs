@@ -263,7 +263,9 @@ impl KubeStatusSink {
 /// Applies pending changes to the plan status: the `executions[]` entry of
 /// each target gets the latest progress, message and progress time (an
 /// entry is added, `Running`, when the controller has not created one yet;
-/// an entry without `executionId` gets the reporting one).
+/// an entry without `executionId` gets the reporting one). Reports of
+/// another execution than the entry's (an earlier attempt) and progress
+/// older than the entry's are ignored.
 fn apply(status: &mut HibernatePlanStatus, targets: &BTreeMap<String, PendingTarget>) {
     for (target, change) in targets {
         let index = match status.executions.iter().position(|e| &e.target == target) {
@@ -280,6 +282,17 @@ fn apply(status: &mut HibernatePlanStatus, targets: &BTreeMap<String, PendingTar
         let entry = &mut status.executions[index];
         if entry.execution_id.is_none() {
             entry.execution_id.clone_from(&change.execution_id);
+        } else if change.execution_id.is_some() && entry.execution_id != change.execution_id {
+            // A late report of an earlier attempt: the entry belongs to a
+            // newer one now.
+            continue;
+        }
+        if !change.completed
+            && let (Some(before), Some(t)) = (entry.progress_time, change.progress_time)
+            && t < before
+        {
+            // An older report arriving late (e.g. retried): keep the newer.
+            continue;
         }
         if let Some(p) = change.progress {
             entry.progress = Some(p);
@@ -293,6 +306,19 @@ fn apply(status: &mut HibernatePlanStatus, targets: &BTreeMap<String, PendingTar
                 _ => t,
             });
         }
+    }
+}
+
+/// The final message of an execution: `completed successfully`, or its
+/// error (`failed` without one).
+pub fn completion_message(completion: &Completion) -> String {
+    if completion.success {
+        "completed successfully".to_string()
+    } else {
+        completion
+            .error
+            .clone()
+            .unwrap_or_else(|| "failed".to_string())
     }
 }
 
@@ -326,8 +352,22 @@ impl StatusSink for KubeStatusSink {
                 .or_default()
                 .entry(execution.target.clone())
                 .or_default();
-            target.execution_id = Some(execution.execution_id.clone());
+            if target.execution_id.as_deref() != Some(execution.execution_id.as_str()) {
+                // Another attempt of the target: its pending values are not
+                // this one's (its Events are still published).
+                target.progress = None;
+                target.message = None;
+                target.progress_time = None;
+                target.completed = false;
+                target.execution_id = Some(execution.execution_id.clone());
+            }
             match change {
+                StatusChange::Progress(p)
+                    if target.completed
+                        || target.progress_time.is_some_and(|t| p.timestamp < t) =>
+                {
+                    // Older than what is pending (or after the completion).
+                }
                 StatusChange::Progress(p) => {
                     target.progress = Some(p.progress.min(100));
                     target.message = Some(stored_message(&p.message));
@@ -347,16 +387,12 @@ impl StatusSink for KubeStatusSink {
                     ));
                 }
                 StatusChange::Completed(c) => {
-                    let (type_, reason, message) = if c.success {
+                    let message = completion_message(&c);
+                    let (type_, reason) = if c.success {
                         target.progress = Some(100);
-                        (
-                            EventType::Normal,
-                            "RunnerSucceeded",
-                            "completed successfully".to_string(),
-                        )
+                        (EventType::Normal, "RunnerSucceeded")
                     } else {
-                        let error = c.error.clone().unwrap_or_else(|| "failed".into());
-                        (EventType::Warning, "RunnerFailed", error)
+                        (EventType::Warning, "RunnerFailed")
                     };
                     target.message = Some(stored_message(&message));
                     target.progress_time = Some(Utc::now());
@@ -501,10 +537,49 @@ mod tests {
         );
         apply(&mut status, &targets);
         assert_eq!(status.executions[0].execution_id.as_deref(), Some("exec-2"));
-        assert_eq!(status.executions[0].progress_time, Some(at(30)));
-        targets.get_mut("db").unwrap().completed = false;
+        assert_eq!(
+            (
+                status.executions[0].progress,
+                status.executions[0].progress_time
+            ),
+            (None, Some(at(30))),
+            "a late report of attempt exec-1 does not touch exec-2's entry"
+        );
+
+        // Reports of the entry's own execution: completion time never goes
+        // back; a progress report older than the entry's is ignored.
+        let pending = targets.get_mut("db").unwrap();
+        pending.execution_id = Some("exec-2".into());
         apply(&mut status, &targets);
-        assert_eq!(status.executions[0].progress_time, Some(at(20)));
+        assert_eq!(
+            (
+                status.executions[0].progress,
+                status.executions[0].progress_time
+            ),
+            (Some(100), Some(at(30)))
+        );
+        let pending = targets.get_mut("db").unwrap();
+        pending.completed = false;
+        pending.progress = Some(40);
+        apply(&mut status, &targets);
+        assert_eq!(
+            (
+                status.executions[0].progress,
+                status.executions[0].progress_time
+            ),
+            (Some(100), Some(at(30))),
+            "an older progress report does not overwrite a newer one"
+        );
+        let pending = targets.get_mut("db").unwrap();
+        pending.progress_time = Some(at(40));
+        apply(&mut status, &targets);
+        assert_eq!(
+            (
+                status.executions[0].progress,
+                status.executions[0].progress_time
+            ),
+            (Some(40), Some(at(40)))
+        );
     }
 
     #[test]

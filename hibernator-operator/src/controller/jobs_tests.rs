@@ -296,18 +296,18 @@ fn the_runner_accepts_the_jobs_args_and_env() {
     let ca = ca_pem("runner-ca");
     std::fs::write(certs.path().join("ca.crt"), &ca).unwrap();
     let tls = tls_settings(certs.path());
-    for settings in [RunnerSettings::default(), streaming, tls] {
+    for (settings, tls_expected) in [
+        (RunnerSettings::default(), false),
+        (streaming, false),
+        (tls, true),
+    ] {
         let job = build_job(&plan(), &request("db", 1), &settings).unwrap();
         let args = runner_args(&job);
         assert_eq!(args.target, "db");
         assert_eq!(args.plan, "dev");
         assert_eq!(args.operation, Operation::Shutdown);
         assert_eq!(args.execution_id, job.metadata.name.clone());
-        let tls_on = settings
-            .extra_env
-            .iter()
-            .any(|(k, v)| k == "HIBERNATOR_GRPC_TLS" && v == "true");
-        assert_eq!(args.grpc_tls, tls_on, "{}", settings.stream_transport);
+        assert_eq!(args.grpc_tls, tls_expected, "{}", settings.stream_transport);
         // Every streaming setting the Job carries reaches the runner.
         for (name, value) in &settings.extra_env {
             match name.as_str() {
@@ -324,7 +324,7 @@ fn the_runner_accepts_the_jobs_args_and_env() {
                 _ => {}
             }
         }
-        if args.grpc_tls {
+        if tls_expected {
             // The runner has a trust root: the controller's CA, inline.
             assert_eq!(args.grpc_tls_ca, None);
             assert_eq!(args.grpc_tls_ca_pem.as_deref(), Some(ca.as_str()));

@@ -208,6 +208,10 @@ pub(super) fn advance(d: &mut Decision, input: &DecideInput<'_>, hold: bool) {
         e.attempts += 1;
         e.state = ExecutionState::Running;
         e.next_retry_at = None;
+        // A new attempt: the previous one's runner progress is not its own.
+        e.progress = None;
+        e.message = None;
+        e.progress_time = None;
         e.started_at.get_or_insert(input.now);
         let job = job_name(&name, &e.target, op, &cycle, e.attempts);
         e.job_ref = Some(format!("{namespace}/{job}"));

@@ -89,7 +89,7 @@ pub struct RunnerArgs {
     pub stream_max_retries: Option<u32>,
     /// Log lines buffered for streaming before lines are dropped (default
     /// 10000).
-    #[arg(long, env = "HIBERNATOR_STREAM_QUEUE_SIZE")]
+    #[arg(long, env = "HIBERNATOR_STREAM_QUEUE_SIZE", value_parser = parse_queue_size)]
     pub stream_queue_size: Option<usize>,
     /// AWS endpoint override (emulators such as moto); the SDK's own
     /// `AWS_ENDPOINT_URL` handling applies as well.
@@ -264,6 +264,14 @@ pub async fn run(args: RunnerArgs, client: kube::Client) -> RunnerOutcome {
 
 fn parse_stream_timeout(value: &str) -> Result<std::time::Duration, String> {
     hibernator_core::duration::parse_duration(value)
+}
+
+fn parse_queue_size(value: &str) -> Result<usize, String> {
+    match value.trim().parse::<usize>() {
+        Ok(0) => Err("must be at least 1".to_string()),
+        Ok(n) => Ok(n),
+        Err(e) => Err(e.to_string()),
+    }
 }
 
 /// The streaming client configuration of `args` (`None` when no endpoint
@@ -457,10 +465,20 @@ mod tests {
     }
 
     #[test]
-    fn a_bad_stream_timeout_is_refused_naming_the_flag() {
-        let error = RunnerArgs::from_container(&[], &env(&[("HIBERNATOR_STREAM_TIMEOUT", "soon")]))
-            .unwrap_err()
-            .to_string();
-        assert!(error.contains("--stream-timeout"), "{error}");
+    fn bad_stream_settings_are_refused_naming_the_flag() {
+        for (var, value, flag) in [
+            ("HIBERNATOR_STREAM_TIMEOUT", "soon", "--stream-timeout"),
+            ("HIBERNATOR_STREAM_QUEUE_SIZE", "0", "--stream-queue-size"),
+            (
+                "HIBERNATOR_STREAM_MAX_RETRIES",
+                "-1",
+                "--stream-max-retries",
+            ),
+        ] {
+            let error = RunnerArgs::from_container(&[], &env(&[(var, value)]))
+                .unwrap_err()
+                .to_string();
+            assert!(error.contains(flag), "{var}={value}: {error}");
+        }
     }
 }

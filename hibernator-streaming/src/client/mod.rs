@@ -426,8 +426,30 @@ impl Shared {
                 fields: BTreeMap::new(),
             });
         }
+        // Requests stay well below the server's limits (webhook
+        // `maxBodyBytes`, 1 MiB by default; gRPC messages 4 MiB): a batch of
+        // long lines goes out as several requests instead of being refused
+        // whole.
+        let mut start = 0;
+        let mut size = 0;
+        for (i, line) in lines.iter().enumerate() {
+            let line_size = approximate_size(line);
+            if i > start && size + line_size > MAX_REQUEST_BYTES {
+                self.send_chunk(&lines[start..i]).await;
+                start = i;
+                size = 0;
+            }
+            size += line_size;
+        }
+        self.send_chunk(&lines[start..]).await;
+    }
+
+    async fn send_chunk(&self, lines: &[LogLine]) {
+        if lines.is_empty() {
+            return;
+        }
         let count = lines.len() as u64;
-        match self.send(Op::Logs(&self.config.execution_id, &lines)).await {
+        match self.send(Op::Logs(&self.config.execution_id, lines)).await {
             Ok(()) => {
                 self.sent.fetch_add(count, Ordering::Relaxed);
             }
@@ -437,6 +459,20 @@ impl Shared {
             }
         }
     }
+}
+
+/// Largest (estimated) payload of one log request.
+const MAX_REQUEST_BYTES: usize = 512 * 1024;
+
+/// Upper estimate of a line's encoded size (JSON or protobuf).
+fn approximate_size(line: &LogLine) -> usize {
+    64 + line.level.len()
+        + line.message.len()
+        + line
+            .fields
+            .iter()
+            .map(|(k, v)| k.len() + v.len() + 8)
+            .sum::<usize>()
 }
 
 async fn run_worker(shared: Arc<Shared>, mut rx: mpsc::Receiver<QueueItem>) {

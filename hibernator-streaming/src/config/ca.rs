@@ -29,14 +29,27 @@ pub fn check_ca_pem(pem: &[u8]) -> Result<usize, String> {
     Ok(count)
 }
 
+/// Largest CA bundle passed to runner Jobs: it travels as one environment
+/// variable in every Job spec (Linux refuses a single string over 128 KiB at
+/// `exec`).
+pub const MAX_RUNNER_CA_BYTES: usize = 64 * 1024;
+
 /// Reads the CA bundle runners must trust and checks it with
-/// [`check_ca_pem`]; errors name `streaming.grpc.tls.caPath` and the file.
+/// [`check_ca_pem`] (at most [`MAX_RUNNER_CA_BYTES`]); errors name
+/// `streaming.grpc.tls.caPath` and the file.
 pub fn read_runner_ca(path: &Path) -> Result<String, ConfigError> {
     let error = |message: String| ConfigError::RunnerCa {
         path: path.to_path_buf(),
         message,
     };
     let bytes = std::fs::read(path).map_err(|e| error(format!("cannot be read: {e}")))?;
+    if bytes.len() > MAX_RUNNER_CA_BYTES {
+        return Err(error(format!(
+            "is {} bytes; runners get it in an environment variable, at most {MAX_RUNNER_CA_BYTES} \
+             bytes: point caPath at just the CA that signed the gRPC certificate",
+            bytes.len()
+        )));
+    }
     check_ca_pem(&bytes).map_err(error)?;
     String::from_utf8(bytes).map_err(|_| error("is not UTF-8 text".to_string()))
 }
@@ -72,6 +85,23 @@ mod tests {
         let garbage = "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n";
         let error = check_ca_pem(garbage.as_bytes()).unwrap_err();
         assert!(error.contains("certificate 1"), "{error}");
+    }
+
+    #[test]
+    fn an_oversized_bundle_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("bundle.crt");
+        let one = ca_pem();
+        let bundle = one.repeat(MAX_RUNNER_CA_BYTES / one.len() + 1);
+        assert!(check_ca_pem(bundle.as_bytes()).is_ok());
+        std::fs::write(&path, &bundle).unwrap();
+        let error = read_runner_ca(&path).unwrap_err().to_string();
+        assert!(
+            error.contains("caPath") && error.contains("at most"),
+            "{error}"
+        );
+        std::fs::write(&path, &one).unwrap();
+        assert_eq!(read_runner_ca(&path).unwrap(), one);
     }
 
     #[test]

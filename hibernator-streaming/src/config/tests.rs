@@ -245,3 +245,16 @@ fn helm_values_deserialize_the_runner_ca_path() {
     .unwrap();
     assert_eq!(cfg.grpc.tls.ca_path, Some(PathBuf::from("/ca/bundle.pem")));
 }
+
+#[test]
+fn client_certificates_required_with_runner_transport_grpc_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("ca.crt"), ca_pem()).unwrap();
+    let mut cfg = tls_server(dir.path());
+    cfg.grpc.tls.client_ca_path = Some(dir.path().join("clients.crt"));
+    cfg.transport = Transport::Grpc;
+    let error = cfg.runner_env().unwrap_err().to_string();
+    assert!(error.contains("grpc.tls.clientCaPath"), "{error}");
+    cfg.transport = Transport::Auto;
+    assert!(cfg.runner_env().is_ok(), "auto falls back to the webhook");
+}

@@ -143,10 +143,18 @@ async fn get_and_watch_progress_over_grpc() {
     assert_eq!(latest.progress, 60);
     assert!(latest.timestamp.is_some());
     client.complete(true, None).await.unwrap();
+    let last = watch.next().await.unwrap().unwrap();
+    assert_eq!(
+        (last.phase.as_str(), last.progress, last.message.as_str()),
+        ("Shutdown", 100, "completed successfully"),
+        "the final progress, as the plan status records it"
+    );
     assert!(
         watch.next().await.is_none(),
         "the watch ends with the execution"
     );
+    let done = grpc.get_progress(request(EXEC)).await.unwrap().into_inner();
+    assert_eq!(done, last);
     h.server.shutdown().await.unwrap();
 }
 

@@ -290,3 +290,39 @@ async fn the_runner_switches_to_stream_logs_when_the_server_lacks_batches() {
     client.close().await.unwrap();
     server.abort();
 }
+
+/// Long lines: a batch bigger than the webhook's body limit (1 MiB by
+/// default) or a comfortable gRPC message goes out as several requests, and
+/// nothing is dropped.
+async fn long_lines_are_delivered(transport: Transport) {
+    let h = Harness::start().await;
+    let client = h.client(transport).await;
+    let long = "x".repeat(100 * 1024);
+    for i in 0..50 {
+        assert!(client.try_log(Level::Info, format!("{i} {long}"), BTreeMap::new()));
+    }
+    client.flush().await.unwrap();
+    assert_eq!((client.sent(), client.dropped()), (50, 0));
+    h.eventually("50 long records in the sink", || {
+        h.sink.records.lock().unwrap().len() == 50
+    })
+    .await;
+    let records = h.sink.records.lock().unwrap().clone();
+    assert!(
+        records
+            .iter()
+            .enumerate()
+            .all(|(i, r)| r.message.starts_with(&format!("{i} ")) && r.message.len() > long.len())
+    );
+    client.close().await.unwrap();
+}
+
+#[tokio::test]
+async fn long_lines_are_delivered_over_the_webhook() {
+    long_lines_are_delivered(Transport::Webhook).await;
+}
+
+#[tokio::test]
+async fn long_lines_are_delivered_over_grpc() {
+    long_lines_are_delivered(Transport::Grpc).await;
+}

@@ -219,6 +219,14 @@ async fn progress_answers_on_the_replica_that_did_not_receive_it() {
         .unwrap();
     assert_eq!(on_a_first.progress, 80);
     client.complete(true, None).await.unwrap();
+    let final_on_a = guard("final progress on A", watch_a.next())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (final_on_a.progress, final_on_a.message.as_str()),
+        (100, "completed successfully")
+    );
     assert!(
         guard("end of the watch on A", watch_a.next())
             .await

@@ -341,11 +341,30 @@ fn retries_with_backoff_then_strict_failure_aborts_the_rest() {
     // before the backoff nothing happens
     sim.now = retry_at - TimeDelta::seconds(1);
     assert!(sim.step().create.is_empty());
+    // What the runner of attempt 1 streamed into the status.
+    for e in &mut sim.plan.status.as_mut().unwrap().executions {
+        if e.target == "a" {
+            e.progress = Some(40);
+            e.message = Some("throttled".into());
+            e.progress_time = Some(night());
+        }
+    }
     sim.now = retry_at;
     let d = sim.step();
     assert_eq!(d.create.len(), 1);
     assert_eq!(d.create[0].attempt, 2);
     assert!(d.create[0].name("dev").ends_with("-a2"));
+    let a = sim.exec("a");
+    assert_eq!(
+        (a.progress, a.message, a.progress_time),
+        (None, None, None),
+        "attempt 2 does not start with attempt 1's runner progress"
+    );
+    assert!(
+        a.execution_id
+            .as_deref()
+            .is_some_and(|id| id.ends_with("-a2"))
+    );
     sim.finish(|_, _| Err(("AccessDenied".into(), false)));
     let d = sim.step();
     assert_eq!(sim.exec("a").state, ExecutionState::Failed);
