@@ -132,27 +132,70 @@ async fn get_until(
     .await
 }
 
+/// Two replicas on one API server, a plan whose status has the running
+/// entry of a runner Job, and that runner's projected token in `token_dir`.
+struct Replicas {
+    tc: TestCluster,
+    plan: String,
+    id: String,
+    a: RunningServer,
+    b: RunningServer,
+    token_dir: tempfile::TempDir,
+}
+
+impl Replicas {
+    async fn start(name: &str) -> Self {
+        let tc = TestCluster::start(name).await.unwrap();
+        create_service_account(&tc, SA).await;
+        let plan = tc.unique_name("plan");
+        create_plan(&tc, &plan).await;
+        let runner = create_runner(&tc, &plan, "database").await;
+        let id = runner.execution_id.clone();
+        running_entry(&tc, &plan, &id).await;
+        let a = replica(&tc).await;
+        let b = replica(&tc).await;
+        let token_dir = tempfile::tempdir().unwrap();
+        let runner_token = token(&tc, SA, AUD, 600, Some((&runner.pod, &runner.pod_uid))).await;
+        std::fs::write(token_dir.path().join("token"), &runner_token).unwrap();
+        Self {
+            tc,
+            plan,
+            id,
+            a,
+            b,
+            token_dir,
+        }
+    }
+}
+
+/// The runner's client configuration, reporting over gRPC to `server`.
+fn reporter_config(
+    id: &str,
+    token_dir: &tempfile::TempDir,
+    server: &RunningServer,
+) -> ClientConfig {
+    let mut config = ClientConfig::new(id);
+    config.transport = Transport::Grpc;
+    config.grpc_endpoint = server.grpc_addr().map(|x| x.to_string());
+    config.token_path = token_dir.path().join("token");
+    config
+}
+
 #[tokio::test]
 async fn progress_answers_on_the_replica_that_did_not_receive_it() {
-    let tc = TestCluster::start("stream-replicas").await.unwrap();
-    create_service_account(&tc, SA).await;
-    let plan = tc.unique_name("plan");
-    create_plan(&tc, &plan).await;
-    let runner = create_runner(&tc, &plan, "database").await;
-    let id = runner.execution_id.clone();
-    running_entry(&tc, &plan, &id).await;
-    let a = replica(&tc).await;
-    let b = replica(&tc).await;
+    let Replicas {
+        tc,
+        plan,
+        id,
+        a,
+        b,
+        token_dir: dir,
+    } = Replicas::start("stream-replicas").await;
 
     // The runner reports to replica A only.
-    let dir = tempfile::tempdir().unwrap();
-    let runner_token = token(&tc, SA, AUD, 600, Some((&runner.pod, &runner.pod_uid))).await;
-    std::fs::write(dir.path().join("token"), &runner_token).unwrap();
-    let mut config = ClientConfig::new(&id);
-    config.transport = Transport::Grpc;
-    config.grpc_endpoint = a.grpc_addr().map(|x| x.to_string());
-    config.token_path = dir.path().join("token");
-    let client = StreamClient::connect(config).await.unwrap();
+    let client = StreamClient::connect(reporter_config(&id, &dir, &a))
+        .await
+        .unwrap();
     client
         .progress("Shutdown", 60, "Scaling EC2 instances")
         .await
@@ -380,29 +423,21 @@ async fn watchers_share_one_poller_that_stops_with_them() {
 /// answers the newer of the replica's own report and the plan status.
 #[tokio::test]
 async fn get_progress_prefers_a_newer_report_received_by_the_other_replica() {
-    let tc = TestCluster::start("stream-replicas-newer").await.unwrap();
-    create_service_account(&tc, SA).await;
-    let plan = tc.unique_name("plan");
-    create_plan(&tc, &plan).await;
-    let runner = create_runner(&tc, &plan, "database").await;
-    let id = runner.execution_id.clone();
-    running_entry(&tc, &plan, &id).await;
-    let a = replica(&tc).await;
-    let b = replica(&tc).await;
-
-    let dir = tempfile::tempdir().unwrap();
-    let runner_token = token(&tc, SA, AUD, 600, Some((&runner.pod, &runner.pod_uid))).await;
-    std::fs::write(dir.path().join("token"), &runner_token).unwrap();
-    let reporter_to = |server: &RunningServer| {
-        let mut config = ClientConfig::new(&id);
-        config.transport = Transport::Grpc;
-        config.grpc_endpoint = server.grpc_addr().map(|x| x.to_string());
-        config.token_path = dir.path().join("token");
-        config
-    };
-    let to_b = StreamClient::connect(reporter_to(&b)).await.unwrap();
+    let Replicas {
+        tc,
+        id,
+        a,
+        b,
+        token_dir: dir,
+        ..
+    } = Replicas::start("stream-replicas-newer").await;
+    let to_b = StreamClient::connect(reporter_config(&id, &dir, &b))
+        .await
+        .unwrap();
     to_b.progress("Shutdown", 30, "Stopping").await.unwrap();
-    let to_a = StreamClient::connect(reporter_to(&a)).await.unwrap();
+    let to_a = StreamClient::connect(reporter_config(&id, &dir, &a))
+        .await
+        .unwrap();
     to_a.progress("Shutdown", 50, "Half stopped").await.unwrap();
 
     let viewer = token(&tc, SA, AUD, 600, None).await;
