@@ -8,10 +8,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use futures::Stream;
-use hibernator_streaming::auth::Authenticator;
 use hibernator_streaming::client::{ActiveTransport, Level, StreamClient};
 use hibernator_streaming::config::Transport;
-use hibernator_streaming::ingest::Ingest;
 use hibernator_streaming::metrics::StreamingMetrics;
 use hibernator_streaming::proto::execution_service_client::ExecutionServiceClient;
 use hibernator_streaming::proto::execution_service_server::{
@@ -22,14 +20,10 @@ use hibernator_streaming::proto::{
     ProgressUpdate, StreamLogsResponse,
 };
 use hibernator_streaming::server::GrpcService;
-use hibernator_streaming::sink::LogSink;
 use tokio_stream::wrappers::TcpListenerStream;
 use tonic::{Request, Response, Status, Streaming};
 
-use crate::support::{
-    EXEC, FakeDirectory, FakeReviewer, Harness, JOB, NS, POD, POD_UID, RecordingSink,
-    RecordingStatus, SA, jwt,
-};
+use crate::support::{EXEC, Harness, NS, Peers};
 
 fn entry(execution_id: &str, message: &str) -> LogEntry {
     LogEntry {
@@ -227,26 +221,13 @@ impl ExecutionService for OldServer {
 
 #[tokio::test]
 async fn the_runner_switches_to_stream_logs_when_the_server_lacks_batches() {
-    let reviewer = Arc::new(FakeReviewer::default());
-    let directory = Arc::new(FakeDirectory::default());
-    let token = jwt("runner", "hibernator-control-plane", 600);
-    reviewer.add(
-        &token,
-        NS,
-        SA,
-        Some((POD, POD_UID)),
-        "hibernator-control-plane",
-    );
-    directory.add_execution(EXEC, NS, SA, JOB, "database");
-    directory.add_pod(NS, POD, POD_UID, JOB);
-    let metrics = StreamingMetrics::default();
-    let sink = Arc::new(RecordingSink::default());
-    let ingest = Arc::new(Ingest::new(
-        Arc::new(RecordingStatus::default()),
-        vec![sink.clone() as Arc<dyn LogSink>],
-        metrics.clone(),
-    ));
-    let auth = Arc::new(Authenticator::new(reviewer, directory, metrics));
+    let Peers {
+        token,
+        sink,
+        auth,
+        ingest,
+        ..
+    } = Peers::new(StreamingMetrics::default());
     let batch_calls = Arc::new(AtomicUsize::new(0));
     let old = OldServer {
         inner: GrpcService::new(auth, ingest.clone()),

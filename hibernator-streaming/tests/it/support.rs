@@ -180,6 +180,56 @@ impl LogSink for RecordingSink {
     }
 }
 
+/// The fake peers of a server (the runner of [`EXEC`] known to both, with
+/// its valid `token`) and the auth and ingest paths over them.
+pub struct Peers {
+    pub reviewer: Arc<FakeReviewer>,
+    pub directory: Arc<FakeDirectory>,
+    pub status: Arc<RecordingStatus>,
+    pub sink: Arc<RecordingSink>,
+    pub token: String,
+    pub auth: Arc<Authenticator>,
+    pub ingest: Arc<Ingest>,
+}
+
+impl Peers {
+    pub fn new(metrics: StreamingMetrics) -> Self {
+        let reviewer = Arc::new(FakeReviewer::default());
+        let directory = Arc::new(FakeDirectory::default());
+        let status = Arc::new(RecordingStatus::default());
+        let sink = Arc::new(RecordingSink::default());
+        let token = jwt("runner", "hibernator-control-plane", 600);
+        reviewer.add(
+            &token,
+            NS,
+            SA,
+            Some((POD, POD_UID)),
+            "hibernator-control-plane",
+        );
+        directory.add_execution(EXEC, NS, SA, JOB, "database");
+        directory.add_pod(NS, POD, POD_UID, JOB);
+        let auth = Arc::new(Authenticator::new(
+            reviewer.clone(),
+            directory.clone(),
+            metrics.clone(),
+        ));
+        let ingest = Arc::new(Ingest::new(
+            status.clone(),
+            vec![sink.clone() as Arc<dyn LogSink>],
+            metrics,
+        ));
+        Self {
+            reviewer,
+            directory,
+            status,
+            sink,
+            token,
+            auth,
+            ingest,
+        }
+    }
+}
+
 /// A running server with its fake peers.
 pub struct Harness {
     pub server: RunningServer,
@@ -211,30 +261,15 @@ impl Harness {
     pub async fn start_with(config: ServerConfig) -> Self {
         let mut registry = Registry::default();
         let metrics = StreamingMetrics::register(&mut registry);
-        let reviewer = Arc::new(FakeReviewer::default());
-        let directory = Arc::new(FakeDirectory::default());
-        let status = Arc::new(RecordingStatus::default());
-        let sink = Arc::new(RecordingSink::default());
-        let token = jwt("runner", "hibernator-control-plane", 600);
-        reviewer.add(
-            &token,
-            NS,
-            SA,
-            Some((POD, POD_UID)),
-            "hibernator-control-plane",
-        );
-        directory.add_execution(EXEC, NS, SA, JOB, "database");
-        directory.add_pod(NS, POD, POD_UID, JOB);
-        let auth = Arc::new(Authenticator::new(
-            reviewer.clone(),
-            directory.clone(),
-            metrics.clone(),
-        ));
-        let ingest = Arc::new(Ingest::new(
-            status.clone(),
-            vec![sink.clone() as Arc<dyn LogSink>],
-            metrics.clone(),
-        ));
+        let Peers {
+            reviewer,
+            directory,
+            status,
+            sink,
+            token,
+            auth,
+            ingest,
+        } = Peers::new(metrics.clone());
         let server = StreamingServer::new(config, auth, ingest)
             .start()
             .await
