@@ -94,7 +94,11 @@ pub struct FileArg {
 /// Parses the process arguments and runs the command.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    let mut stdout = std::io::stdout().lock();
+    // Never `stdout().lock()` here: the guard would live as long as the
+    // command, and the long-running ones (controller, runner, webhook) log
+    // to stdout from other threads, which would then block for good.
+    // `Stdout` locks per write, which is all the commands need.
+    let mut stdout = std::io::stdout();
     match run(cli, &mut stdout) {
         Ok(code) => code,
         Err(error) => {

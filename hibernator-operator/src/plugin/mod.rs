@@ -178,7 +178,9 @@ pub fn run_blocking(cli: PluginCli, out: &mut dyn std::io::Write) -> ExitCode {
 /// Entry point of `kubectl-hibernator`: parses the process arguments.
 pub fn main() -> ExitCode {
     let cli = PluginCli::parse();
-    let mut stdout = std::io::stdout().lock();
+    // Not `stdout().lock()`: `logs --follow` writes while other threads may
+    // log; `Stdout` locks per write (see `cli::main`).
+    let mut stdout = std::io::stdout();
     run_blocking(cli, &mut stdout)
 }
 
