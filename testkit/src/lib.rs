@@ -11,8 +11,13 @@
 //!   when `HIBERNATOR_TEST_KUBECONFIG` is set.
 //! - [`jobsim`]: a Job simulator that runs runner Jobs in-process (Pod,
 //!   projected token via TokenRequest, Job and Pod status as on a cluster).
+//! - [`kubelet`]: runs a Pod's container as a child process in a private
+//!   mount namespace (projected tokens, ServiceAccount volume, termination
+//!   log at their real paths; in-cluster environment), for the process-level
+//!   tests of the shipped binary; plugs into the Job simulator.
 
 pub mod fault_proxy;
 pub mod jobsim;
 pub mod kube;
+pub mod kubelet;
 pub mod moto;

@@ -1,9 +1,11 @@
 //! Integration tests of the operator crate (one binary, modules per area):
 //! the controller with the Job simulator (`controller`), the runner, the
 //! restore ConfigMap store and the Job simulator itself (`runner`), the
-//! admission webhook (`admission`).
+//! admission webhook (`admission`), and the built binary as processes
+//! (`process`).
 
 mod admission;
 mod controller;
 mod plugin;
+mod process;
 mod runner;

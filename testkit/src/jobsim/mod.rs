@@ -67,6 +67,12 @@ pub struct JobRun {
     pub args: Vec<String>,
     /// File holding the minted projected ServiceAccount token.
     pub token_path: PathBuf,
+    /// uid of the Pod.
+    pub pod_uid: String,
+    /// The Pod's spec (containers, volumes, ServiceAccount), for runners
+    /// that run the container as a process
+    /// ([`Kubelet::job_runner`](crate::kubelet::Kubelet::job_runner)).
+    pub spec: PodSpec,
 }
 
 /// How a run ended.
@@ -438,6 +444,8 @@ async fn drive(shared: &Shared, job: Job, cancel: CancellationToken) -> Result<S
         env,
         args: container.args.clone().unwrap_or_default(),
         token_path,
+        pod_uid: pod_uid.clone(),
+        spec: spec.clone(),
     };
     lock(&shared.started).push(job_name.clone());
     let run_future = (shared.runner)(run);

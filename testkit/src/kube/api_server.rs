@@ -24,8 +24,11 @@ pub fn install_crypto_provider() {
 pub struct ApiServer {
     shared: Arc<Shared>,
     url: String,
+    https: std::net::SocketAddr,
+    ca_pem: String,
     client: kube::Client,
     task: JoinHandle<()>,
+    tls_task: JoinHandle<()>,
 }
 
 impl std::fmt::Debug for ApiServer {
@@ -64,6 +67,12 @@ impl ApiServer {
         let shared = Arc::new(Shared::new());
         *lock(&shared.address) = addr.to_string();
         let app = router(Arc::clone(&shared));
+        let tls_listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .map_err(ApiServerError::Bind)?;
+        let https = tls_listener.local_addr().map_err(ApiServerError::Bind)?;
+        let cert = super::tls::serving_cert()?;
+        let tls_task = tokio::spawn(super::tls::serve(tls_listener, cert.config, app.clone()));
         let task = tokio::spawn(async move {
             if let Err(e) = axum::serve(listener, app).await {
                 tracing::error!(error = %e, "testkit API server stopped");
@@ -74,8 +83,11 @@ impl ApiServer {
         let server = ApiServer {
             shared,
             url,
+            https,
+            ca_pem: cert.ca_pem,
             client,
             task,
+            tls_task,
         };
         for crd in hibernator_core::crd::all() {
             server.try_register_crd(&crd)?;
@@ -86,6 +98,18 @@ impl ApiServer {
     /// `http://127.0.0.1:PORT`.
     pub fn url(&self) -> String {
         self.url.clone()
+    }
+
+    /// The HTTPS listener (`127.0.0.1:PORT`): what `KUBERNETES_SERVICE_HOST`
+    /// and `KUBERNETES_SERVICE_PORT` name for in-cluster config.
+    pub fn https_addr(&self) -> std::net::SocketAddr {
+        self.https
+    }
+
+    /// The CA (PEM) that signed the HTTPS listener's certificate: a pod's
+    /// `ca.crt`.
+    pub fn ca_pem(&self) -> &str {
+        &self.ca_pem
     }
 
     /// A client for this server; its default namespace is `default`.
@@ -238,5 +262,6 @@ impl Drop for ApiServer {
     fn drop(&mut self) {
         self.shared.close_watches();
         self.task.abort();
+        self.tls_task.abort();
     }
 }

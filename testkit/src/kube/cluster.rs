@@ -23,6 +23,7 @@ const CRD_WAIT: Duration = Duration::from_secs(60);
 pub struct TestCluster {
     server: Option<ApiServer>,
     client: kube::Client,
+    endpoint: crate::kubelet::ClusterEndpoint,
     namespace: String,
     tracked: Mutex<Vec<(ApiResource, String)>>,
 }
@@ -36,7 +37,43 @@ impl std::fmt::Debug for TestCluster {
     }
 }
 
-async fn real_client(path: &str, namespace: Option<&str>) -> Result<kube::Client, ApiServerError> {
+/// PEM of DER certificates.
+fn pem(ders: &[Vec<u8>]) -> String {
+    use base64::Engine as _;
+    ders.iter()
+        .map(|der| {
+            let b64 = base64::engine::general_purpose::STANDARD.encode(der);
+            let lines: Vec<&str> = b64
+                .as_bytes()
+                .chunks(64)
+                .map(|c| std::str::from_utf8(c).unwrap_or_default())
+                .collect();
+            format!(
+                "-----BEGIN CERTIFICATE-----\n{}\n-----END CERTIFICATE-----\n",
+                lines.join("\n")
+            )
+        })
+        .collect()
+}
+
+/// How pods reach the cluster of `config` (in-cluster host, port and CA).
+fn endpoint_of(config: &kube::Config) -> crate::kubelet::ClusterEndpoint {
+    let uri = &config.cluster_url;
+    crate::kubelet::ClusterEndpoint {
+        host: uri
+            .host()
+            .unwrap_or("127.0.0.1")
+            .trim_matches(['[', ']'])
+            .to_string(),
+        port: uri.port_u16().unwrap_or(443),
+        ca_pem: pem(config.root_cert.as_deref().unwrap_or_default()),
+    }
+}
+
+async fn real_client(
+    path: &str,
+    namespace: Option<&str>,
+) -> Result<(kube::Client, crate::kubelet::ClusterEndpoint), ApiServerError> {
     let err = |message: String| ApiServerError::Kubeconfig {
         path: path.to_string(),
         message,
@@ -51,10 +88,12 @@ async fn real_client(path: &str, namespace: Option<&str>) -> Result<kube::Client
     if let Some(ns) = namespace {
         config.default_namespace = ns.to_string();
     }
-    kube::Client::try_from(config).map_err(|source| ApiServerError::Client {
+    let endpoint = endpoint_of(&config);
+    let client = kube::Client::try_from(config).map_err(|source| ApiServerError::Client {
         target: path.to_string(),
         source,
-    })
+    })?;
+    Ok((client, endpoint))
 }
 
 impl TestCluster {
@@ -68,7 +107,12 @@ impl TestCluster {
                 let namespace = format!("{prefix}-{}", random_suffix(5));
                 let server = ApiServer::start().await?;
                 let client = server.client_in(&namespace)?;
-                Self::create(Some(server), client, namespace).await
+                let endpoint = crate::kubelet::ClusterEndpoint {
+                    host: server.https_addr().ip().to_string(),
+                    port: server.https_addr().port(),
+                    ca_pem: server.ca_pem().to_string(),
+                };
+                Self::create(Some(server), client, endpoint, namespace).await
             }
         }
     }
@@ -78,13 +122,14 @@ impl TestCluster {
     pub async fn with_kubeconfig(path: &str, prefix: &str) -> Result<TestCluster, ApiServerError> {
         install_crypto_provider();
         let namespace = format!("{prefix}-{}", random_suffix(5));
-        let client = real_client(path, Some(&namespace)).await?;
-        Self::create(None, client, namespace).await
+        let (client, endpoint) = real_client(path, Some(&namespace)).await?;
+        Self::create(None, client, endpoint, namespace).await
     }
 
     async fn create(
         server: Option<ApiServer>,
         client: kube::Client,
+        endpoint: crate::kubelet::ClusterEndpoint,
         namespace: String,
     ) -> Result<TestCluster, ApiServerError> {
         let ns = Namespace {
@@ -105,6 +150,7 @@ impl TestCluster {
         Ok(TestCluster {
             server,
             client,
+            endpoint,
             namespace,
             tracked: Mutex::new(Vec::new()),
         })
@@ -113,6 +159,12 @@ impl TestCluster {
     /// A client whose default namespace is the test namespace.
     pub fn client(&self) -> kube::Client {
         self.client.clone()
+    }
+
+    /// How pods reach this cluster's API server (in-cluster host, port, CA):
+    /// the in-process server's HTTPS listener, or the kubeconfig's server.
+    pub fn endpoint(&self) -> &crate::kubelet::ClusterEndpoint {
+        &self.endpoint
     }
 
     /// The test namespace.

@@ -12,6 +12,9 @@ pub enum ApiServerError {
     /// The loopback listener could not be bound.
     #[error("cannot bind the API server listener on 127.0.0.1: {0}")]
     Bind(#[source] std::io::Error),
+    /// The HTTPS listener's certificates could not be made.
+    #[error("cannot set up the API server's TLS: {0}")]
+    Tls(String),
     /// A kube client could not be built.
     #[error("cannot build a kube client for {target}: {source}")]
     Client {

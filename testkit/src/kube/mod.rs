@@ -1,7 +1,8 @@
 //! An in-process Kubernetes API server for tests, and a harness that runs
 //! the same tests against a real cluster.
 //!
-//! [`ApiServer`] is an axum server on `127.0.0.1:0` that a real
+//! [`ApiServer`] is an axum server on `127.0.0.1:0` (plain HTTP, and HTTPS
+//! with its own CA on a second port for in-cluster config) that a real
 //! [`kube::Client`] (and `kube::runtime`'s watcher and Controller) talks to:
 //! generic storage for built-in resources and CRDs, get/list (label and field
 //! selectors, `limit`/`continue`), create (`generateName`), replace, delete
@@ -33,6 +34,7 @@ mod scale;
 mod selectors;
 mod server;
 mod store;
+mod tls;
 mod watch;
 
 pub use api_server::{ApiServer, install_crypto_provider};

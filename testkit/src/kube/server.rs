@@ -81,10 +81,46 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
 }
 
 async fn handle(AxState(shared): AxState<Arc<Shared>>, req: Request) -> Response {
+    if let Err(e) = authenticate(&shared, &req) {
+        return e.into_response();
+    }
     match dispatch(&shared, req).await {
         Ok(r) => r,
         Err(e) => e.into_response(),
     }
+}
+
+/// Checks a ServiceAccount token presented as `Authorization: Bearer`, as a
+/// real API server does: a token this server issued must be well signed,
+/// unexpired and meant for the API server (audience), or the request gets
+/// `401 Unauthorized`. Requests without a token, and tokens of other issuers
+/// (kubeconfig fixtures), are let through: the testkit has no RBAC.
+fn authenticate(shared: &Shared, req: &Request) -> Result<(), ApiError> {
+    let Some(token) = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .filter(|t| t.starts_with("testkit."))
+    else {
+        return Ok(());
+    };
+    let unauthorized =
+        |why: &str| ApiError::new(401, "Unauthorized", format!("Unauthorized: {why}"));
+    let claims = shared.auth.verify(token.trim()).map_err(unauthorized)?;
+    if claims.expires_at <= chrono::Utc::now().timestamp() {
+        return Err(unauthorized("token has expired"));
+    }
+    if !claims
+        .audiences
+        .iter()
+        .any(|a| a == super::auth::DEFAULT_AUDIENCE)
+    {
+        return Err(unauthorized(
+            "token audiences do not include the API server",
+        ));
+    }
+    Ok(())
 }
 
 /// A request for a resource.
