@@ -402,11 +402,7 @@ async fn a_dag_cycle_across_both_boundaries_as_processes() {
         6,
         "one Job per target and operation: {all_jobs:?}"
     );
-    let started = world.jobs.started();
-    let mut unique = started.clone();
-    unique.sort();
-    unique.dedup();
-    assert_eq!(unique.len(), started.len(), "no Job ran twice: {started:?}");
+    world.assert_no_job_ran_twice();
 
     // The probes answered all along, while Jobs were running.
     let (answers, failures) = probes.finish().await;

@@ -11,5 +11,7 @@
 // Helpers outside #[test] functions unwrap like the tests themselves.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod admission;
 mod cycle;
+mod restart;
 mod support;

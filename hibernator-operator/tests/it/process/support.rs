@@ -22,6 +22,17 @@ use serde_json::json;
 /// The image name runner Jobs and pods use; the kubelet maps it to the
 /// built binary (its ENTRYPOINT).
 pub const IMAGE: &str = "hibernator-under-test:dev";
+/// On a real cluster with kubelets: the image runner Jobs run (then the
+/// cluster's Job controller runs them, not the testkit).
+pub const IMAGE_ENV: &str = "HIBERNATOR_TEST_IMAGE";
+
+/// The runner image, and whether the testkit runs the Jobs.
+fn runner_image(real_cluster: bool) -> (String, bool) {
+    match std::env::var(IMAGE_ENV) {
+        Ok(image) if real_cluster && !image.is_empty() => (image, false),
+        _ => (IMAGE.to_string(), true),
+    }
+}
 /// The region of the moto estate.
 pub const REGION: &str = "eu-central-1";
 /// How long any one child process may take to exit after SIGTERM.
@@ -85,7 +96,11 @@ pub struct World {
     pub cluster: TestCluster,
     pub moto: MotoServer,
     pub kubelet: Kubelet,
-    pub jobs: JobSimulator,
+    /// The Job controller for runner Jobs; `None` on a real cluster given
+    /// [`IMAGE_ENV`], whose own Job controller and kubelets run them.
+    pub jobs: Option<JobSimulator>,
+    /// The image runner Jobs get.
+    pub runner_image: String,
     #[allow(dead_code)] // holds the container logs until the test ends
     pub dir: tempfile::TempDir,
 }
@@ -128,13 +143,43 @@ impl World {
                 .await
                 .unwrap();
         }
-        let jobs = JobSimulator::start(cluster.client(), cluster.namespace(), kubelet.job_runner());
+        let (runner_image, simulate) = runner_image(cluster.is_real());
+        let jobs = simulate.then(|| {
+            JobSimulator::start(cluster.client(), cluster.namespace(), kubelet.job_runner())
+        });
         World {
             cluster,
             moto,
             kubelet,
             jobs,
+            runner_image,
             dir,
+        }
+    }
+
+    /// Holds new runner Jobs (a slow kubelet); no-op when the cluster runs them.
+    pub fn pause_jobs(&self) {
+        if let Some(jobs) = &self.jobs {
+            jobs.pause();
+        }
+    }
+
+    /// Lets held runner Jobs run.
+    pub fn resume_jobs(&self) {
+        if let Some(jobs) = &self.jobs {
+            jobs.resume();
+        }
+    }
+
+    /// Asserts that no Job's runner was started twice (when the testkit
+    /// runs them: the cluster's Job controller is trusted with that).
+    pub fn assert_no_job_ran_twice(&self) {
+        if let Some(jobs) = &self.jobs {
+            let started = jobs.started();
+            let mut unique = started.clone();
+            unique.sort();
+            unique.dedup();
+            assert_eq!(unique.len(), started.len(), "no Job ran twice: {started:?}");
         }
     }
 
@@ -237,7 +282,7 @@ impl World {
             "--leader-elect=true".to_string(),
             "--lease-name=hibernator-controller".to_string(),
             "--runner-service-account=hibernator-runner".to_string(),
-            format!("--runner-image={IMAGE}"),
+            format!("--runner-image={}", self.runner_image),
             format!("--stream-transport={transport}"),
             "--streaming-config=/etc/hibernator/config/streaming.yaml".to_string(),
             format!("--namespace={ns}"),

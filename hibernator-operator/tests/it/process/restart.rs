@@ -1,0 +1,176 @@
+//! The controller process SIGKILLed mid-cycle, right after its first runner
+//! Job, and started again: no Job is created twice, nothing is lost, and the
+//! cycle and the next one complete. Runners stream over the webhook.
+
+use std::time::Duration;
+
+use aws_sdk_ec2::types::InstanceStateName;
+use hibernator_core::{HibernatePlan, PlanPhase};
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::batch::v1::Job;
+use kube::Api;
+use kube::api::{ListParams, PostParams};
+use serde_json::json;
+
+use super::cycle::{Aws, estate};
+use super::support::{Ports, World, get, metric, next_window, wait_ok, wait_phase};
+
+async fn jobs(world: &World) -> Vec<String> {
+    let mut names: Vec<String> = Api::<Job>::namespaced(world.cluster.client(), &world.ns())
+        .list(&ListParams::default().labels("hibernator.dev/execution-id"))
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .filter_map(|j| j.metadata.name)
+        .collect();
+    names.sort();
+    names
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_controller_killed_after_its_first_job_restarts_without_duplicates() {
+    let world = World::start("proc-kill").await;
+    let aws = Aws::new(world.moto.endpoint());
+    let batch = aws.launch(2, "batch").await;
+    estate(&world).await;
+    let ns = world.ns();
+    let (start, end, at) = next_window(Duration::from_secs(8));
+    let plan: HibernatePlan = serde_json::from_value(json!({
+        "apiVersion": "hibernator.dev/v1alpha1", "kind": "HibernatePlan",
+        "metadata": {"name": "nightly"},
+        "spec": {
+            "schedule": {"timezone": "UTC", "offHours": [
+                {"start": start, "end": end,
+                 "daysOfWeek": ["MON", "TUE", "WED", "THU", "FRI", "SAT", "SUN"]},
+            ]},
+            "execution": {"strategy": {"type": "Parallel", "maxConcurrency": 1}},
+            "behavior": {"retries": 0},
+            "targets": [
+                {"name": "workloads", "type": "workloadscaler",
+                 "connectorRef": {"kind": "K8SCluster", "name": "here"},
+                 "parameters": {"includedGroups": ["deployments"],
+                    "namespace": {"literals": [ns]},
+                    "workloadSelector": {"matchLabels": {"tier": "web"}},
+                    "awaitCompletion": {"enabled": false}}},
+                {"name": "batch", "type": "ec2",
+                 "connectorRef": {"kind": "CloudProvider", "name": "aws-dev"},
+                 "parameters": {"selector": {"tags": {"role": "batch"}}}},
+            ],
+        },
+    }))
+    .unwrap();
+    let plans: Api<HibernatePlan> = Api::namespaced(world.cluster.client(), &ns);
+    plans.create(&PostParams::default(), &plan).await.unwrap();
+
+    // Same ports for both processes, as behind one Service.
+    let ports = Ports::free();
+    let mut first = world.start_controller(&ports, "webhook").await;
+    wait_phase(
+        &plans,
+        "nightly",
+        PlanPhase::Active,
+        Duration::from_secs(60),
+        &first,
+    )
+    .await;
+
+    // Hold the Jobs (as a slow kubelet would) so the kill lands mid-cycle.
+    world.pause_jobs();
+    let deadline = at + chrono::Duration::seconds(60);
+    while jobs(&world).await.is_empty() {
+        assert!(
+            chrono::Utc::now() < deadline,
+            "no runner Job after the window's start; last log lines:\n{}",
+            first.tail()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    first.process.signal(9).unwrap();
+    let killed = first.process.wait_timeout(Duration::from_secs(10)).await;
+    assert_eq!(
+        killed.map(|e| e.code),
+        Some(137),
+        "SIGKILL ends the process"
+    );
+    let before_restart = jobs(&world).await;
+
+    let second = world.start_controller(&ports, "webhook").await;
+    wait_ok(
+        &format!("http://127.0.0.1:{}/healthz", ports.health),
+        &second,
+        Duration::from_secs(60),
+    )
+    .await;
+    world.resume_jobs();
+    // The Lease of the killed process must expire before the new one leads.
+    let hibernated = wait_phase(
+        &plans,
+        "nightly",
+        PlanPhase::Hibernated,
+        Duration::from_secs(120),
+        &second,
+    )
+    .await;
+    let after = jobs(&world).await;
+    assert_eq!(after.len(), 2, "one Job per target: {after:?}");
+    assert!(
+        before_restart.iter().all(|j| after.contains(j)),
+        "the Jobs the killed process created are the cycle's: {before_restart:?} vs {after:?}"
+    );
+    assert!(
+        aws.states(&batch)
+            .await
+            .iter()
+            .all(|s| *s == InstanceStateName::Stopped),
+        "{:#?}",
+        hibernated.status
+    );
+    let web = Api::<Deployment>::namespaced(world.cluster.client(), &ns)
+        .get("web")
+        .await
+        .unwrap();
+    assert_eq!(web.spec.and_then(|s| s.replicas), Some(0));
+
+    // The runners' webhook posts reached the new process.
+    let (_, metrics) = get(&format!("http://127.0.0.1:{}/metrics", ports.metrics))
+        .await
+        .unwrap();
+    assert!(
+        metric(&metrics, "hibernator_streaming_logs_total") > 0.0,
+        "{metrics}"
+    );
+    assert_eq!(
+        metric(&metrics, "hibernator_streaming_auth_failures_total"),
+        0.0,
+        "{metrics}"
+    );
+
+    // The next boundary: the new process wakes everything up.
+    wait_phase(
+        &plans,
+        "nightly",
+        PlanPhase::Active,
+        Duration::from_secs(150),
+        &second,
+    )
+    .await;
+    assert!(
+        aws.states(&batch)
+            .await
+            .iter()
+            .all(|s| *s == InstanceStateName::Running)
+    );
+    let web = Api::<Deployment>::namespaced(world.cluster.client(), &ns)
+        .get("web")
+        .await
+        .unwrap();
+    assert_eq!(web.spec.and_then(|s| s.replicas), Some(2));
+    let all = jobs(&world).await;
+    assert_eq!(all.len(), 4, "one Job per target and operation: {all:?}");
+    world.assert_no_job_ran_twice();
+    let mut second = second;
+    let exit = second.terminate().await;
+    assert_eq!(exit.code, 0, "{exit:?}");
+    world.cluster.cleanup().await.unwrap();
+}
