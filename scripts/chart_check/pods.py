@@ -84,12 +84,16 @@ def container_env(container: dict, obj: dict) -> dict[str, str] | str:
     return env
 
 
-def materialize_volumes(spec: dict, container: dict, objects: list[dict], root: Path) -> dict[str, str]:
+def materialize_volumes(
+    spec: dict, container: dict, objects: list[dict], root: Path, rewrite: bool = True
+) -> dict[str, str]:
     """Write the rendered ConfigMaps and Secrets a container mounts under `root`.
 
     Returns mount path -> local directory, so paths in args and env can point
     at the files the pod would see; paths inside the ConfigMap files (e.g. a
-    certificate path in streaming.yaml) are rewritten the same way. Volumes whose object the chart does not
+    certificate path in streaming.yaml) are rewritten the same way, unless
+    `rewrite` is false (scripts/image-smoke.py mounts the directories at their
+    real paths in the image). Volumes whose object the chart does not
     render are left out, except cert-manager Certificates' Secrets, which get
     a self-signed pair as cert-manager would issue one.
     """
@@ -126,7 +130,7 @@ def materialize_volumes(spec: dict, container: dict, objects: list[dict], root: 
                 config_files.append(local / key)
         mounts[mount["mountPath"].rstrip("/")] = str(local)
     prefixes = sorted((m for m in mounts if m), key=len, reverse=True)
-    if prefixes:
+    if prefixes and rewrite:
         pattern = re.compile("|".join(re.escape(m + "/") for m in prefixes))
         for file in config_files:
             text = file.read_text()
