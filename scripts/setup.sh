@@ -12,6 +12,12 @@ if ! cargo nextest --version >/dev/null 2>&1; then
   cargo install cargo-nextest --locked
 fi
 
+# The process tier runs every container in a private mount namespace.
+if ! command -v unshare >/dev/null 2>&1 || ! command -v setpriv >/dev/null 2>&1; then
+  echo "setup: installing util-linux (unshare, setpriv) for the process tier"
+  apt-get update -qq && apt-get install -y -qq util-linux mount >/dev/null
+fi
+
 if ! command -v python3 >/dev/null 2>&1 || ! python3 -m venv --help >/dev/null 2>&1; then
   echo "setup: installing python3 and venv"
   apt-get update -qq && apt-get install -y -qq python3 python3-venv >/dev/null

@@ -198,5 +198,5 @@ pub(crate) async fn shutdown_signal() {
     {
         let _ = tokio::signal::ctrl_c().await;
     }
-    tracing::info!("shutting down: finishing in-flight reconciles");
+    tracing::info!("shutdown signal received: finishing in-flight work");
 }
