@@ -205,6 +205,12 @@ impl ApiServer {
             .insert((namespace.to_string(), pod.to_string()), log.to_string());
     }
 
+    /// Sets the CA bundle (PEM) of every namespace's `kube-root-ca.crt`
+    /// ConfigMap; until then it is a placeholder CA that signs nothing.
+    pub fn set_root_ca_pem(&self, pem: &str) {
+        self.shared.set_root_ca_pem(pem);
+    }
+
     /// How often watches with `allowWatchBookmarks` get a BOOKMARK (default 5 s).
     pub fn set_bookmark_interval(&self, interval: Duration) {
         self.shared.set_bookmark_interval(interval);

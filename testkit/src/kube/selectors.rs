@@ -153,6 +153,16 @@ impl FieldSelector {
         Ok(Self(reqs))
     }
 
+    /// The same selector with each field name replaced by `path(field)`.
+    pub fn map_paths(self, path: impl for<'a> Fn(&'a str) -> &'a str) -> Self {
+        Self(
+            self.0
+                .into_iter()
+                .map(|(field, eq, value)| (path(&field).to_string(), eq, value))
+                .collect(),
+        )
+    }
+
     /// Whether the object satisfies every requirement.
     pub fn matches(&self, obj: &Value) -> bool {
         self.0
