@@ -64,18 +64,53 @@ pub(crate) fn v1_to_core(obj: Value) -> Value {
     core
 }
 
-/// The object path a field selector names. Most selectable fields of
-/// Events are plain paths; `source` (core) and `deprecatedSource`
-/// (events.k8s.io) select on the component.
-pub(crate) fn selector_path<'a>(def: &ResourceDef, field: &'a str) -> &'a str {
+/// The `involvedObject` / `regarding` fields a field selector can name.
+const REFERENCE_FIELDS: &[&str] = &[
+    "kind",
+    "namespace",
+    "name",
+    "uid",
+    "apiVersion",
+    "resourceVersion",
+    "fieldPath",
+];
+
+/// Whether a real server accepts `field` in a field selector on `def`
+/// (Events only; other kinds accept any path here).
+fn selectable(def: &ResourceDef, field: &str) -> bool {
+    let (reference, component) = if def.group.is_empty() {
+        ("involvedObject.", "reportingComponent")
+    } else {
+        ("regarding.", "reportingController")
+    };
+    match field.strip_prefix(reference) {
+        Some(sub) => REFERENCE_FIELDS.contains(&sub),
+        None => {
+            field == component
+                || matches!(
+                    field,
+                    "reason" | "source" | "type" | "metadata.name" | "metadata.namespace"
+                )
+        }
+    }
+}
+
+/// The object path a field selector names, or the error a real server
+/// answers with (`field label not supported`). Most selectable fields of
+/// Events are plain paths; `source` selects on the component (in
+/// `deprecatedSource` of events.k8s.io Events).
+pub(crate) fn selector_path<'a>(def: &ResourceDef, field: &'a str) -> Result<&'a str, String> {
     if !is_event(def) {
-        return field;
+        return Ok(field);
     }
-    match field {
+    if !selectable(def, field) {
+        return Err(format!("field label not supported: {field}"));
+    }
+    Ok(match field {
         "source" if def.group.is_empty() => "source.component",
-        "deprecatedSource" if def.group == EVENTS_GROUP => "deprecatedSource.component",
+        "source" => "deprecatedSource.component",
         other => other,
-    }
+    })
 }
 
 #[cfg(test)]
@@ -103,5 +138,26 @@ mod tests {
         assert_eq!(v1["reason"], "R");
         assert!(v1.get("involvedObject").is_none() && v1.get("message").is_none());
         assert_eq!(v1_to_core(v1), core);
+    }
+
+    #[test]
+    fn field_labels_of_each_group() {
+        let registry = crate::kube::registry::Registry::with_builtins();
+        let def = |group: &str| registry.find_any(group, "events").cloned().unwrap();
+        let (core, v1) = (def(""), def(EVENTS_GROUP));
+        assert_eq!(
+            selector_path(&core, "involvedObject.name"),
+            Ok("involvedObject.name")
+        );
+        assert_eq!(selector_path(&core, "source"), Ok("source.component"));
+        assert_eq!(
+            selector_path(&v1, "source"),
+            Ok("deprecatedSource.component")
+        );
+        assert_eq!(selector_path(&v1, "regarding.uid"), Ok("regarding.uid"));
+        assert!(selector_path(&v1, "involvedObject.name").is_err());
+        assert!(selector_path(&core, "regarding.name").is_err());
+        assert!(selector_path(&core, "message").is_err());
+        assert!(selector_path(&v1, "reportingComponent").is_err());
     }
 }

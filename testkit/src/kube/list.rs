@@ -23,12 +23,15 @@ pub(crate) struct ListQuery {
 
 impl ListQuery {
     /// The query with the field selector paths of `def` (see
-    /// [`events::selector_path`]).
-    pub fn for_resource(mut self, def: &ResourceDef) -> Self {
+    /// [`events::selector_path`]); 400 for a field a real server does not
+    /// select on.
+    pub fn for_resource(mut self, def: &ResourceDef) -> Result<Self, ApiError> {
         self.field_selector = self
             .field_selector
-            .map(|f| f.map_paths(|field| events::selector_path(def, field)));
-        self
+            .map(|f| f.map_paths(|field| events::selector_path(def, field)))
+            .transpose()
+            .map_err(ApiError::bad_request)?;
+        Ok(self)
     }
 
     /// Whether an object passes both selectors.

@@ -153,14 +153,17 @@ impl FieldSelector {
         Ok(Self(reqs))
     }
 
-    /// The same selector with each field name replaced by `path(field)`.
-    pub fn map_paths(self, path: impl for<'a> Fn(&'a str) -> &'a str) -> Self {
-        Self(
-            self.0
-                .into_iter()
-                .map(|(field, eq, value)| (path(&field).to_string(), eq, value))
-                .collect(),
-        )
+    /// The same selector with each field name replaced by `path(field)`,
+    /// or the first error of `path`.
+    pub fn map_paths<E>(
+        self,
+        path: impl for<'a> Fn(&'a str) -> Result<&'a str, E>,
+    ) -> Result<Self, E> {
+        self.0
+            .into_iter()
+            .map(|(field, eq, value)| Ok((path(&field)?.to_string(), eq, value)))
+            .collect::<Result<Vec<_>, E>>()
+            .map(Self)
     }
 
     /// Whether the object satisfies every requirement.

@@ -214,7 +214,7 @@ fn list_query(def: &ResourceDef, q: &HashMap<String, String>) -> Result<ListQuer
         limit: q.get("limit").and_then(|l| l.parse().ok()),
         continue_token: q.get("continue").cloned(),
     };
-    Ok(query.for_resource(def))
+    query.for_resource(def)
 }
 
 fn ok(code: StatusCode, body: &Value) -> Result<Response, ApiError> {

@@ -273,33 +273,40 @@ async fn events_are_one_store_for_both_groups() {
     assert!(seen.event_time.is_some());
 
     // Field selectors of each group.
-    let core_sel = |s: &str| ListParams::default().fields(s);
+    let sel = |s: &str| ListParams::default().fields(s);
     assert_eq!(
-        names(&core.list(&core_sel("reason=WokeUp")).await.unwrap().items),
+        names(&core.list(&sel("reason=WokeUp")).await.unwrap().items),
         ["n1"]
     );
     assert_eq!(
-        names(
-            &core
-                .list(&core_sel("source=hibernator"))
-                .await
-                .unwrap()
-                .items
-        ),
+        names(&core.list(&sel("source=hibernator")).await.unwrap().items),
         ["c1"]
     );
     assert_eq!(
-        names(&v1.list(&core_sel("type=Warning")).await.unwrap().items),
+        names(&v1.list(&sel("type=Warning")).await.unwrap().items),
         ["n1"]
     );
     assert_eq!(
-        names(
-            &v1.list(&core_sel("regarding.name=subject"))
-                .await
-                .unwrap()
-                .items
-        ),
+        names(&v1.list(&sel("regarding.name=subject")).await.unwrap().items),
         ["c1", "n1"]
+    );
+
+    // Fields a real server does not select on are a 400.
+    for (err, field) in [
+        (v1.list(&sel("note=awake")).await.unwrap_err(), "note"),
+        (
+            core.list(&sel("regarding.name=subject")).await.unwrap_err(),
+            "regarding.name",
+        ),
+    ] {
+        assert!(
+            matches!(&err, kube::Error::Api(s) if s.code == 400 && s.message.contains(field)),
+            "{err}"
+        );
+    }
+    assert_eq!(
+        names(&v1.list(&sel("source=hibernator")).await.unwrap().items),
+        ["c1"]
     );
 
     // A write through one group changes what the other reads.
