@@ -1,9 +1,10 @@
 //! Integration tests of the operator crate (one binary, modules per area):
 //! the controller with the Job simulator (`controller`), the runner, the
 //! restore ConfigMap store and the Job simulator itself (`runner`), the
-//! admission webhook (`admission`).
+//! admission webhook (`admission`), the binary's log output (`logging`).
 
 mod admission;
 mod controller;
+mod logging;
 mod plugin;
 mod runner;
