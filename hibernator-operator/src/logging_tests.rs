@@ -256,14 +256,18 @@ fn controller(args: &[&str]) -> (LogFormat, Option<LogFormat>, serde_json::Value
 }
 
 #[test]
-fn the_controller_logs_json_and_passes_its_format_to_runners() {
+fn the_controller_logs_json_and_passes_the_runner_format_to_jobs() {
     let (own, runners, described) = controller(&[]);
-    assert_eq!((own, runners), (LogFormat::Json, Some(LogFormat::Json)));
+    assert_eq!(
+        (own, runners),
+        (LogFormat::Json, None),
+        "runners: their default"
+    );
     assert_eq!(described["logFormat"], "json");
-    assert_eq!(described["runner"]["logFormat"], "json");
+    assert_eq!(described["runner"]["logFormat"], serde_json::Value::Null);
 
     let (own, runners, _) = controller(&["--log-format=text"]);
-    assert_eq!((own, runners), (LogFormat::Text, Some(LogFormat::Text)));
+    assert_eq!((own, runners), (LogFormat::Text, None));
 
     let (own, runners, described) =
         controller(&["--log-format", "text", "--runner-log-format", "json"]);

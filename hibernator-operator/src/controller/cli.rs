@@ -86,7 +86,7 @@ pub struct ControllerArgs {
     #[arg(long, env = "HIBERNATOR_LOG_FORMAT", value_enum, default_value_t = DEFAULT_LOG_FORMAT)]
     pub log_format: LogFormat,
     /// Log format of runner Jobs (`HIBERNATOR_LOG_FORMAT` in the Job);
-    /// default: the controller's own `--log-format`.
+    /// unset: the Job gets none and the runner logs `text`.
     #[arg(long, env = "HIBERNATOR_RUNNER_LOG_FORMAT", value_enum)]
     pub runner_log_format: Option<LogFormat>,
 }
@@ -152,7 +152,7 @@ impl ControllerArgs {
                 stream_transport: self.stream_transport.clone(),
                 extra_env: Vec::new(),
                 grpc_tls_ca: None,
-                log_format: Some(self.runner_log_format.unwrap_or(self.log_format)),
+                log_format: self.runner_log_format,
             },
             namespace: self.namespace.clone(),
             health_addr: Some(self.health_addr),

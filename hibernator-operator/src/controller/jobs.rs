@@ -67,9 +67,8 @@ pub struct RunnerSettings {
     /// new Jobs, and passed inline as `HIBERNATOR_GRPC_TLS_CA_PEM` (a Secret
     /// cannot be mounted into the plan's namespace).
     pub grpc_tls_ca: Option<PathBuf>,
-    /// Log format of the runners (`HIBERNATOR_LOG_FORMAT`; `None`: not set,
-    /// the runner's default applies). `hibernator controller` sets it from
-    /// `--runner-log-format`, else its own `--log-format`.
+    /// Log format of the runners (`HIBERNATOR_LOG_FORMAT`, from
+    /// `--runner-log-format`; `None`: not set, the runner's default applies).
     pub log_format: Option<LogFormat>,
 }
 
