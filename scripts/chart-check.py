@@ -123,6 +123,8 @@ def check_values_schema(report: Report, verbose: bool) -> None:
         {"controler": {"replicaCount": 2}},
         {"controller": {"streaming": {"transport": "grcp"}}},
         {"webhook": {"failurePolicy": "fail"}},
+        {"logFormat": "pretty"},
+        {"runner": {"logFormat": "JSON"}},
     ]
     with helm.Chart.load(str(CHART)) as chart:
         for values in bad_values:

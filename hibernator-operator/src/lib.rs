@@ -8,6 +8,7 @@
 pub mod cli;
 pub mod controller;
 pub mod demo;
+pub mod logging;
 pub mod plugin;
 pub mod restore_store;
 pub mod run;

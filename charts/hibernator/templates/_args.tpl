@@ -12,6 +12,8 @@ here is one the binary accepts.
 - --lease-name={{ include "hibernator.controllerName" . }}
 - --runner-service-account={{ .Values.runner.serviceAccount.name }}
 - --runner-image={{ include "hibernator.runnerImage" . }}
+- --log-format={{ .Values.logFormat }}
+- --runner-log-format={{ .Values.runner.logFormat | default .Values.logFormat }}
 {{- if $s.enabled }}
 - --stream-transport={{ $s.transport }}
 {{- if and $s.grpc.enabled (ne $s.transport "webhook") }}
@@ -41,6 +43,7 @@ controller (checked with --dry-run like the controller's).
 - --cert-file=/tmp/k8s-webhook-server/serving-certs/tls.crt
 - --key-file=/tmp/k8s-webhook-server/serving-certs/tls.key
 - --port={{ .Values.webhook.port }}
+- --log-format={{ .Values.logFormat }}
 {{- end }}
 
 {{/*
