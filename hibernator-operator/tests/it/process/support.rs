@@ -157,6 +157,31 @@ impl World {
         }
     }
 
+    /// Names of the runner Jobs in the namespace, sorted.
+    pub async fn job_names(&self) -> Vec<String> {
+        let mut names: Vec<String> =
+            Api::<k8s_openapi::api::batch::v1::Job>::namespaced(self.cluster.client(), &self.ns())
+                .list(&kube::api::ListParams::default().labels("hibernator.dev/execution-id"))
+                .await
+                .unwrap()
+                .items
+                .into_iter()
+                .filter_map(|j| j.metadata.name)
+                .collect();
+        names.sort();
+        names
+    }
+
+    /// `spec.replicas` of the Deployment `web` (`cycle::estate`).
+    pub async fn web_replicas(&self) -> Option<i32> {
+        Api::<k8s_openapi::api::apps::v1::Deployment>::namespaced(self.cluster.client(), &self.ns())
+            .get("web")
+            .await
+            .unwrap()
+            .spec
+            .and_then(|s| s.replicas)
+    }
+
     /// Holds new runner Jobs (a slow kubelet); no-op when the cluster runs them.
     pub fn pause_jobs(&self) {
         if let Some(jobs) = &self.jobs {
