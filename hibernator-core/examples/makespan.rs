@@ -171,7 +171,11 @@ fn main() {
     let mean = ratios.iter().sum::<f64>() / ratios.len() as f64;
     let at = |q: f64| ratios[((ratios.len() - 1) as f64 * q).round() as usize];
     println!("plans: {plans} random DAGs of 50–500 targets, seed {seed:#x}");
-    println!("makespan / lower bound: mean {mean:.4}, median {:.4}, p95 {:.4}", at(0.5), at(0.95));
+    println!(
+        "makespan / lower bound: mean {mean:.4}, median {:.4}, p95 {:.4}",
+        at(0.5),
+        at(0.95)
+    );
     println!(
         "worst: {:.4} ({} targets, maxConcurrency {})",
         worst.0, worst.1, worst.2

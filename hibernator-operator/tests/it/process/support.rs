@@ -9,7 +9,7 @@ use std::time::Duration;
 use hibernator_core::{HibernatePlan, PlanPhase};
 use hibernator_testkit::jobsim::JobSimulator;
 use hibernator_testkit::kube::TestCluster;
-use hibernator_testkit::kubelet::{Exit, Kubelet, KubeletConfig, PodProcess, PodRef};
+use hibernator_testkit::kubelet::{Exit, Image, Kubelet, KubeletConfig, PodProcess, PodRef};
 use hibernator_testkit::moto::MotoServer;
 use k8s_openapi::api::core::v1::{
     Container, Pod, PodSecurityContext, PodSpec, SecurityContext, ServiceAccount, Volume,
@@ -117,7 +117,13 @@ impl World {
             cluster.client(),
             KubeletConfig {
                 endpoint: cluster.endpoint().clone(),
-                images: BTreeMap::from([(IMAGE.to_string(), vec![binary()])]),
+                // The image's layout: the binary at /hibernator, its
+                // ENTRYPOINT (not at its build path, which an emptyDir over
+                // /tmp could hide when the checkout is under /tmp).
+                images: BTreeMap::from([(
+                    IMAGE.to_string(),
+                    Image::single_binary(binary(), "/hibernator"),
+                )]),
                 // The AWS API the runners reach is the emulator (in a real
                 // installation: AWS itself).
                 extra_env: BTreeMap::from([
