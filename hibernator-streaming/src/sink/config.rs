@@ -140,7 +140,8 @@ pub struct S3Config {
     /// Endpoint of an S3-compatible store (MinIO, moto); implies path-style.
     #[serde(default)]
     pub endpoint: Option<String>,
-    /// Allow `http://` endpoints.
+    /// Allow `http://` endpoints (also when the controller's environment
+    /// has `AWS_ALLOW_HTTP=true`).
     #[serde(default)]
     pub allow_http: bool,
     /// Use conditional puts (`If-Match`/`If-None-Match`) so that several
