@@ -134,6 +134,7 @@ impl ControllerArgs {
             "streaming": config.streaming.as_ref().map(|s| serde_json::json!({
                 "server": serde_json::to_value(&s.server).unwrap_or_default(),
                 "sinks": serde_json::to_value(&s.sinks).unwrap_or_default(),
+                "warnings": s.warnings,
             })),
         })
     }
