@@ -68,6 +68,10 @@ pub struct ControllerConfig {
     pub clock: Clock,
     /// Backoff after a transient reconcile error.
     pub error_backoff: Duration,
+    /// After a reconcile that created runner Jobs, the next reconcile comes
+    /// at the latest this much later and checks that they exist (created
+    /// again when not), whether or not a watch event arrives.
+    pub job_check: Duration,
     /// Probe endpoint address (`/healthz`, `/readyz`), `None` to disable.
     pub health_addr: Option<SocketAddr>,
     /// Metrics endpoint address (`/metrics`), `None` to disable.
@@ -88,6 +92,7 @@ impl Default for ControllerConfig {
             backoff: RetryPolicy::default(),
             clock: Clock::System,
             error_backoff: Duration::from_secs(5),
+            job_check: Duration::from_secs(15),
             health_addr: None,
             metrics_addr: None,
             lease: None,
@@ -180,14 +185,30 @@ async fn reconcile_inner(plan: &HibernatePlan, ctx: &Arc<Context>) -> Result<Act
     if decision.cleanup {
         return Ok(Action::await_change());
     }
-    Ok(match decision.requeue_at {
-        Some(at) => {
-            let wait = (at - now).to_std().unwrap_or(Duration::ZERO);
-            tracing::debug!(plan = %key, at = %at, "requeue at next transition");
+    let next = decision
+        .requeue_at
+        .map(|at| (at - now).to_std().unwrap_or(Duration::ZERO));
+    Ok(requeue_after(
+        next,
+        !decision.create.is_empty(),
+        ctx.config.job_check,
+        &key,
+    ))
+}
+
+/// The requeue of a successful reconcile: at the next transition, control
+/// expiry or retry (`next`), and — when the reconcile created Jobs — after
+/// at most `job_check`, so that a Job that is missing after all (the watch
+/// event lost, the object gone) is noticed without waiting for a boundary.
+fn requeue_after(next: Option<Duration>, created: bool, job_check: Duration, key: &str) -> Action {
+    let check = created.then_some(job_check);
+    match [next, check].into_iter().flatten().min() {
+        Some(wait) => {
+            tracing::debug!(plan = %key, wait = ?wait, "requeue");
             Action::requeue(wait)
         }
         None => Action::await_change(),
-    })
+    }
 }
 
 /// `error_policy`: invalid specs wait for a change; conflicts retry at once;
@@ -346,4 +367,37 @@ pub async fn run(
         }
     }
     result
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_reconcile_that_created_jobs_comes_back_to_check_them() {
+        let days = Duration::from_secs(3 * 24 * 3600);
+        let check = Duration::from_secs(15);
+        assert_eq!(
+            requeue_after(Some(days), true, check, "ns/p"),
+            Action::requeue(check),
+            "not only at the boundary 3 days away"
+        );
+        assert_eq!(
+            requeue_after(Some(days), false, check, "ns/p"),
+            Action::requeue(days)
+        );
+        let soon = Duration::from_secs(2);
+        assert_eq!(
+            requeue_after(Some(soon), true, check, "ns/p"),
+            Action::requeue(soon)
+        );
+        assert_eq!(
+            requeue_after(None, true, check, "ns/p"),
+            Action::requeue(check)
+        );
+        assert_eq!(
+            requeue_after(None, false, check, "ns/p"),
+            Action::await_change()
+        );
+    }
 }

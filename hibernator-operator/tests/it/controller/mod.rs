@@ -6,4 +6,5 @@
 #![allow(clippy::unwrap_used)]
 
 mod cycle;
+mod faults;
 pub(crate) mod support;
