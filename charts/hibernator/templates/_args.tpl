@@ -12,6 +12,8 @@ here is one the binary accepts.
 - --lease-name={{ include "hibernator.controllerName" . }}
 - --runner-service-account={{ .Values.runner.serviceAccount.name }}
 - --runner-image={{ include "hibernator.runnerImage" . }}
+- --kube-qps={{ .Values.controller.kubeApi.qps }}
+- --kube-burst={{ int .Values.controller.kubeApi.burst }}
 {{- if $s.enabled }}
 - --stream-transport={{ $s.transport }}
 {{- if and $s.grpc.enabled (ne $s.transport "webhook") }}

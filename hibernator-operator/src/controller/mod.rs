@@ -17,6 +17,7 @@
 
 pub mod apply;
 pub mod cli;
+pub mod client;
 pub mod controls;
 pub mod decide;
 pub mod error;
@@ -82,6 +83,8 @@ pub struct ControllerConfig {
     pub instance: Option<String>,
     /// Runner streaming server to run next to the reconciler (`None`: none).
     pub streaming: Option<streaming::StreamingSetup>,
+    /// Client-side rate limit of the API client ([`client::ControllerClients`]).
+    pub kube_api: client::KubeRateLimit,
 }
 
 impl Default for ControllerConfig {
@@ -98,6 +101,7 @@ impl Default for ControllerConfig {
             lease: None,
             instance: None,
             streaming: None,
+            kube_api: client::KubeRateLimit::default(),
         }
     }
 }
@@ -289,11 +293,14 @@ pub async fn run_controller(
 /// The whole `hibernator controller`: probes and metrics servers, leader
 /// election, then the Controller; returns after `shutdown` (SIGTERM) with
 /// in-flight reconciles finished, or with an error when leadership is lost.
+/// `clients.api` serves the reconciler, the watches and the streaming
+/// server; `clients.lease` only leader election (see [`client`]).
 pub async fn run(
-    client: Client,
+    clients: client::ControllerClients,
     config: ControllerConfig,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<(), Error> {
+    let client = clients.api;
     let (metrics, streaming_server) =
         streaming::prepare(config.streaming.as_ref(), &client, config.instance.clone()).map_err(
             |e| Error::Streaming {
@@ -337,7 +344,7 @@ pub async fn run(
         let _ = stop_tx.send(true);
     });
     let lease = config.lease.clone();
-    let ctx = Arc::new(Context::new(client.clone(), config, metrics));
+    let ctx = Arc::new(Context::new(client, config, metrics));
     ready.set(true);
     let result = match lease {
         None => {
@@ -345,7 +352,7 @@ pub async fn run(
             Ok(())
         }
         Some(lease) => {
-            let leases: Api<Lease> = Api::namespaced(client, &lease.namespace);
+            let leases: Api<Lease> = Api::namespaced(clients.lease, &lease.namespace);
             let acquired = tokio::select! {
                 () = leader::acquire(&leases, &lease) => true,
                 () = stopped() => false,
