@@ -262,7 +262,13 @@ mod tests {
 
     #[test]
     fn zero_qps_disables_the_limit() {
-        assert!(!KubeRateLimit { qps: 0.0, burst: 10 }.enabled());
+        assert!(
+            !KubeRateLimit {
+                qps: 0.0,
+                burst: 10
+            }
+            .enabled()
+        );
         assert!(KubeRateLimit::default().enabled());
     }
 }

@@ -2,9 +2,10 @@
 //!
 //! Each reconcile is a pipeline:
 //!
-//! 1. **read** ([`read`]): the plan's runner Jobs (one list call), the
-//!    termination messages of Jobs that just finished (at most one Pod list),
-//!    its ScheduleExceptions and its restore ConfigMap;
+//! 1. **read** ([`read`]): the plan's runner Jobs and ScheduleExceptions
+//!    (from the watch caches, [`watches`]), the termination messages of Jobs
+//!    that just finished (at most one Pod list) and its restore ConfigMap
+//!    (one GET);
 //! 2. **validate + decide** ([`decide`], pure): the schedule engine and the
 //!    controls give the desired state, the dispatcher the targets that start;
 //! 3. **apply** ([`apply`]): status first (guarded by resourceVersion), then
@@ -32,21 +33,17 @@ pub mod read;
 pub mod status;
 pub mod streaming;
 pub mod time;
+pub mod watches;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use futures::{Stream, StreamExt};
+use hibernator_core::HibernatePlan;
 use hibernator_core::executor::RetryPolicy;
 use hibernator_core::params::ParameterCatalog;
-use hibernator_core::{HibernatePlan, ScheduleException};
-use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::coordination::v1::Lease;
-use k8s_openapi::api::core::v1::ConfigMap;
-use kube::runtime::controller::{Action, Controller};
-use kube::runtime::reflector::ObjectRef;
-use kube::runtime::watcher;
+use kube::runtime::controller::Action;
 use kube::{Api, Client};
 
 pub use error::Error;
@@ -55,6 +52,7 @@ use jobs::RunnerSettings;
 use leader::LeaseConfig;
 use metrics::Metrics;
 use time::Clock;
+pub use watches::{Caches, exception_to_plan, run_controller};
 
 /// Settings of the controller (from the `controller` subcommand's flags).
 #[derive(Clone, Debug)]
@@ -149,15 +147,30 @@ fn plan_key(plan: &HibernatePlan) -> String {
     )
 }
 
-/// Reconciles one plan: read → validate/decide → apply → requeue.
+/// Reconciles one plan: read → validate/decide → apply → requeue, reading
+/// its Jobs and exceptions from the API server.
 pub async fn reconcile(plan: Arc<HibernatePlan>, ctx: Arc<Context>) -> Result<Action, Error> {
+    reconcile_with(plan, ctx, None).await
+}
+
+/// [`reconcile`], reading Jobs and exceptions from `caches` when given
+/// (what [`run_controller`] does).
+pub async fn reconcile_with(
+    plan: Arc<HibernatePlan>,
+    ctx: Arc<Context>,
+    caches: Option<&Caches>,
+) -> Result<Action, Error> {
     let started = Instant::now();
-    let result = reconcile_inner(&plan, &ctx).await;
+    let result = reconcile_inner(&plan, &ctx, caches).await;
     ctx.metrics.record_reconcile(started.elapsed());
     result
 }
 
-async fn reconcile_inner(plan: &HibernatePlan, ctx: &Arc<Context>) -> Result<Action, Error> {
+async fn reconcile_inner(
+    plan: &HibernatePlan,
+    ctx: &Arc<Context>,
+    caches: Option<&Caches>,
+) -> Result<Action, Error> {
     let key = plan_key(plan);
     let namespace = plan.metadata.namespace.clone().unwrap_or_default();
     let plans: Api<HibernatePlan> = Api::namespaced(ctx.client.clone(), &namespace);
@@ -170,7 +183,7 @@ async fn reconcile_inner(plan: &HibernatePlan, ctx: &Arc<Context>) -> Result<Act
         finalizer::set_finalizer(&plans, plan, true).await?;
         return Ok(Action::await_change());
     }
-    let observed = read::read(&ctx.client, plan).await?;
+    let observed = read::read(&ctx.client, plan, caches).await?;
     let now = ctx.config.clock.now();
     let decision = decide::decide(&decide::DecideInput {
         plan,
@@ -240,54 +253,6 @@ where
         Some(ns) => Api::namespaced(client.clone(), ns),
         None => Api::all(client.clone()),
     }
-}
-
-/// Maps a ScheduleException to the plan it refers to.
-pub fn exception_to_plan(exception: ScheduleException) -> Option<ObjectRef<HibernatePlan>> {
-    let namespace = exception
-        .spec
-        .plan_ref
-        .namespace
-        .clone()
-        .or(exception.metadata.namespace.clone())?;
-    Some(ObjectRef::new(&exception.spec.plan_ref.name).within(&namespace))
-}
-
-/// Runs the Controller until `shutdown` completes. `trigger` makes every plan
-/// reconcile now (tests use it after moving a manual clock).
-pub async fn run_controller(
-    ctx: Arc<Context>,
-    trigger: impl Stream<Item = ()> + Send + Sync + 'static,
-    shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
-) {
-    let client = ctx.client.clone();
-    let namespace = ctx.config.namespace.clone();
-    let ns = namespace.as_deref();
-    let runner_jobs = watcher::Config::default().labels(jobs::LABEL_PLAN);
-    Controller::new(
-        api::<HibernatePlan>(&client, ns),
-        watcher::Config::default(),
-    )
-    .owns(api::<Job>(&client, ns), runner_jobs)
-    .owns(
-        api::<ConfigMap>(&client, ns),
-        watcher::Config::default().labels(jobs::LABEL_PLAN),
-    )
-    .watches(
-        api::<ScheduleException>(&client, ns),
-        watcher::Config::default(),
-        exception_to_plan,
-    )
-    .reconcile_all_on(trigger)
-    .graceful_shutdown_on(shutdown)
-    .run(reconcile, error_policy, ctx)
-    .for_each(|result| async move {
-        match result {
-            Ok((object, _)) => tracing::trace!(plan = %object, "reconciled"),
-            Err(error) => tracing::debug!(%error, "controller"),
-        }
-    })
-    .await;
 }
 
 /// The whole `hibernator controller`: probes and metrics servers, leader

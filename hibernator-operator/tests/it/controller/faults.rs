@@ -37,6 +37,10 @@ fn counter(harness: &Harness, name: &str) -> f64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_plan_gets_its_jobs_when_job_creates_fail_after_the_status_write() {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_test_writer()
+        .try_init();
     let cluster = cluster("ctl-faults").await;
     let Some(server) = cluster.api_server() else {
         // fault hooks need the in-process API server
