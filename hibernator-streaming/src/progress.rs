@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use tokio::sync::{broadcast, watch};
+use tokio::sync::{Notify, broadcast, watch};
 
 use crate::auth::ExecutionInfo;
 use crate::status::{StatusSink, StoredProgress, stored_message};
@@ -136,7 +136,7 @@ pub fn is_news(last: Option<&Progress>, next: &Progress) -> bool {
                 || stored_message(&next.message) != stored_message(&last.message)))
 }
 
-/// How often a status poller reads the plan (one GET per watched execution).
+/// How often a status poller reads its plan (one GET per watched plan).
 pub const STATUS_POLL_INTERVAL: Duration = Duration::from_secs(1);
 
 /// What the status poller of an execution last read.
@@ -144,18 +144,39 @@ pub const STATUS_POLL_INTERVAL: Duration = Duration::from_secs(1);
 pub enum Polled {
     /// Nothing read yet, or the plan status has no entry for the execution.
     Unknown,
-    /// The execution's entry (the poller stops once it is finished).
+    /// The execution's entry (followed until it is finished).
     Found(StoredProgress),
     /// The entry was there and is gone (superseded by a newer attempt, or the
-    /// plan was deleted); the poller stopped.
+    /// plan was deleted); the execution is no longer followed.
     Gone,
 }
 
-type Pollers = Arc<Mutex<HashMap<String, Arc<watch::Sender<Polled>>>>>;
+/// `(namespace, plan)`.
+type PlanKey = (String, String);
 
-/// At most one plan-status poller per watched execution, shared by all its
-/// watchers and stopped when the last watcher goes away or the execution is
-/// over.
+/// One watched execution of a plan poller.
+struct Followed {
+    info: ExecutionInfo,
+    tx: Arc<watch::Sender<Polled>>,
+    /// Its entry was in the status once (a later absence means `Gone`).
+    seen: bool,
+}
+
+/// The executions one plan poller follows, and how to wake it early.
+struct PlanPoller {
+    executions: HashMap<String, Followed>,
+    /// A new execution joined: poll now rather than at the next tick. Also
+    /// the poller task's identity (a task only serves its own entry).
+    joined: Arc<Notify>,
+}
+
+type Pollers = Arc<Mutex<HashMap<PlanKey, PlanPoller>>>;
+
+/// Plan-status pollers for `WatchProgress`: one poller per *plan*, reading
+/// the plan once per interval ([`StatusSink::latest_of_plan`]) for all its
+/// watched executions, however many watchers each has. An execution is
+/// followed until it is finished or gone or its last watcher left; a
+/// poller stops when it follows no execution.
 pub struct StatusPollers {
     status: Arc<dyn StatusSink>,
     interval: Duration,
@@ -172,92 +193,171 @@ impl StatusPollers {
         }
     }
 
-    /// Follows the stored progress of `execution`: joins its poller, or starts
-    /// one. The receiver sees [`Polled`] changes; its sender is dropped (so
-    /// `changed()` fails) when the poller stopped because the execution is
-    /// over.
+    /// Follows the stored progress of `execution`: joins its plan's poller,
+    /// or starts one. The receiver sees [`Polled`] changes; its sender is
+    /// dropped (so `changed()` fails) when the execution is no longer
+    /// followed because it is over.
     pub fn subscribe(&self, execution: &ExecutionInfo) -> watch::Receiver<Polled> {
         let mut active = self.active.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(tx) = active.get(&execution.execution_id) {
-            return tx.subscribe();
+        let key = (execution.namespace.clone(), execution.plan.clone());
+        let mut started = false;
+        let poller = active.entry(key.clone()).or_insert_with(|| {
+            started = true;
+            PlanPoller {
+                executions: HashMap::new(),
+                joined: Arc::new(Notify::new()),
+            }
+        });
+        if let Some(followed) = poller.executions.get(&execution.execution_id) {
+            return followed.tx.subscribe();
         }
         let (tx, rx) = watch::channel(Polled::Unknown);
-        let tx = Arc::new(tx);
-        active.insert(execution.execution_id.clone(), tx.clone());
-        tokio::spawn(poll(
-            self.status.clone(),
-            execution.clone(),
-            tx,
-            self.active.clone(),
-            self.interval,
-        ));
+        poller.executions.insert(
+            execution.execution_id.clone(),
+            Followed {
+                info: execution.clone(),
+                tx: Arc::new(tx),
+                seen: false,
+            },
+        );
+        if started {
+            tokio::spawn(poll_plan(
+                self.status.clone(),
+                key,
+                poller.joined.clone(),
+                self.active.clone(),
+                self.interval,
+            ));
+        } else {
+            poller.joined.notify_one();
+        }
         rx
     }
 
-    /// Number of running pollers.
+    /// Number of running pollers (one per plan with watched executions).
     pub fn active(&self) -> usize {
         self.active.lock().unwrap_or_else(|e| e.into_inner()).len()
     }
+
+    /// Number of executions followed, over all plans.
+    pub fn followed(&self) -> usize {
+        self.active
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .values()
+            .map(|p| p.executions.len())
+            .sum()
+    }
 }
 
-async fn poll(
-    status: Arc<dyn StatusSink>,
-    execution: ExecutionInfo,
-    tx: Arc<watch::Sender<Polled>>,
-    active: Pollers,
-    interval: Duration,
+/// The entry of the poller task `me` (`None`: it was removed, and maybe
+/// replaced by another task's).
+fn own<'a>(
+    map: &'a mut HashMap<PlanKey, PlanPoller>,
+    key: &PlanKey,
+    me: &Arc<Notify>,
+) -> Option<&'a mut PlanPoller> {
+    map.get_mut(key)
+        .filter(|poller| Arc::ptr_eq(&poller.joined, me))
+}
+
+/// The executions `key`'s poller still follows (those without watchers are
+/// dropped); `None` when there are none left: the poller is removed.
+fn batch(active: &Pollers, key: &PlanKey, me: &Arc<Notify>) -> Option<Vec<ExecutionInfo>> {
+    let mut map = active.lock().unwrap_or_else(|e| e.into_inner());
+    let poller = own(&mut map, key, me)?;
+    poller
+        .executions
+        .retain(|_, followed| followed.tx.receiver_count() > 0);
+    if poller.executions.is_empty() {
+        map.remove(key);
+        return None;
+    }
+    Some(
+        poller
+            .executions
+            .values()
+            .map(|followed| followed.info.clone())
+            .collect(),
+    )
+}
+
+/// Hands one read to the followed executions; stops following those that
+/// are finished or gone.
+fn deliver(
+    active: &Pollers,
+    key: &PlanKey,
+    me: &Arc<Notify>,
+    read: Vec<(ExecutionInfo, Option<StoredProgress>)>,
 ) {
-    let id = execution.execution_id.clone();
-    let mut seen = false;
-    loop {
-        match status.latest(&execution).await {
-            Ok(Some(stored)) => {
-                seen = true;
+    let mut map = active.lock().unwrap_or_else(|e| e.into_inner());
+    let Some(poller) = own(&mut map, key, me) else {
+        return;
+    };
+    for (info, stored) in read {
+        let id = &info.execution_id;
+        let Some(followed) = poller.executions.get_mut(id) else {
+            continue;
+        };
+        let over = match stored {
+            Some(stored) => {
+                followed.seen = true;
                 let finished = stored.finished;
                 let next = Polled::Found(stored);
-                tx.send_if_modified(|current| {
+                followed.tx.send_if_modified(|current| {
                     let changed = *current != next;
                     if changed {
                         *current = next;
                     }
                     changed
                 });
-                if finished {
-                    break;
-                }
+                finished
             }
-            Ok(None) if seen => {
-                tx.send_replace(Polled::Gone);
-                break;
+            None if followed.seen => {
+                followed.tx.send_replace(Polled::Gone);
+                true
             }
-            Ok(None) => {}
+            None => false,
+        };
+        if over {
+            // dropping the sender ends its receivers after the last value
+            poller.executions.remove(id);
+        }
+    }
+    if poller.executions.is_empty() {
+        map.remove(key);
+    }
+}
+
+async fn poll_plan(
+    status: Arc<dyn StatusSink>,
+    key: PlanKey,
+    me: Arc<Notify>,
+    active: Pollers,
+    interval: Duration,
+) {
+    loop {
+        let Some(executions) = batch(&active, &key, &me) else {
+            return;
+        };
+        match status.latest_of_plan(&executions).await {
+            Ok(stored) if stored.len() == executions.len() => {
+                let read = executions.into_iter().zip(stored).collect();
+                deliver(&active, &key, &me, read);
+            }
+            Ok(stored) => tracing::debug!(
+                namespace = %key.0, plan = %key.1,
+                asked = executions.len(), answered = stored.len(),
+                "status sink answered for another number of executions"
+            ),
             Err(e) => {
-                tracing::debug!(execution_id = %id, error = %e, "reading stored progress failed");
+                tracing::debug!(namespace = %key.0, plan = %key.1, error = %e, "reading stored progress failed");
             }
         }
         tokio::select! {
-            () = tx.closed() => {
-                // Subscribers join under the lock: re-check there.
-                let mut map = active.lock().unwrap_or_else(|e| e.into_inner());
-                if tx.receiver_count() == 0 {
-                    remove(&mut map, &id, &tx);
-                    return;
-                }
-            }
+            () = me.notified() => {}
             () = tokio::time::sleep(interval) => {}
         }
-    }
-    let mut map = active.lock().unwrap_or_else(|e| e.into_inner());
-    remove(&mut map, &id, &tx);
-}
-
-fn remove(
-    map: &mut HashMap<String, Arc<watch::Sender<Polled>>>,
-    id: &str,
-    tx: &Arc<watch::Sender<Polled>>,
-) {
-    if map.get(id).is_some_and(|current| Arc::ptr_eq(current, tx)) {
-        map.remove(id);
     }
 }
 
@@ -325,6 +425,18 @@ mod poller_tests {
             self.reads.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
             let status = self.status.lock().unwrap();
             Ok(stored_progress(&status, &execution.execution_id))
+        }
+        /// One read of the plan for all (what `KubeStatusSink` does with one GET).
+        async fn latest_of_plan(
+            &self,
+            executions: &[ExecutionInfo],
+        ) -> Result<Vec<Option<StoredProgress>>, StatusError> {
+            self.reads.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            let status = self.status.lock().unwrap();
+            Ok(executions
+                .iter()
+                .map(|e| stored_progress(&status, &e.execution_id))
+                .collect())
         }
     }
 
@@ -459,5 +571,101 @@ mod poller_tests {
             !is_news(Some(&p(60, &long, t)), &p(60, &stored_message(&long), t)),
             "a message truncated by the status is the same report"
         );
+    }
+
+    /// Issue 17, item 8: 1,000 watched executions of one plan.
+    #[tokio::test(start_paused = true)]
+    async fn a_thousand_watched_executions_of_one_plan_cost_one_read_per_interval() {
+        let memory = Arc::new(MemoryStatus::default());
+        *memory.status.lock().unwrap() = HibernatePlanStatus {
+            executions: (0..1000)
+                .map(|i| ExecutionStatus {
+                    target: format!("t{i}"),
+                    execution_id: Some(format!("e{i}")),
+                    state: ExecutionState::Running,
+                    progress: Some(10),
+                    progress_time: Some(Utc::now()),
+                    ..Default::default()
+                })
+                .collect(),
+            ..Default::default()
+        };
+        let pollers = StatusPollers::new(memory.clone(), Duration::from_secs(1));
+        let mut watchers: Vec<_> = (0..1000)
+            .map(|i| pollers.subscribe(&execution(&format!("e{i}"))))
+            .collect();
+        assert_eq!(pollers.active(), 1, "one poller for the plan");
+        assert_eq!(pollers.followed(), 1000);
+        tokio::time::sleep(Duration::from_millis(10_500)).await;
+        let reads = memory.reads.load(std::sync::atomic::Ordering::SeqCst);
+        eprintln!("{reads} plan status reads for 1000 watched executions in 10.5 intervals");
+        assert!(reads <= 13, "{reads} reads");
+        for rx in &mut watchers {
+            match rx.borrow_and_update().clone() {
+                Polled::Found(p) => assert_eq!(p.progress.progress, 10),
+                other => panic!("every watcher got its execution: {other:?}"),
+            }
+        }
+        drop(watchers);
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        assert_eq!(pollers.active(), 0, "the poller stopped with its watchers");
+    }
+
+    #[tokio::test]
+    async fn executions_of_one_plan_share_a_poller_and_end_on_their_own() {
+        let memory = Arc::new(MemoryStatus::default());
+        *memory.status.lock().unwrap() = HibernatePlanStatus {
+            executions: ["e1", "e2"]
+                .iter()
+                .map(|id| ExecutionStatus {
+                    target: (*id).into(),
+                    execution_id: Some((*id).into()),
+                    state: ExecutionState::Running,
+                    progress: Some(5),
+                    progress_time: Some(Utc::now()),
+                    ..Default::default()
+                })
+                .collect(),
+            ..Default::default()
+        };
+        let pollers = StatusPollers::new(memory.clone(), Duration::from_millis(5));
+        let mut one = pollers.subscribe(&execution("e1"));
+        let mut two = pollers.subscribe(&execution("e2"));
+        let mut other_plan = pollers.subscribe(&ExecutionInfo {
+            plan: "q".into(),
+            ..execution("e9")
+        });
+        assert_eq!(pollers.active(), 2, "one poller per plan");
+        assert!(matches!(next(&mut one).await, Some(Polled::Found(_))));
+        assert!(matches!(next(&mut two).await, Some(Polled::Found(_))));
+        // e1 finishes: its watch ends, e2 is still followed
+        memory.status.lock().unwrap().executions[0].state = ExecutionState::Completed;
+        loop {
+            match next(&mut one).await {
+                Some(Polled::Found(p)) if p.finished => break,
+                Some(_) => continue,
+                None => panic!("the final value comes first"),
+            }
+        }
+        assert_eq!(next(&mut one).await, None);
+        assert_eq!(pollers.followed(), 2, "e2 and e9");
+        memory.status.lock().unwrap().executions[1].progress = Some(70);
+        loop {
+            match next(&mut two).await {
+                Some(Polled::Found(p)) if p.progress.progress == 70 => break,
+                Some(_) => continue,
+                None => panic!("e2 is still followed"),
+            }
+        }
+        drop(two);
+        drop(other_plan.borrow_and_update());
+        drop(other_plan);
+        for _ in 0..1000 {
+            if pollers.active() == 0 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        assert_eq!(pollers.active(), 0, "pollers stopped (failure guard)");
     }
 }

@@ -362,7 +362,7 @@ async fn watchers_share_one_poller_that_stops_with_them() {
     assert_eq!(
         service.active_pollers(),
         1,
-        "one poller per watched execution"
+        "one poller per watched plan"
     );
     assert_eq!(guard("initial", one.next()).await.unwrap().unwrap(), first);
     assert_eq!(guard("initial", two.next()).await.unwrap().unwrap(), first);
