@@ -1,7 +1,8 @@
 //! Issue 17 on the process tier: several plans due at once when the
 //! controller process starts, while the API server fails Job creates with
 //! 504, 500 and 429 (and a status write and Job lists): every plan gets all
-//! its Jobs and reaches `Hibernated`, none waits for the next boundary.
+//! its Jobs and reaches `Hibernated`, none waits for the next boundary, also
+//! with a tight `--kube-qps`.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -74,7 +75,11 @@ async fn plans_due_at_start_up_get_every_job_despite_api_faults() {
     server.fail_next("list", "jobs", 2, 500);
 
     let ports = Ports::free();
-    let controller = world.start_controller(&ports, "grpc").await;
+    // a tight client-side rate limit: the burst queues, the Lease (its own
+    // client) keeps being renewed, and every plan still gets its Jobs
+    let controller = world
+        .start_controller_with(&ports, "grpc", &["--kube-qps=10", "--kube-burst=5"])
+        .await;
     wait_ok(
         &format!("http://127.0.0.1:{}/readyz", ports.health),
         &controller,
@@ -115,6 +120,10 @@ async fn plans_due_at_start_up_get_every_job_despite_api_faults() {
     assert!(
         metric(&metrics, "hibernator_reconcile_errors_total") >= 1.0,
         "the failed creates are reconcile errors:\n{metrics}"
+    );
+    assert!(
+        metric(&metrics, "hibernator_runner_jobs_recreated_total") >= 1.0,
+        "the Jobs recorded in status and missing were created again:\n{metrics}"
     );
     let mut controller = controller;
     let exit = controller.terminate().await;
