@@ -4,14 +4,15 @@
 //! executions whose reports land on another replica.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::sync::Mutex;
 
 use chrono::{DateTime, Utc};
-use tokio::sync::{broadcast, watch};
+use tokio::sync::broadcast;
 
-use crate::auth::ExecutionInfo;
-use crate::status::{StatusSink, StoredProgress, stored_message};
+use crate::status::stored_message;
+
+mod pollers;
+pub use pollers::{Polled, STATUS_POLL_INTERVAL, StatusPollers};
 
 /// Progress of an execution, transport-neutral.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -136,131 +137,6 @@ pub fn is_news(last: Option<&Progress>, next: &Progress) -> bool {
                 || stored_message(&next.message) != stored_message(&last.message)))
 }
 
-/// How often a status poller reads the plan (one GET per watched execution).
-pub const STATUS_POLL_INTERVAL: Duration = Duration::from_secs(1);
-
-/// What the status poller of an execution last read.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Polled {
-    /// Nothing read yet, or the plan status has no entry for the execution.
-    Unknown,
-    /// The execution's entry (the poller stops once it is finished).
-    Found(StoredProgress),
-    /// The entry was there and is gone (superseded by a newer attempt, or the
-    /// plan was deleted); the poller stopped.
-    Gone,
-}
-
-type Pollers = Arc<Mutex<HashMap<String, Arc<watch::Sender<Polled>>>>>;
-
-/// At most one plan-status poller per watched execution, shared by all its
-/// watchers and stopped when the last watcher goes away or the execution is
-/// over.
-pub struct StatusPollers {
-    status: Arc<dyn StatusSink>,
-    interval: Duration,
-    active: Pollers,
-}
-
-impl StatusPollers {
-    /// Pollers reading `status` every `interval`.
-    pub fn new(status: Arc<dyn StatusSink>, interval: Duration) -> Self {
-        Self {
-            status,
-            interval,
-            active: Arc::new(Mutex::new(HashMap::new())),
-        }
-    }
-
-    /// Follows the stored progress of `execution`: joins its poller, or starts
-    /// one. The receiver sees [`Polled`] changes; its sender is dropped (so
-    /// `changed()` fails) when the poller stopped because the execution is
-    /// over.
-    pub fn subscribe(&self, execution: &ExecutionInfo) -> watch::Receiver<Polled> {
-        let mut active = self.active.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(tx) = active.get(&execution.execution_id) {
-            return tx.subscribe();
-        }
-        let (tx, rx) = watch::channel(Polled::Unknown);
-        let tx = Arc::new(tx);
-        active.insert(execution.execution_id.clone(), tx.clone());
-        tokio::spawn(poll(
-            self.status.clone(),
-            execution.clone(),
-            tx,
-            self.active.clone(),
-            self.interval,
-        ));
-        rx
-    }
-
-    /// Number of running pollers.
-    pub fn active(&self) -> usize {
-        self.active.lock().unwrap_or_else(|e| e.into_inner()).len()
-    }
-}
-
-async fn poll(
-    status: Arc<dyn StatusSink>,
-    execution: ExecutionInfo,
-    tx: Arc<watch::Sender<Polled>>,
-    active: Pollers,
-    interval: Duration,
-) {
-    let id = execution.execution_id.clone();
-    let mut seen = false;
-    loop {
-        match status.latest(&execution).await {
-            Ok(Some(stored)) => {
-                seen = true;
-                let finished = stored.finished;
-                let next = Polled::Found(stored);
-                tx.send_if_modified(|current| {
-                    let changed = *current != next;
-                    if changed {
-                        *current = next;
-                    }
-                    changed
-                });
-                if finished {
-                    break;
-                }
-            }
-            Ok(None) if seen => {
-                tx.send_replace(Polled::Gone);
-                break;
-            }
-            Ok(None) => {}
-            Err(e) => {
-                tracing::debug!(execution_id = %id, error = %e, "reading stored progress failed");
-            }
-        }
-        tokio::select! {
-            () = tx.closed() => {
-                // Subscribers join under the lock: re-check there.
-                let mut map = active.lock().unwrap_or_else(|e| e.into_inner());
-                if tx.receiver_count() == 0 {
-                    remove(&mut map, &id, &tx);
-                    return;
-                }
-            }
-            () = tokio::time::sleep(interval) => {}
-        }
-    }
-    let mut map = active.lock().unwrap_or_else(|e| e.into_inner());
-    remove(&mut map, &id, &tx);
-}
-
-fn remove(
-    map: &mut HashMap<String, Arc<watch::Sender<Polled>>>,
-    id: &str,
-    tx: &Arc<watch::Sender<Polled>>,
-) {
-    if map.get(id).is_some_and(|current| Arc::ptr_eq(current, tx)) {
-        map.remove(id);
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -295,138 +171,6 @@ mod tests {
             "completed entries are evicted first"
         );
         assert!(hub.get("b").is_some() && hub.get("c").is_some());
-    }
-}
-
-#[cfg(test)]
-mod poller_tests {
-    use async_trait::async_trait;
-    use hibernator_core::types::{ExecutionState, ExecutionStatus, HibernatePlanStatus};
-
-    use super::*;
-    use crate::status::{StatusChange, StatusError, stored_progress};
-
-    /// A plan status in memory, counting reads.
-    #[derive(Default)]
-    struct MemoryStatus {
-        status: Mutex<HibernatePlanStatus>,
-        reads: std::sync::atomic::AtomicUsize,
-    }
-
-    #[async_trait]
-    impl StatusSink for MemoryStatus {
-        async fn record(&self, _: &ExecutionInfo, _: StatusChange) -> Result<(), StatusError> {
-            Ok(())
-        }
-        async fn latest(
-            &self,
-            execution: &ExecutionInfo,
-        ) -> Result<Option<StoredProgress>, StatusError> {
-            self.reads.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-            let status = self.status.lock().unwrap();
-            Ok(stored_progress(&status, &execution.execution_id))
-        }
-    }
-
-    fn execution(id: &str) -> ExecutionInfo {
-        ExecutionInfo {
-            execution_id: id.into(),
-            namespace: "team-a".into(),
-            plan: "p".into(),
-            target: "db".into(),
-            ..ExecutionInfo::default()
-        }
-    }
-
-    fn set(memory: &MemoryStatus, id: &str, pct: u8, state: ExecutionState) {
-        *memory.status.lock().unwrap() = HibernatePlanStatus {
-            executions: vec![ExecutionStatus {
-                target: "db".into(),
-                execution_id: Some(id.into()),
-                state,
-                progress: Some(pct),
-                progress_time: Some(Utc::now()),
-                ..Default::default()
-            }],
-            ..Default::default()
-        };
-    }
-
-    async fn next(rx: &mut watch::Receiver<Polled>) -> Option<Polled> {
-        let changed = tokio::time::timeout(Duration::from_secs(10), rx.changed())
-            .await
-            .expect("no poll result in time (failure guard)");
-        changed.ok().map(|()| rx.borrow_and_update().clone())
-    }
-
-    #[tokio::test]
-    async fn one_poller_per_execution_until_it_finishes() {
-        let memory = Arc::new(MemoryStatus::default());
-        set(&memory, "e1", 10, ExecutionState::Running);
-        let pollers = StatusPollers::new(memory.clone(), Duration::from_millis(5));
-        let mut a = pollers.subscribe(&execution("e1"));
-        let mut b = pollers.subscribe(&execution("e1"));
-        assert_eq!(
-            pollers.active(),
-            1,
-            "watchers of one execution share a poller"
-        );
-        match next(&mut a).await {
-            Some(Polled::Found(p)) => assert_eq!(p.progress.progress, 10),
-            other => panic!("unexpected {other:?}"),
-        }
-        set(&memory, "e1", 100, ExecutionState::Completed);
-        loop {
-            match next(&mut b).await {
-                Some(Polled::Found(p)) if p.finished => {
-                    assert_eq!(p.progress.progress, 100);
-                    break;
-                }
-                Some(_) => continue,
-                None => panic!("the final value is delivered before the poller stops"),
-            }
-        }
-        assert_eq!(next(&mut b).await, None, "the poller stopped");
-        assert_eq!(pollers.active(), 0);
-    }
-
-    #[tokio::test]
-    async fn a_superseded_execution_is_gone() {
-        let memory = Arc::new(MemoryStatus::default());
-        set(&memory, "e1", 10, ExecutionState::Running);
-        let pollers = StatusPollers::new(memory.clone(), Duration::from_millis(5));
-        let mut rx = pollers.subscribe(&execution("e1"));
-        assert!(matches!(next(&mut rx).await, Some(Polled::Found(_))));
-        set(&memory, "e2", 0, ExecutionState::Running);
-        let mut last = None;
-        while let Some(v) = next(&mut rx).await {
-            last = Some(v);
-        }
-        assert_eq!(last, Some(Polled::Gone));
-    }
-
-    #[tokio::test]
-    async fn the_poller_stops_when_its_watchers_leave() {
-        let memory = Arc::new(MemoryStatus::default());
-        set(&memory, "e1", 10, ExecutionState::Running);
-        let pollers = StatusPollers::new(memory.clone(), Duration::from_millis(5));
-        let mut rx = pollers.subscribe(&execution("e1"));
-        assert!(matches!(next(&mut rx).await, Some(Polled::Found(_))));
-        drop(rx);
-        for _ in 0..1000 {
-            if pollers.active() == 0 {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
-        assert_eq!(pollers.active(), 0, "poller stopped (failure guard)");
-        let reads = memory.reads.load(std::sync::atomic::Ordering::SeqCst);
-        tokio::time::sleep(Duration::from_millis(50)).await;
-        assert_eq!(
-            memory.reads.load(std::sync::atomic::Ordering::SeqCst),
-            reads,
-            "no reads after the poller stopped"
-        );
     }
 
     #[test]

@@ -136,6 +136,21 @@ pub trait StatusSink: Send + Sync {
     ) -> Result<Option<StoredProgress>, StatusError> {
         Ok(None)
     }
+
+    /// [`latest`](Self::latest) of several executions of one plan, in
+    /// order. The status pollers call this once per plan and interval; a
+    /// sink that can read the plan once for all of them should (the default
+    /// asks `latest` for each).
+    async fn latest_of_plan(
+        &self,
+        executions: &[ExecutionInfo],
+    ) -> Result<Vec<Option<StoredProgress>>, StatusError> {
+        let mut out = Vec::with_capacity(executions.len());
+        for execution in executions {
+            out.push(self.latest(execution).await?);
+        }
+        Ok(out)
+    }
 }
 
 #[derive(Clone, Debug, Default)]
@@ -425,6 +440,36 @@ impl StatusSink for KubeStatusSink {
         &self,
         execution: &ExecutionInfo,
     ) -> Result<Option<StoredProgress>, StatusError> {
+        let status = self.read_status(execution).await?;
+        Ok(status.and_then(|s| stored_progress(&s, &execution.execution_id)))
+    }
+
+    /// One GET of the plan for all of `executions` (of that plan).
+    async fn latest_of_plan(
+        &self,
+        executions: &[ExecutionInfo],
+    ) -> Result<Vec<Option<StoredProgress>>, StatusError> {
+        let Some(first) = executions.first() else {
+            return Ok(Vec::new());
+        };
+        let status = self.read_status(first).await?;
+        Ok(executions
+            .iter()
+            .map(|e| {
+                status
+                    .as_ref()
+                    .and_then(|s| stored_progress(s, &e.execution_id))
+            })
+            .collect())
+    }
+}
+
+impl KubeStatusSink {
+    /// The status of `execution`'s plan (`None`: no plan, or no status).
+    async fn read_status(
+        &self,
+        execution: &ExecutionInfo,
+    ) -> Result<Option<HibernatePlanStatus>, StatusError> {
         let api: kube::Api<HibernatePlan> =
             kube::Api::namespaced(self.client.clone(), &execution.namespace);
         let plan = api
@@ -438,9 +483,7 @@ impl StatusSink for KubeStatusSink {
                     execution.execution_id
                 ),
             })?;
-        Ok(plan
-            .and_then(|p| p.status)
-            .and_then(|s| stored_progress(&s, &execution.execution_id)))
+        Ok(plan.and_then(|p| p.status))
     }
 }
 

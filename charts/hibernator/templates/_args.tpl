@@ -14,6 +14,8 @@ here is one the binary accepts.
 - --runner-image={{ include "hibernator.runnerImage" . }}
 - --log-format={{ .Values.logFormat }}
 - --runner-log-format={{ .Values.runner.logFormat | default .Values.logFormat }}
+- --kube-qps={{ .Values.controller.kubeApi.qps }}
+- --kube-burst={{ int .Values.controller.kubeApi.burst }}
 {{- if $s.enabled }}
 - --stream-transport={{ $s.transport }}
 {{- if and $s.grpc.enabled (ne $s.transport "webhook") }}

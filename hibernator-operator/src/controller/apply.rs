@@ -46,7 +46,62 @@ pub async fn write_status(
     }
 }
 
-/// Applies a decision.
+/// Creates the decision's runner Jobs: `AlreadyExists` counts as done; a
+/// Job the ledger recorded that was missing is logged at WARN and counted.
+/// Returns how many creates failed and the first error.
+async fn create_jobs(
+    ctx: &Arc<Context>,
+    plan: &HibernatePlan,
+    decision: &Decision,
+    jobs: &Api<Job>,
+) -> Result<Option<(usize, kube::Error)>, Error> {
+    let name = plan.metadata.name.clone().unwrap_or_default();
+    let key = plan_key(
+        plan.metadata.namespace.as_deref().unwrap_or_default(),
+        &name,
+    );
+    let mut failed: Option<(usize, kube::Error)> = None;
+    for request in &decision.create {
+        let job = build_job(plan, request, &ctx.config.runner).map_err(|source| Error::Build {
+            plan: key.clone(),
+            source,
+        })?;
+        let job_name = request.name(&name);
+        let recorded = decision.missing.contains(&job_name);
+        match jobs.create(&PostParams::default(), &job).await {
+            Ok(_) if recorded => {
+                ctx.metrics.record_job_recreated();
+                tracing::warn!(
+                    plan = %key,
+                    job = %job_name,
+                    target = %request.target,
+                    "runner Job recorded in status was missing; created it again"
+                );
+            }
+            Ok(_) => tracing::info!(plan = %key, job = %job_name, "created runner Job"),
+            Err(e) if is_already_exists(&e) => {
+                tracing::debug!(plan = %key, job = %job_name, "runner Job exists already");
+            }
+            Err(e) => {
+                tracing::warn!(
+                    plan = %key,
+                    job = %job_name,
+                    error = %e,
+                    "could not create runner Job; retrying after backoff"
+                );
+                failed = Some(match failed {
+                    Some((count, first)) => (count + 1, first),
+                    None => (1, e),
+                });
+            }
+        }
+    }
+    Ok(failed)
+}
+
+/// Applies a decision: status, Jobs, Events, metrics, pruning, cleanup.
+/// Fails with [`Error::CreateJobs`] when a Job could not be created (after
+/// the status write and the Events).
 pub async fn apply(
     ctx: &Arc<Context>,
     plan: &HibernatePlan,
@@ -62,18 +117,10 @@ pub async fn apply(
     // 1. status first: Jobs exist only for cycles recorded in status
     write_status(&plans, plan, decision).await?;
 
-    // 2. Jobs (deterministic names: AlreadyExists means already done)
-    for request in &decision.create {
-        let job = build_job(plan, request, &ctx.config.runner).map_err(|source| Error::Build {
-            plan: key.clone(),
-            source,
-        })?;
-        match jobs.create(&PostParams::default(), &job).await {
-            Ok(_) => tracing::info!(plan = %key, job = %request.name(&name), "created runner Job"),
-            Err(e) if is_already_exists(&e) => {}
-            Err(e) => return Err(Error::kube("create Job for", key.clone(), e)),
-        }
-    }
+    // 2. Jobs (deterministic names: AlreadyExists means already done). Every
+    //    create is tried; failures fail the reconcile after the Events below,
+    //    so `error_policy` backs off and the next reconcile creates them again.
+    let failed = create_jobs(ctx, plan, decision, &jobs).await?;
 
     // 3. Events and metrics
     for event in &decision.events {
@@ -98,6 +145,15 @@ pub async fn apply(
             Err(e) if is_not_found(&e) => {}
             Err(e) => tracing::warn!(plan = %key, %job, error = %e, "could not prune old Job"),
         }
+    }
+
+    if let Some((count, source)) = failed {
+        return Err(Error::CreateJobs {
+            plan: key,
+            failed: count,
+            requested: decision.create.len(),
+            source,
+        });
     }
 
     // 5. deletion: remove Jobs and the restore ConfigMap, then the finalizer

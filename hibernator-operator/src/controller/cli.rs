@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use super::streaming::{StreamingSetup, StreamingSetupError};
 
+use super::client::{ControllerClients, KubeRateLimit};
 use super::jobs::RunnerSettings;
 use super::leader::LeaseConfig;
 use super::{ControllerConfig, run};
@@ -89,6 +90,25 @@ pub struct ControllerArgs {
     /// unset: the Job gets none and the runner logs `text`.
     #[arg(long, env = "HIBERNATOR_RUNNER_LOG_FORMAT", value_enum)]
     pub runner_log_format: Option<LogFormat>,
+    /// Sustained Kubernetes API requests per second of the controller
+    /// (reconciler, watches, Events, streaming status); `0`: unlimited.
+    /// Leader election has its own client.
+    #[arg(long, env = "HIBERNATOR_KUBE_QPS", default_value_t = super::client::DEFAULT_QPS, value_parser = parse_qps)]
+    pub kube_qps: f64,
+    /// Kubernetes API requests that may go out at once above `--kube-qps`
+    /// (the token bucket's size).
+    #[arg(long, env = "HIBERNATOR_KUBE_BURST", default_value_t = super::client::DEFAULT_BURST, value_parser = clap::value_parser!(u32).range(1..))]
+    pub kube_burst: u32,
+}
+
+/// `--kube-qps`: a finite number ≥ 0.
+fn parse_qps(text: &str) -> Result<f64, String> {
+    match text.trim().parse::<f64>() {
+        Ok(qps) if qps.is_finite() && qps >= 0.0 => Ok(qps),
+        _ => Err(format!(
+            "{text:?} is not a request rate: a number >= 0 (0 disables the limit)"
+        )),
+    }
 }
 
 /// The controller's log format when neither `--log-format` nor
@@ -131,6 +151,7 @@ impl ControllerArgs {
             "metricsAddr": config.metrics_addr.map(|a| a.to_string()),
             "lease": config.lease.as_ref().map(|l| format!("{}/{}", l.namespace, l.name)),
             "instance": config.instance,
+            "kubeApi": {"qps": config.kube_api.qps, "burst": config.kube_api.burst},
             "streaming": config.streaming.as_ref().map(|s| serde_json::json!({
                 "server": serde_json::to_value(&s.server).unwrap_or_default(),
                 "sinks": serde_json::to_value(&s.sinks).unwrap_or_default(),
@@ -167,6 +188,10 @@ impl ControllerArgs {
             }),
             instance: Some(identity),
             streaming: None,
+            kube_api: KubeRateLimit {
+                qps: self.kube_qps,
+                burst: self.kube_burst,
+            },
             ..ControllerConfig::default()
         }
     }
@@ -182,10 +207,12 @@ pub fn command(args: ControllerArgs) -> anyhow::Result<std::process::ExitCode> {
     }
     let runtime = crate::cli::service::start(args.log_format)?;
     runtime.block_on(async {
-        let client = kube::Client::try_default()
+        let kube_config = kube::Config::infer()
             .await
-            .context("cannot build a Kubernetes client (in-cluster config or KUBECONFIG)")?;
-        run(client, config, shutdown_signal())
+            .context("cannot configure a Kubernetes client (in-cluster config or KUBECONFIG)")?;
+        let clients = ControllerClients::new(kube_config, config.kube_api)
+            .context("cannot build a Kubernetes client")?;
+        run(clients, config, shutdown_signal())
             .await
             .context("controller stopped")?;
         Ok(std::process::ExitCode::SUCCESS)

@@ -91,6 +91,11 @@ pub struct Decision {
     pub status: HibernatePlanStatus,
     /// Runner Jobs to create (after the status is written).
     pub create: Vec<JobRequest>,
+    /// Names of Jobs in `create` that the ledger already records as running
+    /// but that were not observed: created before and gone, or never created
+    /// because a create after the status write failed. Created again under
+    /// the same deterministic name (`AlreadyExists` means the read was stale).
+    pub missing: Vec<String>,
     /// Finished Jobs of old cycles to delete.
     pub delete_jobs: Vec<String>,
     /// Events to publish.

@@ -16,6 +16,23 @@ pub enum Error {
         #[source]
         source: kube::Error,
     },
+    /// Runner Jobs recorded in the (already written) status could not be
+    /// created. The reconcile fails so that `error_policy` backs off and the
+    /// next reconcile creates them again under the same names.
+    #[error(
+        "creating {failed} of {requested} runner Job(s) of HibernatePlan {plan} failed: {source}"
+    )]
+    CreateJobs {
+        /// `namespace/name` of the plan.
+        plan: String,
+        /// How many creates failed.
+        failed: usize,
+        /// How many Jobs the reconcile asked for.
+        requested: usize,
+        /// The first API error.
+        #[source]
+        source: kube::Error,
+    },
     /// The status changed since it was read (stale cache): retry soon.
     #[error("status of HibernatePlan {plan} changed concurrently; retrying")]
     Conflict {
@@ -78,6 +95,7 @@ impl Error {
     pub fn category(&self) -> &'static str {
         match self {
             Self::Kube { .. } => "kube",
+            Self::CreateJobs { .. } => "create_jobs",
             Self::Conflict { .. } => "conflict",
             Self::Build { .. } => "build",
             Self::Invalid { .. } => "invalid",

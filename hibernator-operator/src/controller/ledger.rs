@@ -62,12 +62,14 @@ pub(super) fn fold_jobs(d: &mut Decision, input: &DecideInput<'_>, max_retries: 
         let Some(job) = latest.get(e.target.as_str()).copied() else {
             if e.state == ExecutionState::Running && e.next_retry_at.is_none() && e.attempts > 0 {
                 // status was written, the Job is missing: (re)create it
-                d.create.push(JobRequest {
+                let request = JobRequest {
                     target: e.target.clone(),
                     operation: op,
                     cycle_id: cycle.clone(),
                     attempt: e.attempts,
-                });
+                };
+                d.missing.push(request.name(plan_name(input.plan)));
+                d.create.push(request);
             }
             continue;
         };
@@ -80,12 +82,15 @@ pub(super) fn fold_jobs(d: &mut Decision, input: &DecideInput<'_>, max_retries: 
                 .get_or_insert(job.started_at.unwrap_or(input.now));
         } else if job.attempt < e.attempts {
             if e.state == ExecutionState::Running && e.next_retry_at.is_none() {
-                d.create.push(JobRequest {
+                // only an older attempt's Job exists: the recorded one is missing
+                let request = JobRequest {
                     target: e.target.clone(),
                     operation: op,
                     cycle_id: cycle.clone(),
                     attempt: e.attempts,
-                });
+                };
+                d.missing.push(request.name(plan_name(input.plan)));
+                d.create.push(request);
             }
             continue;
         } else if e.state == ExecutionState::Pending || e.next_retry_at.is_some() {

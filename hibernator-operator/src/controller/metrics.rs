@@ -67,6 +67,7 @@ pub struct Metrics {
     reconciles: Counter,
     reconcile_duration: Histogram,
     reconcile_errors: Family<ErrorLabels, Counter>,
+    jobs_recreated: Counter,
     plans: Family<PhaseLabels, Gauge>,
     restore_bytes: Family<PlanLabels, Gauge>,
     next_transition: Family<PlanLabels, Gauge>,
@@ -107,6 +108,7 @@ impl Metrics {
         let reconciles = Counter::default();
         let reconcile_duration = reconcile_histogram();
         let reconcile_errors = Family::<ErrorLabels, Counter>::default();
+        let jobs_recreated = Counter::default();
         let plans = Family::<PhaseLabels, Gauge>::default();
         let restore_bytes = Family::<PlanLabels, Gauge>::default();
         let next_transition = Family::<PlanLabels, Gauge>::default();
@@ -140,6 +142,11 @@ impl Metrics {
             "Failed reconciles by error category",
             reconcile_errors.clone(),
         );
+        registry.register(
+            "runner_jobs_recreated",
+            "Runner Jobs recorded in a plan's status that were missing and were created again",
+            jobs_recreated.clone(),
+        );
         registry.register("plans", "HibernatePlans by phase", plans.clone());
         registry.register(
             "restore_data_bytes",
@@ -159,6 +166,7 @@ impl Metrics {
             reconciles,
             reconcile_duration,
             reconcile_errors,
+            jobs_recreated,
             plans,
             restore_bytes,
             next_transition,
@@ -200,6 +208,12 @@ impl Metrics {
                 category: category.to_string(),
             })
             .inc();
+    }
+
+    /// Records a runner Job that the status recorded, that was missing, and
+    /// that was created again.
+    pub fn record_job_recreated(&self) {
+        self.jobs_recreated.inc();
     }
 
     /// Records a plan's phase, restore size and next transition.
@@ -306,6 +320,7 @@ mod tests {
         );
         metrics.record_reconcile(Duration::from_millis(4));
         metrics.record_error("kube");
+        metrics.record_job_recreated();
         metrics.record_plan("ns/p", PlanPhase::Hibernated, 120, Some(1_800_000_000));
         metrics.record_plan("ns/q", PlanPhase::Hibernated, 0, None);
         let text = metrics.encode().unwrap();
@@ -316,6 +331,7 @@ mod tests {
             "hibernator_reconcile_total 1",
             "hibernator_reconcile_duration_seconds_count 1",
             "hibernator_reconcile_errors_total{category=\"kube\"} 1",
+            "hibernator_runner_jobs_recreated_total 1",
             "hibernator_plans{phase=\"Hibernated\"} 2",
             "hibernator_plans{phase=\"Active\"} 0",
             "hibernator_restore_data_bytes{plan=\"ns/p\"} 120",

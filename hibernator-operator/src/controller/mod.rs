@@ -2,9 +2,10 @@
 //!
 //! Each reconcile is a pipeline:
 //!
-//! 1. **read** ([`read`]): the plan's runner Jobs (one list call), the
-//!    termination messages of Jobs that just finished (at most one Pod list),
-//!    its ScheduleExceptions and its restore ConfigMap;
+//! 1. **read** ([`read`]): the plan's runner Jobs and ScheduleExceptions
+//!    (from the watch caches, [`watches`]), the termination messages of Jobs
+//!    that just finished (at most one Pod list) and its restore ConfigMap
+//!    (one GET);
 //! 2. **validate + decide** ([`decide`], pure): the schedule engine and the
 //!    controls give the desired state, the dispatcher the targets that start;
 //! 3. **apply** ([`apply`]): status first (guarded by resourceVersion), then
@@ -17,6 +18,7 @@
 
 pub mod apply;
 pub mod cli;
+pub mod client;
 pub mod controls;
 pub mod decide;
 pub mod error;
@@ -32,21 +34,17 @@ pub mod read;
 pub mod status;
 pub mod streaming;
 pub mod time;
+pub mod watches;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use futures::{Stream, StreamExt};
+use hibernator_core::HibernatePlan;
 use hibernator_core::executor::RetryPolicy;
 use hibernator_core::params::ParameterCatalog;
-use hibernator_core::{HibernatePlan, ScheduleException};
-use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::coordination::v1::Lease;
-use k8s_openapi::api::core::v1::ConfigMap;
-use kube::runtime::controller::{Action, Controller};
-use kube::runtime::reflector::ObjectRef;
-use kube::runtime::watcher;
+use kube::runtime::controller::Action;
 use kube::{Api, Client};
 
 pub use error::Error;
@@ -55,6 +53,7 @@ use jobs::RunnerSettings;
 use leader::LeaseConfig;
 use metrics::Metrics;
 use time::Clock;
+pub use watches::{Caches, exception_to_plan, run_controller};
 
 /// Settings of the controller (from the `controller` subcommand's flags).
 #[derive(Clone, Debug)]
@@ -69,6 +68,10 @@ pub struct ControllerConfig {
     pub clock: Clock,
     /// Backoff after a transient reconcile error.
     pub error_backoff: Duration,
+    /// After a reconcile that created runner Jobs, the next reconcile comes
+    /// at the latest this much later and checks that they exist (created
+    /// again when not), whether or not a watch event arrives.
+    pub job_check: Duration,
     /// Probe endpoint address (`/healthz`, `/readyz`), `None` to disable.
     pub health_addr: Option<SocketAddr>,
     /// Metrics endpoint address (`/metrics`), `None` to disable.
@@ -79,6 +82,8 @@ pub struct ControllerConfig {
     pub instance: Option<String>,
     /// Runner streaming server to run next to the reconciler (`None`: none).
     pub streaming: Option<streaming::StreamingSetup>,
+    /// Client-side rate limit of the API client ([`client::ControllerClients`]).
+    pub kube_api: client::KubeRateLimit,
 }
 
 impl ControllerConfig {
@@ -101,11 +106,13 @@ impl Default for ControllerConfig {
             backoff: RetryPolicy::default(),
             clock: Clock::System,
             error_backoff: Duration::from_secs(5),
+            job_check: Duration::from_secs(15),
             health_addr: None,
             metrics_addr: None,
             lease: None,
             instance: None,
             streaming: None,
+            kube_api: client::KubeRateLimit::default(),
         }
     }
 }
@@ -153,15 +160,30 @@ fn plan_key(plan: &HibernatePlan) -> String {
     )
 }
 
-/// Reconciles one plan: read → validate/decide → apply → requeue.
+/// Reconciles one plan: read → validate/decide → apply → requeue, reading
+/// its Jobs and exceptions from the API server.
 pub async fn reconcile(plan: Arc<HibernatePlan>, ctx: Arc<Context>) -> Result<Action, Error> {
+    reconcile_with(plan, ctx, None).await
+}
+
+/// [`reconcile`], reading Jobs and exceptions from `caches` when given
+/// (what [`run_controller`] does).
+pub async fn reconcile_with(
+    plan: Arc<HibernatePlan>,
+    ctx: Arc<Context>,
+    caches: Option<&Caches>,
+) -> Result<Action, Error> {
     let started = Instant::now();
-    let result = reconcile_inner(&plan, &ctx).await;
+    let result = reconcile_inner(&plan, &ctx, caches).await;
     ctx.metrics.record_reconcile(started.elapsed());
     result
 }
 
-async fn reconcile_inner(plan: &HibernatePlan, ctx: &Arc<Context>) -> Result<Action, Error> {
+async fn reconcile_inner(
+    plan: &HibernatePlan,
+    ctx: &Arc<Context>,
+    caches: Option<&Caches>,
+) -> Result<Action, Error> {
     let key = plan_key(plan);
     let namespace = plan.metadata.namespace.clone().unwrap_or_default();
     let plans: Api<HibernatePlan> = Api::namespaced(ctx.client.clone(), &namespace);
@@ -174,7 +196,7 @@ async fn reconcile_inner(plan: &HibernatePlan, ctx: &Arc<Context>) -> Result<Act
         finalizer::set_finalizer(&plans, plan, true).await?;
         return Ok(Action::await_change());
     }
-    let observed = read::read(&ctx.client, plan).await?;
+    let observed = read::read(&ctx.client, plan, caches).await?;
     let now = ctx.config.clock.now();
     let mut decision = decide::decide(&decide::DecideInput {
         plan,
@@ -197,14 +219,30 @@ async fn reconcile_inner(plan: &HibernatePlan, ctx: &Arc<Context>) -> Result<Act
     if decision.cleanup {
         return Ok(Action::await_change());
     }
-    Ok(match decision.requeue_at {
-        Some(at) => {
-            let wait = (at - now).to_std().unwrap_or(Duration::ZERO);
-            tracing::debug!(plan = %key, at = %at, "requeue at next transition");
+    let next = decision
+        .requeue_at
+        .map(|at| (at - now).to_std().unwrap_or(Duration::ZERO));
+    Ok(requeue_after(
+        next,
+        !decision.create.is_empty(),
+        ctx.config.job_check,
+        &key,
+    ))
+}
+
+/// The requeue of a successful reconcile: at the next transition, control
+/// expiry or retry (`next`), and — when the reconcile created Jobs — after
+/// at most `job_check`, so that a Job that is missing after all (the watch
+/// event lost, the object gone) is noticed without waiting for a boundary.
+fn requeue_after(next: Option<Duration>, created: bool, job_check: Duration, key: &str) -> Action {
+    let check = created.then_some(job_check);
+    match [next, check].into_iter().flatten().min() {
+        Some(wait) => {
+            tracing::debug!(plan = %key, wait = ?wait, "requeue");
             Action::requeue(wait)
         }
         None => Action::await_change(),
-    })
+    }
 }
 
 /// `error_policy`: invalid specs wait for a change; conflicts retry at once;
@@ -234,62 +272,17 @@ where
     }
 }
 
-/// Maps a ScheduleException to the plan it refers to.
-pub fn exception_to_plan(exception: ScheduleException) -> Option<ObjectRef<HibernatePlan>> {
-    let namespace = exception
-        .spec
-        .plan_ref
-        .namespace
-        .clone()
-        .or(exception.metadata.namespace.clone())?;
-    Some(ObjectRef::new(&exception.spec.plan_ref.name).within(&namespace))
-}
-
-/// Runs the Controller until `shutdown` completes. `trigger` makes every plan
-/// reconcile now (tests use it after moving a manual clock).
-pub async fn run_controller(
-    ctx: Arc<Context>,
-    trigger: impl Stream<Item = ()> + Send + Sync + 'static,
-    shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
-) {
-    let client = ctx.client.clone();
-    let namespace = ctx.config.namespace.clone();
-    let ns = namespace.as_deref();
-    let runner_jobs = watcher::Config::default().labels(jobs::LABEL_PLAN);
-    Controller::new(
-        api::<HibernatePlan>(&client, ns),
-        watcher::Config::default(),
-    )
-    .owns(api::<Job>(&client, ns), runner_jobs)
-    .owns(
-        api::<ConfigMap>(&client, ns),
-        watcher::Config::default().labels(jobs::LABEL_PLAN),
-    )
-    .watches(
-        api::<ScheduleException>(&client, ns),
-        watcher::Config::default(),
-        exception_to_plan,
-    )
-    .reconcile_all_on(trigger)
-    .graceful_shutdown_on(shutdown)
-    .run(reconcile, error_policy, ctx)
-    .for_each(|result| async move {
-        match result {
-            Ok((object, _)) => tracing::trace!(plan = %object, "reconciled"),
-            Err(error) => tracing::debug!(%error, "controller"),
-        }
-    })
-    .await;
-}
-
 /// The whole `hibernator controller`: probes and metrics servers, leader
 /// election, then the Controller; returns after `shutdown` (SIGTERM) with
 /// in-flight reconciles finished, or with an error when leadership is lost.
+/// `clients.api` serves the reconciler, the watches and the streaming
+/// server; `clients.lease` only leader election (see [`client`]).
 pub async fn run(
-    client: Client,
+    clients: client::ControllerClients,
     config: ControllerConfig,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<(), Error> {
+    let client = clients.api;
     let (metrics, streaming_server) =
         streaming::prepare(config.streaming.as_ref(), &client, config.instance.clone()).map_err(
             |e| Error::Streaming {
@@ -333,7 +326,7 @@ pub async fn run(
         let _ = stop_tx.send(true);
     });
     let lease = config.lease.clone();
-    let ctx = Arc::new(Context::new(client.clone(), config, metrics));
+    let ctx = Arc::new(Context::new(client, config, metrics));
     ready.set(true);
     let result = match lease {
         None => {
@@ -341,7 +334,7 @@ pub async fn run(
             Ok(())
         }
         Some(lease) => {
-            let leases: Api<Lease> = Api::namespaced(client, &lease.namespace);
+            let leases: Api<Lease> = Api::namespaced(clients.lease, &lease.namespace);
             let acquired = tokio::select! {
                 () = leader::acquire(&leases, &lease) => true,
                 () = stopped() => false,
@@ -363,4 +356,37 @@ pub async fn run(
         }
     }
     result
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_reconcile_that_created_jobs_comes_back_to_check_them() {
+        let days = Duration::from_secs(3 * 24 * 3600);
+        let check = Duration::from_secs(15);
+        assert_eq!(
+            requeue_after(Some(days), true, check, "ns/p"),
+            Action::requeue(check),
+            "not only at the boundary 3 days away"
+        );
+        assert_eq!(
+            requeue_after(Some(days), false, check, "ns/p"),
+            Action::requeue(days)
+        );
+        let soon = Duration::from_secs(2);
+        assert_eq!(
+            requeue_after(Some(soon), true, check, "ns/p"),
+            Action::requeue(soon)
+        );
+        assert_eq!(
+            requeue_after(None, true, check, "ns/p"),
+            Action::requeue(check)
+        );
+        assert_eq!(
+            requeue_after(None, false, check, "ns/p"),
+            Action::await_change()
+        );
+    }
 }

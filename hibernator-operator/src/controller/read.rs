@@ -1,8 +1,10 @@
-//! The read step of a reconcile: the plan's Jobs (one list call), the
-//! termination messages of Jobs that just finished (at most one Pod list),
-//! its ScheduleExceptions and its restore ConfigMap.
+//! The read step of a reconcile: the plan's Jobs and ScheduleExceptions
+//! (from the controller's watch caches, or one list call each), the
+//! termination messages of Jobs that just finished (at most one Pod list)
+//! and its restore ConfigMap (one GET).
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use hibernator_core::restore::RestoreRecord;
 use hibernator_core::{HibernatePlan, ScheduleException};
@@ -11,6 +13,7 @@ use k8s_openapi::api::core::v1::{ConfigMap, Pod};
 use kube::Api;
 use kube::api::ListParams;
 
+use super::Caches;
 use super::decide::RestoreView;
 use super::error::Error;
 use super::jobs::{
@@ -44,19 +47,47 @@ pub fn refers_to(exception: &ScheduleException, plan_namespace: &str, plan_name:
     reference.name == plan_name && namespace == plan_namespace
 }
 
-/// Reads everything `decide` needs about `plan`.
-pub async fn read(client: &kube::Client, plan: &HibernatePlan) -> Result<Observed, Error> {
+/// Reads everything `decide` needs about `plan`: Jobs and exceptions from
+/// `caches` (the controller's watches) when given and synced, else from the
+/// API server; the restore ConfigMap and runner Pods always from the API.
+pub async fn read(
+    client: &kube::Client,
+    plan: &HibernatePlan,
+    caches: Option<&Caches>,
+) -> Result<Observed, Error> {
     let namespace = plan.metadata.namespace.clone().unwrap_or_default();
     let name = plan.metadata.name.clone().unwrap_or_default();
-    let selector = format!("{LABEL_PLAN}={}", plan_label(&name));
-    let jobs_api: Api<Job> = Api::namespaced(client.clone(), &namespace);
-    let jobs = jobs_api
-        .list(&ListParams::default().labels(&selector))
-        .await
-        .map_err(|e| Error::kube("list Jobs of", format!("{namespace}/{name}"), e))?;
+    let label = plan_label(&name);
+    let selector = format!("{LABEL_PLAN}={label}");
+    let caches = match caches {
+        Some(caches) if caches.ready().await => Some(caches),
+        _ => None,
+    };
+    let jobs: Vec<Arc<Job>> = match caches {
+        Some(caches) => caches.jobs.state_filter(|job| {
+            job.metadata.namespace.as_deref() == Some(namespace.as_str())
+                && job
+                    .metadata
+                    .labels
+                    .as_ref()
+                    .and_then(|l| l.get(LABEL_PLAN))
+                    .is_some_and(|v| *v == label)
+        }),
+        None => {
+            let jobs_api: Api<Job> = Api::namespaced(client.clone(), &namespace);
+            jobs_api
+                .list(&ListParams::default().labels(&selector))
+                .await
+                .map_err(|e| Error::kube("list Jobs of", format!("{namespace}/{name}"), e))?
+                .items
+                .into_iter()
+                .map(Arc::new)
+                .collect()
+        }
+    };
     let mut pairs: Vec<(&Job, JobObservation)> = jobs
-        .items
         .iter()
+        .map(AsRef::as_ref)
         .filter(|job| {
             job.metadata
                 .annotations
@@ -94,15 +125,29 @@ pub async fn read(client: &kube::Client, plan: &HibernatePlan) -> Result<Observe
         }
     }
     let observed: Vec<JobObservation> = pairs.into_iter().map(|(_, o)| o).collect();
-    let exceptions_api: Api<ScheduleException> = Api::namespaced(client.clone(), &namespace);
-    let exceptions = exceptions_api
-        .list(&ListParams::default())
-        .await
-        .map_err(|e| Error::kube("list ScheduleExceptions in", namespace.clone(), e))?
-        .items
-        .into_iter()
-        .filter(|e| refers_to(e, &namespace, &name))
-        .collect();
+    let exceptions = match caches {
+        Some(caches) => caches
+            .exceptions
+            .state_filter(|e| {
+                e.metadata.namespace.as_deref() == Some(namespace.as_str())
+                    && refers_to(e, &namespace, &name)
+            })
+            .into_iter()
+            .map(Arc::unwrap_or_clone)
+            .collect(),
+        None => {
+            let exceptions_api: Api<ScheduleException> =
+                Api::namespaced(client.clone(), &namespace);
+            exceptions_api
+                .list(&ListParams::default())
+                .await
+                .map_err(|e| Error::kube("list ScheduleExceptions in", namespace.clone(), e))?
+                .items
+                .into_iter()
+                .filter(|e| refers_to(e, &namespace, &name))
+                .collect()
+        }
+    };
     let restore = read_restore(client, &namespace, &name).await?;
     Ok(Observed {
         jobs: observed,

@@ -359,11 +359,7 @@ async fn watchers_share_one_poller_that_stops_with_them() {
         .await
         .unwrap()
         .into_inner();
-    assert_eq!(
-        service.active_pollers(),
-        1,
-        "one poller per watched execution"
-    );
+    assert_eq!(service.active_pollers(), 1, "one poller per watched plan");
     assert_eq!(guard("initial", one.next()).await.unwrap().unwrap(), first);
     assert_eq!(guard("initial", two.next()).await.unwrap().unwrap(), first);
 

@@ -319,6 +319,59 @@ fn lost_status_write_and_missing_jobs_never_duplicate_work() {
 }
 
 #[test]
+fn recorded_jobs_missing_after_the_status_write_are_created_again_at_once() {
+    // Issue 17: the status (executions Running, jobRefs) was written, then
+    // every Job create failed. The next reconcile, whenever it comes and
+    // however far the next boundary is, asks for the same Jobs again.
+    let mut plan = plan_yaml("{type: Parallel}", &["a", "b"], "");
+    plan.spec.behavior.retries = 1;
+    let mut sim = Sim::new(plan, night());
+    let names = |d: &Decision| d.create.iter().map(|r| r.name("dev")).collect::<Vec<_>>();
+    let first = sim.decide();
+    assert_eq!(first.create.len(), 2);
+    assert!(
+        first.missing.is_empty(),
+        "Jobs started by this reconcile are not missing: {:?}",
+        first.missing
+    );
+    sim.plan.status = Some(first.status.clone());
+    sim.now = night() + TimeDelta::minutes(5);
+    let again = sim.decide();
+    assert_eq!(names(&again), names(&first), "same deterministic names");
+    assert_eq!(again.missing, names(&first));
+    for e in &again.status.executions {
+        assert_eq!((e.state, e.attempts), (ExecutionState::Running, 1), "{e:?}");
+    }
+    assert_eq!(again.status.phase, PlanPhase::Hibernating);
+    // created now: the next reconcile finds them and asks for nothing
+    sim.step();
+    let settled = sim.decide();
+    assert!(settled.create.is_empty() && settled.missing.is_empty());
+
+    // a retry attempt whose create failed: attempt 2 is asked for again, not attempt 1
+    sim.finish(|target, _| {
+        if target == "a" {
+            Err(("throttled".into(), true))
+        } else {
+            Ok(())
+        }
+    });
+    sim.step();
+    let retry_at = sim.exec("a").next_retry_at.expect("retry scheduled");
+    sim.now = retry_at;
+    let retry = sim.decide();
+    assert_eq!(retry.create.len(), 1);
+    assert!(retry.missing.is_empty());
+    let a2 = retry.create[0].name("dev");
+    assert!(a2.ends_with("-a2"), "{a2}");
+    sim.plan.status = Some(retry.status.clone());
+    sim.now = retry_at + TimeDelta::seconds(30);
+    let again = sim.decide();
+    assert_eq!(names(&again), vec![a2.clone()]);
+    assert_eq!(again.missing, vec![a2]);
+}
+
+#[test]
 fn retries_with_backoff_then_strict_failure_aborts_the_rest() {
     let mut plan = plan_yaml("{type: Sequential}", &["a", "b"], "");
     plan.spec.behavior.retries = 1;

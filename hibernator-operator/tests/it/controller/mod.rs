@@ -5,5 +5,7 @@
 // fixtures and tests: a failed unwrap is a failed test
 #![allow(clippy::unwrap_used)]
 
+mod budget;
 mod cycle;
+mod faults;
 pub(crate) mod support;

@@ -12,6 +12,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod admission;
+mod burst;
 mod cycle;
 mod journey;
 mod journey_support;

@@ -292,6 +292,16 @@ impl World {
     /// `/etc/hibernator/config`, an emptyDir at `/tmp`), watching the test
     /// namespace, with the streaming server on loopback.
     pub async fn start_controller(&self, ports: &Ports, transport: &str) -> Child {
+        self.start_controller_with(ports, transport, &[]).await
+    }
+
+    /// [`World::start_controller`] with more flags.
+    pub async fn start_controller_with(
+        &self,
+        ports: &Ports,
+        transport: &str,
+        extra_args: &[&str],
+    ) -> Child {
         let ns = self.ns();
         let streaming = format!(
             "enabled: true\ntransport: {transport}\ngrpc:\n  enabled: true\n  host: 127.0.0.1\n  port: {g}\n  endpoint: 127.0.0.1:{g}\nwebhook:\n  enabled: true\n  host: 127.0.0.1\n  port: {w}\n  endpoint: http://127.0.0.1:{w}/logs\n",
@@ -318,7 +328,9 @@ impl World {
             "--streaming-config=/etc/hibernator/config/streaming.yaml".to_string(),
             format!("--namespace={ns}"),
         ]
-        .to_vec();
+        .into_iter()
+        .chain(extra_args.iter().map(|a| (*a).to_string()))
+        .collect::<Vec<_>>();
         let volumes: Vec<Volume> = serde_json::from_value(json!([
             {"name": "tmp", "emptyDir": {}},
             {"name": "config", "configMap": {"name": "hibernator-controller-config"}},

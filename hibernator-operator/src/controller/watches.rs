@@ -1,0 +1,246 @@
+//! The watches behind the controller, and the caches reconciles read from.
+//!
+//! Four watches: HibernatePlans (the objects reconciled), the runner Jobs
+//! and restore ConfigMaps the plans own (label `hibernator.dev/plan`), and
+//! ScheduleExceptions (mapped to the plan they name). The Job and exception
+//! watches keep reflector stores ([`Caches`]), so a reconcile reads its Jobs
+//! and exceptions from memory instead of listing them: the only read a
+//! reconcile sends is the GET of its restore ConfigMap (kept live: a stale
+//! view of restore data could skip a wake-up).
+//!
+//! Stale caches are safe: the status write is guarded by the plan's
+//! resourceVersion, a Job not seen yet is requested again (`AlreadyExists`
+//! is success), and a Job's change is in its store before the reconcile it
+//! triggers starts.
+
+use std::sync::Arc;
+
+use tokio::sync::watch;
+
+use futures::{Stream, StreamExt, stream};
+use hibernator_core::{HibernatePlan, ScheduleException};
+use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::api::core::v1::ConfigMap;
+use kube::Client;
+use kube::runtime::controller::{
+    self, ReconcileReason, ReconcileRequest, trigger_owners, trigger_self, trigger_with,
+};
+use kube::runtime::reflector::{ObjectRef, Store, reflector, store};
+use kube::runtime::utils::CancelableJoinHandle;
+use kube::runtime::{WatchStreamExt, applier, watcher};
+
+use super::{Context, Error, api, error_policy, jobs, reconcile_with};
+
+/// Reflector stores of the controller's watches.
+#[derive(Clone)]
+pub struct Caches {
+    /// Runner Jobs (label `hibernator.dev/plan`), without their pod
+    /// template and managed fields (reconciles read labels, annotations
+    /// and status only).
+    pub jobs: Store<Job>,
+    /// ScheduleExceptions.
+    pub exceptions: Store<ScheduleException>,
+    /// `Some(true)` once both stores hold their initial lists, `Some(false)`
+    /// when a watch ended first.
+    ready: watch::Receiver<Option<bool>>,
+}
+
+impl std::fmt::Debug for Caches {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Caches")
+            .field("jobs", &self.jobs.len())
+            .field("exceptions", &self.exceptions.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Caches {
+    /// Caches over two stores; ready once both are.
+    ///
+    /// Readiness is awaited by one task and shared through a watch channel:
+    /// kube-runtime 5.0's `Store::wait_until_ready` wakes only the last of
+    /// several concurrent waiters (its `DelayedInit` polls a oneshot that
+    /// keeps one waker), which left all but one reconcile waiting forever.
+    pub fn new(jobs: Store<Job>, exceptions: Store<ScheduleException>) -> Self {
+        let (tx, ready) = watch::channel(None);
+        let (j, e) = (jobs.clone(), exceptions.clone());
+        tokio::spawn(async move {
+            let synced = j.wait_until_ready().await.is_ok() && e.wait_until_ready().await.is_ok();
+            let _ = tx.send(Some(synced));
+        });
+        Self {
+            jobs,
+            exceptions,
+            ready,
+        }
+    }
+
+    /// Waits until both stores hold their initial lists; `false` when a
+    /// watch is gone (shutting down): then the caller reads from the API.
+    pub async fn ready(&self) -> bool {
+        let mut ready = self.ready.clone();
+        match ready.wait_for(Option::is_some).await {
+            Ok(value) => *value == Some(true),
+            Err(_) => false,
+        }
+    }
+}
+
+/// Maps a ScheduleException to the plan it refers to.
+pub fn exception_to_plan(exception: ScheduleException) -> Option<ObjectRef<HibernatePlan>> {
+    let namespace = exception
+        .spec
+        .plan_ref
+        .namespace
+        .clone()
+        .or(exception.metadata.namespace.clone())?;
+    Some(ObjectRef::new(&exception.spec.plan_ref.name).within(&namespace))
+}
+
+/// What a reconcile needs of a runner Job (the rest is dropped before it is stored).
+fn slim_job(job: &mut Job) {
+    job.metadata.managed_fields = None;
+    job.spec = None;
+}
+
+type Queue = std::pin::Pin<
+    Box<dyn Stream<Item = Result<ReconcileRequest<HibernatePlan>, watcher::Error>> + Send>,
+>;
+
+/// Runs the Controller until `shutdown` completes. `trigger` makes every plan
+/// reconcile now (tests use it after moving a manual clock).
+pub async fn run_controller(
+    ctx: Arc<Context>,
+    trigger: impl Stream<Item = ()> + Send + Sync + 'static,
+    shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
+) {
+    let client: Client = ctx.client.clone();
+    let ns = ctx.config.namespace.as_deref();
+    let labelled = || watcher::Config::default().labels(jobs::LABEL_PLAN);
+
+    let (plans, plans_writer) = store::<HibernatePlan>();
+    let (job_store, jobs_writer) = store::<Job>();
+    let (exception_store, exceptions_writer) = store::<ScheduleException>();
+    let caches = Caches::new(job_store, exception_store);
+
+    let plan_events = reflector(
+        plans_writer,
+        watcher(
+            api::<HibernatePlan>(&client, ns),
+            watcher::Config::default(),
+        )
+        .default_backoff(),
+    )
+    .applied_objects();
+    let job_events = reflector(
+        jobs_writer,
+        watcher(api::<Job>(&client, ns), labelled())
+            .modify(slim_job)
+            .default_backoff(),
+    )
+    .touched_objects();
+    let config_map_events = watcher(api::<ConfigMap>(&client, ns), labelled())
+        .default_backoff()
+        .touched_objects();
+    let exception_events = reflector(
+        exceptions_writer,
+        watcher(
+            api::<ScheduleException>(&client, ns),
+            watcher::Config::default(),
+        )
+        .default_backoff(),
+    )
+    .touched_objects();
+    let all_plans = plans.clone();
+    let bulk = trigger.flat_map(move |()| {
+        stream::iter(all_plans.state().into_iter().map(|plan| {
+            Ok(ReconcileRequest {
+                obj_ref: ObjectRef::from_obj(&*plan),
+                reason: ReconcileReason::BulkReconcile,
+            })
+        }))
+    });
+    let queues: Vec<Queue> = vec![
+        trigger_self(plan_events, ()).boxed(),
+        trigger_owners(job_events, (), ()).boxed(),
+        trigger_owners(config_map_events, (), ()).boxed(),
+        trigger_with(exception_events, exception_to_plan).boxed(),
+        bulk.boxed(),
+    ];
+    let queue = stream::select_all(queues).take_until(shutdown);
+
+    applier(
+        move |plan, ctx| {
+            let caches = caches.clone();
+            CancelableJoinHandle::spawn(
+                async move { reconcile_with(plan, ctx, Some(&caches)).await },
+                &tokio::runtime::Handle::current(),
+            )
+        },
+        |plan, error: &Error, ctx| error_policy(plan, error, ctx),
+        ctx,
+        plans,
+        queue,
+        controller::Config::default(),
+    )
+    .for_each(|result| async move {
+        match result {
+            Ok((object, _)) => tracing::trace!(plan = %object, "reconciled"),
+            Err(error) => tracing::debug!(%error, "controller"),
+        }
+    })
+    .await;
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use kube::runtime::reflector::store::Writer;
+
+    use super::*;
+
+    fn sync<K>(writer: &mut Writer<K>)
+    where
+        K: kube::runtime::reflector::Lookup + Clone + 'static,
+        K::DynamicType: Eq + std::hash::Hash + Clone,
+    {
+        writer.apply_watcher_event(&watcher::Event::Init);
+        writer.apply_watcher_event(&watcher::Event::InitDone);
+    }
+
+    #[tokio::test]
+    async fn every_waiting_reconcile_sees_the_caches_ready() {
+        let (jobs, mut jobs_writer) = store::<Job>();
+        let (exceptions, mut exceptions_writer) = store::<ScheduleException>();
+        let caches = Caches::new(jobs, exceptions);
+        let waiters: Vec<_> = (0..8)
+            .map(|_| {
+                let caches = caches.clone();
+                tokio::spawn(async move { caches.ready().await })
+            })
+            .collect();
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        sync(&mut jobs_writer);
+        sync(&mut exceptions_writer);
+        for waiter in waiters {
+            let ready = tokio::time::timeout(Duration::from_secs(5), waiter)
+                .await
+                .expect("a waiter was never woken")
+                .unwrap();
+            assert!(ready);
+        }
+    }
+
+    #[tokio::test]
+    async fn gone_watches_make_readers_fall_back() {
+        let (jobs, jobs_writer) = store::<Job>();
+        let (exceptions, exceptions_writer) = store::<ScheduleException>();
+        let caches = Caches::new(jobs, exceptions);
+        drop((jobs_writer, exceptions_writer));
+        let ready = tokio::time::timeout(Duration::from_secs(5), caches.ready())
+            .await
+            .unwrap();
+        assert!(!ready);
+    }
+}

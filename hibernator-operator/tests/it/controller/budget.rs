@@ -1,0 +1,91 @@
+//! API requests per reconcile (issue 17): the Job and ScheduleException
+//! reads come from the controller's watches, so a reconcile reads only the
+//! restore ConfigMap from the API server.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use hibernator_core::{HibernatePlan, PlanPhase};
+use hibernator_testkit::jobsim::JobSimulator;
+use kube::Api;
+use kube::api::PostParams;
+
+use super::support::*;
+
+/// Requests the API server saw, by (verb, resource), of those a reconcile makes.
+const COUNTED: [(&str, &str); 10] = [
+    ("list", "jobs"),
+    ("list", "scheduleexceptions"),
+    ("get", "configmaps"),
+    ("list", "pods"),
+    ("update", "hibernateplans/status"),
+    ("create", "jobs"),
+    ("create", "events"),
+    ("patch", "events"),
+    ("get", "hibernateplans"),
+    ("delete", "jobs"),
+];
+
+fn reconciles(harness: &Harness) -> u64 {
+    let text = harness.ctx.metrics.encode().unwrap();
+    text.lines()
+        .find_map(|l| l.strip_prefix("hibernator_reconcile_total "))
+        .map_or(0, |n| n.trim().parse().unwrap())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reconcile_reads_only_the_restore_config_map() {
+    let cluster = cluster("ctl-budget").await;
+    let Some(server) = cluster.api_server() else {
+        return;
+    };
+    let client = cluster.client();
+    let ns = cluster.namespace().to_string();
+    let log = RunnerLog::default();
+    // runners held: what is counted is the controller's start-up burst alone
+    let sim = JobSimulator::start(
+        client.clone(),
+        &ns,
+        runner(client.clone(), log.clone(), Arc::new(|_, _| false)),
+    );
+    sim.pause();
+    let plans: Api<HibernatePlan> = Api::namespaced(client.clone(), &ns);
+    let names: Vec<String> = (0..10).map(|i| format!("budget-{i}")).collect();
+    for name in &names {
+        plans
+            .create(&PostParams::default(), &plan(name, 2, "{type: Parallel}"))
+            .await
+            .unwrap();
+    }
+    server.reset_request_counts();
+    let mut harness = Harness::new(&cluster, "2026-11-23T21:00:00Z".parse().unwrap());
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    while server.request_count("create", "jobs") < 20 {
+        assert!(tokio::time::Instant::now() < deadline, "Jobs not created");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // the trailing reconciles (status and Job events) settle
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let done = reconciles(&harness);
+    let count = |verb: &str, resource: &str| server.request_count(verb, resource);
+    let report: Vec<String> = COUNTED
+        .iter()
+        .map(|(v, r)| format!("{v} {r}: {}", count(v, r)))
+        .collect();
+    eprintln!(
+        "{} plans hibernated, {done} reconciles; requests:\n  {}",
+        names.len(),
+        report.join("\n  ")
+    );
+    // the finalizer reconciles read nothing; every other one the ConfigMap, once
+    assert!(count("get", "configmaps") <= done, "{report:?}");
+    // Jobs and exceptions come from the watches: their initial lists only
+    assert!(count("list", "jobs") <= 2, "{report:?}");
+    assert!(count("list", "scheduleexceptions") <= 2, "{report:?}");
+    assert_eq!(count("create", "jobs"), 20, "{report:?}");
+    sim.resume();
+    for name in &names {
+        wait_phase(&plans, name, PlanPhase::Hibernated, Duration::from_secs(60)).await;
+    }
+    harness.stop().await;
+}
