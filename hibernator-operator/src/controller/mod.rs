@@ -78,6 +78,9 @@ pub struct ControllerConfig {
     pub instance: Option<String>,
     /// Runner streaming server to run next to the reconciler (`None`: none).
     pub streaming: Option<streaming::StreamingSetup>,
+    /// The executor types plans are validated against: the catalog of the
+    /// binary's executor set (default: the built-ins).
+    pub catalog: ParameterCatalog,
 }
 
 impl Default for ControllerConfig {
@@ -93,6 +96,7 @@ impl Default for ControllerConfig {
             lease: None,
             instance: None,
             streaming: None,
+            catalog: hibernator_executors::ExecutorSet::new().catalog(),
         }
     }
 }
@@ -120,15 +124,15 @@ impl std::fmt::Debug for Context {
 }
 
 impl Context {
-    /// A context with the executors' parameter catalog.
+    /// A context validating plans against `config.catalog`.
     pub fn new(client: Client, config: ControllerConfig, metrics: Arc<Metrics>) -> Self {
         let events = EventPublisher::new(client.clone(), config.instance.clone());
         Self {
             client,
+            catalog: config.catalog.clone(),
             config,
             metrics,
             events,
-            catalog: hibernator_executors::catalog(),
         }
     }
 }
