@@ -393,5 +393,7 @@ fn build_client(name: &str, config: Config) -> Result<Client, ConnectorError> {
     })
 }
 
-#[cfg(all(test, feature = "aws"))]
+// The tests build EKS clients as well (feature `aws`).
+#[cfg(test)]
+#[cfg(feature = "aws")]
 mod tests;
