@@ -17,6 +17,11 @@ charts/hibernator/ci/ (all-on-values.yaml turns every option on):
 5. Every container the chart runs is accepted by the real binary: runs
    `$HIBERNATOR_BIN <container args> --dry-run` with the container's env.
 
+The streaming user journey (charts/hibernator/ci/journeys/runner-streaming.md):
+its values blocks render exactly as written (or, for a literal `$VAR`, are
+refused naming the fix), together they render valid objects the binary
+accepts, and the Services, ports and endpoints it names exist.
+
 Outside the chart: every `helm install|upgrade|template` command shown in
 docs/ and README.md renders with its values, every whole hibernator.dev
 object shown there validates against the CRD schemas, the CRDs in charts/hibernator/crds/ validate as
@@ -53,6 +58,7 @@ from chart_check.docs import (
     check_metric_names,
     check_monitoring_doc,
 )
+from chart_check.journey import check_journey, check_set_env
 from chart_check.pods import check_dry_run, check_pod_security
 from chart_check.schemas import crd_schemas, validate_object
 
@@ -117,12 +123,28 @@ def check_chart(binary: Path, skip_binary: bool, report: Report, verbose: bool) 
                     report.fail(f"{origin}: renders a {needed}", "missing")
 
 
+def check_journey_rendering(binary: Path, skip_binary: bool, report: Report, verbose: bool) -> None:
+    """The streaming journey's values blocks (chart_check/journey.py), and what
+    they render validated like the values files of ci/."""
+    objects = check_journey(report, verbose)
+    origin = "streaming journey values"
+    for obj in objects or []:
+        validate_object(obj, crd_schemas(), origin, report, verbose)
+        check_pod_security(obj, origin, report, verbose)
+        if not skip_binary:
+            check_dry_run(obj, objects, origin, binary, report, verbose)
+    if not skip_binary:
+        check_set_env(binary, report, verbose)
+
+
 def check_values_schema(report: Report, verbose: bool) -> None:
     """values.schema.json is enforced: misspelt keys and wrong enum values fail."""
     bad_values = [
         {"controler": {"replicaCount": 2}},
         {"controller": {"streaming": {"transport": "grcp"}}},
         {"webhook": {"failurePolicy": "fail"}},
+        {"logFormat": "pretty"},
+        {"runner": {"logFormat": "JSON"}},
     ]
     with helm.Chart.load(str(CHART)) as chart:
         for values in bad_values:
@@ -186,6 +208,7 @@ def main() -> int:
         args.skip_binary = True
     print(f"Helm {helm.helm_sdk_version()}, Kubernetes schemas {KUBE_VERSION}, binary {binary}")
     check_chart(binary, args.skip_binary, report, args.verbose)
+    check_journey_rendering(binary, args.skip_binary, report, args.verbose)
     check_values_schema(report, args.verbose)
     check_rbac_comments(report, args.verbose)
     check_crds_and_examples(report, args.verbose)

@@ -67,6 +67,7 @@ impl ExecutionDirectory for Peer {
             job_name: "job".into(),
             job_uid: "uid".into(),
             service_account: "runner".into(),
+            started: None,
         }))
     }
     async fn pod_in_job(

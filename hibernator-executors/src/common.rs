@@ -30,6 +30,14 @@ pub enum ParamsError {
         /// Why it was rejected.
         reason: String,
     },
+    /// `connectivityCheck.timeout` (rds) is not a valid duration.
+    #[error("invalid connectivityCheck.timeout {value:?}: {reason}")]
+    InvalidConnectivityTimeout {
+        /// The text as written.
+        value: String,
+        /// Why it was rejected.
+        reason: String,
+    },
     /// An `includedGroups` entry is neither a known alias nor `group/version/resource`.
     #[error("invalid workload group {value:?}: {reason}")]
     InvalidWorkloadGroup {
@@ -78,17 +86,10 @@ impl AwaitCompletion {
     pub fn try_timeout(&self) -> Result<Duration, ParamsError> {
         match &self.timeout {
             None => Ok(DEFAULT_AWAIT_TIMEOUT),
-            Some(text) => match parse_duration(text) {
-                Ok(d) if d.is_zero() => Err(ParamsError::InvalidTimeout {
-                    value: text.clone(),
-                    reason: "must be greater than zero".to_string(),
-                }),
-                Ok(d) => Ok(d),
-                Err(reason) => Err(ParamsError::InvalidTimeout {
-                    value: text.clone(),
-                    reason,
-                }),
-            },
+            Some(text) => positive_duration(text).map_err(|reason| ParamsError::InvalidTimeout {
+                value: text.clone(),
+                reason,
+            }),
         }
     }
 
@@ -109,6 +110,16 @@ impl AwaitCompletion {
                 "timeout has no effect while awaitCompletion.enabled is false",
             );
         }
+    }
+}
+
+/// Parses a duration such as `30s` or `10m` that must be greater than zero;
+/// the error says why it is not.
+pub(crate) fn positive_duration(text: &str) -> Result<Duration, String> {
+    match parse_duration(text) {
+        Ok(d) if d.is_zero() => Err("must be greater than zero".to_string()),
+        Ok(d) => Ok(d),
+        Err(reason) => Err(reason),
     }
 }
 

@@ -2,13 +2,17 @@
 //! clusters (optionally after a snapshot) and start what was running again.
 
 use std::collections::BTreeMap;
+use std::time::Duration;
 
 use hibernator_core::diag::Diagnostics;
 use hibernator_core::params::ValidateParameters;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use crate::common::{AwaitCompletion, check_aws_tag_key, check_aws_tag_value, warn_duplicates};
+use crate::common::{
+    AwaitCompletion, ParamsError, check_aws_tag_key, check_aws_tag_value, positive_duration,
+    warn_duplicates,
+};
 use crate::selector::exact_match;
 
 /// Executor type name.
@@ -16,6 +20,10 @@ pub const TYPE: &str = "rds";
 
 /// Longest RDS snapshot identifier.
 pub const MAX_SNAPSHOT_ID_LEN: usize = 255;
+
+/// Timeout of the wake-up connectivity check when
+/// `connectivityCheck.timeout` is not set: 1 minute.
+pub const DEFAULT_CONNECTIVITY_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// Parameters of an `rds` target.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -27,10 +35,80 @@ pub struct Parameters {
     /// `false`); names come from [`snapshot_identifier`].
     #[serde(default)]
     pub snapshot_before_stop: bool,
-    /// Wait until resources are `stopped` (shutdown) or `available` with a
-    /// reachable endpoint (wake-up).
+    /// Wait until resources are `stopped` (shutdown) or `available`
+    /// (wake-up).
     #[serde(default)]
     pub await_completion: AwaitCompletion,
+    /// After a wake-up, also check that each endpoint accepts TCP
+    /// connections from the runner (default: off).
+    #[serde(default)]
+    pub connectivity_check: ConnectivityCheck,
+}
+
+/// The wake-up check that each started database's endpoint accepts a TCP
+/// connection *from the runner*, once RDS reports it `available`.
+///
+/// Off by default: a runner in a management cluster often has no network
+/// path to databases in private subnets, and an `available` database must
+/// not fail its wake-up for that. Turn it on where runners do reach the
+/// databases and "done" should mean "clients can connect". It runs only
+/// with `awaitCompletion.enabled`, after the wait for `available`, and is
+/// bounded by its own `timeout`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ConnectivityCheck {
+    /// Check that each endpoint accepts a TCP connection before reporting
+    /// the wake-up done (default `false`). A failed check fails the
+    /// resource's wake-up (its restore data is kept for the next attempt).
+    #[serde(default)]
+    pub enabled: bool,
+    /// Longest time to wait for the endpoints to accept connections once
+    /// the resources are `available`, as a duration such as `30s` or `2m`
+    /// (default `1m`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout: Option<String>,
+}
+
+impl ConnectivityCheck {
+    /// The timeout, or [`DEFAULT_CONNECTIVITY_TIMEOUT`] when not set.
+    pub fn try_timeout(&self) -> Result<Duration, ParamsError> {
+        match &self.timeout {
+            None => Ok(DEFAULT_CONNECTIVITY_TIMEOUT),
+            Some(text) => {
+                positive_duration(text).map_err(|reason| ParamsError::InvalidConnectivityTimeout {
+                    value: text.clone(),
+                    reason,
+                })
+            }
+        }
+    }
+
+    /// The timeout for validated parameters. An invalid value (which
+    /// validation rejects) falls back to [`DEFAULT_CONNECTIVITY_TIMEOUT`].
+    pub fn timeout(&self) -> Duration {
+        self.try_timeout().unwrap_or(DEFAULT_CONNECTIVITY_TIMEOUT)
+    }
+
+    /// Checks the timeout and that the check can run; `field` is the path
+    /// of the `connectivityCheck` object.
+    fn validate(&self, field: &str, await_completion: &AwaitCompletion, d: &mut Diagnostics) {
+        if let Err(ParamsError::InvalidConnectivityTimeout { reason, .. }) = self.try_timeout() {
+            d.error(format!("{field}.timeout"), reason);
+        }
+        if !self.enabled && self.timeout.is_some() {
+            d.warn(
+                format!("{field}.timeout"),
+                "timeout has no effect while connectivityCheck.enabled is false",
+            );
+        }
+        if self.enabled && !await_completion.enabled {
+            d.warn(
+                format!("{field}.enabled"),
+                "the connectivity check runs once the databases are available, which needs \
+                 awaitCompletion.enabled: true; without it nothing is checked",
+            );
+        }
+    }
 }
 
 /// Which resources to act on. At least one of `instanceIds`, `clusterIds`,
@@ -236,6 +314,11 @@ impl ValidateParameters for Parameters {
         self.selector.validate(&format!("{field}.selector"), d);
         self.await_completion
             .validate(&format!("{field}.awaitCompletion"), d);
+        self.connectivity_check.validate(
+            &format!("{field}.connectivityCheck"),
+            &self.await_completion,
+            d,
+        );
     }
 }
 
@@ -270,6 +353,8 @@ mod tests {
             json!({"selector": {"tags": {"env": "dev"}, "excludeTags": {"keep": "true"}},
                    "snapshotBeforeStop": true,
                    "awaitCompletion": {"enabled": true, "timeout": "20m"}}),
+            json!({"selector": {"instanceIds": ["db-1"]},
+                   "connectivityCheck": {"enabled": true, "timeout": "30s"}}),
         ] {
             let d = check(v.clone());
             assert!(d.errors.is_empty() && d.warnings.is_empty(), "{v}: {d:?}");
@@ -277,6 +362,43 @@ mod tests {
         let p: Parameters =
             serde_json::from_value(json!({"selector": {"clusterIds": ["a"]}})).unwrap();
         assert!(!p.snapshot_before_stop && !p.selector.include_all);
+        assert_eq!(p.connectivity_check, ConnectivityCheck::default());
+        assert!(!p.connectivity_check.enabled, "off by default");
+        assert_eq!(p.connectivity_check.timeout(), DEFAULT_CONNECTIVITY_TIMEOUT);
+    }
+
+    #[test]
+    fn connectivity_check_timeout_and_warnings() {
+        let p: Parameters = serde_json::from_value(json!({
+            "selector": {"clusterIds": ["a"]},
+            "connectivityCheck": {"enabled": true, "timeout": "2m30s"},
+        }))
+        .unwrap();
+        assert_eq!(p.connectivity_check.timeout(), Duration::from_secs(150));
+        for (value, field) in [
+            (
+                json!({"selector": {"clusterIds": ["a"]}, "connectivityCheck": {"timeout": "1m"}}),
+                format!("{P}.connectivityCheck.timeout"),
+            ),
+            (
+                json!({"selector": {"clusterIds": ["a"]},
+                       "awaitCompletion": {"enabled": false},
+                       "connectivityCheck": {"enabled": true}}),
+                format!("{P}.connectivityCheck.enabled"),
+            ),
+        ] {
+            let d = check(value.clone());
+            assert!(d.errors.is_empty(), "{value}: {d:?}");
+            let fields: Vec<_> = d.warnings.into_iter().map(|w| w.field).collect();
+            assert_eq!(fields, [field], "{value}");
+        }
+        let bad = ConnectivityCheck {
+            enabled: true,
+            timeout: Some("0s".into()),
+        };
+        let error = bad.try_timeout().unwrap_err().to_string();
+        assert!(error.contains("connectivityCheck.timeout"), "{error}");
+        assert_eq!(bad.timeout(), DEFAULT_CONNECTIVITY_TIMEOUT);
     }
 
     #[test]
@@ -321,6 +443,15 @@ mod tests {
             (
                 json!({"selector": {"clusterIds": ["a"]}, "awaitCompletion": {"timeout": "x"}}),
                 format!("{P}.awaitCompletion.timeout"),
+            ),
+            (
+                json!({"selector": {"clusterIds": ["a"]},
+                       "connectivityCheck": {"enabled": true, "timeout": "30"}}),
+                format!("{P}.connectivityCheck.timeout"),
+            ),
+            (
+                json!({"selector": {"clusterIds": ["a"]}, "connectivityCheck": {"enabled": "yes"}}),
+                format!("{P}.connectivityCheck.enabled"),
             ),
         ];
         for (value, field) in cases {

@@ -10,6 +10,7 @@ pub mod app;
 pub mod cli;
 pub mod controller;
 pub mod demo;
+pub mod logging;
 pub mod plugin;
 pub mod restore_store;
 pub mod run;

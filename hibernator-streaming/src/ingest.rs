@@ -121,6 +121,7 @@ impl Ingest {
                     level: l.level,
                     message: l.message,
                     fields: l.fields,
+                    started: execution.started,
                 })
                 .collect();
             if batcher.send(BatcherMsg::Records(records)).await.is_err() {
@@ -348,6 +349,7 @@ mod tests {
             job_name: "job".into(),
             job_uid: "uid".into(),
             service_account: "runner".into(),
+            started: None,
         }
     }
 

@@ -68,12 +68,16 @@ pub struct ReasonLabel {
 /// Streaming server metrics; cheap to clone (shared counters).
 #[derive(Clone, Debug, Default)]
 pub struct StreamingMetrics {
-    /// Open gRPC log streams and in-flight webhook requests.
+    /// Open gRPC log streams, `WatchProgress` watchers and in-flight webhook requests.
     pub connections_active: Gauge<i64, std::sync::atomic::AtomicI64>,
     /// Log lines accepted.
     pub logs: Counter<u64, AtomicU64>,
     /// Payload bytes received (log messages and webhook bodies).
     pub bytes_received: Counter<u64, AtomicU64>,
+    /// Payload bytes sent back: gRPC answers (acks, log-stream results,
+    /// `GetProgress` answers and `WatchProgress` updates) and webhook
+    /// response bodies.
+    pub bytes_sent: Counter<u64, AtomicU64>,
     /// Refused requests by reason.
     pub auth_failures: Family<ReasonLabel, Counter<u64, AtomicU64>>,
 }
@@ -93,6 +97,11 @@ impl StreamingMetrics {
             "bytes_received",
             "Bytes of runner payload received",
             metrics.bytes_received.clone(),
+        );
+        sub.register(
+            "bytes_sent",
+            "Bytes the streaming endpoints sent to runners and progress clients",
+            metrics.bytes_sent.clone(),
         );
         sub.register(
             "auth_failures",
@@ -161,6 +170,10 @@ mod tests {
         );
         assert!(
             out.contains("hibernator_streaming_bytes_received_total 0"),
+            "{out}"
+        );
+        assert!(
+            out.contains("hibernator_streaming_bytes_sent_total 0"),
             "{out}"
         );
         drop(guard);

@@ -110,6 +110,8 @@ def helm_commands(markdown: str) -> Iterator[list[str]]:
         for line in joined.splitlines():
             line = line.split(" # ")[0].strip()
             if re.match(r"^helm (install|upgrade|template)\b", line):
+                # `"$DATADOG_API_KEY"`: the reader's shell fills it in.
+                line = re.sub(r"\$\{?([A-Za-z_][A-Za-z0-9_]*)\}?", lambda m: m.group(1).lower() + "-value", line)
                 yield shlex.split(line)
 
 

@@ -146,6 +146,7 @@ THIRD_PARTY: dict[tuple[str, str], dict] = {
             "properties": {
                 "secretName": {"type": "string"},
                 "dnsNames": {"type": "array", "minItems": 1, "items": {"type": "string"}},
+                "ipAddresses": {"type": "array", "items": {"type": "string"}},
                 "issuerRef": _ISSUER_REF,
             },
             "additionalProperties": False,

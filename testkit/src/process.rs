@@ -32,12 +32,15 @@ use kube::api::{ObjectMeta, PostParams};
 
 use crate::jobsim::JobSimulator;
 use crate::kube::{ApiServerError, TestCluster};
-use crate::kubelet::{Exit, Kubelet, KubeletConfig, KubeletError, PodProcess, PodRef};
+use crate::kubelet::{Exit, Image, Kubelet, KubeletConfig, KubeletError, PodProcess, PodRef};
 
 /// On a real cluster with kubelets: the image runner Jobs run (then the
 /// cluster's Job controller runs them, not the testkit), unless
 /// [`ProcessConfig::real_image_env`] names another variable.
 pub const IMAGE_ENV: &str = "HIBERNATOR_TEST_IMAGE";
+/// Where the image holds the binary under test (its ENTRYPOINT), as the
+/// `hibernator` image holds `/hibernator`.
+pub const IMAGE_BINARY: &str = "/hibernator";
 /// How long any one child process may take to exit after SIGTERM.
 pub const SIGTERM_GRACE: Duration = Duration::from_secs(10);
 /// The ServiceAccount of the controller Pod.
@@ -85,8 +88,8 @@ fn api(what: impl Into<String>) -> impl FnOnce(kube::Error) -> ProcessError {
 /// Which binary the world runs, and how.
 #[derive(Clone, Debug)]
 pub struct ProcessConfig {
-    /// The image name Pods and runner Jobs use; the kubelet maps it to
-    /// [`binary`](Self::binary) (its ENTRYPOINT).
+    /// The image name Pods and runner Jobs use; the kubelet runs
+    /// [`binary`](Self::binary) for it, at [`IMAGE_BINARY`] (its ENTRYPOINT).
     pub image: String,
     /// Path of the binary under test (`env!("CARGO_BIN_EXE_<name>")`).
     pub binary: String,
@@ -211,7 +214,13 @@ impl ProcessWorld {
             cluster.client(),
             KubeletConfig {
                 endpoint: cluster.endpoint().clone(),
-                images: BTreeMap::from([(config.image.clone(), vec![config.binary.clone()])]),
+                // The image's layout: the binary at /hibernator, its
+                // ENTRYPOINT (not at its build path, which an emptyDir over
+                // /tmp could hide when the checkout is under /tmp).
+                images: BTreeMap::from([(
+                    config.image.clone(),
+                    Image::single_binary(&config.binary, IMAGE_BINARY),
+                )]),
                 extra_env: config.extra_env.clone(),
                 log_dir: dir.path().to_path_buf(),
                 root_dir: crate::kubelet::DEFAULT_ROOT_DIR.into(),

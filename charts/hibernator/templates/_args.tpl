@@ -12,6 +12,8 @@ here is one the binary accepts.
 - --lease-name={{ include "hibernator.controllerName" . }}
 - --runner-service-account={{ .Values.runner.serviceAccount.name }}
 - --runner-image={{ include "hibernator.runnerImage" . }}
+- --log-format={{ .Values.logFormat }}
+- --runner-log-format={{ .Values.runner.logFormat | default .Values.logFormat }}
 {{- if $s.enabled }}
 - --stream-transport={{ $s.transport }}
 {{- if and $s.grpc.enabled (ne $s.transport "webhook") }}
@@ -41,6 +43,7 @@ controller (checked with --dry-run like the controller's).
 - --cert-file=/tmp/k8s-webhook-server/serving-certs/tls.crt
 - --key-file=/tmp/k8s-webhook-server/serving-certs/tls.key
 - --port={{ .Values.webhook.port }}
+- --log-format={{ .Values.logFormat }}
 {{- end }}
 
 {{/*
@@ -56,6 +59,12 @@ override streaming.yaml when set with `controller.extraEnv`.)
     secretKeyRef:
       name: {{ .Values.datadog.apiKeySecret.name }}
       key: {{ .Values.datadog.apiKeySecret.key }}
+{{- else if and .Values.datadog.enabled .Values.datadog.apiKey }}
+- name: DATADOG_API_KEY
+  valueFrom:
+    secretKeyRef:
+      name: {{ include "hibernator.sinksSecretName" . }}
+      key: datadog-api-key
 {{- end }}
 {{- if and .Values.splunk.enabled .Values.splunk.tokenSecret.name }}
 - name: SPLUNK_HEC_TOKEN
@@ -63,6 +72,12 @@ override streaming.yaml when set with `controller.extraEnv`.)
     secretKeyRef:
       name: {{ .Values.splunk.tokenSecret.name }}
       key: {{ .Values.splunk.tokenSecret.key }}
+{{- else if and .Values.splunk.enabled .Values.splunk.token }}
+- name: SPLUNK_HEC_TOKEN
+  valueFrom:
+    secretKeyRef:
+      name: {{ include "hibernator.sinksSecretName" . }}
+      key: splunk-hec-token
 {{- end }}
 {{- end }}
 {{- end }}
@@ -74,7 +89,7 @@ values, with the runner endpoints filled in).
 */}}
 {{- define "hibernator.streamingConfig" -}}
 {{- $s := .Values.controller.streaming }}
-{{- $grpc := dict "enabled" $s.grpc.enabled "host" $s.grpc.host "port" (int $s.grpc.port) "endpoint" (include "hibernator.grpcEndpoint" .) "tls" (dict "enabled" $s.grpc.tls.enabled "certPath" $s.grpc.tls.certPath "keyPath" $s.grpc.tls.keyPath "caPath" (include "hibernator.grpcCaPath" .)) }}
+{{- $grpc := dict "enabled" $s.grpc.enabled "host" $s.grpc.host "port" (int $s.grpc.port) "localAccess" $s.grpc.localAccess "endpoint" (include "hibernator.grpcEndpoint" .) "tls" (dict "enabled" $s.grpc.tls.enabled "certPath" $s.grpc.tls.certPath "keyPath" $s.grpc.tls.keyPath "caPath" (include "hibernator.grpcCaPath" .)) }}
 {{- $webhook := dict "enabled" $s.webhook.enabled "host" $s.webhook.host "port" (int $s.webhook.port) "maxBodyBytes" (int $s.webhook.maxBodyBytes) "endpoint" (include "hibernator.webhookEndpoint" .) "maxRetries" (int $s.webhook.maxRetries) "timeout" (toString $s.webhook.timeout) }}
 {{- toYaml (dict "enabled" $s.enabled "transport" $s.transport "grpc" $grpc "webhook" $webhook) }}
 {{- end }}

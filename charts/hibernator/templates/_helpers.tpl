@@ -105,20 +105,6 @@ the chart's appVersion).
 {{- end }}
 
 {{/*
-Streaming endpoints the controller tells runner Jobs about.
-*/}}
-{{- define "hibernator.grpcEndpoint" -}}
-{{- $g := .Values.controller.streaming.grpc }}
-{{- $scheme := ternary "https://" "" $g.tls.enabled }}
-{{- default (printf "%s%s.%s.svc:%d" $scheme (include "hibernator.controllerName" .) .Release.Namespace (int $g.port)) $g.endpoint }}
-{{- end }}
-
-{{- define "hibernator.webhookEndpoint" -}}
-{{- $w := .Values.controller.streaming.webhook }}
-{{- default (printf "http://%s.%s.svc:%d/logs" (include "hibernator.controllerName" .) .Release.Namespace (int $w.port)) $w.endpoint }}
-{{- end }}
-
-{{/*
 The CA bundle runners must trust for gRPC TLS (given to each runner Job
 inline): `tls.caPath`, else `ca.crt` next to `tls.certPath`.
 */}}

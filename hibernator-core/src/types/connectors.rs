@@ -113,13 +113,46 @@ pub struct StaticAuth {
 pub struct K8SClusterSpec {
     /// `CloudProvider` used for EKS access (required with `eks`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub provider_ref: Option<ObjectRef>,
+    pub provider_ref: Option<ProviderRef>,
     /// An EKS cluster, reached with an in-process EKS token. Exclusive with `k8s`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub eks: Option<EksClusterRef>,
     /// A generic cluster, reached by kubeconfig or in-cluster config. Exclusive with `eks`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub k8s: Option<GenericCluster>,
+}
+
+/// Kind of the object a `providerRef` names: `CloudProvider`, the only
+/// kind (and the default when omitted).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+pub enum ProviderKind {
+    /// A `CloudProvider` of this API group.
+    #[default]
+    CloudProvider,
+}
+
+/// The `CloudProvider` a `K8SCluster` takes its cloud credentials from.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ProviderRef {
+    /// Kind of the referenced object: `CloudProvider` (the default).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kind: Option<ProviderKind>,
+    /// Name of the `CloudProvider`.
+    pub name: String,
+    /// Namespace of the `CloudProvider`; defaults to the `K8SCluster`'s namespace.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<String>,
+}
+
+impl From<ObjectRef> for ProviderRef {
+    fn from(r: ObjectRef) -> Self {
+        Self {
+            kind: None,
+            name: r.name,
+            namespace: r.namespace,
+        }
+    }
 }
 
 /// An EKS cluster.

@@ -487,7 +487,9 @@ pub struct ExecutionStatus {
     /// `namespace/name` of the runner Job.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub job_ref: Option<String>,
-    /// Where the runner's logs are (stream id or pod).
+    /// Where the runner's logs are: with execution-log persistence on, the
+    /// stored object (`s3://<bucket>/<key>` or the file path), else the
+    /// runner Job (`job/<name>`, for `kubectl logs`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub logs_ref: Option<String>,
     /// Restore ledger reference (`configmap-name#key`).

@@ -280,6 +280,39 @@ fn cluster_and_provider_forms() {
 }
 
 #[test]
+fn the_rfcs_provider_ref_with_kind_is_accepted_and_other_kinds_are_not() {
+    // RFC-0001's K8SCluster, as written.
+    let cluster: K8SCluster = serde_json::from_value(serde_json::json!({
+        "apiVersion": "hibernator.dev/v1alpha1", "kind": "K8SCluster",
+        "metadata": {"name": "c"},
+        "spec": {"providerRef": {"kind": "CloudProvider", "name": "aws-prod"},
+                 "eks": {"name": "my-cluster", "region": "us-east-1"}}
+    }))
+    .unwrap();
+    assert!(validate_cluster(&cluster).is_valid());
+    let provider = cluster.spec.provider_ref.as_ref().unwrap();
+    assert_eq!(provider.kind, Some(crate::ProviderKind::CloudProvider));
+    assert_eq!(provider.name, "aws-prod");
+    // Written back with its kind (no silent drop).
+    let written = serde_json::to_value(&cluster.spec).unwrap();
+    assert_eq!(written["providerRef"]["kind"], "CloudProvider");
+    let error = serde_json::from_value::<K8SCluster>(serde_json::json!({
+        "apiVersion": "hibernator.dev/v1alpha1", "kind": "K8SCluster",
+        "metadata": {"name": "c"},
+        "spec": {"providerRef": {"kind": "Secret", "name": "aws-prod"},
+                 "eks": {"name": "my-cluster", "region": "us-east-1"}}
+    }))
+    .unwrap_err()
+    .to_string();
+    assert!(error.contains("CloudProvider"), "{error}");
+    // The CRD schema refuses other kinds too (the API server's check).
+    let crd = serde_json::to_value(<K8SCluster as kube_core::CustomResourceExt>::crd()).unwrap();
+    let kind = &crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]["properties"]
+        ["providerRef"]["properties"]["kind"];
+    assert_eq!(kind["enum"], serde_json::json!(["CloudProvider"]), "{kind}");
+}
+
+#[test]
 fn dns_labels() {
     assert!(check_dns_label("db-1", 63).is_ok());
     assert!(check_dns_label("-db", 63).is_err());

@@ -15,9 +15,12 @@
 //!   `StopDBCluster`. The name is [`crate::rds::snapshot_identifier`] of the
 //!   resource and cycle, so a re-run in the same cycle finds its snapshot.
 //! - Wake-up starts what was recorded and, with `awaitCompletion`, waits for
-//!   `available` and checks that the endpoint accepts a TCP connection, all
-//!   within the timeout; a timed-out wait or a refused connection is a
-//!   failure naming the resource.
+//!   `available` within its timeout; a timed-out wait is a failure naming the
+//!   resource. With `connectivityCheck.enabled` (off by default: runners often
+//!   have no network path to databases in private subnets), it then checks
+//!   that each endpoint accepts a TCP connection within the check's own
+//!   timeout; an endpoint that does not is a failure naming the endpoint and
+//!   the parameter that turns the check off.
 
 use std::fmt;
 use std::time::Duration;
@@ -86,8 +89,9 @@ impl RdsExecutor {
         self
     }
 
-    /// Upper bound of one TCP connection attempt of the wake-up check
-    /// (default [`DEFAULT_CONNECT_TIMEOUT`]).
+    /// Upper bound of one TCP connection attempt of the wake-up
+    /// connectivity check, `connectivityCheck` (default
+    /// [`DEFAULT_CONNECT_TIMEOUT`]; attempts repeat until the check's timeout).
     pub fn with_connect_timeout(mut self, timeout: Duration) -> Self {
         self.connect_timeout = timeout;
         self

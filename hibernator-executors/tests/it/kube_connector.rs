@@ -271,10 +271,13 @@ async fn eks_clusters_are_described_on_moto() {
     let mut target = K8SCluster::new(
         "target",
         K8SClusterSpec {
-            provider_ref: Some(ObjectRef {
-                name: "aws".into(),
-                namespace: None,
-            }),
+            provider_ref: Some(
+                ObjectRef {
+                    name: "aws".into(),
+                    namespace: None,
+                }
+                .into(),
+            ),
             eks: Some(eks.clone()),
             k8s: None,
         },

@@ -2,7 +2,10 @@
 //!
 //! moto makes transitions instantly and lets cluster members be stopped
 //! (real AWS rejects that), so member skipping is asserted through the fault
-//! proxy's call counts and the members' statuses.
+//! proxy's call counts and the members' statuses. The wake-up connectivity
+//! check has its own module ([`connectivity`]).
+
+mod connectivity;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -219,6 +222,7 @@ async fn aurora_cluster_is_stopped_as_a_cluster_not_per_member() {
     let params = json!({
         "selector": {"clusterIds": ["catalog"], "instanceIds": ["catalog-1"]},
         "awaitCompletion": {"timeout": "1m"},
+        "connectivityCheck": {"enabled": true, "timeout": "1m"},
     });
 
     proxy.reset_counts();
@@ -228,7 +232,8 @@ async fn aurora_cluster_is_stopped_as_a_cluster_not_per_member() {
     assert_eq!(proxy.count("rds", "StopDBCluster").total(), 1);
     assert_eq!(proxy.count("rds", "StopDBInstance").total(), 0);
 
-    // Wake-up checks the cluster endpoint: point it at a local listener.
+    // With connectivityCheck, wake-up checks the cluster endpoint: point it
+    // at a local listener.
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let ex =
         typed(executor(&client).with_endpoint_resolver(resolve_to(listener.local_addr().unwrap())));
@@ -466,83 +471,12 @@ async fn conformance_kit_passes() {
     let server = moto().await;
     let client = Client::new(&sdk_config(server.endpoint()).await);
     create_instance(&client, "conformance-db", &[]).await;
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let ex = executor(&client).with_endpoint_resolver(resolve_to(listener.local_addr().unwrap()));
+    let ex = executor(&client);
     let fixture = MotoInstanceFixture {
         client: client.clone(),
         id: "conformance-db",
     };
     run_conformance(typed(ex), &fixture).await.assert_passed();
-}
-
-#[tokio::test]
-async fn wakeup_verifies_connectivity_and_fails_clearly_when_refused() {
-    let server = moto().await;
-    let client = Client::new(&sdk_config(server.endpoint()).await);
-    create_instance(&client, "orders-db", &[]).await;
-    let params = json!({
-        "selector": {"instanceIds": ["orders-db"]},
-        "awaitCompletion": {"timeout": "1s"},
-    });
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let open = listener.local_addr().unwrap();
-    let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
-    let seen_by_resolver = seen.clone();
-    let resolver: EndpointResolver = Arc::new(move |host, port| {
-        seen_by_resolver
-            .lock()
-            .unwrap()
-            .push(format!("{host}:{port}"));
-        Some(open)
-    });
-    let ex = typed(executor(&client).with_endpoint_resolver(resolver));
-    let store = MemoryRestoreStore::new();
-    shutdown(&ex, &store, &params, "c1").await;
-    wakeup(&ex, &store, &params, "c1").await;
-    assert!(record(&store).await.is_empty());
-    let endpoint = client
-        .describe_db_instances()
-        .db_instance_identifier("orders-db")
-        .send()
-        .await
-        .unwrap()
-        .db_instances()[0]
-        .endpoint()
-        .cloned()
-        .unwrap();
-    let expected = format!(
-        "{}:{}",
-        endpoint.address().unwrap(),
-        endpoint.port().unwrap()
-    );
-    assert!(seen.lock().unwrap().contains(&expected), "{seen:?}");
-
-    // Now nothing listens on the endpoint.
-    let closed = TcpListener::bind("127.0.0.1:0")
-        .await
-        .unwrap()
-        .local_addr()
-        .unwrap();
-    let ex = typed(executor(&client).with_endpoint_resolver(resolve_to(closed)));
-    shutdown(&ex, &store, &params, "c2").await;
-    let err = run_wakeup(
-        ex.as_ref(),
-        &ctx(Operation::Wakeup, "c2"),
-        &params,
-        &store,
-        &RetryPolicy::no_retry(),
-    )
-    .await
-    .unwrap_err();
-    assert_eq!(err.category, category::PARTIAL_RESTORE);
-    assert_eq!(err.resource.as_deref(), Some("instance/orders-db"));
-    assert!(
-        err.message.contains("did not accept a TCP connection"),
-        "{err}"
-    );
-    // The instance was started, but its entry stays for the next attempt.
-    assert_eq!(instance_status(&client, "orders-db").await, "available");
-    assert_eq!(keys(&record(&store).await), ["instance/orders-db"]);
 }
 
 #[tokio::test]
@@ -577,9 +511,7 @@ async fn completes_under_twenty_percent_injected_faults() {
         create_instance(&client, id, &[("env", "dev")]).await;
     }
     create_cluster(&client, "catalog", &["catalog-1"], &[("env", "dev")]).await;
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let ex =
-        typed(executor(&client).with_endpoint_resolver(resolve_to(listener.local_addr().unwrap())));
+    let ex = typed(executor(&client));
     let store = MemoryRestoreStore::new();
     let params = json!({
         "selector": {"tags": {"env": "dev"}},

@@ -9,6 +9,7 @@ use super::streaming::{StreamingSetup, StreamingSetupError};
 use super::jobs::RunnerSettings;
 use super::leader::LeaseConfig;
 use super::{ControllerConfig, run};
+use crate::logging::LogFormat;
 
 /// `hibernator controller` flags (each also readable from its environment variable).
 #[derive(Debug, Clone, clap::Args)]
@@ -80,7 +81,19 @@ pub struct ControllerArgs {
     /// This replica's identity (default: the pod name from `POD_NAME`).
     #[arg(long, env = "POD_NAME")]
     pub identity: Option<String>,
+    /// Log format of the controller on stdout: `json` (one object per line,
+    /// the default) or `text` (`<time> [LEVEL] message key=value`).
+    #[arg(long, env = "HIBERNATOR_LOG_FORMAT", value_enum, default_value_t = DEFAULT_LOG_FORMAT)]
+    pub log_format: LogFormat,
+    /// Log format of runner Jobs (`HIBERNATOR_LOG_FORMAT` in the Job);
+    /// unset: the Job gets none and the runner logs `text`.
+    #[arg(long, env = "HIBERNATOR_RUNNER_LOG_FORMAT", value_enum)]
+    pub runner_log_format: Option<LogFormat>,
 }
+
+/// The controller's log format when neither `--log-format` nor
+/// `HIBERNATOR_LOG_FORMAT` is given.
+pub const DEFAULT_LOG_FORMAT: LogFormat = LogFormat::Json;
 
 impl ControllerArgs {
     /// The controller configuration these flags describe, with the
@@ -98,9 +111,11 @@ impl ControllerArgs {
     }
 
     /// The effective configuration as JSON (what `--dry-run` prints; no
-    /// secrets: sink credentials print redacted).
-    pub fn describe(config: &ControllerConfig) -> serde_json::Value {
+    /// secrets: sink credentials print redacted), with the controller's own
+    /// log format.
+    pub fn describe(&self, config: &ControllerConfig) -> serde_json::Value {
         serde_json::json!({
+            "logFormat": self.log_format.as_str(),
             "runner": {
                 "image": config.runner.image,
                 "serviceAccount": config.runner.service_account,
@@ -109,6 +124,7 @@ impl ControllerArgs {
                 "streamTransport": config.runner.stream_transport,
                 "extraEnv": config.runner.extra_env.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>(),
                 "grpcTlsCa": config.runner.grpc_tls_ca,
+                "logFormat": config.runner.log_format.map(LogFormat::as_str),
             },
             "namespace": config.namespace,
             "healthAddr": config.health_addr.map(|a| a.to_string()),
@@ -118,6 +134,7 @@ impl ControllerArgs {
             "streaming": config.streaming.as_ref().map(|s| serde_json::json!({
                 "server": serde_json::to_value(&s.server).unwrap_or_default(),
                 "sinks": serde_json::to_value(&s.sinks).unwrap_or_default(),
+                "warnings": s.warnings,
             })),
         })
     }
@@ -136,6 +153,7 @@ impl ControllerArgs {
                 stream_transport: self.stream_transport.clone(),
                 extra_env: Vec::new(),
                 grpc_tls_ca: None,
+                log_format: self.runner_log_format,
             },
             namespace: self.namespace.clone(),
             health_addr: Some(self.health_addr),
@@ -164,13 +182,10 @@ pub fn command(
     let mut config = args.config()?;
     config.catalog = executors.catalog();
     if args.dry_run {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&ControllerArgs::describe(&config))?
-        );
+        println!("{}", serde_json::to_string_pretty(&args.describe(&config))?);
         return Ok(std::process::ExitCode::SUCCESS);
     }
-    let runtime = crate::cli::service::start(crate::cli::service::LogFormat::Json)?;
+    let runtime = crate::cli::service::start(args.log_format)?;
     runtime.block_on(async {
         let client = kube::Client::try_default()
             .await
@@ -203,5 +218,5 @@ pub(crate) async fn shutdown_signal() {
     {
         let _ = tokio::signal::ctrl_c().await;
     }
-    tracing::info!("shutting down: finishing in-flight reconciles");
+    tracing::info!("shutdown signal received: finishing in-flight work");
 }

@@ -16,6 +16,7 @@ use k8s_openapi::api::core::v1::{
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
 use kube::Resource;
 
+use crate::logging::{ENV_LOG_FORMAT, LogFormat};
 use crate::runner::TerminationMessage;
 
 /// Label: the plan a Job belongs to (label-safe form of the plan name).
@@ -66,6 +67,9 @@ pub struct RunnerSettings {
     /// new Jobs, and passed inline as `HIBERNATOR_GRPC_TLS_CA_PEM` (a Secret
     /// cannot be mounted into the plan's namespace).
     pub grpc_tls_ca: Option<PathBuf>,
+    /// Log format of the runners (`HIBERNATOR_LOG_FORMAT`, from
+    /// `--runner-log-format`; `None`: not set, the runner's default applies).
+    pub log_format: Option<LogFormat>,
 }
 
 impl Default for RunnerSettings {
@@ -78,6 +82,7 @@ impl Default for RunnerSettings {
             stream_transport: "none".to_string(),
             extra_env: Vec::new(),
             grpc_tls_ca: None,
+            log_format: None,
         }
     }
 }
@@ -291,6 +296,9 @@ pub fn build_job(
     }
     if let Some(endpoint) = &settings.webhook_endpoint {
         env_vars.push(env("HIBERNATOR_WEBHOOK_ENDPOINT", endpoint.clone()));
+    }
+    if let Some(format) = settings.log_format {
+        env_vars.push(env(ENV_LOG_FORMAT, format.as_str()));
     }
     if let Some(ca) = &settings.grpc_tls_ca {
         env_vars.push(env(

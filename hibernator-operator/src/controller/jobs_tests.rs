@@ -285,6 +285,7 @@ fn the_runner_accepts_the_jobs_args_and_env() {
             "http://hibernator-controller.hibernator-system.svc:8082/logs".into(),
         ),
         stream_transport: "auto".into(),
+        log_format: Some(crate::logging::LogFormat::Json),
         extra_env: vec![
             ("HIBERNATOR_STREAM_MAX_RETRIES".into(), "5".into()),
             ("HIBERNATOR_STREAM_TIMEOUT".into(), "45s".into()),
@@ -295,7 +296,8 @@ fn the_runner_accepts_the_jobs_args_and_env() {
     let certs = tempfile::tempdir().unwrap();
     let ca = ca_pem("runner-ca");
     std::fs::write(certs.path().join("ca.crt"), &ca).unwrap();
-    let tls = tls_settings(certs.path());
+    let mut tls = tls_settings(certs.path());
+    tls.log_format = Some(crate::logging::LogFormat::Text);
     for (settings, tls_expected) in [
         (RunnerSettings::default(), false),
         (streaming, false),
@@ -308,6 +310,9 @@ fn the_runner_accepts_the_jobs_args_and_env() {
         assert_eq!(args.operation, Operation::Shutdown);
         assert_eq!(args.execution_id, job.metadata.name.clone());
         assert_eq!(args.grpc_tls, tls_expected, "{}", settings.stream_transport);
+        // The runner logs in the format the controller asked for (unset:
+        // the runner's default).
+        assert_eq!(args.log_format, settings.log_format);
         // Every streaming setting the Job carries reaches the runner.
         for (name, value) in &settings.extra_env {
             match name.as_str() {

@@ -26,6 +26,7 @@ pub mod health;
 pub mod jobs;
 pub mod leader;
 mod ledger;
+pub mod logs_ref;
 pub mod metrics;
 pub mod read;
 pub mod status;
@@ -81,6 +82,18 @@ pub struct ControllerConfig {
     /// The executor types plans are validated against: the catalog of the
     /// binary's executor set (default: the built-ins).
     pub catalog: ParameterCatalog,
+}
+
+impl ControllerConfig {
+    /// The execution-log persistence of the streaming server, when it runs
+    /// and persistence is on (then `logsRef` names the stored object).
+    pub fn persistence(&self) -> Option<&hibernator_streaming::sink::PersistenceConfig> {
+        self.streaming
+            .as_ref()
+            .filter(|s| s.server.enabled)
+            .and_then(|s| s.sinks.persistence.as_ref())
+            .filter(|p| p.enabled)
+    }
 }
 
 impl Default for ControllerConfig {
@@ -167,7 +180,7 @@ async fn reconcile_inner(plan: &HibernatePlan, ctx: &Arc<Context>) -> Result<Act
     }
     let observed = read::read(&ctx.client, plan).await?;
     let now = ctx.config.clock.now();
-    let decision = decide::decide(&decide::DecideInput {
+    let mut decision = decide::decide(&decide::DecideInput {
         plan,
         exceptions: &observed.exceptions,
         jobs: &observed.jobs,
@@ -176,6 +189,10 @@ async fn reconcile_inner(plan: &HibernatePlan, ctx: &Arc<Context>) -> Result<Act
         catalog: &ctx.catalog,
         backoff: &ctx.config.backoff,
     });
+    if let Some(persistence) = ctx.config.persistence() {
+        let name = plan.metadata.name.as_deref().unwrap_or_default();
+        logs_ref::fill(&mut decision.status, name, &observed.jobs, persistence);
+    }
     apply::apply(ctx, plan, &decision, observed.restore.bytes).await?;
     if let Some(message) = &decision.invalid {
         tracing::warn!(plan = %key, %message, "invalid plan; waiting for a change");

@@ -54,6 +54,9 @@ pub struct StreamingSetup {
     pub server: ServerConfig,
     /// Persistence and forwarders (`--sinks-config`).
     pub sinks: SinksConfig,
+    /// Start-up warnings (logged when the controller starts, printed by
+    /// `--dry-run`), e.g. a gRPC bind address runners cannot reach.
+    pub warnings: Vec<String>,
 }
 
 fn read_yaml<T: serde::de::DeserializeOwned>(
@@ -81,18 +84,22 @@ impl StreamingSetup {
         sinks: Option<&Path>,
         env: impl Fn(&str) -> Option<String>,
     ) -> Result<Self, StreamingSetupError> {
+        let invalid = |e: hibernator_streaming::config::ConfigError| StreamingSetupError::Invalid {
+            flag: "--streaming-config",
+            message: e.to_string(),
+        };
         let server: ServerConfig = read_yaml("--streaming-config", streaming)?;
-        let server = server
-            .with_env(env)
-            .map_err(|e| StreamingSetupError::Invalid {
-                flag: "--streaming-config",
-                message: e.to_string(),
-            })?;
+        let server = server.with_env(&env).map_err(invalid)?;
+        let warnings = server.startup_check(&env).map_err(invalid)?.warnings;
         let sinks = match sinks {
             Some(path) => read_yaml("--sinks-config", path)?,
             None => SinksConfig::default(),
         };
-        let setup = Self { server, sinks };
+        let setup = Self {
+            server,
+            sinks,
+            warnings,
+        };
         setup.validate()?;
         Ok(setup)
     }
@@ -169,6 +176,9 @@ pub fn prepare(
     let Some(setup) = setup.filter(|s| s.server.enabled) else {
         return Ok((Metrics::new(), None));
     };
+    for warning in &setup.warnings {
+        tracing::warn!("{warning}");
+    }
     let sinks = setup.build_sinks()?;
     let reporter = Reporter {
         controller: "hibernator-controller".to_string(),
@@ -263,6 +273,9 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let certs = dir.path().join("certs");
         std::fs::create_dir(&certs).unwrap();
+        // The serving pair exists (it is checked first); the CA does not.
+        std::fs::write(certs.join("tls.crt"), "").unwrap();
+        std::fs::write(certs.join("tls.key"), "").unwrap();
         let config = format!(
             "enabled: true\ntransport: auto\ngrpc:\n  endpoint: https://c:50051\n  tls:\n    enabled: true\n    certPath: {0}/tls.crt\n    keyPath: {0}/tls.key\nwebhook:\n  endpoint: http://c:8082/logs\n",
             certs.display()

@@ -66,8 +66,9 @@ pub async fn emulator_config(endpoint: &str, region: &str) -> SdkConfig {
 }
 
 /// `hibernator run`'s provider, except that RDS endpoints (which do not
-/// resolve for an emulator) are mapped to a local listener, so the
-/// wake-up's "accepts TCP connections" check runs for real.
+/// resolve for an emulator) are mapped to a local listener, so a target with
+/// `connectivityCheck.enabled` (off in the shipped plan, as by default) runs
+/// the wake-up's "accepts TCP connections" check for real.
 struct DemoProvider {
     inner: FileProvider,
     database_port: SocketAddr,

@@ -31,6 +31,7 @@ use kube::api::ObjectMeta;
 
 pub use self::resolve::{ResolveError, Resolved};
 pub use self::termination::{TERMINATION_MESSAGE_LIMIT, TerminationMessage};
+use crate::logging::LogFormat;
 use crate::restore_store::ConfigMapRestoreStore;
 
 /// Default path of the termination log (the container's
@@ -99,6 +100,11 @@ pub struct RunnerArgs {
     /// Where the termination message is written.
     #[arg(long, env = "HIBERNATOR_TERMINATION_LOG", default_value = DEFAULT_TERMINATION_LOG)]
     pub termination_log: PathBuf,
+    /// Log format on stdout: `text` (`<time> [LEVEL] message key=value`) or
+    /// `json` (one object per line); default `text`. The controller sets it
+    /// on runner Jobs (`--runner-log-format`).
+    #[arg(long, env = "HIBERNATOR_LOG_FORMAT", value_enum)]
+    pub log_format: Option<LogFormat>,
 }
 
 impl RunnerArgs {
@@ -132,6 +138,7 @@ impl RunnerArgs {
             stream_queue_size: None,
             aws_endpoint_url: None,
             termination_log,
+            log_format: None,
         }
     }
 }
@@ -156,7 +163,12 @@ pub const ENV_FLAGS: &[(&str, &str)] = &[
     ("HIBERNATOR_STREAM_QUEUE_SIZE", "--stream-queue-size"),
     ("AWS_ENDPOINT_URL", "--aws-endpoint-url"),
     ("HIBERNATOR_TERMINATION_LOG", "--termination-log"),
+    ("HIBERNATOR_LOG_FORMAT", "--log-format"),
 ];
+
+/// The runner's log format when neither `--log-format` nor
+/// `HIBERNATOR_LOG_FORMAT` is given.
+pub const DEFAULT_LOG_FORMAT: LogFormat = LogFormat::Text;
 
 #[derive(clap::Parser)]
 #[command(name = "runner")]
@@ -252,8 +264,9 @@ pub async fn run_with(
         },
     };
     match &result {
-        Ok(_) => tracing::info!(message = %termination.message, "runner succeeded"),
-        Err(_) => tracing::error!(message = %termination.message, "runner failed"),
+        // Not `message = …`: that is the event's own message field.
+        Ok(_) => tracing::info!(summary = %termination.message, "runner succeeded"),
+        Err(_) => tracing::error!(error = %termination.message, "runner failed"),
     }
     sinks
         .finish(
@@ -411,15 +424,16 @@ async fn write_termination_log(
     tokio::fs::write(path, message.to_json()).await
 }
 
-/// `hibernator runner`: logs to stdout (`RUST_LOG`, default `info`), builds
-/// the Kubernetes client (in-cluster or `KUBECONFIG`), runs [`run_with`]
-/// with `executors` and returns its exit code.
+/// `hibernator runner`: logs to stdout in `--log-format` (`RUST_LOG`,
+/// default `info`), builds the Kubernetes client (in-cluster or
+/// `KUBECONFIG`), runs [`run_with`] with `executors` and returns its exit
+/// code.
 pub fn command(
     args: RunnerArgs,
     executors: &ExecutorSet,
 ) -> anyhow::Result<std::process::ExitCode> {
     use anyhow::Context;
-    let runtime = crate::cli::service::start(crate::cli::service::LogFormat::Text)?;
+    let runtime = crate::cli::service::start(args.log_format.unwrap_or(DEFAULT_LOG_FORMAT))?;
     runtime.block_on(async {
         let client = kube::Client::try_default()
             .await
@@ -478,6 +492,33 @@ mod tests {
                 reference.queue_size
             )
         );
+    }
+
+    #[test]
+    fn the_log_format_comes_from_the_flag_or_the_environment() {
+        let parse = |args: &[&str], pairs: &[(&str, &str)]| {
+            let args: Vec<String> = args.iter().map(|a| (*a).to_string()).collect();
+            RunnerArgs::from_container(&args, &env(pairs)).map(|a| a.log_format)
+        };
+        assert_eq!(parse(&[], &[]).unwrap(), None);
+        assert_eq!(
+            parse(&[], &[("HIBERNATOR_LOG_FORMAT", "json")]).unwrap(),
+            Some(LogFormat::Json)
+        );
+        assert_eq!(
+            parse(
+                &["runner", "--log-format", "text"],
+                &[("HIBERNATOR_LOG_FORMAT", "json")]
+            )
+            .unwrap(),
+            Some(LogFormat::Text),
+            "the flag wins"
+        );
+        let error = parse(&[], &[("HIBERNATOR_LOG_FORMAT", "pretty")])
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("--log-format"), "{error}");
+        assert_eq!(DEFAULT_LOG_FORMAT, LogFormat::Text);
     }
 
     #[test]

@@ -37,6 +37,7 @@ use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
 
 pub use self::tls::{ReloadingCert, TlsError};
+use crate::logging::LogFormat;
 
 /// Default serving certificate (controller-runtime's convention).
 pub const DEFAULT_CERT_FILE: &str = "/tmp/k8s-webhook-server/serving-certs/tls.crt";
@@ -59,7 +60,15 @@ pub struct WebhookArgs {
     /// configuration as JSON, and exit.
     #[arg(long)]
     pub dry_run: bool,
+    /// Log format on stdout: `text` (`<time> [LEVEL] message key=value`,
+    /// the default) or `json` (one object per line).
+    #[arg(long, env = "HIBERNATOR_LOG_FORMAT", value_enum, default_value_t = DEFAULT_LOG_FORMAT)]
+    pub log_format: LogFormat,
 }
+
+/// The webhook's log format when neither `--log-format` nor
+/// `HIBERNATOR_LOG_FORMAT` is given.
+pub const DEFAULT_LOG_FORMAT: LogFormat = LogFormat::Text;
 
 /// [`router_with`] validating plans against the built-in executors.
 pub fn router() -> Router {
@@ -210,7 +219,7 @@ pub fn command(
     executors: &ExecutorSet,
 ) -> anyhow::Result<std::process::ExitCode> {
     use anyhow::Context;
-    let runtime = crate::cli::service::start(crate::cli::service::LogFormat::Text)?;
+    let runtime = crate::cli::service::start(args.log_format)?;
     runtime.block_on(async {
         let tls = ReloadingCert::load(&args.cert_file, &args.key_file)?.into_server_config()?;
         if args.dry_run {
@@ -218,6 +227,7 @@ pub fn command(
                 "certFile": args.cert_file.display().to_string(),
                 "keyFile": args.key_file.display().to_string(),
                 "port": args.port,
+                "logFormat": args.log_format.as_str(),
                 "paths": ["/validate", "/healthz"],
             });
             println!("{}", serde_json::to_string_pretty(&effective)?);

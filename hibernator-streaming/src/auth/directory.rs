@@ -41,6 +41,9 @@ pub struct ExecutionInfo {
     pub job_uid: String,
     /// ServiceAccount of the Job's Pods (`default` when unset).
     pub service_account: String,
+    /// When the Job started (`status.startTime`, else its creation): dates
+    /// the execution's persisted log (`logsRef`).
+    pub started: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 /// The directory could not be read.
@@ -116,6 +119,17 @@ pub fn execution_from_job(job: &Job) -> Option<ExecutionInfo> {
         job_name: meta.name.clone()?,
         job_uid: meta.uid.clone().unwrap_or_default(),
         service_account: sa,
+        started: job
+            .status
+            .as_ref()
+            .and_then(|s| s.start_time.as_ref())
+            .or(meta.creation_timestamp.as_ref())
+            .and_then(|t| {
+                chrono::DateTime::from_timestamp(
+                    t.0.as_second(),
+                    u32::try_from(t.0.subsec_nanosecond()).unwrap_or(0),
+                )
+            }),
     })
 }
 

@@ -29,6 +29,7 @@ pub struct GrpcService {
     auth: Arc<Authenticator>,
     ingest: Arc<Ingest>,
     progress: Arc<ProgressQueries>,
+    local_access: bool,
 }
 
 impl GrpcService {
@@ -54,7 +55,27 @@ impl GrpcService {
             auth,
             ingest,
             progress,
+            local_access: false,
         }
+    }
+
+    /// With `true`, progress queries (`GetProgress`, `WatchProgress`) from
+    /// the pod's loopback (`kubectl port-forward`) need no token (see
+    /// [`GrpcServerConfig::local_access`](crate::config::GrpcServerConfig::local_access)).
+    /// Off unless set; [`StreamingServer`](super::StreamingServer) sets it
+    /// from the configuration.
+    pub fn with_local_access(mut self, local_access: bool) -> Self {
+        self.local_access = local_access;
+        self
+    }
+
+    /// Counts an answer in `hibernator_streaming_bytes_sent_total`.
+    fn sent<M: Message>(&self, message: M) -> M {
+        self.ingest
+            .metrics()
+            .bytes_sent
+            .inc_by(message.encoded_len() as u64);
+        message
     }
 
     /// Number of running plan-status pollers of `WatchProgress` streams.
@@ -164,10 +185,19 @@ struct LogStream<'a> {
 }
 
 impl GrpcService {
-    /// Authenticates a progress query: any token for the audience; a
-    /// refusal says how to get one.
+    /// Authenticates a progress query: any token for the audience, or none
+    /// from the pod's loopback when local access is on (`kubectl
+    /// port-forward`); a refusal says how to get a token.
     async fn authenticate_viewer<T>(&self, request: &Request<T>) -> Result<(), Status> {
         let header = authorization(request)?;
+        if header.is_none()
+            && self.local_access
+            && request
+                .remote_addr()
+                .is_some_and(|peer| super::listener::is_loopback_peer(&peer))
+        {
+            return Ok(());
+        }
         self.auth
             .authenticate(header.as_deref())
             .await
@@ -175,10 +205,16 @@ impl GrpcService {
             .map_err(|e| {
                 let status = status_of(e);
                 if status.code() == tonic::Code::Unauthenticated {
+                    let port_forward = if self.local_access {
+                        " (or query through `kubectl port-forward`: connections from the \
+                         controller pod's loopback need no token)"
+                    } else {
+                        ""
+                    };
                     Status::unauthenticated(format!(
                         "{}; progress queries need `authorization: Bearer <token>` metadata \
                          with a ServiceAccount token for the audience {}, e.g. \
-                         `kubectl create token <serviceaccount> -n <namespace> --audience {}`",
+                         `kubectl create token <serviceaccount> -n <namespace> --audience {}`{port_forward}",
                         status.message(),
                         crate::config::AUDIENCE,
                         crate::config::AUDIENCE
@@ -272,7 +308,7 @@ impl ExecutionService for GrpcService {
                 accepting.accept(current, lines).await?;
             }
         }
-        Ok(Response::new(accepting.response()))
+        Ok(Response::new(self.sent(accepting.response())))
     }
 
     async fn stream_log_batches(
@@ -286,7 +322,7 @@ impl ExecutionService for GrpcService {
             let lines = lines_of_batch(&batch.execution_id, batch.entries)?;
             accepting.accept(batch.execution_id, lines).await?;
         }
-        Ok(Response::new(accepting.response()))
+        Ok(Response::new(self.sent(accepting.response())))
     }
 
     async fn report_progress(
@@ -304,7 +340,7 @@ impl ExecutionService for GrpcService {
         self.ingest
             .progress(&ok.execution, progress_of(update))
             .await;
-        Ok(Response::new(Ack { accepted: true }))
+        Ok(Response::new(self.sent(Ack { accepted: true })))
     }
 
     async fn report_completion(
@@ -327,7 +363,7 @@ impl ExecutionService for GrpcService {
             dropped_logs: report.dropped_logs,
         };
         self.ingest.completion(&ok.execution, completion).await;
-        Ok(Response::new(Ack { accepted: true }))
+        Ok(Response::new(self.sent(Ack { accepted: true })))
     }
 
     async fn heartbeat(&self, request: Request<HeartbeatRequest>) -> Result<Response<Ack>, Status> {
@@ -335,7 +371,7 @@ impl ExecutionService for GrpcService {
             .authorize(&request, &request.get_ref().execution_id)
             .await?;
         self.ingest.heartbeat(&ok.execution);
-        Ok(Response::new(Ack { accepted: true }))
+        Ok(Response::new(self.sent(Ack { accepted: true })))
     }
 
     async fn get_progress(
@@ -344,7 +380,7 @@ impl ExecutionService for GrpcService {
     ) -> Result<Response<ProgressUpdate>, Status> {
         self.authenticate_viewer(&request).await?;
         let progress = self.progress.get(&request.get_ref().execution_id).await?;
-        Ok(Response::new(update_of(&progress)))
+        Ok(Response::new(self.sent(update_of(&progress))))
     }
 
     type WatchProgressStream = Pin<Box<dyn Stream<Item = Result<ProgressUpdate, Status>> + Send>>;
@@ -357,8 +393,13 @@ impl ExecutionService for GrpcService {
         let id = request.into_inner().execution_id;
         let connection = self.ingest.metrics().connection();
         let updates = self.progress.watch(id, connection).await?;
-        Ok(Response::new(Box::pin(
-            updates.map(|p| p.map(|p| update_of(&p))),
-        )))
+        let metrics = self.ingest.metrics().clone();
+        Ok(Response::new(Box::pin(updates.map(move |p| {
+            p.map(|p| {
+                let update = update_of(&p);
+                metrics.bytes_sent.inc_by(update.encoded_len() as u64);
+                update
+            })
+        }))))
     }
 }

@@ -3,6 +3,7 @@
 //! feeding one [`Ingest`], with graceful shutdown.
 
 mod grpc;
+pub mod listener;
 pub mod payload;
 pub mod progress;
 mod webhook;
@@ -14,8 +15,6 @@ use prometheus_client::registry::Registry;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
-use tokio_stream::wrappers::TcpListenerStream;
-use tonic::transport::{Certificate, Identity, ServerTlsConfig};
 
 pub use grpc::{GrpcService, line_of, lines_of_batch, progress_of, status_of, update_of};
 pub use webhook::router as webhook_router;
@@ -40,6 +39,12 @@ pub enum ServerError {
         address: String,
         /// Cause.
         source: std::io::Error,
+    },
+    /// The TLS certificate, key or client CA is unusable.
+    #[error("gRPC TLS: {message}")]
+    Tls {
+        /// What is wrong (names the field).
+        message: String,
     },
     /// A TLS file could not be read.
     #[error("reading TLS {field} from {path}: {source}")]
@@ -125,11 +130,12 @@ impl StreamingServer {
             let listener = bind("grpc", &address).await?;
             grpc_addr = listener.local_addr().ok();
             let tls = load_tls(&self.config.grpc.tls).await?;
+            let local_access = self.config.grpc.local_access;
             let (reporter, health) = tonic_health::server::health_reporter();
-            let service = ExecutionServiceServer::new(GrpcService::new(
-                self.auth.clone(),
-                self.ingest.clone(),
-            ));
+            let service = ExecutionServiceServer::new(
+                GrpcService::new(self.auth.clone(), self.ingest.clone())
+                    .with_local_access(local_access),
+            );
             reporter
                 .set_serving::<ExecutionServiceServer<GrpcService>>()
                 .await;
@@ -141,27 +147,29 @@ impl StreamingServer {
                 .register_encoded_file_descriptor_set(crate::proto::FILE_DESCRIPTOR_SET)
                 .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
                 .build_v1alpha()?;
-            let mut builder = tonic::transport::Server::builder();
-            if let Some(tls) = tls {
-                builder = builder.tls_config(tls)?;
-            }
-            let router = builder
+            let router = tonic::transport::Server::builder()
                 .add_service(health)
                 .add_service(reflection_v1)
                 .add_service(reflection_v1alpha)
                 .add_service(service);
             let mut stop = stop_rx.clone();
-            tracing::info!(address = ?grpc_addr, "streaming gRPC server listening");
+            tracing::info!(
+                address = ?grpc_addr,
+                tls = self.config.grpc.tls.enabled,
+                local_access,
+                "streaming gRPC server listening"
+            );
+            // Plaintext from loopback, unless client certificates are
+            // required (then every connection is mutual TLS).
+            let local_plaintext = local_access && self.config.grpc.tls.client_ca_path.is_none();
+            let incoming = listener::incoming(listener, tls, local_plaintext);
             tasks.push((
                 "grpc",
                 tokio::spawn(async move {
                     router
-                        .serve_with_incoming_shutdown(
-                            TcpListenerStream::new(listener),
-                            async move {
-                                let _ = stop.wait_for(|s| *s).await;
-                            },
-                        )
+                        .serve_with_incoming_shutdown(incoming, async move {
+                            let _ = stop.wait_for(|s| *s).await;
+                        })
                         .await
                         .map_err(ServerError::Grpc)
                 }),
@@ -222,17 +230,17 @@ async fn read(field: &'static str, path: &std::path::Path) -> Result<Vec<u8>, Se
         })
 }
 
-async fn load_tls(tls: &ServerTls) -> Result<Option<ServerTlsConfig>, ServerError> {
+async fn load_tls(tls: &ServerTls) -> Result<Option<listener::ListenerTls>, ServerError> {
     if !tls.enabled {
         return Ok(None);
     }
     let cert = read("certPath", &tls.cert_path).await?;
     let key = read("keyPath", &tls.key_path).await?;
-    let mut config = ServerTlsConfig::new().identity(Identity::from_pem(cert, key));
-    if let Some(ca) = &tls.client_ca_path {
-        config = config.client_ca_root(Certificate::from_pem(read("clientCaPath", ca).await?));
-    }
-    Ok(Some(config))
+    let client_ca = match &tls.client_ca_path {
+        Some(ca) => Some(read("clientCaPath", ca).await?),
+        None => None,
+    };
+    listener::ListenerTls::from_pem(&cert, &key, client_ca.as_deref()).map(Some)
 }
 
 /// A started server.

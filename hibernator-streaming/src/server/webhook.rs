@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use axum::Router;
-use axum::body::Bytes;
+use axum::body::{Bytes, HttpBody};
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{HeaderMap, StatusCode, header};
@@ -14,7 +14,7 @@ use axum::routing::{get, post};
 
 use crate::auth::{AuthError, Authenticator};
 use crate::ingest::{Ingest, LogLine};
-use crate::metrics::AuthFailureReason;
+use crate::metrics::{AuthFailureReason, StreamingMetrics};
 use crate::server::payload::{self, PayloadError};
 
 #[derive(Clone)]
@@ -25,6 +25,7 @@ struct AppState {
 
 /// Builds the webhook router (body limit `max_body_bytes`).
 pub fn router(auth: Arc<Authenticator>, ingest: Arc<Ingest>, max_body_bytes: usize) -> Router {
+    let metrics = ingest.metrics().clone();
     Router::new()
         .route("/logs", post(logs))
         .route("/progress", post(progress))
@@ -37,7 +38,18 @@ pub fn router(auth: Arc<Authenticator>, ingest: Arc<Ingest>, max_body_bytes: usi
             )
         })
         .layer(DefaultBodyLimit::max(max_body_bytes))
+        .layer(axum::middleware::map_response_with_state(
+            metrics, count_sent,
+        ))
         .with_state(AppState { auth, ingest })
+}
+
+/// Counts a response body in `hibernator_streaming_bytes_sent_total`.
+async fn count_sent(State(metrics): State<StreamingMetrics>, response: Response) -> Response {
+    if let Some(bytes) = HttpBody::size_hint(response.body()).exact() {
+        metrics.bytes_sent.inc_by(bytes);
+    }
+    response
 }
 
 /// A JSON error response.

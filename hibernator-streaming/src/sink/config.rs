@@ -140,7 +140,8 @@ pub struct S3Config {
     /// Endpoint of an S3-compatible store (MinIO, moto); implies path-style.
     #[serde(default)]
     pub endpoint: Option<String>,
-    /// Allow `http://` endpoints.
+    /// Allow `http://` endpoints (also when the controller's environment
+    /// has `AWS_ALLOW_HTTP=true`).
     #[serde(default)]
     pub allow_http: bool,
     /// Use conditional puts (`If-Match`/`If-None-Match`) so that several
@@ -300,6 +301,39 @@ fn default_host(env: &dyn Fn(&str) -> Option<String>) -> String {
 }
 
 impl PersistenceConfig {
+    /// Where the log of an execution is stored, as the plan's
+    /// `status.executions[].logsRef` shows it: `s3://<bucket>/<key>` or the
+    /// file path, the key dated by the day the runner Job `started` (UTC);
+    /// `None` when persistence is off or the backend section is missing.
+    pub fn logs_ref(
+        &self,
+        plan: &str,
+        target: &str,
+        execution_id: &str,
+        started: chrono::DateTime<chrono::Utc>,
+    ) -> Option<String> {
+        if !self.enabled {
+            return None;
+        }
+        let date = started.date_naive();
+        let key =
+            |prefix: &str| super::object::execution_key(prefix, date, plan, target, execution_id);
+        match self.backend {
+            BackendKind::S3 => {
+                let s3 = self.s3.as_ref()?;
+                Some(format!("s3://{}/{}", s3.bucket.trim(), key(&s3.prefix)))
+            }
+            BackendKind::Filesystem => {
+                let fs = self.filesystem.as_ref()?;
+                Some(format!(
+                    "{}/{}",
+                    fs.path.trim().trim_end_matches('/'),
+                    key(&fs.prefix)
+                ))
+            }
+        }
+    }
+
     /// Validates the section and builds the sink options and backend.
     pub fn to_options(&self) -> Result<ObjectSinkOptions, ConfigError> {
         let batch_lines = self.batch_lines.unwrap_or(500);

@@ -60,6 +60,10 @@ pub struct LogRecord {
     /// Structured fields.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub fields: BTreeMap<String, String>,
+    /// When the execution's runner Job started: the date of its persisted
+    /// object (the line's own date when unknown). Not forwarded.
+    #[serde(skip)]
+    pub started: Option<DateTime<Utc>>,
 }
 
 /// Why a sink could not take a batch.

@@ -8,6 +8,7 @@ mod codegen;
 mod e2e;
 mod fallback;
 mod kube;
+mod local_access;
 mod logs;
 mod payload;
 mod replicas;

@@ -111,6 +111,7 @@ impl FakeDirectory {
                 job_name: job.into(),
                 job_uid: format!("{job}-uid"),
                 service_account: sa.into(),
+                started: None,
             },
         );
     }

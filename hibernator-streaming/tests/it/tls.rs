@@ -15,13 +15,13 @@ use rcgen::{BasicConstraints, CertificateParams, ExtendedKeyUsagePurpose, IsCa, 
 
 use crate::support::{Harness, loopback};
 
-struct Pki {
+pub(crate) struct Pki {
     dir: tempfile::TempDir,
 }
 
 impl Pki {
     /// A CA, a server certificate for 127.0.0.1/localhost and a client certificate.
-    fn new() -> Self {
+    pub(crate) fn new() -> Self {
         let dir = tempfile::tempdir().unwrap();
         let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
         ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
@@ -48,11 +48,11 @@ impl Pki {
         Self { dir }
     }
 
-    fn path(&self, name: &str) -> PathBuf {
+    pub(crate) fn path(&self, name: &str) -> PathBuf {
         self.dir.path().join(name)
     }
 
-    fn server_tls(&self, verify_clients: bool) -> ServerTls {
+    pub(crate) fn server_tls(&self, verify_clients: bool) -> ServerTls {
         ServerTls {
             enabled: true,
             cert_path: self.path("tls.crt"),
@@ -67,6 +67,8 @@ impl Pki {
 async fn tls_harness(pki: &Pki, verify_clients: bool) -> Harness {
     let mut config = loopback();
     config.grpc.tls = pki.server_tls(verify_clients);
+    // This file is about TLS; local (port-forward) access is local_access.rs's.
+    config.grpc.local_access = false;
     Harness::start_with(config).await
 }
 

@@ -24,6 +24,7 @@ pub fn record(execution: &str, timestamp: DateTime<Utc>, message: &str) -> LogRe
         level: "INFO".to_string(),
         message: message.to_string(),
         fields: BTreeMap::new(),
+        started: None,
     }
 }
 

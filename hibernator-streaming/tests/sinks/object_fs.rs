@@ -446,3 +446,63 @@ fn keys_follow_the_documented_layout() {
         "a/b/2026-02-01/prod-offhours-ec2-exec-9.log"
     );
 }
+
+#[tokio::test]
+async fn the_object_is_where_logs_ref_says_dated_by_the_jobs_start() {
+    use hibernator_streaming::sink::{
+        BackendKind, FilesystemConfig, PersistenceConfig, build_sinks_with_env,
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let config = PersistenceConfig {
+        enabled: true,
+        backend: BackendKind::Filesystem,
+        filesystem: Some(FilesystemConfig {
+            path: dir.path().display().to_string(),
+            prefix: "hibernation/".into(),
+            retention: None,
+        }),
+        ..PersistenceConfig::default()
+    };
+    // The Job started before midnight, its first line came after.
+    let job_started = at(2026, 2, 1, 23, 59, 58);
+    let mut line = record("exec-1", at(2026, 2, 2, 0, 0, 3), "Execution started");
+    line.started = Some(job_started);
+    let sinks = build_sinks_with_env(
+        &hibernator_streaming::sink::SinksConfig {
+            persistence: Some(config.clone()),
+            ..Default::default()
+        },
+        &|_| None,
+    )
+    .unwrap();
+    for sink in &sinks {
+        sink.write_batch(std::slice::from_ref(&line)).await.unwrap();
+        sink.flush().await.unwrap();
+    }
+    let logs_ref = config
+        .logs_ref(&line.plan, &line.target, "exec-1", job_started)
+        .unwrap();
+    assert_eq!(
+        logs_ref,
+        format!("{}/{KEY}", dir.path().display()),
+        "dated by the Job's start, not by the line"
+    );
+    assert_eq!(
+        std::fs::read_to_string(&logs_ref).unwrap(),
+        "2026-02-02T00:00:03Z [INFO] Execution started\n"
+    );
+    let s3 = PersistenceConfig {
+        enabled: true,
+        s3: Some(hibernator_streaming::sink::S3Config {
+            bucket: "hibernator-execution-logs".into(),
+            prefix: "hibernation/".into(),
+            ..Default::default()
+        }),
+        ..PersistenceConfig::default()
+    };
+    assert_eq!(
+        s3.logs_ref("prod-offhours", "ec2", "exec-1", job_started)
+            .as_deref(),
+        Some(format!("s3://hibernator-execution-logs/{KEY}").as_str())
+    );
+}

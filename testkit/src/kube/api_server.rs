@@ -89,6 +89,8 @@ impl ApiServer {
             task,
             tls_task,
         };
+        // Every namespace's `kube-root-ca.crt` holds the CA pods trust.
+        server.set_root_ca_pem(&server.ca_pem.clone());
         for crd in hibernator_core::crd::all() {
             server.try_register_crd(&crd)?;
         }
@@ -227,6 +229,12 @@ impl ApiServer {
         lock(&self.shared.state)
             .pod_logs
             .insert((namespace.to_string(), pod.to_string()), log.to_string());
+    }
+
+    /// Sets the CA bundle (PEM) of every namespace's `kube-root-ca.crt`
+    /// ConfigMap; until then it is a placeholder CA that signs nothing.
+    pub fn set_root_ca_pem(&self, pem: &str) {
+        self.shared.set_root_ca_pem(pem);
     }
 
     /// How often watches with `allowWatchBookmarks` get a BOOKMARK (default 5 s).

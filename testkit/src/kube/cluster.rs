@@ -19,13 +19,27 @@ pub const KUBECONFIG_ENV: &str = "HIBERNATOR_TEST_KUBECONFIG";
 /// How long [`TestCluster::ensure_crd`] waits for a CRD to be Established.
 const CRD_WAIT: Duration = Duration::from_secs(60);
 
+/// How long dropping a [`TestCluster`] without `cleanup` waits for the
+/// namespace deletion on a real cluster.
+const DROP_CLEANUP_WAIT: Duration = Duration::from_secs(30);
+
 /// A test namespace on a cluster (in-process or real).
+///
+/// [`TestCluster::cleanup`] deletes the namespace and the tracked
+/// cluster-scoped objects. On a real cluster a `TestCluster` dropped without
+/// it (a failed assertion, a test that returns early) does the same from
+/// its `Drop`, on a thread of its own with a fresh client, so failed runs
+/// leave nothing behind.
 pub struct TestCluster {
     server: Option<ApiServer>,
     client: kube::Client,
     endpoint: crate::kubelet::ClusterEndpoint,
     namespace: String,
     tracked: Mutex<Vec<(ApiResource, String)>>,
+    /// The kubeconfig of a real cluster (for the clean-up on drop).
+    kubeconfig: Option<String>,
+    /// Set once `cleanup` succeeded.
+    cleaned: bool,
 }
 
 impl std::fmt::Debug for TestCluster {
@@ -123,7 +137,9 @@ impl TestCluster {
         install_crypto_provider();
         let namespace = format!("{prefix}-{}", random_suffix(5));
         let (client, endpoint) = real_client(path, Some(&namespace)).await?;
-        Self::create(None, client, endpoint, namespace).await
+        let mut tc = Self::create(None, client, endpoint, namespace).await?;
+        tc.kubeconfig = Some(path.to_string());
+        Ok(tc)
     }
 
     async fn create(
@@ -153,6 +169,8 @@ impl TestCluster {
             endpoint,
             namespace,
             tracked: Mutex::new(Vec::new()),
+            kubeconfig: None,
+            cleaned: false,
         })
     }
 
@@ -234,38 +252,110 @@ impl TestCluster {
             .push((api_resource.clone(), name.to_string()));
     }
 
-    /// Deletes the tracked cluster-scoped objects and the namespace (with
-    /// everything in it). Objects already gone are fine.
-    pub async fn cleanup(self) -> Result<(), ApiServerError> {
-        let tracked = std::mem::take(
+    fn take_tracked(&self) -> Vec<(ApiResource, String)> {
+        std::mem::take(
             &mut *self
                 .tracked
                 .lock()
                 .unwrap_or_else(std::sync::PoisonError::into_inner),
-        );
-        for (ar, name) in tracked.iter().rev() {
-            let api = Api::<DynamicObject>::all_with(self.client.clone(), ar);
-            match api.delete(name, &DeleteParams::background()).await {
-                Ok(_) => {}
-                Err(kube::Error::Api(s)) if s.code == 404 => {}
-                Err(source) => {
-                    return Err(ApiServerError::Request {
-                        what: format!("delete {} {name}", ar.kind),
-                        source,
-                    });
-                }
+        )
+    }
+
+    /// Deletes the tracked cluster-scoped objects and the namespace (with
+    /// everything in it). Objects already gone are fine. When it fails, the
+    /// objects not yet deleted are deleted again on drop (real clusters).
+    pub async fn cleanup(mut self) -> Result<(), ApiServerError> {
+        let tracked = self.take_tracked();
+        let result = delete_all(&self.client, &self.namespace, &tracked).await;
+        if result.is_ok() {
+            self.cleaned = true;
+        } else {
+            *self
+                .tracked
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner) = tracked;
+        }
+        result
+    }
+}
+
+impl Drop for TestCluster {
+    fn drop(&mut self) {
+        // In-process, everything goes with the server.
+        let Some(path) = self.kubeconfig.clone() else {
+            return;
+        };
+        if self.cleaned {
+            return;
+        }
+        let namespace = self.namespace.clone();
+        let tracked = self.take_tracked();
+        let (tx, rx) = std::sync::mpsc::channel();
+        let what = namespace.clone();
+        // The test's runtime may be the one unwinding (or a current-thread
+        // runtime blocked here): a runtime and a client of its own.
+        let spawned = std::thread::Builder::new()
+            .name("testcluster-cleanup".into())
+            .spawn(move || {
+                let result = match tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                {
+                    Ok(rt) => rt.block_on(async {
+                        let work = async {
+                            let (client, _) = real_client(&path, None).await?;
+                            delete_all(&client, &namespace, &tracked).await
+                        };
+                        match tokio::time::timeout(DROP_CLEANUP_WAIT, work).await {
+                            Ok(r) => r.map_err(|e| e.to_string()),
+                            Err(_) => Err(format!("no answer within {DROP_CLEANUP_WAIT:?}")),
+                        }
+                    }),
+                    Err(e) => Err(format!("cannot start a runtime: {e}")),
+                };
+                let _ = tx.send(result);
+            });
+        let outcome = match spawned {
+            Ok(_) => rx
+                .recv_timeout(DROP_CLEANUP_WAIT + Duration::from_secs(5))
+                .unwrap_or_else(|e| Err(e.to_string())),
+            Err(e) => Err(format!("cannot start a thread: {e}")),
+        };
+        if let Err(e) = outcome {
+            // Visible in the failed test's output: the namespace is left.
+            eprintln!("hibernator-testkit: could not delete test namespace {what}: {e}");
+        }
+    }
+}
+
+/// Deletes `tracked` (newest first) and the namespace; 404s are fine.
+async fn delete_all(
+    client: &kube::Client,
+    namespace: &str,
+    tracked: &[(ApiResource, String)],
+) -> Result<(), ApiServerError> {
+    for (ar, name) in tracked.iter().rev() {
+        let api = Api::<DynamicObject>::all_with(client.clone(), ar);
+        match api.delete(name, &DeleteParams::background()).await {
+            Ok(_) => {}
+            Err(kube::Error::Api(s)) if s.code == 404 => {}
+            Err(source) => {
+                return Err(ApiServerError::Request {
+                    what: format!("delete {} {name}", ar.kind),
+                    source,
+                });
             }
         }
-        match Api::<Namespace>::all(self.client.clone())
-            .delete(&self.namespace, &DeleteParams::background())
-            .await
-        {
-            Ok(_) => Ok(()),
-            Err(kube::Error::Api(s)) if s.code == 404 => Ok(()),
-            Err(source) => Err(ApiServerError::Request {
-                what: format!("delete namespace {}", self.namespace),
-                source,
-            }),
-        }
+    }
+    match Api::<Namespace>::all(client.clone())
+        .delete(namespace, &DeleteParams::background())
+        .await
+    {
+        Ok(_) => Ok(()),
+        Err(kube::Error::Api(s)) if s.code == 404 => Ok(()),
+        Err(source) => Err(ApiServerError::Request {
+            what: format!("delete namespace {namespace}"),
+            source,
+        }),
     }
 }

@@ -6,6 +6,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde_json::{Value, json};
 
 use super::error::ApiError;
+use super::events;
 use super::objects::State;
 use super::registry::ResourceDef;
 use super::selectors::{FieldSelector, LabelSelector};
@@ -21,6 +22,18 @@ pub(crate) struct ListQuery {
 }
 
 impl ListQuery {
+    /// The query with the field selector paths of `def` (see
+    /// [`events::selector_path`]); 400 for a field a real server does not
+    /// select on.
+    pub fn for_resource(mut self, def: &ResourceDef) -> Result<Self, ApiError> {
+        self.field_selector = self
+            .field_selector
+            .map(|f| f.map_paths(|field| events::selector_path(def, field)))
+            .transpose()
+            .map_err(ApiError::bad_request)?;
+        Ok(self)
+    }
+
     /// Whether an object passes both selectors.
     pub fn matches(&self, obj: &Value) -> bool {
         self.label_selector.as_ref().is_none_or(|s| s.matches(obj))
@@ -45,7 +58,7 @@ impl State {
         let mut next = None;
         let mut remaining = 0u64;
         for (key, obj) in self.store.list(def, ns) {
-            if start.as_ref().is_some_and(|s| key <= s) || !q.matches(obj) {
+            if start.as_ref().is_some_and(|s| key <= s) || !q.matches(&Self::view(def, obj)) {
                 continue;
             }
             if next.is_some() {
@@ -79,11 +92,12 @@ impl State {
         version: &str,
         ns: Option<&str>,
         q: &ListQuery,
+        options: &Value,
     ) -> Result<Value, ApiError> {
         let keys: Vec<ObjKey> = self
             .store
             .list(def, ns)
-            .filter(|(_, o)| q.matches(o))
+            .filter(|(_, o)| q.matches(&Self::view(def, o)))
             .map(|(k, _)| k.clone())
             .collect();
         let mut items = Vec::new();
@@ -91,7 +105,7 @@ impl State {
             items.push(Self::output(
                 def,
                 version,
-                self.delete(def, &obj_ns, &obj_name, &Value::Null)?,
+                self.delete(def, &obj_ns, &obj_name, options)?,
             ));
         }
         Ok(json!({

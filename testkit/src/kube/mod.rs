@@ -15,18 +15,30 @@
 //! [`TestCluster`] gives each test its own namespace, either on a fresh
 //! in-process server or on the cluster named by `HIBERNATOR_TEST_KUBECONFIG`.
 //!
-//! Not implemented: admission and schema validation of built-in kinds, garbage
-//! collection of owned objects (only namespace deletion cascades), controllers
-//! (a Deployment's status never changes by itself), aggregated discovery,
-//! protobuf, and `managedFields` (apply is a merge).
+//! Like a real server it defaults built-in kinds, leaves zero values of
+//! `omitempty` fields out, keeps core/v1 and events.k8s.io/v1 Events in one
+//! store, puts `kube-root-ca.crt` and the `default` ServiceAccount into every
+//! namespace, and garbage-collects objects whose owners are gone (a
+//! background task; `propagationPolicy` honoured).
+//!
+//! Not implemented: admission and schema validation of built-in kinds, CRD
+//! schema defaulting and pruning, workload controllers (a Deployment's status
+//! never changes by itself), aggregated discovery, protobuf, and
+//! `managedFields` (apply is a merge).
 
 mod api_server;
 mod auth;
 mod cluster;
+mod controllers;
 pub mod crds;
+mod defaults;
+mod deletion;
 mod error;
+mod events;
 mod faults;
+mod gc;
 mod list;
+mod namespaces;
 mod objects;
 mod patch;
 mod registry;

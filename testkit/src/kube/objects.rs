@@ -1,7 +1,9 @@
-//! The verbs on stored objects: get, list, create, update, patch, delete,
-//! deletecollection, with resourceVersion, generation, finalizer, status
-//! subresource, namespace and CRD semantics.
+//! The verbs on stored objects: get, create, update, patch, with
+//! resourceVersion, generation, finalizer, status subresource, namespace
+//! and CRD semantics, and the defaults of built-in kinds. Delete is in
+//! `deletion`, list and deletecollection in `list`.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 
 use base64::Engine as _;
@@ -10,7 +12,10 @@ use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomRe
 use rand::Rng as _;
 use serde_json::{Map, Value, json};
 
+use super::defaults;
 use super::error::ApiError;
+use super::events;
+use super::namespaces::PLACEHOLDER_CA_PEM;
 use super::patch::{self, PatchKind};
 use super::registry::{Registry, ResourceDef};
 use super::store::Store;
@@ -21,6 +26,8 @@ pub(crate) struct State {
     pub registry: Registry,
     pub store: Store,
     pub pod_logs: HashMap<(String, String), String>,
+    /// What every namespace's `kube-root-ca.crt` carries.
+    pub root_ca_pem: String,
 }
 
 /// Which part of an object a write targets.
@@ -32,8 +39,8 @@ pub(crate) enum Part {
     Status,
 }
 
-const CRD_GROUP: &str = "apiextensions.k8s.io";
-const CRD_PLURAL: &str = "customresourcedefinitions";
+pub(crate) const CRD_GROUP: &str = "apiextensions.k8s.io";
+pub(crate) const CRD_PLURAL: &str = "customresourcedefinitions";
 const NAME_CHARS: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
 
 /// Random lowercase suffix, like generateName's.
@@ -61,15 +68,15 @@ pub(crate) fn now_rfc3339() -> String {
     chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
 }
 
-fn meta(obj: &Value) -> Option<&Map<String, Value>> {
+pub(crate) fn meta(obj: &Value) -> Option<&Map<String, Value>> {
     obj.get("metadata").and_then(Value::as_object)
 }
 
-fn meta_str<'a>(obj: &'a Value, field: &str) -> Option<&'a str> {
+pub(crate) fn meta_str<'a>(obj: &'a Value, field: &str) -> Option<&'a str> {
     meta(obj).and_then(|m| m.get(field)).and_then(Value::as_str)
 }
 
-fn meta_mut(obj: &mut Value) -> Result<&mut Map<String, Value>, ApiError> {
+pub(crate) fn meta_mut(obj: &mut Value) -> Result<&mut Map<String, Value>, ApiError> {
     let m = obj
         .as_object_mut()
         .ok_or_else(|| ApiError::bad_request("the request body must be a JSON object"))?;
@@ -92,7 +99,14 @@ fn spec_part(obj: &Value) -> Map<String, Value> {
         .unwrap_or_default()
 }
 
-fn has_finalizers(obj: &Value) -> bool {
+pub(crate) fn has_finalizer(obj: &Value, name: &str) -> bool {
+    meta(obj)
+        .and_then(|m| m.get("finalizers"))
+        .and_then(Value::as_array)
+        .is_some_and(|f| f.iter().any(|x| x.as_str() == Some(name)))
+}
+
+pub(crate) fn has_finalizers(obj: &Value) -> bool {
     meta(obj)
         .and_then(|m| m.get("finalizers"))
         .and_then(Value::as_array)
@@ -100,7 +114,7 @@ fn has_finalizers(obj: &Value) -> bool {
 }
 
 /// Fails with 409 Conflict when `resourceVersion` is set and stale.
-fn check_rv(
+pub(crate) fn check_rv(
     def: &ResourceDef,
     name: &str,
     wanted: Option<&str>,
@@ -167,6 +181,7 @@ impl State {
             registry: Registry::with_builtins(),
             store: Store::new(),
             pod_logs: HashMap::new(),
+            root_ca_pem: PLACEHOLDER_CA_PEM.to_string(),
         };
         for ns in ["default", "kube-system", "kube-public", "kube-node-lease"] {
             let def = state.def("", "namespaces");
@@ -184,8 +199,24 @@ impl State {
         Some(d.clone())
     }
 
-    /// Sets `apiVersion` and `kind` for the version a client asked for.
-    pub fn output(def: &ResourceDef, version: &str, mut obj: Value) -> Value {
+    /// A stored object as a client of `def` sees it (events.k8s.io Events
+    /// are stored as core/v1 ones), for selectors.
+    pub fn view<'a>(def: &ResourceDef, obj: &'a Value) -> Cow<'a, Value> {
+        if events::is_events_v1(def) {
+            Cow::Owned(events::core_to_v1(obj.clone()))
+        } else {
+            Cow::Borrowed(obj)
+        }
+    }
+
+    /// A stored object in the version a client asked for: its `apiVersion`
+    /// and `kind`, and the fields of events.k8s.io Events.
+    pub fn output(def: &ResourceDef, version: &str, obj: Value) -> Value {
+        let mut obj = if events::is_events_v1(def) {
+            events::core_to_v1(obj)
+        } else {
+            obj
+        };
         if let Some(m) = obj.as_object_mut() {
             m.insert("apiVersion".into(), json!(def.api_version(version)));
             m.insert("kind".into(), json!(def.kind));
@@ -225,6 +256,12 @@ impl State {
         if def.namespaced && !self.namespace_exists(ns) {
             return Err(ApiError::not_found("", "namespaces", ns));
         }
+        let api_version = if events::is_events_v1(def) {
+            body = events::v1_to_core(body);
+            "v1".to_string()
+        } else {
+            def.api_version(version)
+        };
         let meta = meta_mut(&mut body)?;
         match meta.get("namespace").and_then(Value::as_str) {
             Some(n) if def.namespaced && n != ns => {
@@ -255,37 +292,41 @@ impl State {
         } else {
             meta.remove("namespace");
         }
-        meta.insert("uid".into(), json!(new_uid()));
+        let uid = new_uid();
+        meta.insert("uid".into(), json!(uid));
         meta.insert("creationTimestamp".into(), json!(now_rfc3339()));
         meta.insert("generation".into(), json!(1));
         meta.remove("deletionTimestamp");
         meta.remove("managedFields");
         if let Some(m) = body.as_object_mut() {
-            m.insert("apiVersion".into(), json!(def.api_version(version)));
+            m.insert("apiVersion".into(), json!(api_version));
             m.insert("kind".into(), json!(def.kind));
             if def.status {
                 m.remove("status");
             }
         }
-        self.default_fields(def, &mut body)?;
+        defaults::apply(def, &mut body);
+        defaults::on_create(def, &mut body, &uid);
+        self.default_scale(def, &mut body)?;
+        defaults::omit_zero(def.storage_key(), &mut body);
         fold_string_data(def, &mut body);
         if def.group == CRD_GROUP && def.plural == CRD_PLURAL {
             self.accept_crd(&mut body)?;
         }
-        Ok(self.store.put(def, ns, &name, body))
+        let created = self.store.put(def, ns, &name, body);
+        if def.group.is_empty() && def.plural == "namespaces" {
+            self.publish_namespace(&name);
+        }
+        Ok(created)
     }
 
-    /// The defaults our code relies on: replicas of built-in scalable kinds,
-    /// a namespace's phase.
-    fn default_fields(&self, def: &ResourceDef, obj: &mut Value) -> Result<(), ApiError> {
+    /// Built-in scalable kinds have `replicas` (1 when absent).
+    fn default_scale(&self, def: &ResourceDef, obj: &mut Value) -> Result<(), ApiError> {
         if !def.from_crd
             && let Some(scale) = &def.scale
-            && get_path(obj, &scale.spec_replicas).is_none()
+            && get_path(obj, &scale.spec_replicas).is_none_or(Value::is_null)
         {
             set_path(obj, &scale.spec_replicas, json!(1))?;
-        }
-        if def.group.is_empty() && def.plural == "namespaces" {
-            set_path(obj, ".status.phase", json!("Active"))?;
         }
         Ok(())
     }
@@ -323,8 +364,9 @@ impl State {
         Ok(())
     }
 
-    /// Stores a new state of an existing object: generation, finalizers.
-    fn commit(
+    /// Stores a new state of an existing object: defaults, generation,
+    /// finalizers.
+    pub(crate) fn commit(
         &mut self,
         def: &ResourceDef,
         ns: &str,
@@ -332,6 +374,9 @@ impl State {
         old: &Value,
         mut new: Value,
     ) -> Result<Value, ApiError> {
+        defaults::apply(def, &mut new);
+        self.default_scale(def, &mut new)?;
+        defaults::omit_zero(def.storage_key(), &mut new);
         let generation = meta(old)
             .and_then(|m| m.get("generation"))
             .and_then(Value::as_i64)
@@ -368,6 +413,11 @@ impl State {
                 "the request body must be a JSON object",
             ));
         }
+        let body = if events::is_events_v1(def) {
+            events::v1_to_core(body)
+        } else {
+            body
+        };
         if let Some(body_name) = meta_str(&body, "name")
             && body_name != name
         {
@@ -452,7 +502,7 @@ impl State {
             }
             None => return Err(ApiError::not_found(&def.group, &def.plural, name)),
         };
-        let patched = patch::apply(kind, &old, patch_body)?;
+        let patched = patch::apply(kind, &Self::view(def, &old), patch_body)?;
         if meta_str(&patched, "name").is_some_and(|n| n != name) {
             return Err(ApiError::invalid(format!(
                 "{} {name} is invalid: metadata.name: the name cannot be changed",
@@ -464,87 +514,5 @@ impl State {
         let wanted = meta_str(&patched, "resourceVersion").map(str::to_string);
         check_rv(def, name, wanted.as_deref(), &old)?;
         self.update(def, ns, name, part, patched)
-    }
-
-    /// Removes an object now (no finalizers), with cascades for namespaces
-    /// and CRDs.
-    fn remove(&mut self, def: &ResourceDef, ns: &str, name: &str) -> Option<Value> {
-        if def.group.is_empty() && def.plural == "namespaces" {
-            for ((group, plural), (obj_ns, obj_name)) in self.store.keys_in_namespace(name) {
-                if let Some(d) = self.def(&group, &plural) {
-                    self.store.remove(&d, &obj_ns, &obj_name);
-                }
-            }
-            self.pod_logs.retain(|(log_ns, _), _| log_ns != name);
-        }
-        let removed = self.store.remove(def, ns, name)?;
-        if def.group == CRD_GROUP
-            && def.plural == CRD_PLURAL
-            && let (Some(group), Some(plural)) = (
-                removed.pointer("/spec/group").and_then(Value::as_str),
-                removed
-                    .pointer("/spec/names/plural")
-                    .and_then(Value::as_str),
-            )
-            && let Some(gone) = self.registry.remove(group, plural)
-        {
-            for ((obj_ns, obj_name), _) in self
-                .store
-                .list(&gone, None)
-                .map(|(k, v)| (k.clone(), v.clone()))
-                .collect::<Vec<_>>()
-            {
-                self.store.remove(&gone, &obj_ns, &obj_name);
-            }
-            self.store.drop_resource(group, plural);
-        }
-        if def.group.is_empty() && def.plural == "pods" {
-            self.pod_logs.remove(&(ns.to_string(), name.to_string()));
-        }
-        Some(removed)
-    }
-
-    /// `DELETE`: marks objects with finalizers, removes the others.
-    pub fn delete(
-        &mut self,
-        def: &ResourceDef,
-        ns: &str,
-        name: &str,
-        options: &Value,
-    ) -> Result<Value, ApiError> {
-        let old = self.get(def, ns, name)?;
-        check_rv(
-            def,
-            name,
-            options
-                .pointer("/preconditions/resourceVersion")
-                .and_then(Value::as_str),
-            &old,
-        )?;
-        if let Some(uid) = options
-            .pointer("/preconditions/uid")
-            .and_then(Value::as_str)
-            && Some(uid) != meta_str(&old, "uid")
-        {
-            return Err(ApiError::conflict(&def.group, &def.plural, name));
-        }
-        if has_finalizers(&old) {
-            if meta(&old)
-                .and_then(|m| m.get("deletionTimestamp"))
-                .is_some_and(|v| !v.is_null())
-            {
-                return Ok(old);
-            }
-            let mut marked = old.clone();
-            let m = meta_mut(&mut marked)?;
-            m.insert("deletionTimestamp".into(), json!(now_rfc3339()));
-            m.insert("deletionGracePeriodSeconds".into(), json!(0));
-            // Like the real server, marking for deletion bumps the generation.
-            let generation = m.get("generation").and_then(Value::as_i64).unwrap_or(1);
-            m.insert("generation".into(), json!(generation + 1));
-            return Ok(self.store.put(def, ns, name, marked));
-        }
-        self.remove(def, ns, name)
-            .ok_or_else(|| ApiError::not_found(&def.group, &def.plural, name))
     }
 }

@@ -108,6 +108,16 @@ impl ResourceDef {
         }
     }
 
+    /// `(group, plural)` of the store the objects are kept in: their own,
+    /// except for events.k8s.io Events, which are core/v1 Events.
+    pub fn storage_key(&self) -> (&str, &str) {
+        if super::events::is_events_v1(self) {
+            ("", "events")
+        } else {
+            (&self.group, &self.plural)
+        }
+    }
+
     /// `plural.group` (or `plural` for the core group), as in error messages.
     pub fn qualified(&self) -> String {
         if self.group.is_empty() {
@@ -300,6 +310,13 @@ impl Registry {
     /// The resource `group/plural`, whatever the version.
     pub fn find_any(&self, group: &str, plural: &str) -> Option<&ResourceDef> {
         self.resources.get(&(group.to_string(), plural.to_string()))
+    }
+
+    /// The resource of `kind` in `group`, whatever the version.
+    pub fn find_kind(&self, group: &str, kind: &str) -> Option<&ResourceDef> {
+        self.resources
+            .values()
+            .find(|d| d.group == group && d.kind == kind)
     }
 
     /// The resource served at `group/version/plural`.

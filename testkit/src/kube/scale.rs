@@ -78,15 +78,24 @@ impl State {
         let status_replicas = get_path(&obj, &sd.status_replicas)
             .and_then(Value::as_i64)
             .unwrap_or(0);
+        // As a real server encodes it: `spec.replicas` and `status.selector`
+        // are `omitempty` (a 0 or "" is left out), `status.replicas` is not.
         let mut status = json!({"replicas": status_replicas});
         if let Some(sel) = sd.label_selector.as_ref().and_then(|p| get_path(&obj, p)) {
-            status["selector"] = json!(selector_string(sel));
+            let sel = selector_string(sel);
+            if !sel.is_empty() {
+                status["selector"] = json!(sel);
+            }
+        }
+        let mut spec = json!({});
+        if spec_replicas != 0 {
+            spec["replicas"] = json!(spec_replicas);
         }
         Ok(json!({
             "apiVersion": "autoscaling/v1",
             "kind": "Scale",
             "metadata": metadata,
-            "spec": {"replicas": spec_replicas},
+            "spec": spec,
             "status": status,
         }))
     }
@@ -100,11 +109,12 @@ impl State {
         body: &Value,
     ) -> Result<Value, ApiError> {
         let sd = scale_def(def)?.clone();
-        let replicas = body
-            .pointer("/spec/replicas")
-            .and_then(Value::as_i64)
-            .filter(|r| *r >= 0)
-            .ok_or_else(|| {
+        // A missing `spec.replicas` is 0, as Go decodes it (and encodes 0).
+        let replicas = match body.pointer("/spec/replicas") {
+            None | Some(Value::Null) => Some(0),
+            Some(v) => v.as_i64().filter(|r| *r >= 0),
+        }
+        .ok_or_else(|| {
                 ApiError::invalid(format!(
                     "Scale.autoscaling \"{name}\" is invalid: spec.replicas: must be a non-negative integer"
                 ))

@@ -153,6 +153,19 @@ impl FieldSelector {
         Ok(Self(reqs))
     }
 
+    /// The same selector with each field name replaced by `path(field)`,
+    /// or the first error of `path`.
+    pub fn map_paths<E>(
+        self,
+        path: impl for<'a> Fn(&'a str) -> Result<&'a str, E>,
+    ) -> Result<Self, E> {
+        self.0
+            .into_iter()
+            .map(|(field, eq, value)| Ok((path(&field)?.to_string(), eq, value)))
+            .collect::<Result<Vec<_>, E>>()
+            .map(Self)
+    }
+
     /// Whether the object satisfies every requirement.
     pub fn matches(&self, obj: &Value) -> bool {
         self.0

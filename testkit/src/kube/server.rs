@@ -2,7 +2,7 @@
 //! discovery documents.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, Once, PoisonError};
 use std::time::Duration;
 
 use axum::Router;
@@ -11,8 +11,10 @@ use axum::extract::{Query, Request, State as AxState};
 use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
+use tokio::sync::Notify;
 
 use super::auth::TokenAuthority;
+use super::controllers;
 use super::error::{ApiError, json_response};
 use super::faults::Faults;
 use super::list::ListQuery;
@@ -35,6 +37,9 @@ pub(crate) struct Shared {
     /// Bumped to end every open watch.
     watch_epoch: tokio::sync::watch::Sender<u64>,
     pub address: Mutex<String>,
+    /// Wakes the controller task (garbage collector, namespace publishers).
+    pub controllers_wake: Arc<Notify>,
+    controllers_started: Once,
 }
 
 /// Locks a mutex, recovering from poisoning (a panicking test thread must
@@ -53,7 +58,26 @@ impl Shared {
             bookmark_interval: Mutex::new(Duration::from_secs(5)),
             watch_epoch,
             address: Mutex::new(String::new()),
+            controllers_wake: Arc::new(Notify::new()),
+            controllers_started: Once::new(),
         }
+    }
+
+    /// Starts the controller task once (the router calls this).
+    pub fn start_controllers(self: &Arc<Self>) {
+        self.controllers_started
+            .call_once(|| controllers::spawn(self));
+    }
+
+    /// Lets the controllers look at the store now (after a write).
+    pub fn wake_controllers(&self) {
+        self.controllers_wake.notify_one();
+    }
+
+    /// Sets the CA bundle every namespace's `kube-root-ca.crt` ConfigMap
+    /// carries (a TLS listener calls this with its CA).
+    pub fn set_root_ca_pem(&self, pem: &str) {
+        lock(&self.state).set_root_ca_pem(pem);
     }
 
     pub fn bookmark_interval(&self) -> Duration {
@@ -75,8 +99,10 @@ impl Shared {
     }
 }
 
-/// The router: every path goes through [`handle`].
+/// The router: every path goes through [`handle`]. Starts the server's
+/// controllers (garbage collection, namespace publishers) on first use.
 pub(crate) fn router(shared: Arc<Shared>) -> Router {
+    shared.start_controllers();
     Router::new().fallback(handle).with_state(shared)
 }
 
@@ -211,8 +237,8 @@ fn is_true(q: &HashMap<String, String>, key: &str) -> bool {
     q.get(key).is_some_and(|v| v == "true" || v == "1")
 }
 
-fn list_query(q: &HashMap<String, String>) -> Result<ListQuery, ApiError> {
-    Ok(ListQuery {
+fn list_query(def: &ResourceDef, q: &HashMap<String, String>) -> Result<ListQuery, ApiError> {
+    let query = ListQuery {
         label_selector: q
             .get("labelSelector")
             .map(|s| LabelSelector::parse(s))
@@ -223,7 +249,8 @@ fn list_query(q: &HashMap<String, String>) -> Result<ListQuery, ApiError> {
             .transpose()?,
         limit: q.get("limit").and_then(|l| l.parse().ok()),
         continue_token: q.get("continue").cloned(),
-    })
+    };
+    query.for_resource(def)
 }
 
 fn ok(code: StatusCode, body: &Value) -> Result<Response, ApiError> {
@@ -321,7 +348,14 @@ async fn dispatch(shared: &Arc<Shared>, req: Request) -> Result<Response, ApiErr
         content_type: header_str(header::CONTENT_TYPE),
         metadata_only: header_str(header::ACCEPT).contains("as=PartialObjectMetadata"),
     };
-    serve(shared, &def, &t, verb, &q, &media, &bytes)
+    let response = serve(shared, &def, &t, verb, &q, &media, &bytes);
+    if matches!(
+        verb,
+        "create" | "update" | "patch" | "delete" | "deletecollection"
+    ) {
+        shared.wake_controllers();
+    }
+    response
 }
 
 /// What the request body is and what the client accepts.
@@ -406,7 +440,7 @@ fn serve(
                 def: def.clone(),
                 version: t.version.clone(),
                 namespace: t.namespace.clone(),
-                query: list_query(q)?,
+                query: list_query(def, q)?,
                 resource_version: q
                     .get("resourceVersion")
                     .and_then(|r| r.parse::<u64>().ok())
@@ -428,7 +462,8 @@ fn serve(
             Ok(resp)
         }
         "list" => {
-            let body = lock(&shared.state).list(def, v, t.namespace.as_deref(), &list_query(q)?)?;
+            let body =
+                lock(&shared.state).list(def, v, t.namespace.as_deref(), &list_query(def, q)?)?;
             if media.metadata_only {
                 return ok(StatusCode::OK, &partial_list(body));
             }
@@ -526,11 +561,13 @@ fn serve(
             )
         }
         "deletecollection" if sub.is_none() => {
+            let options = parse_json(bytes)?;
             let body = lock(&shared.state).delete_collection(
                 def,
                 v,
                 t.namespace.as_deref(),
-                &list_query(q)?,
+                &list_query(def, q)?,
+                &options,
             )?;
             ok(StatusCode::OK, &body)
         }

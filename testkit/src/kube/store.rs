@@ -60,8 +60,10 @@ pub(crate) struct Store {
     tx: broadcast::Sender<Arc<StoredEvent>>,
 }
 
+/// Where a resource's objects are kept (see [`ResourceDef::storage_key`]).
 pub(crate) fn res_key(def: &ResourceDef) -> ResKey {
-    (def.group.clone(), def.plural.clone())
+    let (group, plural) = def.storage_key();
+    (group.to_string(), plural.to_string())
 }
 
 /// Sets `metadata.resourceVersion`.
@@ -141,10 +143,11 @@ impl Store {
         object: Value,
         previous: Option<Value>,
     ) {
+        let (group, plural) = res_key(def);
         let event = Arc::new(StoredEvent {
             rv: self.rv,
-            group: def.group.clone(),
-            plural: def.plural.clone(),
+            group,
+            plural,
             namespace: ns.to_string(),
             etype,
             object,
@@ -194,6 +197,13 @@ impl Store {
             .unwrap_or_default()
     }
 
+    /// Every stored object with its storage and object keys.
+    pub fn all(&self) -> impl Iterator<Item = (&ResKey, &ObjKey, &Value)> {
+        self.objects
+            .iter()
+            .flat_map(|(rk, m)| m.iter().map(move |(ok, v)| (rk, ok, v)))
+    }
+
     /// Every `(resource, object key)` in a namespace.
     pub fn keys_in_namespace(&self, ns: &str) -> Vec<(ResKey, ObjKey)> {
         self.objects
@@ -213,10 +223,11 @@ impl Store {
         def: &ResourceDef,
         rv: u64,
     ) -> (Vec<Arc<StoredEvent>>, broadcast::Receiver<Arc<StoredEvent>>) {
+        let (group, plural) = def.storage_key();
         let backlog = self
             .events
             .iter()
-            .filter(|e| e.rv > rv && e.group == def.group && e.plural == def.plural)
+            .filter(|e| e.rv > rv && e.group == group && e.plural == plural)
             .cloned()
             .collect();
         (backlog, self.tx.subscribe())

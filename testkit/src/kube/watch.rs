@@ -38,8 +38,9 @@ impl WatchRequest {
     /// starts matching is ADDED and one that stops matching is DELETED, as
     /// on a real API server.
     fn translate(&self, ev: &StoredEvent) -> Option<Bytes> {
-        if ev.group != self.def.group
-            || ev.plural != self.def.plural
+        let (group, plural) = self.def.storage_key();
+        if ev.group != group
+            || ev.plural != plural
             || self
                 .namespace
                 .as_ref()
@@ -47,8 +48,8 @@ impl WatchRequest {
         {
             return None;
         }
-        let now = self.query.matches(&ev.object);
-        let before = ev.previous.as_ref().map_or(now, |p| self.query.matches(p));
+        let now = self.matches(&ev.object);
+        let before = ev.previous.as_ref().map_or(now, |p| self.matches(p));
         let etype = match (ev.etype, before, now) {
             (EventType::Modified, false, true) => EventType::Added,
             (EventType::Modified, true, false) => EventType::Deleted,
@@ -56,6 +57,12 @@ impl WatchRequest {
             (etype, _, true) => etype,
         };
         Some(self.line(etype.as_str(), &ev.object))
+    }
+
+    /// Whether a stored object passes the selectors, as this watch's
+    /// resource shows it.
+    fn matches(&self, obj: &Value) -> bool {
+        self.query.matches(&State::view(&self.def, obj))
     }
 
     fn line(&self, etype: &str, obj: &Value) -> Bytes {
@@ -112,7 +119,7 @@ pub(crate) fn start(shared: &Arc<Shared>, req: WatchRequest) -> Body {
                     if req.resource_version.is_none() || req.send_initial_events {
                         store
                             .list(&req.def, req.namespace.as_deref())
-                            .filter(|(_, o)| req.query.matches(o))
+                            .filter(|(_, o)| req.matches(o))
                             .map(|(_, o)| req.line(EventType::Added.as_str(), o))
                             .collect()
                     } else {

@@ -98,13 +98,37 @@ pub struct ClusterEndpoint {
     pub ca_pem: String,
 }
 
+/// An image as the kubelet knows it: files of the host placed at their
+/// paths in the container (bound before the volumes, so a volume over a
+/// parent directory hides them as it would in a real container), and the
+/// ENTRYPOINT.
+#[derive(Clone, Debug, Default)]
+pub struct Image {
+    /// ENTRYPOINT (used when the container sets no `command`).
+    pub entrypoint: Vec<String>,
+    /// `(host path, path in the container)`.
+    pub files: Vec<(PathBuf, PathBuf)>,
+}
+
+impl Image {
+    /// An image holding one executable at `path` in the container, which is
+    /// its ENTRYPOINT (as the `hibernator` image holds `/hibernator`).
+    pub fn single_binary(host: impl Into<PathBuf>, path: &str) -> Image {
+        Image {
+            entrypoint: vec![path.to_string()],
+            files: vec![(host.into(), PathBuf::from(path))],
+        }
+    }
+}
+
 /// How the kubelet runs containers.
 #[derive(Clone, Debug)]
 pub struct KubeletConfig {
     /// The API server for pods (in-cluster config).
     pub endpoint: ClusterEndpoint,
-    /// ENTRYPOINT of each image (e.g. the `hibernator` image → the built binary).
-    pub images: BTreeMap<String, Vec<String>>,
+    /// What each image holds (e.g. the `hibernator` image → the built
+    /// binary at `/hibernator`, its ENTRYPOINT).
+    pub images: BTreeMap<String, Image>,
     /// Variables added to every container after its own (e.g. an AWS
     /// emulator's `AWS_ENDPOINT_URL`, as a cluster's admission policy might).
     pub extra_env: BTreeMap<String, String>,
@@ -197,7 +221,14 @@ impl Kubelet {
             .prefix(&format!("{}-", pod.name))
             .tempdir_in(&self.config.root_dir)
             .map_err(io("create the pod directory"))?;
-        let mut mounts = volumes::materialise(&self.client, pod, &container, dir.path()).await?;
+        let image = self
+            .config
+            .images
+            .get(container.image.as_deref().unwrap_or_default())
+            .cloned()
+            .unwrap_or_default();
+        let mut mounts = image.files.clone();
+        mounts.extend(volumes::materialise(&self.client, pod, &container, dir.path()).await?);
         if pod.spec.automount_service_account_token != Some(false) {
             let sa = volumes::service_account_volume(
                 &self.client,
@@ -218,7 +249,7 @@ impl Kubelet {
         volumes::write_file(&termination, b"", 0o666)?;
         mounts.push((termination.clone(), termination_target));
 
-        let argv = self.argv(&container)?;
+        let argv = self.argv(&container, &image)?;
         let as_nonroot = runs_as_nonroot(&pod.spec, &container);
         let log = self.config.log_dir.join(format!("{}.log", pod.name));
         let log_file =
@@ -261,16 +292,14 @@ impl Kubelet {
         })
     }
 
-    fn argv(&self, container: &Container) -> Result<Vec<String>, KubeletError> {
+    fn argv(&self, container: &Container, image: &Image) -> Result<Vec<String>, KubeletError> {
         let mut argv = match container.command.clone().filter(|c| !c.is_empty()) {
             Some(command) => command,
+            None if !image.entrypoint.is_empty() => image.entrypoint.clone(),
             None => {
-                let image = container.image.clone().unwrap_or_default();
-                self.config
-                    .images
-                    .get(&image)
-                    .cloned()
-                    .ok_or(KubeletError::UnknownImage(image))?
+                return Err(KubeletError::UnknownImage(
+                    container.image.clone().unwrap_or_default(),
+                ));
             }
         };
         argv.extend(container.args.clone().unwrap_or_default());

@@ -109,9 +109,11 @@ async fn generation_tracks_spec_only() {
 async fn generate_name_and_label_selectors() {
     let tc = TestCluster::start("list").await.unwrap();
     let api: Api<ConfigMap> = Api::default_namespaced(tc.client());
+    // A namespace is never empty (`kube-root-ca.crt`): every selector also
+    // names the label all of this test's objects carry.
     for (i, env) in ["dev", "dev", "prod", "test"].iter().enumerate() {
         let cm: ConfigMap = serde_json::from_value(json!({
-            "metadata": {"generateName": "cm-", "labels": {"env": env, "idx": i.to_string()}},
+            "metadata": {"generateName": "cm-", "labels": {"suite": "list", "env": env, "idx": i.to_string()}},
             "data": {"k": "v"}
         }))
         .unwrap();
@@ -119,21 +121,31 @@ async fn generate_name_and_label_selectors() {
         let name = created.metadata.name.unwrap();
         assert!(name.starts_with("cm-") && name.len() == 8, "{name}");
     }
-    let count = |lp: ListParams| {
+    let count = |selector: &str| {
         let api = api.clone();
+        let lp = ListParams::default().labels(&format!("suite=list,{selector}"));
         async move { api.list(&lp).await.unwrap().items.len() }
     };
-    assert_eq!(count(ListParams::default().labels("env=dev")).await, 2);
-    assert_eq!(count(ListParams::default().labels("env!=dev")).await, 2);
-    assert_eq!(
-        count(ListParams::default().labels("env in (prod,test)")).await,
-        2
+    assert_eq!(count("env=dev").await, 2);
+    assert_eq!(count("env!=dev").await, 2);
+    assert_eq!(count("env in (prod,test)").await, 2);
+    assert_eq!(count("env notin (prod),idx").await, 3);
+    assert_eq!(count("!idx").await, 0);
+    // Without the suite label the namespace's own objects match as well.
+    let unlabelled = api
+        .list(&ListParams::default().labels("!suite"))
+        .await
+        .unwrap();
+    assert!(
+        unlabelled.items.iter().all(|cm| !cm
+            .metadata
+            .name
+            .as_deref()
+            .unwrap_or("")
+            .starts_with("cm-")),
+        "{:?}",
+        unlabelled.items
     );
-    assert_eq!(
-        count(ListParams::default().labels("env notin (prod),idx")).await,
-        3
-    );
-    assert_eq!(count(ListParams::default().labels("!idx")).await, 0);
     tc.cleanup().await.unwrap();
 }
 

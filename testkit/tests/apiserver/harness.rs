@@ -69,3 +69,47 @@ async fn secrets_fold_string_data() {
     assert_eq!(data["kubeconfig"].0, b"apiVersion: v1\n".to_vec());
     tc.cleanup().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dropped_and_panicking_clusters_delete_their_namespaces() {
+    // The real-cluster path against an in-process server: the server keeps
+    // answering on the runtime's workers while a `Drop` blocks.
+    let server = ApiServer::start().await.unwrap();
+    let path = std::env::temp_dir().join(format!(
+        "hibernator-testkit-drop-{}.yaml",
+        std::process::id()
+    ));
+    std::fs::write(&path, server.kubeconfig_yaml()).unwrap();
+    let path = path.to_str().unwrap().to_string();
+    let namespaces: Api<Namespace> = Api::all(server.client());
+
+    let tc = TestCluster::with_kubeconfig(&path, "dropped")
+        .await
+        .unwrap();
+    let dropped = tc.namespace().to_string();
+    assert!(namespaces.get_opt(&dropped).await.unwrap().is_some());
+    drop(tc);
+    assert!(namespaces.get_opt(&dropped).await.unwrap().is_none());
+
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    let failing = {
+        let path = path.clone();
+        tokio::spawn(async move {
+            let tc = TestCluster::with_kubeconfig(&path, "panicked")
+                .await
+                .unwrap();
+            let _ = tx.send(tc.namespace().to_string());
+            panic!("a failed assertion in {}", tc.namespace());
+        })
+    };
+    assert!(failing.await.unwrap_err().is_panic());
+    let panicked = rx.await.unwrap();
+    assert!(namespaces.get_opt(&panicked).await.unwrap().is_none());
+
+    // After a successful cleanup, drop does nothing more.
+    let tc = TestCluster::with_kubeconfig(&path, "cleaned")
+        .await
+        .unwrap();
+    tc.cleanup().await.unwrap();
+    std::fs::remove_file(&path).unwrap();
+}

@@ -41,11 +41,40 @@ async fn events_of_both_groups_filter_by_involved_object() {
     }))
     .unwrap();
     v1.create(&PostParams::default(), &ev).await.unwrap();
+    // Both groups are one store: each filter sees the Events of both.
+    let names = |items: Vec<String>| {
+        let mut items = items;
+        items.sort();
+        items
+    };
     let listed = v1
         .list(&ListParams::default().fields("regarding.name=plan-a"))
         .await
         .unwrap();
-    assert_eq!(listed.items.len(), 1);
+    assert_eq!(
+        names(
+            listed
+                .items
+                .iter()
+                .map(|e| e.metadata.name.clone().unwrap())
+                .collect()
+        ),
+        ["e1", "n1"]
+    );
+    let listed = core
+        .list(&ListParams::default().fields("involvedObject.name=plan-a"))
+        .await
+        .unwrap();
+    assert_eq!(
+        names(
+            listed
+                .items
+                .iter()
+                .map(|e| e.metadata.name.clone().unwrap())
+                .collect()
+        ),
+        ["e1", "n1"]
+    );
     tc.cleanup().await.unwrap();
 }
 

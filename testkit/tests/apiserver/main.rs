@@ -7,6 +7,8 @@ mod controller;
 mod crud;
 mod discovery;
 mod faults;
+mod fidelity;
+mod gc;
 mod harness;
 mod kinds;
 mod queries;

@@ -59,8 +59,13 @@ async fn scale_touches_only_replicas() {
     .unwrap();
     let before = api.get("web").await.unwrap();
     let scale = api.get_scale("web").await.unwrap();
+    // On a real cluster the Deployment controller owns status (it counts
+    // the pods it made): status values are asserted in-process only.
+    let in_process = tc.api_server().is_some();
     assert_eq!(scale.spec.as_ref().unwrap().replicas, Some(3));
-    assert_eq!(scale.status.as_ref().unwrap().replicas, 3);
+    if in_process {
+        assert_eq!(scale.status.as_ref().unwrap().replicas, 3);
+    }
     assert_eq!(
         scale.status.as_ref().unwrap().selector.as_deref(),
         Some("app=web")
@@ -74,7 +79,8 @@ async fn scale_touches_only_replicas() {
         )
         .await
         .unwrap();
-    assert_eq!(patched.spec.unwrap().replicas, Some(0));
+    // Scale.spec.replicas is `omitempty`: a real server leaves out the 0.
+    assert_eq!(patched.spec.unwrap().replicas, None);
     let after = api.get("web").await.unwrap();
     assert_eq!(after.spec.as_ref().unwrap().replicas, Some(0));
     let mut expected = before.clone();
@@ -85,7 +91,10 @@ async fn scale_touches_only_replicas() {
     assert_eq!(after.spec, expected.spec);
     assert_eq!(after.metadata.labels, before.metadata.labels);
     assert_eq!(after.metadata.annotations, before.metadata.annotations);
-    assert_eq!(after.status.as_ref().unwrap().replicas, Some(3));
+    if in_process {
+        // The scale write left the status alone.
+        assert_eq!(after.status.as_ref().unwrap().replicas, Some(3));
+    }
 
     // Replace the Scale with a stale resourceVersion: Conflict.
     let mut stale = scale.clone();

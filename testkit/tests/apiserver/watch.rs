@@ -134,12 +134,13 @@ async fn too_old_resource_versions_get_410_and_the_watcher_relists() {
     // No bookmark may move the watcher past the compaction point.
     server.set_bookmark_interval(Duration::from_secs(3600));
     let api: Api<ConfigMap> = Api::default_namespaced(server.client());
+    // `default` also holds `kube-root-ca.crt`: this test's objects are labelled.
     let first = api
-        .create(&PostParams::default(), &cm("one", json!({})))
+        .create(&PostParams::default(), &cm("one", json!({"w": "410"})))
         .await
         .unwrap();
     let old_rv = first.metadata.resource_version.unwrap();
-    api.create(&PostParams::default(), &cm("two", json!({})))
+    api.create(&PostParams::default(), &cm("two", json!({"w": "410"})))
         .await
         .unwrap();
     server.compact_watch_history();
@@ -153,7 +154,7 @@ async fn too_old_resource_versions_get_410_and_the_watcher_relists() {
         other => panic!("expected a 410 error event, got {other:?}"),
     }
 
-    let mut events = watcher(api.clone(), watcher::Config::default()).boxed();
+    let mut events = watcher(api.clone(), watcher::Config::default().labels("w=410")).boxed();
     let mut inits = 0;
     while inits < 1 {
         if let watcher::Event::InitDone = next(&mut events).await.unwrap() {
@@ -277,18 +278,24 @@ async fn metadata_only_gets_lists_and_watches() {
     let meta = api.get_metadata("m1").await.unwrap();
     assert_eq!(meta.types.as_ref().unwrap().kind, "PartialObjectMetadata");
     assert_eq!(meta.metadata.labels.unwrap()["a"], "b");
-    let listed = api.list_metadata(&Default::default()).await.unwrap();
+    // The namespace also holds `kube-root-ca.crt`: select this test's objects.
+    let listed = api
+        .list_metadata(&kube::api::ListParams::default().labels("a=b"))
+        .await
+        .unwrap();
     assert_eq!(listed.items.len(), 1);
+    assert_eq!(listed.items[0].metadata.name.as_deref(), Some("m1"));
+    assert_eq!(listed.types.kind, "PartialObjectMetadataList");
 
     let meta_api: Api<kube::core::PartialObjectMeta<ConfigMap>> =
         Api::default_namespaced(tc.client());
-    let mut events = watcher(meta_api, watcher::Config::default()).boxed();
+    let mut events = watcher(meta_api, watcher::Config::default().labels("a=b")).boxed();
     loop {
         if let watcher::Event::InitDone = next(&mut events).await.unwrap() {
             break;
         }
     }
-    api.create(&PostParams::default(), &cm("m2", json!({})))
+    api.create(&PostParams::default(), &cm("m2", json!({"a": "b"})))
         .await
         .unwrap();
     loop {

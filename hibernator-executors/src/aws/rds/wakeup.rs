@@ -1,5 +1,7 @@
 //! Wake-up: start what the record holds and, with `awaitCompletion`, wait
-//! for `available` and check that each endpoint accepts TCP connections.
+//! for `available`; with `connectivityCheck.enabled` as well, then check
+//! that each endpoint accepts TCP connections (bounded by the check's own
+//! timeout).
 //!
 //! RDS has no batch start: `StartDBInstance` / `StartDBCluster` take one
 //! identifier each, so one Start call per resource is unavoidable. Status
@@ -88,10 +90,14 @@ pub(super) async fn run(
         return Ok(outcome);
     }
     let timeout = params.await_completion.timeout();
-    let deadline = Instant::now() + timeout;
     let ready = await_available(ex, ctx, &wanted, started, timeout, &mut outcome).await?;
-    ctx.progress(80, "checking endpoints");
-    check_endpoints(ex, ctx, ready, deadline, timeout, &mut outcome).await?;
+    if params.connectivity_check.enabled {
+        ctx.progress(80, "checking endpoints");
+        let timeout = params.connectivity_check.timeout();
+        check_endpoints(ex, ctx, ready, timeout, &mut outcome).await?;
+    } else {
+        outcome.restored.extend(ready.iter().map(DbResource::key));
+    }
     ctx.progress(100, "wake-up complete");
     Ok(outcome)
 }
@@ -211,16 +217,17 @@ async fn await_available(
 }
 
 /// Checks that each available resource's endpoint accepts a TCP connection,
-/// retrying until `deadline`; passing ones go to `outcome.restored`, the
-/// others to `outcome.failed` with the last connection error.
+/// retrying for at most `timeout`; passing ones go to `outcome.restored`,
+/// the others to `outcome.failed` with the endpoint, the last connection
+/// error and how to turn the check off.
 async fn check_endpoints(
     ex: &RdsExecutor,
     ctx: &ExecutionContext,
     ready: Vec<DbResource>,
-    deadline: Instant,
     timeout: Duration,
     outcome: &mut WakeupOutcome,
 ) -> Result<(), ExecutorError> {
+    let deadline = Instant::now() + timeout;
     let mut pending = BTreeMap::new();
     for r in ready {
         match r.endpoint.clone() {
@@ -231,18 +238,21 @@ async fn check_endpoints(
                 let key = r.key();
                 outcome.failed.insert(
                     key.clone(),
-                    format!("{key} is available but reports no endpoint to check connectivity"),
+                    format!(
+                        "{key} is available but reports no endpoint to check connectivity; \
+                         set connectivityCheck.enabled: false in the target's parameters to \
+                         skip the check"
+                    ),
                 );
             }
         }
     }
     let state = Mutex::new((pending, Vec::<String>::new()));
     let lock = || state.lock().unwrap_or_else(PoisonError::into_inner);
-    let remaining = deadline.saturating_duration_since(Instant::now());
     let waited = wait_until(
         ctx,
         "RDS endpoints to accept connections",
-        remaining,
+        timeout,
         ex.poll_interval,
         || async move {
             let endpoints: Vec<(String, (String, u16))> = lock()
@@ -280,17 +290,57 @@ async fn check_endpoints(
         Ok(()) => Ok(()),
         Err(e) if e.category == category::TIMEOUT => {
             for (key, ((host, port), error)) in pending {
-                outcome.failed.insert(
-                    key.clone(),
-                    format!(
-                        "{key} is available but its endpoint {host}:{port} did not accept a TCP \
-                         connection within {}: {error}",
-                        format_duration(timeout)
-                    ),
-                );
+                let message = unreachable_message(&key, &host, port, timeout, &error);
+                outcome.failed.insert(key, message);
             }
             Ok(())
         }
         Err(e) => Err(e),
+    }
+}
+
+/// Why an available database failed the connectivity check, and what to do.
+fn unreachable_message(key: &str, host: &str, port: u16, timeout: Duration, error: &str) -> String {
+    let error = if error.is_empty() {
+        "no connection attempt finished"
+    } else {
+        error
+    };
+    format!(
+        "{key} is available (RDS reports it started), but the runner could not open a TCP \
+         connection to its endpoint {host}:{port} within {} (connectivityCheck.timeout): {error}. \
+         The database itself is available; the runner cannot reach it (security groups, \
+         private subnets, NetworkPolicy). Set connectivityCheck.enabled: false in the target's \
+         parameters to skip this check",
+        format_duration(timeout)
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_unreachable_message_names_endpoint_port_parameter_and_state() {
+        let message = unreachable_message(
+            "instance/orders-db",
+            "orders-db.abc.eu-central-1.rds.amazonaws.com",
+            5432,
+            Duration::from_secs(30),
+            "connecting to orders-db.abc.eu-central-1.rds.amazonaws.com:5432 did not succeed within 5s",
+        );
+        for needle in [
+            "instance/orders-db is available",
+            "endpoint orders-db.abc.eu-central-1.rds.amazonaws.com:5432",
+            "within 30s",
+            "connectivityCheck.enabled: false",
+            "The database itself is available",
+        ] {
+            assert!(message.contains(needle), "{needle:?} not in {message}");
+        }
+        assert!(
+            unreachable_message("k", "h", 1, Duration::from_secs(1), "")
+                .contains("no connection attempt")
+        );
     }
 }

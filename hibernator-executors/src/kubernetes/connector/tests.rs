@@ -92,10 +92,13 @@ fn access_is_exactly_one_of_eks_or_k8s() {
     ));
 
     let eks_ok = cluster(K8SClusterSpec {
-        provider_ref: Some(ObjectRef {
-            name: "aws".into(),
-            namespace: Some("infra".into()),
-        }),
+        provider_ref: Some(
+            ObjectRef {
+                name: "aws".into(),
+                namespace: Some("infra".into()),
+            }
+            .into(),
+        ),
         eks: Some(eks()),
         k8s: None,
     });

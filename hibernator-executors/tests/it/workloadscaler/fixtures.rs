@@ -89,6 +89,8 @@ pub async fn cronjob(client: &Client, ns: &str, name: &str, suspend: Option<bool
 }
 
 /// `spec` and annotations of every object of `resource` in `ns`, by name.
+/// Annotations a real cluster's controllers write at their own pace
+/// (`deployment.kubernetes.io/revision`) are left out.
 pub async fn snapshot(
     client: &Client,
     ns: &str,
@@ -101,7 +103,8 @@ pub async fn snapshot(
         .items
         .into_iter()
         .map(|o| {
-            let annotations = o.annotations().clone();
+            let mut annotations = o.annotations().clone();
+            annotations.retain(|k, _| !k.starts_with("deployment.kubernetes.io/"));
             (
                 o.name_any(),
                 json!({"spec": o.data["spec"], "annotations": annotations}),

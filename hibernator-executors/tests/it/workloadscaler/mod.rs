@@ -95,9 +95,20 @@ async fn shutdown_then_wakeup_restores_exactly_and_is_idempotent() {
         rec.entries[&format!("apps/Deployment/{ns}/web")].state["awake"],
         json!({"mode": "scale", "replicas": 3})
     );
+    // `report` was created without `spec.suspend`; a real server defaults
+    // it to false. What is recorded is what the server had.
+    let report_suspend = before[2]["report"]["spec"]["suspend"].clone();
+    assert!(
+        matches!(report_suspend, Value::Null | Value::Bool(false)),
+        "{report_suspend}"
+    );
     assert_eq!(
         rec.entries[&format!("batch/CronJob/{ns}/report")].state["awake"],
-        json!({"mode": "suspend", "suspend": null})
+        json!({"mode": "suspend", "suspend": report_suspend})
+    );
+    assert_eq!(
+        rec.entries[&format!("batch/CronJob/{ns}/cleanup")].state["awake"],
+        json!({"mode": "suspend", "suspend": false})
     );
     assert_eq!(replicas(&client, &ns, "web").await, 0);
     assert_eq!(replicas(&client, &ns, "api").await, 0);

@@ -13,5 +13,7 @@
 
 mod admission;
 mod cycle;
+mod journey;
+mod journey_support;
 mod restart;
 mod support;

@@ -6,27 +6,12 @@ use std::time::Duration;
 
 use aws_sdk_ec2::types::InstanceStateName;
 use hibernator_core::{HibernatePlan, PlanPhase};
-use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::batch::v1::Job;
 use kube::Api;
-use kube::api::{ListParams, PostParams};
+use kube::api::PostParams;
 use serde_json::json;
 
 use super::cycle::{Aws, estate};
 use super::support::{Ports, World, get, metric, next_window, wait_ok, wait_phase};
-
-async fn jobs(world: &World) -> Vec<String> {
-    let mut names: Vec<String> = Api::<Job>::namespaced(world.cluster.client(), &world.ns())
-        .list(&ListParams::default().labels("hibernator.dev/execution-id"))
-        .await
-        .unwrap()
-        .items
-        .into_iter()
-        .filter_map(|j| j.metadata.name)
-        .collect();
-    names.sort();
-    names
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_controller_killed_after_its_first_job_restarts_without_duplicates() {
@@ -78,7 +63,7 @@ async fn the_controller_killed_after_its_first_job_restarts_without_duplicates()
     // Hold the Jobs (as a slow kubelet would) so the kill lands mid-cycle.
     world.pause_jobs();
     let deadline = at + chrono::Duration::seconds(60);
-    while jobs(&world).await.is_empty() {
+    while world.job_names().await.is_empty() {
         assert!(
             chrono::Utc::now() < deadline,
             "no runner Job after the window's start; last log lines:\n{}",
@@ -93,7 +78,7 @@ async fn the_controller_killed_after_its_first_job_restarts_without_duplicates()
         Some(137),
         "SIGKILL ends the process"
     );
-    let before_restart = jobs(&world).await;
+    let before_restart = world.job_names().await;
 
     let second = world.start_controller(&ports, "webhook").await;
     wait_ok(
@@ -112,7 +97,7 @@ async fn the_controller_killed_after_its_first_job_restarts_without_duplicates()
         &second,
     )
     .await;
-    let after = jobs(&world).await;
+    let after = world.job_names().await;
     assert_eq!(after.len(), 2, "one Job per target: {after:?}");
     assert!(
         before_restart.iter().all(|j| after.contains(j)),
@@ -126,11 +111,7 @@ async fn the_controller_killed_after_its_first_job_restarts_without_duplicates()
         "{:#?}",
         hibernated.status
     );
-    let web = Api::<Deployment>::namespaced(world.cluster.client(), &ns)
-        .get("web")
-        .await
-        .unwrap();
-    assert_eq!(web.spec.and_then(|s| s.replicas), Some(0));
+    assert_eq!(world.web_replicas().await, Some(0));
 
     // The runners' webhook posts reached the new process.
     let (_, metrics) = get(&format!("http://127.0.0.1:{}/metrics", ports.metrics))
@@ -161,12 +142,8 @@ async fn the_controller_killed_after_its_first_job_restarts_without_duplicates()
             .iter()
             .all(|s| *s == InstanceStateName::Running)
     );
-    let web = Api::<Deployment>::namespaced(world.cluster.client(), &ns)
-        .get("web")
-        .await
-        .unwrap();
-    assert_eq!(web.spec.and_then(|s| s.replicas), Some(2));
-    let all = jobs(&world).await;
+    assert_eq!(world.web_replicas().await, Some(2));
+    let all = world.job_names().await;
     assert_eq!(all.len(), 4, "one Job per target and operation: {all:?}");
     world.assert_no_job_ran_twice();
     let mut second = second;

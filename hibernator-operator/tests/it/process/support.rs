@@ -65,6 +65,31 @@ impl World {
         self.process.cleanup().await.unwrap();
     }
 
+    /// Names of the runner Jobs in the namespace, sorted.
+    pub async fn job_names(&self) -> Vec<String> {
+        let mut names: Vec<String> =
+            Api::<k8s_openapi::api::batch::v1::Job>::namespaced(self.cluster.client(), &self.ns())
+                .list(&kube::api::ListParams::default().labels("hibernator.dev/execution-id"))
+                .await
+                .unwrap()
+                .items
+                .into_iter()
+                .filter_map(|j| j.metadata.name)
+                .collect();
+        names.sort();
+        names
+    }
+
+    /// `spec.replicas` of the Deployment `web` (`cycle::estate`).
+    pub async fn web_replicas(&self) -> Option<i32> {
+        Api::<k8s_openapi::api::apps::v1::Deployment>::namespaced(self.cluster.client(), &self.ns())
+            .get("web")
+            .await
+            .unwrap()
+            .spec
+            .and_then(|s| s.replicas)
+    }
+
     /// Creates a Pod (as a Deployment would) running `args` of the image
     /// as `service_account`, and starts it as a process.
     pub async fn start_pod(

@@ -4,7 +4,9 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use hibernator_core::restore::{RestoreRecord, RestoreStore, StoreError, update_record};
+use hibernator_core::types::HibernatePlan;
 use hibernator_operator::restore_store::{CONFIG_MAP_LIMIT_BYTES, ConfigMapRestoreStore};
+use hibernator_testkit::kube::TestCluster;
 use k8s_openapi::api::core::v1::ConfigMap;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use kube::api::{Api, ObjectMeta, PostParams};
@@ -12,12 +14,33 @@ use serde_json::json;
 
 use super::cluster;
 
-fn owner() -> OwnerReference {
+/// Creates plan `p1` and returns a reference to it: a real owner (a real
+/// cluster's garbage collector deletes objects whose owner does not exist).
+async fn owner(cluster: &TestCluster) -> OwnerReference {
+    let plan: HibernatePlan = serde_json::from_value(json!({
+        "apiVersion": "hibernator.dev/v1alpha1", "kind": "HibernatePlan",
+        "metadata": {"name": "p1"},
+        "spec": {
+            "schedule": {"timezone": "UTC", "offHours": [
+                {"start": "20:00", "end": "06:00", "daysOfWeek": ["MON", "TUE", "WED", "THU", "FRI"]},
+            ]},
+            "execution": {"strategy": {"type": "Parallel"}},
+            "targets": [
+                {"name": "t", "type": "ec2", "connectorRef": {"kind": "CloudProvider", "name": "aws"},
+                 "parameters": {"selector": {"tags": {"app": "t"}}}},
+            ],
+        },
+    }))
+    .unwrap();
+    let plan = Api::<HibernatePlan>::namespaced(cluster.client(), cluster.namespace())
+        .create(&PostParams::default(), &plan)
+        .await
+        .unwrap();
     OwnerReference {
         api_version: "hibernator.dev/v1alpha1".into(),
         kind: "HibernatePlan".into(),
         name: "p1".into(),
-        uid: "uid-of-p1".into(),
+        uid: plan.metadata.uid.unwrap(),
         controller: Some(false),
         block_owner_deletion: Some(false),
     }
@@ -26,8 +49,10 @@ fn owner() -> OwnerReference {
 #[tokio::test]
 async fn concurrent_writers_lose_nothing() {
     let cluster = cluster("store-conc").await;
+    let owner = owner(&cluster).await;
     let store = Arc::new(
-        ConfigMapRestoreStore::new(cluster.client(), cluster.namespace(), "p1").with_owner(owner()),
+        ConfigMapRestoreStore::new(cluster.client(), cluster.namespace(), "p1")
+            .with_owner(owner.clone()),
     );
     let mut tasks = Vec::new();
     // 16 targets written at once, and 12 writers of one target adding one
@@ -78,7 +103,7 @@ async fn concurrent_writers_lose_nothing() {
         .unwrap();
     let refs = cm.metadata.owner_references.unwrap();
     assert_eq!(refs.len(), 1);
-    assert_eq!(refs[0].uid, "uid-of-p1");
+    assert_eq!(refs[0].uid, owner.uid);
     assert_eq!(cm.data.unwrap().len(), 17);
     assert!(store.data_bytes().await.unwrap() > 0);
 }

@@ -47,10 +47,14 @@ pub fn store_from_config(
                 .or_else(|| env("AWS_DEFAULT_REGION"))
                 .unwrap_or_else(|| "us-east-1".to_string());
             builder = builder.with_region(region);
+            // `allowHttp`, else object_store's own AWS_ALLOW_HTTP (set next to
+            // AWS_ENDPOINT_URL for a local S3-compatible store).
+            let allow_http = s3.allow_http
+                || env("AWS_ALLOW_HTTP").is_some_and(|v| v.trim().eq_ignore_ascii_case("true"));
             if let Some(endpoint) = &s3.endpoint {
                 let url = reqwest::Url::parse(endpoint)
                     .map_err(|e| invalid("persistence.s3.endpoint", format!("not a URL ({e})")))?;
-                if url.scheme() == "http" && !s3.allow_http {
+                if url.scheme() == "http" && !allow_http {
                     return Err(invalid(
                         "persistence.s3.endpoint",
                         "is http:// but allowHttp is not true",
@@ -60,13 +64,12 @@ pub fn store_from_config(
                     .with_endpoint(endpoint.trim_end_matches('/'))
                     .with_virtual_hosted_style_request(false);
             }
-            let store = builder
-                .with_allow_http(s3.allow_http)
-                .build()
-                .map_err(|e| ConfigError::ObjectStore {
+            let store = builder.with_allow_http(allow_http).build().map_err(|e| {
+                ConfigError::ObjectStore {
                     field: "persistence.s3".to_string(),
                     message: e.to_string(),
-                })?;
+                }
+            })?;
             Ok(Arc::new(store))
         }
         BackendKind::Filesystem => {

@@ -2,8 +2,10 @@
 //! through the `object_store` crate.
 //!
 //! Keys are `<prefix>/<YYYY-MM-DD>/<plan>-<target>-<execution-id>.log`, the
-//! date being the UTC date of the first line this sink received for the
-//! execution. One line per record: `<RFC 3339 time> [<LEVEL>] <message>` then
+//! date being the UTC date the execution's runner Job started (the date of
+//! the first line this sink received for the execution when the Job's start
+//! is unknown). The controller computes the same key for the plan's
+//! `status.executions[].logsRef` ([`PersistenceConfig::logs_ref`](crate::sink::PersistenceConfig::logs_ref)). One line per record: `<RFC 3339 time> [<LEVEL>] <message>` then
 //! the record's fields as ` key=value`.
 //!
 //! Object stores cannot append, so the sink **rewrites** an execution's
@@ -160,10 +162,25 @@ fn store_error(error: &object_store::Error) -> SinkError {
 
 /// The object key of an execution's log.
 pub fn object_key(prefix: &str, date: NaiveDate, record: &LogRecord) -> Path {
-    let file = format!(
-        "{}-{}-{}.log",
-        record.plan, record.target, record.execution_id
-    );
+    execution_key(
+        prefix,
+        date,
+        &record.plan,
+        &record.target,
+        &record.execution_id,
+    )
+}
+
+/// The object key of the log of `execution_id` (target `target` of plan
+/// `plan`) started on `date`: `<prefix>/<YYYY-MM-DD>/<plan>-<target>-<execution-id>.log`.
+pub fn execution_key(
+    prefix: &str,
+    date: NaiveDate,
+    plan: &str,
+    target: &str,
+    execution_id: &str,
+) -> Path {
+    let file = format!("{plan}-{target}-{execution_id}.log");
     Path::from(prefix)
         .join(date.format("%Y-%m-%d").to_string().as_str())
         .join(file.as_str())
@@ -274,7 +291,7 @@ impl Inner {
                     Arc::new(tokio::sync::Mutex::new(ExecutionLog {
                         key: object_key(
                             &self.options.prefix,
-                            record.timestamp.date_naive(),
+                            record.started.unwrap_or(record.timestamp).date_naive(),
                             record,
                         ),
                         confirmed: None,
