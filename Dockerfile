@@ -19,7 +19,13 @@ ARG BASE=gcr.io/distroless/cc-debian12:nonroot
 # Build stage: the release binary exactly as `cargo build --release` makes it
 # (Cargo.lock honoured with --locked). rustls with aws-lc-rs is the only TLS
 # stack, so the binary links nothing but glibc and libgcc_s (the "cc" base).
+# PACKAGE and BIN pick another binary built on the SDK, installed as
+# /hibernator all the same (docs/writing-executors.md), e.g.
+#   docker build --build-arg PACKAGE=hibernator-example-custom-operator \
+#     --build-arg BIN=custom-hibernator -t my-hibernator:dev .
 FROM rust:1.95-bookworm AS build
+ARG PACKAGE=hibernator-operator
+ARG BIN=hibernator
 WORKDIR /src
 # cmake and clang are what aws-lc-sys needs to build its C/assembly sources.
 RUN apt-get update \
@@ -28,8 +34,8 @@ RUN apt-get update \
 COPY . .
 RUN --mount=type=cache,target=/usr/local/cargo/registry \
     --mount=type=cache,target=/src/target \
-    cargo build --release --locked -p hibernator-operator --bin hibernator \
-    && install -D -m 0755 target/release/hibernator /out/hibernator
+    cargo build --release --locked -p "$PACKAGE" --bin "$BIN" \
+    && install -D -m 0755 "target/release/$BIN" /out/hibernator
 
 # Runtime base: distroless glibc base (BASE), no shell, no package manager,
 # runs as the `nonroot` user (65532), matching the chart's securityContext.

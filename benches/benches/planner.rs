@@ -34,7 +34,7 @@ fn base(n: usize, kind: StrategyType) -> HibernatePlanSpec {
             .map(|i| Target {
                 name: format!("target-{i}"),
                 kind: "ec2".into(),
-                connector_ref: ConnectorRef::default(),
+                connector_ref: Some(ConnectorRef::default()),
                 ..Target::default()
             })
             .collect(),

@@ -108,7 +108,7 @@ fn bench(c: &mut Criterion) {
             config_map: "hibernator-restore-dev".into(),
             ..RestoreView::default()
         },
-        catalog: hibernator_executors::catalog(),
+        catalog: hibernator_executors::ExecutorSet::new().catalog(),
         backoff: RetryPolicy {
             max_retries: 0,
             base_delay: std::time::Duration::from_secs(10),

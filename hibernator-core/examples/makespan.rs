@@ -38,7 +38,7 @@ fn case(rng: &mut StdRng) -> Case {
         .map(|i| Target {
             name: format!("t{i}"),
             kind: "ec2".into(),
-            connector_ref: ConnectorRef::default(),
+            connector_ref: Some(ConnectorRef::default()),
             ..Target::default()
         })
         .collect();

@@ -242,7 +242,7 @@ spec:
 
     #[test]
     fn schema_errors_name_the_field() {
-        let bad = PLAN.replace("kind: CloudProvider", "kind: Cloud");
+        let bad = PLAN.replace("kind: CloudProvider", "kind: [CloudProvider]");
         let err = PlanDocuments::from_yaml(&bad).unwrap_err();
         let text = err.to_string();
         assert!(text.contains("spec.targets[0].connectorRef.kind"), "{text}");

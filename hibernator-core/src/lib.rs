@@ -1,10 +1,13 @@
 //! # hibernator-core
 //!
 //! The embeddable heart of Hibernator: CRD types, the schedule engine, the
-//! planner and dispatcher, validation, restore-ledger types and the
-//! [`Executor`](executor::Executor) trait. It depends on no Kubernetes client,
-//! no AWS SDK and no gRPC stack, so services that only want to ask "is this
-//! plan off now, and what runs first?" pull in nothing heavy.
+//! planner and dispatcher, validation, restore-ledger types, the
+//! [`Executor`](executor::Executor) trait and the helpers executor authors
+//! need (bounded waits in [`executor`], selectors and name rules in
+//! [`selector`], the conformance kit with feature `testing`). It depends on
+//! no Kubernetes client, no AWS SDK and no gRPC stack, so services that only
+//! want to ask "is this plan off now, and what runs first?" pull in nothing
+//! heavy.
 //!
 //! ```
 //! use hibernator_core::{input::PlanDocuments, schedule::CompiledSchedule};
@@ -33,6 +36,7 @@ pub mod params;
 pub mod planner;
 pub mod restore;
 pub mod schedule;
+pub mod selector;
 pub mod types;
 pub mod validation;
 

@@ -16,6 +16,7 @@ use schemars::JsonSchema;
 use serde::de::DeserializeOwned;
 
 use crate::diag::{Diagnostic, Diagnostics};
+use crate::types::ConnectorKind;
 
 /// Semantic checks of a parameter type beyond its serde shape.
 pub trait ValidateParameters {
@@ -118,10 +119,43 @@ fn join(prefix: &str, path: &str) -> String {
     }
 }
 
-/// The executor types a binary knows, with their parameter checks.
+/// Which connector an executor type works with. Validation checks each
+/// target's `connectorRef` against it, so a plan whose connector cannot work
+/// is rejected at admission instead of failing in the runner.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ConnectorUse {
+    /// Not declared: any connector, or none, is accepted.
+    Any,
+    /// The executor needs no connector; a `connectorRef` is ignored (and
+    /// validation warns about it).
+    None,
+    /// The executor needs a connector of this kind.
+    Kind(ConnectorKind),
+}
+
+impl std::fmt::Display for ConnectorUse {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Any => f.write_str("any connector"),
+            Self::None => f.write_str("no connector"),
+            Self::Kind(kind) => write!(f, "a connector of kind {kind}"),
+        }
+    }
+}
+
+#[derive(Clone)]
+struct Entry {
+    check: Arc<dyn ParameterCheck>,
+    connector: ConnectorUse,
+}
+
+/// The executor types a binary knows, with their parameter checks and the
+/// connector each works with. Built from the binary's executor set
+/// (`hibernator_executors::ExecutorSet::catalog`), so validation knows
+/// exactly the types the runner can run.
 #[derive(Clone, Default)]
 pub struct ParameterCatalog {
-    checks: BTreeMap<String, Arc<dyn ParameterCheck>>,
+    entries: BTreeMap<String, Entry>,
 }
 
 impl ParameterCatalog {
@@ -130,9 +164,23 @@ impl ParameterCatalog {
         Self::default()
     }
 
-    /// Adds (or replaces) the check for its executor type.
+    /// Adds (or replaces) the check for its executor type, accepting any
+    /// connector ([`ConnectorUse::Any`]).
     pub fn register(&mut self, check: Arc<dyn ParameterCheck>) {
-        self.checks.insert(check.executor_type().to_string(), check);
+        self.register_with_connector(check, ConnectorUse::Any);
+    }
+
+    /// Adds (or replaces) the check for its executor type and the connector
+    /// targets of that type must name.
+    pub fn register_with_connector(
+        &mut self,
+        check: Arc<dyn ParameterCheck>,
+        connector: ConnectorUse,
+    ) {
+        self.entries.insert(
+            check.executor_type().to_string(),
+            Entry { check, connector },
+        );
     }
 
     /// Builder form of [`register`](Self::register).
@@ -141,14 +189,39 @@ impl ParameterCatalog {
         self
     }
 
+    /// Builder form of [`register_with_connector`](Self::register_with_connector).
+    pub fn with_connector(
+        mut self,
+        check: Arc<dyn ParameterCheck>,
+        connector: ConnectorUse,
+    ) -> Self {
+        self.register_with_connector(check, connector);
+        self
+    }
+
     /// The check for an executor type.
     pub fn get(&self, executor_type: &str) -> Option<&Arc<dyn ParameterCheck>> {
-        self.checks.get(executor_type)
+        self.entries.get(executor_type).map(|e| &e.check)
+    }
+
+    /// The connector an executor type works with (`None`: unknown type).
+    pub fn connector(&self, executor_type: &str) -> Option<&ConnectorUse> {
+        self.entries.get(executor_type).map(|e| &e.connector)
     }
 
     /// The known executor types, sorted.
     pub fn types(&self) -> impl Iterator<Item = &str> {
-        self.checks.keys().map(String::as_str)
+        self.entries.keys().map(String::as_str)
+    }
+
+    /// Number of known executor types.
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// True when no executor type is known.
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
     }
 }
 
@@ -213,5 +286,18 @@ mod tests {
         assert_eq!(catalog.types().collect::<Vec<_>>(), ["demo"]);
         assert!(catalog.get("demo").is_some());
         assert!(catalog.get("ec2").is_none());
+        assert_eq!(catalog.connector("demo"), Some(&ConnectorUse::Any));
+        let catalog = catalog.with_connector(
+            Arc::new(TypedParameters::<Demo>::new("demo")),
+            ConnectorUse::Kind(ConnectorKind::K8sCluster),
+        );
+        assert_eq!(catalog.len(), 1);
+        assert_eq!(
+            catalog
+                .connector("demo")
+                .map(ToString::to_string)
+                .as_deref(),
+            Some("a connector of kind K8SCluster")
+        );
     }
 }

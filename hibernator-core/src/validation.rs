@@ -11,10 +11,10 @@ use std::collections::BTreeMap;
 use crate::diag::Diagnostics;
 use crate::duration::parse_duration;
 use crate::input::PlanDocuments;
-use crate::params::ParameterCatalog;
+use crate::params::{ConnectorUse, ParameterCatalog};
 use crate::types::{
     CloudProvider, CloudProviderType, HibernatePlan, HibernatePlanSpec, K8SCluster,
-    ScheduleException,
+    ScheduleException, Target,
 };
 
 /// Upper bound of `spec.behavior.retries`.
@@ -89,8 +89,13 @@ fn check_targets(spec: &HibernatePlanSpec, catalog: &ParameterCatalog, d: &mut D
             // keep the first index for later duplicates
             seen.insert(target.name.as_str(), first);
         }
-        if target.connector_ref.name.is_empty() {
+        if let Some(reference) = &target.connector_ref
+            && reference.name.is_empty()
+        {
             d.error(format!("{field}.connectorRef.name"), "is required");
+        }
+        if let Some(connector) = catalog.connector(&target.kind) {
+            check_connector(target, connector, &field, d);
         }
         if let Some(timeout) = &target.timeout {
             match parse_duration(timeout) {
@@ -127,6 +132,32 @@ fn check_targets(spec: &HibernatePlanSpec, catalog: &ParameterCatalog, d: &mut D
                 );
             }
         }
+    }
+}
+
+/// Checks a target's `connectorRef` against the connector its executor type
+/// works with.
+fn check_connector(target: &Target, connector: &ConnectorUse, field: &str, d: &mut Diagnostics) {
+    let kind = &target.kind;
+    match (connector, &target.connector_ref) {
+        (ConnectorUse::Any, _) => {}
+        (ConnectorUse::Kind(needed), None) => d.error(
+            format!("{field}.connectorRef"),
+            format!("is required: executor type {kind:?} needs a connector of kind {needed}"),
+        ),
+        (ConnectorUse::Kind(needed), Some(reference)) if reference.kind != *needed => d.error(
+            format!("{field}.connectorRef.kind"),
+            format!(
+                "executor type {kind:?} needs a connector of kind {needed}, not {}",
+                reference.kind
+            ),
+        ),
+        (ConnectorUse::Kind(_), Some(_)) => {}
+        (ConnectorUse::None, Some(_)) => d.warn(
+            format!("{field}.connectorRef"),
+            format!("executor type {kind:?} needs no connector; connectorRef is ignored"),
+        ),
+        (ConnectorUse::None, None) => {}
     }
 }
 

@@ -1,13 +1,19 @@
 //! Parameter pieces shared by several executors: waiting for completion,
-//! errors, and the name rules of AWS and Kubernetes identifiers.
+//! errors, and the name rules of AWS identifiers. The Kubernetes name rules
+//! and [`NamesOrSelector`] live in [`hibernator_core::selector`] and are
+//! re-exported here.
 
-use std::collections::BTreeSet;
 use std::time::Duration;
 
 use hibernator_core::diag::Diagnostics;
 use hibernator_core::duration::parse_duration;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
+
+pub use hibernator_core::selector::{
+    NamesOrSelector, check_dns_label, check_dns_subdomain, check_label_key, check_label_value,
+    warn_duplicates,
+};
 
 /// Timeout used when `awaitCompletion.timeout` is not set: 15 minutes.
 pub const DEFAULT_AWAIT_TIMEOUT: Duration = Duration::from_secs(15 * 60);
@@ -117,108 +123,6 @@ pub(crate) fn positive_duration(text: &str) -> Result<Duration, String> {
     }
 }
 
-/// Warns about repeated entries of a list (`field` is the list's path).
-pub(crate) fn warn_duplicates(items: &[String], field: &str, d: &mut Diagnostics) {
-    let mut seen = BTreeSet::new();
-    for (i, item) in items.iter().enumerate() {
-        if !seen.insert(item.as_str()) {
-            d.warn(
-                format!("{field}[{i}]"),
-                format!("{item:?} is listed more than once"),
-            );
-        }
-    }
-}
-
-fn is_lower_alnum(c: char) -> bool {
-    c.is_ascii_lowercase() || c.is_ascii_digit()
-}
-
-/// Checks an RFC 1123 DNS label (Kubernetes namespace names): at most 63
-/// characters, lowercase letters, digits and `-`, starting and ending with a
-/// letter or digit.
-pub fn check_dns_label(name: &str) -> Result<(), String> {
-    if name.is_empty() {
-        return Err("must not be empty".to_string());
-    }
-    if name.len() > 63 {
-        return Err(format!("{name:?} is longer than 63 characters"));
-    }
-    if !name.chars().all(|c| is_lower_alnum(c) || c == '-') {
-        return Err(format!(
-            "{name:?} may only contain lowercase letters, digits and '-'"
-        ));
-    }
-    if name.starts_with('-') || name.ends_with('-') {
-        return Err(format!(
-            "{name:?} must start and end with a letter or digit"
-        ));
-    }
-    Ok(())
-}
-
-/// Checks an RFC 1123 DNS subdomain (most Kubernetes object names): at most
-/// 253 characters, dot-separated DNS labels.
-pub fn check_dns_subdomain(name: &str) -> Result<(), String> {
-    if name.is_empty() {
-        return Err("must not be empty".to_string());
-    }
-    if name.len() > 253 {
-        return Err(format!("{name:?} is longer than 253 characters"));
-    }
-    for part in name.split('.') {
-        check_dns_label(part).map_err(|_| {
-            format!(
-                "{name:?} must be lowercase letters, digits, '-' and '.', \
-                 each dot-separated part starting and ending with a letter or digit"
-            )
-        })?;
-    }
-    Ok(())
-}
-
-fn is_label_name(name: &str) -> bool {
-    !name.is_empty()
-        && name.len() <= 63
-        && name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
-        && name.starts_with(|c: char| c.is_ascii_alphanumeric())
-        && name.ends_with(|c: char| c.is_ascii_alphanumeric())
-}
-
-/// Checks a Kubernetes label key (`[prefix/]name`): the optional prefix is a
-/// DNS subdomain, the name at most 63 characters of letters, digits, `-`,
-/// `_` and `.`, starting and ending with a letter or digit.
-pub fn check_label_key(key: &str) -> Result<(), String> {
-    let (prefix, name) = match key.split_once('/') {
-        Some((prefix, name)) => (Some(prefix), name),
-        None => (None, key),
-    };
-    if let Some(prefix) = prefix {
-        check_dns_subdomain(prefix).map_err(|e| format!("label key prefix: {e}"))?;
-    }
-    if !is_label_name(name) {
-        return Err(format!(
-            "label key {key:?}: the name part must be 1-63 letters, digits, '-', '_' or '.', \
-             starting and ending with a letter or digit"
-        ));
-    }
-    Ok(())
-}
-
-/// Checks a Kubernetes label value: empty, or a valid label name part.
-pub fn check_label_value(value: &str) -> Result<(), String> {
-    if value.is_empty() || is_label_name(value) {
-        Ok(())
-    } else {
-        Err(format!(
-            "label value {value:?} must be at most 63 letters, digits, '-', '_' or '.', \
-             starting and ending with a letter or digit"
-        ))
-    }
-}
-
 /// Checks an AWS tag key (1–128 characters) as used in filters.
 pub fn check_aws_tag_key(key: &str) -> Result<(), String> {
     if key.is_empty() {
@@ -236,60 +140,6 @@ pub fn check_aws_tag_value(value: &str) -> Result<(), String> {
         Err(format!("tag value {value:?} is longer than 256 characters"))
     } else {
         Ok(())
-    }
-}
-
-/// A parameter pair where exactly one of a name list and a label selector
-/// must be set (karpenter `nodePools`/`nodeSelector`, workloadscaler
-/// `namespace.literals`/`namespace.selector`).
-pub(crate) struct NamesOrSelector<'a> {
-    /// The names, if set.
-    pub names: Option<&'a [String]>,
-    /// Field name of the names (`nodePools`).
-    pub names_key: &'a str,
-    /// Error for an empty name list.
-    pub empty_names: &'a str,
-    /// Check of one name.
-    pub check_name: fn(&str) -> Result<(), String>,
-    /// The selector, if set.
-    pub selector: Option<&'a crate::selector::LabelSelector>,
-    /// Field name of the selector (`nodeSelector`).
-    pub selector_key: &'a str,
-    /// Warning for an empty selector (it selects everything).
-    pub empty_selector: &'a str,
-}
-
-impl NamesOrSelector<'_> {
-    /// Checks the pair under `field`.
-    pub(crate) fn validate(&self, field: &str, d: &mut Diagnostics) {
-        if self.names.is_some() == self.selector.is_some() {
-            d.error(
-                field,
-                format!(
-                    "set exactly one of {} or {}",
-                    self.names_key, self.selector_key
-                ),
-            );
-        }
-        if let Some(names) = self.names {
-            let path = format!("{field}.{}", self.names_key);
-            if names.is_empty() {
-                d.error(path.clone(), self.empty_names);
-            }
-            for (i, name) in names.iter().enumerate() {
-                if let Err(e) = (self.check_name)(name) {
-                    d.error(format!("{path}[{i}]"), e);
-                }
-            }
-            warn_duplicates(names, &path, d);
-        }
-        if let Some(selector) = self.selector {
-            let path = format!("{field}.{}", self.selector_key);
-            if selector.is_empty() {
-                d.warn(path.clone(), self.empty_selector);
-            }
-            selector.validate(&path, d);
-        }
     }
 }
 
@@ -335,38 +185,5 @@ mod tests {
         a.validate("x", &mut d);
         assert!(d.errors.is_empty());
         assert_eq!(d.warnings[0].field, "x.timeout");
-    }
-
-    #[test]
-    fn dns_names() {
-        assert!(check_dns_label("team-a1").is_ok());
-        for bad in ["", "-a", "a-", "A", "a_b", &"a".repeat(64)] {
-            assert!(check_dns_label(bad).is_err(), "{bad}");
-        }
-        assert!(check_dns_subdomain("default.pool-1").is_ok());
-        assert!(check_dns_subdomain("a..b").is_err());
-        assert!(check_dns_subdomain(&"a".repeat(254)).is_err());
-    }
-
-    #[test]
-    fn label_keys_and_values() {
-        for ok in ["app", "app.kubernetes.io/name", "a_b.c-d", "x/Y"] {
-            assert!(check_label_key(ok).is_ok(), "{ok}");
-        }
-        for bad in ["", "/app", "-app", "Bad_Prefix/app", "a/b/c", "app-"] {
-            assert!(check_label_key(bad).is_err(), "{bad}");
-        }
-        assert!(check_label_value("").is_ok());
-        assert!(check_label_value("v1.2_x").is_ok());
-        assert!(check_label_value("has space").is_err());
-        assert!(check_label_value(&"v".repeat(64)).is_err());
-    }
-
-    #[test]
-    fn duplicates_warn_with_index() {
-        let mut d = Diagnostics::new();
-        warn_duplicates(&["a".into(), "b".into(), "a".into()], "f", &mut d);
-        assert_eq!(d.warnings.len(), 1);
-        assert_eq!(d.warnings[0].field, "f[2]");
     }
 }

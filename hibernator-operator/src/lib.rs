@@ -1,10 +1,12 @@
 //! # hibernator-operator
 //!
 //! Wiring of the `hibernator` binary: the command-line interface, the
-//! controller, the runner, the admission webhook and the kubectl plugin.
-//! Decisions live in `hibernator-core`; this crate only turns them into side
-//! effects and output.
+//! controller, the runner, the admission webhook and the kubectl plugin,
+//! all around one executor set ([`App`]). Decisions live in
+//! `hibernator-core`; this crate only turns them into side effects and
+//! output.
 
+pub mod app;
 pub mod cli;
 pub mod controller;
 pub mod demo;
@@ -14,6 +16,8 @@ pub mod restore_store;
 pub mod run;
 pub mod runner;
 pub mod webhook;
+
+pub use app::App;
 
 /// The global allocator of the `hibernator` binary (mimalloc).
 ///

@@ -15,9 +15,13 @@
 //!   mount namespace (projected tokens, ServiceAccount volume, termination
 //!   log at their real paths; in-cluster environment), for the process-level
 //!   tests of the shipped binary; plugs into the Job simulator.
+//! - [`process`]: the process tier's world for any crate that builds a
+//!   `hibernator` binary (the operator's, or an embedder's): cluster, CRDs,
+//!   ServiceAccounts, kubelet and Job simulator, the controller as a Pod.
 
 pub mod fault_proxy;
 pub mod jobsim;
 pub mod kube;
 pub mod kubelet;
 pub mod moto;
+pub mod process;

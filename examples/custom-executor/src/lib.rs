@@ -13,14 +13,16 @@
 //! [`ConformanceFixture`](hibernator_core::executor::testing::ConformanceFixture);
 //! `tests/conformance.rs` runs the conformance kit against it.
 //!
-//! ```no_run
-//! use hibernator_core::executor::{ExecutorRegistry, typed};
+//! ```
+//! use hibernator_core::executor::typed;
 //! use hibernator_example_custom_executor::FileReplicas;
+//! use hibernator_executors::ExecutorSet;
 //!
-//! let registry = ExecutorRegistry::new().with(typed(FileReplicas));
-//! assert!(registry.get("file-replicas").is_some());
-//! // The same registry yields the parameter checks validation uses.
-//! let catalog = registry.parameter_catalog();
+//! // A standalone executor: its targets name no connector.
+//! let executors = ExecutorSet::empty().standalone(typed(FileReplicas));
+//! assert!(executors.get("file-replicas").is_some());
+//! // The same set yields the parameter checks validation uses.
+//! let catalog = executors.catalog();
 //! assert!(catalog.get("file-replicas").is_some());
 //! ```
 

@@ -4,18 +4,17 @@
 //! hibernator-example-custom-executor <shutdown|wakeup> <directory> <restore-file>
 //! ```
 //!
-//! It registers the executor in an [`ExecutorRegistry`], looks it up by type
-//! like the runner does, and runs it through the shared run functions with a
-//! [`FileRestoreStore`].
+//! It adds the executor to an [`ExecutorSet`] as a standalone executor (it
+//! needs no connector), looks it up by type like the runner does, and runs
+//! it through the shared run functions with a [`FileRestoreStore`].
 
 use std::process::ExitCode;
 
-use hibernator_core::executor::{
-    ExecutionContext, ExecutorRegistry, RetryPolicy, run_shutdown, run_wakeup, typed,
-};
+use hibernator_core::executor::{ExecutionContext, RetryPolicy, run_shutdown, run_wakeup, typed};
 use hibernator_core::restore::FileRestoreStore;
 use hibernator_core::types::Operation;
 use hibernator_example_custom_executor::FileReplicas;
+use hibernator_executors::{ExecutorSet, ExecutorSource};
 
 const USAGE: &str =
     "usage: hibernator-example-custom-executor <shutdown|wakeup> <directory> <restore-file>";
@@ -35,9 +34,9 @@ async fn main() -> ExitCode {
         }
     };
 
-    let registry = ExecutorRegistry::new().with(typed(FileReplicas));
-    let Some(executor) = registry.get("file-replicas") else {
-        eprintln!("file-replicas is not registered");
+    let executors = ExecutorSet::empty().standalone(typed(FileReplicas));
+    let Some(ExecutorSource::Standalone(executor)) = executors.get("file-replicas") else {
+        eprintln!("file-replicas is not in the executor set");
         return ExitCode::FAILURE;
     };
     let store = FileRestoreStore::new(restore_file);

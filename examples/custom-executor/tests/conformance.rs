@@ -4,15 +4,17 @@
 use async_trait::async_trait;
 use hibernator_core::executor::testing::run_conformance;
 use hibernator_core::executor::{
-    ExecutionContext, ExecutorError, ExecutorRegistry, RetryPolicy, ShutdownOutcome, TypedExecutor,
-    WakeupOutcome, run_shutdown, typed,
+    ExecutionContext, ExecutorError, RetryPolicy, ShutdownOutcome, TypedExecutor, WakeupOutcome,
+    run_shutdown, typed,
 };
+use hibernator_core::params::ConnectorUse;
 use hibernator_core::restore::{MemoryRestoreStore, RestoreRecord, RestoreStore};
 use hibernator_core::types::Operation;
 use hibernator_example_custom_executor::fixture::TempServices;
 use hibernator_example_custom_executor::{
     FileReplicas, FileReplicasParams, read_service, resource_key, select_services, write_replicas,
 };
+use hibernator_executors::ExecutorSet;
 use serde_json::json;
 
 #[tokio::test]
@@ -125,9 +127,13 @@ async fn an_executor_that_reobserves_hibernated_services_fails_conformance() {
 }
 
 #[tokio::test]
-async fn registry_exposes_parameter_checks() {
-    let registry = ExecutorRegistry::new().with(typed(FileReplicas));
-    let catalog = registry.parameter_catalog();
+async fn the_executor_set_exposes_parameter_checks() {
+    let executors = ExecutorSet::empty().standalone(typed(FileReplicas));
+    let catalog = executors.catalog();
+    assert_eq!(
+        catalog.connector("file-replicas"),
+        Some(&ConnectorUse::None)
+    );
     let check = catalog.get("file-replicas").unwrap();
     let d = check.check(
         Some(&json!({"directory": "/srv", "services": ["../etc"]})),

@@ -8,9 +8,13 @@
 //! the target's deadline.
 //!
 //! Most executors implement [`TypedExecutor`] (typed, validated parameters)
-//! and register [`typed`]`(MyExecutor)` in an [`ExecutorRegistry`]. See
-//! `docs/writing-executors.md` and, with the `testing` feature, the
-//! conformance kit in [`testing`].
+//! and are wrapped with [`typed`]`(MyExecutor)`. The binaries learn about
+//! executors from an executor set (`hibernator_executors::ExecutorSet`),
+//! which also yields the parameter catalog validation uses. Executors get
+//! the same helpers the built-ins use: bounded waits ([`wait_until`],
+//! [`wait_for_all`]) here, label selectors and name checks in
+//! [`crate::selector`]. See `docs/writing-executors.md` and, with the
+//! `testing` feature, the conformance kit in [`testing`].
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -26,11 +30,11 @@ use crate::restore::RestoreRecord;
 mod context;
 mod counting;
 mod error;
-mod registry;
 mod retry;
 mod run;
 #[cfg(feature = "testing")]
 pub mod testing;
+mod wait;
 
 pub use context::{
     ExecutionContext, ExecutionContextBuilder, LogLevel, LogSink, ProgressSink, TracingLogSink,
@@ -38,9 +42,9 @@ pub use context::{
 };
 pub use counting::CountingExecutor;
 pub use error::{ErrorClass, ExecutorError, category};
-pub use registry::ExecutorRegistry;
 pub use retry::{Jitter, RetryPolicy, retry};
 pub use run::{CANCEL_GRACE, TargetReport, run_shutdown, run_wakeup};
+pub use wait::{Laggards, describe_laggards, laggards_timeout, wait_for_all, wait_until};
 
 /// What a shutdown did.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -65,7 +69,7 @@ pub struct WakeupOutcome {
 }
 
 /// Hibernates and wakes up the resources of one target type. Object safe:
-/// registries hold `Arc<dyn Executor>`.
+/// executor sets hold `Arc<dyn Executor>`.
 #[async_trait]
 pub trait Executor: Send + Sync {
     /// The target `type` this executor handles (`ec2`, `file-replicas`, …).
@@ -142,7 +146,7 @@ where
 #[derive(Debug)]
 pub struct Typed<E>(pub E);
 
-/// Wraps a [`TypedExecutor`] as an `Arc<dyn Executor>` for a registry.
+/// Wraps a [`TypedExecutor`] as an `Arc<dyn Executor>`.
 pub fn typed<E: TypedExecutor>(executor: E) -> Arc<dyn Executor> {
     Arc::new(Typed(executor))
 }

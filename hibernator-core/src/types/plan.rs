@@ -212,8 +212,11 @@ pub struct Target {
     /// Executor type: `ec2`, `rds`, `eks`, `karpenter`, `workloadscaler` or a custom one.
     #[serde(rename = "type")]
     pub kind: String,
-    /// The connector (`CloudProvider` or `K8SCluster`) the executor uses.
-    pub connector_ref: ConnectorRef,
+    /// The connector the executor uses: a `CloudProvider`, a `K8SCluster`,
+    /// or a connector kind of a custom executor. Omitted for executor types
+    /// that need no connector.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub connector_ref: Option<ConnectorRef>,
     /// Executor-specific parameters (see `docs/executors.md`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(schema_with = "preserve_unknown_object")]
@@ -238,7 +241,7 @@ pub(crate) fn preserve_unknown_object(_: &mut schemars::SchemaGenerator) -> sche
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ConnectorRef {
-    /// `CloudProvider` or `K8SCluster`.
+    /// `CloudProvider`, `K8SCluster`, or the kind of a custom executor's connector.
     pub kind: ConnectorKind,
     /// Name of the connector object.
     pub name: String,
@@ -247,15 +250,88 @@ pub struct ConnectorRef {
     pub namespace: Option<String>,
 }
 
-/// Kinds of connector objects.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+impl ConnectorRef {
+    /// A reference to the connector `name` of `kind` in the plan's namespace.
+    pub fn new(kind: ConnectorKind, name: impl Into<String>) -> Self {
+        Self {
+            kind,
+            name: name.into(),
+            namespace: None,
+        }
+    }
+}
+
+/// Kinds of connector objects. Open: an executor set may add executors whose
+/// connector is a kind of its own (the CRD accepts any kind name, the
+/// executor set of the binary decides which kinds it serves).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum ConnectorKind {
     /// A `CloudProvider` (AWS account and credentials).
     #[default]
     CloudProvider,
     /// A `K8SCluster` (Kubernetes API access).
-    #[serde(rename = "K8SCluster")]
     K8sCluster,
+    /// Any other kind, served by a custom executor's connector factory.
+    Other(String),
+}
+
+impl ConnectorKind {
+    /// The kind as written in `connectorRef.kind`.
+    pub fn as_str(&self) -> &str {
+        match self {
+            Self::CloudProvider => "CloudProvider",
+            Self::K8sCluster => "K8SCluster",
+            Self::Other(kind) => kind,
+        }
+    }
+
+    /// The kind of that name (`CloudProvider` and `K8SCluster` map to their
+    /// variants, every other name to [`ConnectorKind::Other`]).
+    pub fn from_name(name: &str) -> Self {
+        match name {
+            "CloudProvider" => Self::CloudProvider,
+            "K8SCluster" => Self::K8sCluster,
+            other => Self::Other(other.to_string()),
+        }
+    }
+}
+
+impl std::fmt::Display for ConnectorKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl Serialize for ConnectorKind {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.as_str())
+    }
+}
+
+impl<'de> Deserialize<'de> for ConnectorKind {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let name = String::deserialize(deserializer)?;
+        if name.is_empty() {
+            return Err(serde::de::Error::custom(
+                "a connector kind must not be empty",
+            ));
+        }
+        Ok(Self::from_name(&name))
+    }
+}
+
+impl JsonSchema for ConnectorKind {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "ConnectorKind".into()
+    }
+
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({
+            "type": "string",
+            "minLength": 1,
+            "description": "`CloudProvider`, `K8SCluster`, or the connector kind of a custom executor.",
+        })
+    }
 }
 
 /// The operation a cycle performs.

@@ -319,3 +319,96 @@ fn dns_labels() {
     assert!(check_dns_label("Db", 63).is_err());
     assert!(check_dns_label(&"a".repeat(64), 63).is_err());
 }
+
+fn connector_catalog() -> ParameterCatalog {
+    use crate::params::ConnectorUse;
+    use crate::types::ConnectorKind;
+    ParameterCatalog::new()
+        .with_connector(
+            Arc::new(TypedParameters::<serde_json::Value>::new("db")),
+            ConnectorUse::Kind(ConnectorKind::CloudProvider),
+        )
+        .with_connector(
+            Arc::new(TypedParameters::<serde_json::Value>::new("apps")),
+            ConnectorUse::Kind(ConnectorKind::Other("ArgoInstance".into())),
+        )
+        .with_connector(
+            Arc::new(TypedParameters::<serde_json::Value>::new("notify")),
+            ConnectorUse::None,
+        )
+}
+
+fn validate_targets(targets: &str) -> Diagnostics {
+    let text = format!(
+        "apiVersion: hibernator.dev/v1alpha1\nkind: HibernatePlan\nmetadata: {{name: dev}}\nspec:\n  schedule:\n    timezone: UTC\n    offHours: [{{start: '20:00', end: '06:00', daysOfWeek: [MON, TUE, WED, THU, FRI, SAT, SUN]}}]\n  targets:\n{targets}"
+    );
+    let docs = PlanDocuments::from_yaml(&text).expect("test YAML parses");
+    validate_documents(&docs, &connector_catalog())
+}
+
+#[test]
+fn connectors_match_what_the_executor_type_works_with() {
+    let d = validate_targets(
+        "    - {name: a, type: db, connectorRef: {kind: CloudProvider, name: aws}}\n    - {name: b, type: apps, connectorRef: {kind: ArgoInstance, name: main}}\n    - {name: c, type: notify}\n",
+    );
+    assert!(d.is_valid(), "{d:?}");
+    assert!(d.warnings.is_empty(), "{d:?}");
+}
+
+#[test]
+fn a_missing_or_wrong_connector_is_named() {
+    let d = validate_targets(
+        "    - {name: a, type: db}\n    - {name: b, type: db, connectorRef: {kind: K8SCluster, name: here}}\n    - {name: c, type: apps, connectorRef: {kind: CloudProvider, name: aws}}\n",
+    );
+    assert!(
+        has(
+            &d.errors,
+            "spec.targets[0].connectorRef",
+            "is required: executor type \"db\" needs a connector of kind CloudProvider"
+        ),
+        "{d:?}"
+    );
+    assert!(
+        has(
+            &d.errors,
+            "spec.targets[1].connectorRef.kind",
+            "needs a connector of kind CloudProvider, not K8SCluster"
+        ),
+        "{d:?}"
+    );
+    assert!(
+        has(
+            &d.errors,
+            "spec.targets[2].connectorRef.kind",
+            "needs a connector of kind ArgoInstance, not CloudProvider"
+        ),
+        "{d:?}"
+    );
+}
+
+#[test]
+fn a_connector_for_a_type_without_one_is_a_warning() {
+    let d = validate_targets(
+        "    - {name: c, type: notify, connectorRef: {kind: CloudProvider, name: aws}}\n",
+    );
+    assert!(d.is_valid(), "{d:?}");
+    assert!(
+        has(
+            &d.warnings,
+            "spec.targets[0].connectorRef",
+            "needs no connector"
+        ),
+        "{d:?}"
+    );
+    let d = validate_targets(
+        "    - {name: c, type: notify, connectorRef: {kind: CloudProvider, name: ''}}\n",
+    );
+    assert!(
+        has(
+            &d.errors,
+            "spec.targets[0].connectorRef.name",
+            "is required"
+        ),
+        "{d:?}"
+    );
+}

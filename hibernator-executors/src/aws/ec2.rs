@@ -20,8 +20,6 @@
 
 pub mod describe;
 
-use std::collections::BTreeMap;
-use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -29,7 +27,8 @@ use aws_config::SdkConfig;
 use aws_sdk_ec2::Client;
 use aws_sdk_ec2::types::InstanceStateName;
 use hibernator_core::executor::{
-    ExecutionContext, ExecutorError, ShutdownOutcome, TypedExecutor, WakeupOutcome, category,
+    ExecutionContext, ExecutorError, Laggards, ShutdownOutcome, TypedExecutor, WakeupOutcome,
+    category, describe_laggards,
 };
 use hibernator_core::restore::RestoreRecord;
 use serde::{Deserialize, Serialize};
@@ -38,7 +37,7 @@ use self::describe::{
     InstanceInfo, LIVE_STATES, MUTATE_BATCH, describe_all, selector_queries, states_of,
 };
 use crate::aws::error::classify;
-use crate::aws::wait::{DEFAULT_POLL_INTERVAL, wait_until};
+use crate::aws::wait::{DEFAULT_POLL_INTERVAL, wait_for_all};
 use crate::ec2::{Parameters, is_managed_instance};
 
 /// Prefix of the restore keys of this executor: `instance/<id>`.
@@ -140,39 +139,27 @@ impl Ec2Executor {
         ids: &[String],
         desired: &InstanceStateName,
         timeout: Duration,
-    ) -> Result<BTreeMap<String, String>, ExecutorError> {
+    ) -> Result<Laggards, ExecutorError> {
         if ids.is_empty() {
-            return Ok(BTreeMap::new());
+            return Ok(Laggards::new());
         }
-        let laggards = Mutex::new(BTreeMap::new());
         let what = format!(
             "waiting for {} instances to be {}",
             ids.len(),
             desired.as_str()
         );
-        let result = wait_until(ctx, &what, timeout, self.poll_interval, || async {
+        wait_for_all(ctx, &what, timeout, self.poll_interval, || async {
             let states = states_of(&self.client, ids).await?;
-            let behind: BTreeMap<String, String> = ids
+            Ok(ids
                 .iter()
                 .filter_map(|id| match states.get(id) {
                     Some(info) if &info.state == desired => None,
                     Some(info) => Some((id.clone(), info.state.as_str().to_string())),
                     None => Some((id.clone(), "not found".to_string())),
                 })
-                .collect();
-            let done = behind.is_empty();
-            *laggards.lock().unwrap_or_else(PoisonError::into_inner) = behind;
-            Ok(done)
+                .collect())
         })
-        .await;
-        let laggards = laggards
-            .into_inner()
-            .unwrap_or_else(PoisonError::into_inner);
-        match result {
-            Ok(()) => Ok(BTreeMap::new()),
-            Err(e) if e.category == category::TIMEOUT && !laggards.is_empty() => Ok(laggards),
-            Err(e) => Err(e),
-        }
+        .await
     }
 
     /// Stops `ids` in batches of [`MUTATE_BATCH`], hibernating them when `hibernate`.
@@ -191,14 +178,6 @@ impl Ec2Executor {
         }
         Ok(())
     }
-}
-
-fn describe_laggards(laggards: &BTreeMap<String, String>) -> String {
-    laggards
-        .iter()
-        .map(|(id, state)| format!("{id} ({state})"))
-        .collect::<Vec<_>>()
-        .join(", ")
 }
 
 fn to_json(state: &AwakeState) -> Result<serde_json::Value, ExecutorError> {

@@ -4,8 +4,5 @@ pub mod connector;
 pub mod ec2;
 pub mod eks;
 pub mod error;
-pub mod factory;
 pub mod rds;
 pub mod wait;
-
-pub use factory::executor_for;

@@ -9,33 +9,37 @@
 //!   `exec` or `auth-provider` users are rejected: the runner never runs
 //!   commands named by a Secret (use `spec.eks` for EKS). The kubeconfig's
 //!   content never appears in errors or logs.
-//! - `spec.eks{name, region}` + `spec.providerRef`: the CloudProvider's AWS
-//!   configuration (see [`crate::aws::connector`]) in the cluster's region,
-//!   EKS `DescribeCluster` for the endpoint and CA, and an in-process bearer
-//!   token from [`super::eks_token`] on every request (no exec plugin).
+//! - `spec.eks{name, region}` + `spec.providerRef` (feature `aws`): the
+//!   CloudProvider's AWS configuration (see `crate::aws::connector`) in the
+//!   cluster's region, EKS `DescribeCluster` for the endpoint and CA, and an
+//!   in-process bearer token from `super::eks_token` on every request (no
+//!   exec plugin).
 //!
 //! Exactly one of `spec.eks` and `spec.k8s` must be set.
 
 use std::collections::BTreeMap;
+#[cfg(feature = "aws")]
 use std::sync::Arc;
 
-use aws_config::{BehaviorVersion, ConfigLoader, Region, SdkConfig};
-use base64::Engine;
-use base64::engine::general_purpose::STANDARD;
-use hibernator_core::types::{CloudProvider, EksClusterRef, K8SCluster, SecretRef};
+use hibernator_core::types::{EksClusterRef, K8SCluster, SecretRef};
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::Api;
-use kube::client::ClientBuilder;
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::{Client, Config, ResourceExt};
-use rustls::pki_types::CertificateDer;
-use rustls::pki_types::pem::PemObject;
 use thiserror::Error;
 
-use super::auth::BearerAuthLayer;
-use super::eks_token::{TokenError, TokenSource};
-use crate::aws::connector::{
-    ConnectorError as AwsConnectorError, SessionIdentity, StaticKeys, sdk_config_from,
+#[cfg(feature = "aws")]
+use super::eks_token::TokenError;
+#[cfg(feature = "aws")]
+use crate::aws::connector::ConnectorError as AwsConnectorError;
+use crate::session::SessionIdentity;
+
+#[cfg(feature = "aws")]
+mod eks;
+#[cfg(feature = "aws")]
+pub use eks::{
+    EksEndpoint, client_with_tokens, describe_eks_endpoint, eks_client, eks_client_from_endpoint,
+    resolve_aws_config,
 };
 
 /// Secret key holding a kubeconfig.
@@ -114,6 +118,7 @@ pub enum ConnectorError {
         reason: String,
     },
     /// The AWS configuration of the CloudProvider failed.
+    #[cfg(feature = "aws")]
     #[error("{connector}: {source}")]
     Aws {
         /// `K8SCluster <name>` or `CloudProvider <name>`.
@@ -123,6 +128,7 @@ pub enum ConnectorError {
         source: AwsConnectorError,
     },
     /// EKS `DescribeCluster` failed or returned no endpoint.
+    #[cfg(feature = "aws")]
     #[error("K8SCluster {name}: spec.eks.name: eks:DescribeCluster of {cluster}: {reason}")]
     EksDescribe {
         /// K8SCluster name.
@@ -133,6 +139,7 @@ pub enum ConnectorError {
         reason: String,
     },
     /// The EKS cluster's `certificateAuthority.data` is not a PEM certificate.
+    #[cfg(feature = "aws")]
     #[error(
         "K8SCluster {name}: EKS cluster {cluster}: certificateAuthority.data is not a base64 PEM certificate: {reason}"
     )]
@@ -145,6 +152,7 @@ pub enum ConnectorError {
         reason: String,
     },
     /// No EKS token could be made.
+    #[cfg(feature = "aws")]
     #[error("K8SCluster {name}: {source}")]
     Token {
         /// K8SCluster name.
@@ -152,6 +160,16 @@ pub enum ConnectorError {
         /// The token error.
         #[source]
         source: TokenError,
+    },
+    /// `spec.eks` needs AWS support, which this build does not have
+    /// (hibernator-executors without feature `aws`).
+    #[cfg(not(feature = "aws"))]
+    #[error(
+        "K8SCluster {name}: spec.eks needs AWS support, which this build lacks (hibernator-executors feature `aws`); use spec.k8s"
+    )]
+    EksNeedsAws {
+        /// K8SCluster name.
+        name: String,
     },
     /// The kube client could not be built.
     #[error("K8SCluster {name}: cannot build a Kubernetes client: {reason}")]
@@ -208,13 +226,15 @@ pub fn cluster_access(cluster: &K8SCluster) -> Result<ClusterAccess<'_>, Connect
     }
 }
 
-type LoaderFn = dyn Fn() -> ConfigLoader + Send + Sync;
+#[cfg(feature = "aws")]
+type LoaderFn = dyn Fn() -> aws_config::ConfigLoader + Send + Sync;
 
 /// Builds clients for target clusters, reading Secrets and CloudProviders
 /// with a management-cluster client.
 #[derive(Clone)]
 pub struct ClusterConnector {
     management: Client,
+    #[cfg(feature = "aws")]
     aws_loader: Arc<LoaderFn>,
 }
 
@@ -226,23 +246,14 @@ impl std::fmt::Debug for ClusterConnector {
 
 impl ClusterConnector {
     /// A connector reading from the management cluster with `management`,
-    /// using the default AWS configuration chain.
+    /// using the default AWS configuration chain (for EKS clusters, feature
+    /// `aws`).
     pub fn new(management: Client) -> Self {
         Self {
             management,
-            aws_loader: Arc::new(|| aws_config::defaults(BehaviorVersion::latest())),
+            #[cfg(feature = "aws")]
+            aws_loader: Arc::new(|| aws_config::defaults(aws_config::BehaviorVersion::latest())),
         }
-    }
-
-    /// Starts every AWS configuration from `loader()` (tests set an endpoint
-    /// there; region, keys and role of the CloudProvider apply on top).
-    #[must_use]
-    pub fn with_aws_loader(
-        mut self,
-        loader: impl Fn() -> ConfigLoader + Send + Sync + 'static,
-    ) -> Self {
-        self.aws_loader = Arc::new(loader);
-        self
     }
 
     /// A client for the cluster `cluster` describes.
@@ -276,58 +287,28 @@ impl ClusterConnector {
                 )?;
                 client_from_kubeconfig(&name, &yaml).await
             }
+            #[cfg(feature = "aws")]
             ClusterAccess::Eks {
                 eks,
                 provider,
                 provider_namespace,
             } => {
-                let provider_ns = provider_namespace.unwrap_or(&namespace);
-                let object = format!("CloudProvider {provider_ns}/{provider}");
-                let cloud = Api::<CloudProvider>::namespaced(self.management.clone(), provider_ns)
-                    .get(provider)
-                    .await
-                    .map_err(|e| ConnectorError::Read {
-                        connector: format!("K8SCluster {name}"),
-                        field: "spec.providerRef".into(),
-                        object,
-                        reason: e.to_string(),
-                    })?;
-                let sdk = self.aws_config(&cloud, provider_ns, identity).await?;
-                eks_client(&name, eks, &sdk).await
+                self.eks_cluster_client(
+                    &name,
+                    &namespace,
+                    eks,
+                    provider,
+                    provider_namespace,
+                    identity,
+                )
+                .await
+            }
+            #[cfg(not(feature = "aws"))]
+            ClusterAccess::Eks { .. } => {
+                let _ = identity; // names STS sessions, which only EKS access uses
+                Err(ConnectorError::EksNeedsAws { name })
             }
         }
-    }
-
-    /// The AWS configuration of `provider` (in `namespace`), reading the
-    /// `auth.static` Secret (keys `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`)
-    /// when it is used.
-    pub async fn aws_config(
-        &self,
-        provider: &CloudProvider,
-        namespace: &str,
-        identity: &SessionIdentity,
-    ) -> Result<SdkConfig, ConnectorError> {
-        let name = provider.name_any();
-        let connector = format!("CloudProvider {name}");
-        let aws = provider.spec.aws.as_ref();
-        let static_keys = match aws.and_then(|a| a.auth.static_keys.as_ref()) {
-            None => None,
-            Some(auth) => {
-                let field = "spec.aws.auth.static.secretRef";
-                let secret = &auth.secret_ref;
-                let data = self
-                    .secret_data(&connector, field, secret, namespace)
-                    .await?;
-                let key = |k| secret_key(&connector, field, secret, namespace, &data, k);
-                Some(StaticKeys {
-                    access_key_id: key(ACCESS_KEY_ID_KEY)?.trim().to_string(),
-                    secret_access_key: key(SECRET_ACCESS_KEY_KEY)?.trim().to_string(),
-                })
-            }
-        };
-        sdk_config_from((self.aws_loader)(), &name, aws, static_keys, identity)
-            .await
-            .map_err(|source| ConnectorError::Aws { connector, source })
     }
 
     async fn secret_data(
@@ -378,19 +359,6 @@ fn secret_key(
     String::from_utf8(bytes.clone()).map_err(|_| missing())
 }
 
-/// The AWS configuration of `provider` in `namespace` (see
-/// [`ClusterConnector::aws_config`]), for the runner.
-pub async fn resolve_aws_config(
-    management: &Client,
-    provider: &CloudProvider,
-    namespace: &str,
-    identity: &SessionIdentity,
-) -> Result<SdkConfig, ConnectorError> {
-    ClusterConnector::new(management.clone())
-        .aws_config(provider, namespace, identity)
-        .await
-}
-
 /// A client for the kubeconfig `yaml` (its current context) of K8SCluster
 /// `name`. Users with `exec` or `auth-provider` are rejected.
 pub async fn client_from_kubeconfig(name: &str, yaml: &str) -> Result<Client, ConnectorError> {
@@ -418,125 +386,6 @@ pub async fn client_from_kubeconfig(name: &str, yaml: &str) -> Result<Client, Co
     build_client(name, config)
 }
 
-/// Where an EKS cluster's API server is and which CA signs its certificate.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct EksEndpoint {
-    /// API server URL.
-    pub endpoint: String,
-    /// `certificateAuthority.data`: base64 of the PEM CA bundle.
-    pub certificate_authority: String,
-}
-
-/// Reads the endpoint and CA of `eks` with `DescribeCluster` (K8SCluster `name`).
-pub async fn describe_eks_endpoint(
-    name: &str,
-    eks: &EksClusterRef,
-    sdk: &SdkConfig,
-) -> Result<EksEndpoint, ConnectorError> {
-    let describe_error = |reason: String| ConnectorError::EksDescribe {
-        name: name.to_string(),
-        cluster: eks.name.clone(),
-        reason,
-    };
-    let client = aws_sdk_eks::Client::new(sdk);
-    let response = client
-        .describe_cluster()
-        .name(&eks.name)
-        .send()
-        .await
-        .map_err(|e| {
-            describe_error(crate::aws::error::classify(&e, "eks:DescribeCluster").message)
-        })?;
-    let cluster = response
-        .cluster
-        .ok_or_else(|| describe_error("the response has no cluster".into()))?;
-    let endpoint = cluster
-        .endpoint
-        .filter(|e| !e.is_empty())
-        .ok_or_else(|| describe_error("the cluster has no endpoint yet (is it ACTIVE?)".into()))?;
-    let certificate_authority = cluster
-        .certificate_authority
-        .and_then(|ca| ca.data)
-        .filter(|d| !d.is_empty())
-        .ok_or_else(|| describe_error("the cluster has no certificateAuthority.data".into()))?;
-    Ok(EksEndpoint {
-        endpoint,
-        certificate_authority,
-    })
-}
-
-/// A client for EKS cluster `eks` with the CloudProvider configuration `sdk`
-/// (its region is replaced by `eks.region`).
-pub async fn eks_client(
-    name: &str,
-    eks: &EksClusterRef,
-    sdk: &SdkConfig,
-) -> Result<Client, ConnectorError> {
-    let sdk = sdk
-        .to_builder()
-        .region(Region::new(eks.region.clone()))
-        .build();
-    let endpoint = describe_eks_endpoint(name, eks, &sdk).await?;
-    let tokens = TokenSource::from_sdk_config(&eks.name, &eks.region, &sdk).map_err(|source| {
-        ConnectorError::Token {
-            name: name.to_string(),
-            source,
-        }
-    })?;
-    eks_client_from_endpoint(name, &eks.name, &endpoint, Arc::new(tokens))
-}
-
-/// A client for an EKS API server at `endpoint`, trusting only its CA and
-/// authenticating every request with a token from `tokens`.
-pub fn eks_client_from_endpoint(
-    name: &str,
-    cluster: &str,
-    endpoint: &EksEndpoint,
-    tokens: Arc<TokenSource>,
-) -> Result<Client, ConnectorError> {
-    let ca_error = |reason: &str| ConnectorError::EksCertificate {
-        name: name.to_string(),
-        cluster: cluster.to_string(),
-        reason: reason.to_string(),
-    };
-    let pem = STANDARD
-        .decode(endpoint.certificate_authority.trim())
-        .map_err(|_| ca_error("not base64"))?;
-    let certs = CertificateDer::pem_slice_iter(&pem)
-        .map(|c| c.map(|c| c.as_ref().to_vec()))
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|_| ca_error("not PEM"))?;
-    if certs.is_empty() {
-        return Err(ca_error("no CERTIFICATE block"));
-    }
-    let url = endpoint
-        .endpoint
-        .parse()
-        .map_err(|_| ConnectorError::EksDescribe {
-            name: name.to_string(),
-            cluster: cluster.to_string(),
-            reason: format!("endpoint {:?} is not a URL", endpoint.endpoint),
-        })?;
-    let mut config = Config::new(url);
-    config.root_cert = Some(certs);
-    client_with_tokens(name, config, tokens)
-}
-
-/// A client for `config` that authenticates every request with a bearer
-/// token from `tokens` (any auth in `config` is replaced).
-pub fn client_with_tokens(
-    name: &str,
-    mut config: Config,
-    tokens: Arc<TokenSource>,
-) -> Result<Client, ConnectorError> {
-    config.auth_info = kube::config::AuthInfo::default();
-    let builder = ClientBuilder::try_from(config).map_err(|e| ConnectorError::Client {
-        name: name.to_string(),
-        reason: e.to_string(),
-    })?;
-    Ok(builder.with_layer(&BearerAuthLayer::new(tokens)).build())
-}
-
 fn build_client(name: &str, config: Config) -> Result<Client, ConnectorError> {
     Client::try_from(config).map_err(|e| ConnectorError::Client {
         name: name.to_string(),
@@ -544,5 +393,7 @@ fn build_client(name: &str, config: Config) -> Result<Client, ConnectorError> {
     })
 }
 
+// The tests build EKS clients as well (feature `aws`).
 #[cfg(test)]
+#[cfg(feature = "aws")]
 mod tests;

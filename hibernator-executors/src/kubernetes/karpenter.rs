@@ -22,13 +22,12 @@
 //!   ("back" means the pool can launch nodes again; Karpenter only launches
 //!   nodes for pending pods, so no node count is waited for).
 
-use std::collections::BTreeMap;
-use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
 use async_trait::async_trait;
 use hibernator_core::executor::{
-    ExecutionContext, ExecutorError, ShutdownOutcome, TypedExecutor, WakeupOutcome, category,
+    ExecutionContext, ExecutorError, Laggards, ShutdownOutcome, TypedExecutor, WakeupOutcome,
+    category, describe_laggards, wait_for_all,
 };
 use hibernator_core::restore::RestoreRecord;
 use kube::api::{Api, DeleteParams, DynamicObject, ListParams, Patch};
@@ -39,7 +38,6 @@ use serde_json::{Map, Value, json};
 
 use super::common::{from_state, labels, list_all, patch_params, to_state};
 use super::error::{classify, is_not_found};
-use crate::aws::wait::wait_until;
 use crate::karpenter::Parameters;
 
 /// Label Karpenter puts on the NodeClaims (and nodes) of a pool.
@@ -239,13 +237,12 @@ impl KarpenterExecutor {
         timeout: Duration,
         pools: &[String],
         gone: bool,
-    ) -> Result<BTreeMap<String, String>, ExecutorError> {
+    ) -> Result<Laggards, ExecutorError> {
         if pools.is_empty() {
-            return Ok(BTreeMap::new());
+            return Ok(Laggards::new());
         }
-        let laggards = Mutex::new(BTreeMap::new());
-        let result = wait_until(ctx, what, timeout, self.poll_interval, || async {
-            let mut behind = BTreeMap::new();
+        wait_for_all(ctx, what, timeout, self.poll_interval, || async {
+            let mut behind = Laggards::new();
             for pool in pools {
                 if gone {
                     let left = self.claims_of(pool).await?.len();
@@ -263,19 +260,9 @@ impl KarpenterExecutor {
                     }
                 }
             }
-            let done = behind.is_empty();
-            *laggards.lock().unwrap_or_else(PoisonError::into_inner) = behind;
-            Ok(done)
+            Ok(behind)
         })
-        .await;
-        let laggards = laggards
-            .into_inner()
-            .unwrap_or_else(PoisonError::into_inner);
-        match result {
-            Ok(()) => Ok(BTreeMap::new()),
-            Err(e) if e.category == category::TIMEOUT && !laggards.is_empty() => Ok(laggards),
-            Err(e) => Err(e),
-        }
+        .await
     }
 
     async fn restore_one(&self, pool: &str, state: &PoolState) -> Result<(), ExecutorError> {
@@ -307,14 +294,6 @@ fn not_installed() -> ExecutorError {
         category::NOT_FOUND,
         "the cluster does not serve karpenter.sh/v1 NodePools (is Karpenter v1 installed?)",
     )
-}
-
-fn describe(laggards: &BTreeMap<String, String>) -> String {
-    laggards
-        .iter()
-        .map(|(pool, seen)| format!("{pool} ({seen})"))
-        .collect::<Vec<_>>()
-        .join(", ")
 }
 
 #[async_trait]
@@ -375,7 +354,7 @@ impl TypedExecutor for KarpenterExecutor {
             let laggards = self.wait_pools(ctx, &what, timeout, &names, true).await?;
             if !laggards.is_empty() {
                 return Err(ExecutorError::timeout(
-                    &format!("{what} (still there: {})", describe(&laggards)),
+                    &format!("{what} (still there: {})", describe_laggards(&laggards)),
                     timeout,
                 ));
             }

@@ -1,16 +1,17 @@
 //! Kubernetes executors (`workloadscaler`, `karpenter`) and the cluster
-//! connectors they run with: kubeconfig Secrets, in-cluster configuration and
-//! EKS clusters with an in-process bearer token (feature `kubernetes`).
+//! connectors they run with: kubeconfig Secrets, in-cluster configuration
+//! (feature `kubernetes`) and EKS clusters with an in-process bearer token
+//! (features `kubernetes` and `aws`).
 
+#[cfg(feature = "aws")]
 pub mod auth;
 pub mod common;
 pub mod connector;
+#[cfg(feature = "aws")]
 pub mod eks_token;
 pub mod error;
-pub mod factory;
 pub mod karpenter;
 pub mod workloadscaler;
 
-pub use factory::executor_for;
 pub use karpenter::KarpenterExecutor;
 pub use workloadscaler::WorkloadScalerExecutor;

@@ -13,7 +13,7 @@ pub struct Args {
     dir: Option<std::path::PathBuf>,
 }
 
-pub(super) fn run(args: &Args, out: &mut dyn std::io::Write) -> anyhow::Result<ExitCode> {
+pub(crate) fn run(args: &Args, out: &mut dyn std::io::Write) -> anyhow::Result<ExitCode> {
     match &args.dir {
         None => write!(out, "{}", hibernator_core::crd::all_yaml()?)?,
         Some(dir) => {

@@ -8,6 +8,7 @@ use chrono::{DateTime, Utc};
 use hibernator_core::Operation;
 use hibernator_core::planner::ExecutionPlan;
 use hibernator_core::schedule::CompiledSchedule;
+use hibernator_executors::ExecutorSet;
 
 use super::output;
 use super::plan::{PlanFormat, write_plan};
@@ -30,9 +31,10 @@ pub struct Args {
     endpoint: Option<String>,
 }
 
-pub(super) fn run(args: &Args, out: &mut dyn std::io::Write) -> anyhow::Result<ExitCode> {
+pub(crate) fn run(args: &Args, out: &mut dyn std::io::Write) -> anyhow::Result<ExitCode> {
     writeln!(out, "== examples/plans/demo.yaml (embedded)")?;
-    let (docs, diagnostics) = diagnose(DEMO_PLAN);
+    // The demo runs the built-in executors, whatever else this binary has.
+    let (docs, diagnostics) = diagnose(DEMO_PLAN, &ExecutorSet::new().catalog());
     for e in &diagnostics.errors {
         writeln!(out, "error: {e}")?;
     }

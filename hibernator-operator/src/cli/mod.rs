@@ -1,13 +1,13 @@
 //! Command-line interface of the `hibernator` binary.
 
-mod crd;
-mod demo;
+pub(crate) mod crd;
+pub(crate) mod demo;
 pub(crate) mod output;
 pub(crate) mod plan;
 pub(crate) mod run;
 pub(crate) mod schedule;
 pub(crate) mod service;
-mod validate;
+pub(crate) mod validate;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -40,8 +40,8 @@ pub enum Command {
     /// Validate, preview and plan the shipped example (examples/plans/demo.yaml).
     Demo(demo::Args),
     /// Run a plan's shutdown or wake-up now, in-process, without Kubernetes
-    /// (AWS targets, credentials from the default chain, restore data in a
-    /// state file). Exit 0 when every target completed, 1 when one failed or
+    /// (targets with a CloudProvider connector or none; AWS credentials from
+    /// the default chain, restore data in a state file). Exit 0 when every target completed, 1 when one failed or
     /// was aborted, 2 on usage or I/O errors.
     Run(run::Args),
     /// Run one target's shutdown or wake-up inside a runner Job (inputs from
@@ -91,52 +91,26 @@ pub struct FileArg {
     pub file: PathBuf,
 }
 
-/// Parses the process arguments and runs the command.
+/// Parses the process arguments and runs the command with the built-in
+/// executors ([`App::main`](crate::App::main) of [`App::default`](crate::App)).
 pub fn main() -> ExitCode {
-    let cli = Cli::parse();
-    // Never `stdout().lock()` here: the guard would live as long as the
-    // command, and the long-running ones (controller, runner, webhook) log
-    // to stdout from other threads, which would then block for good.
-    // `Stdout` locks per write, which is all the commands need.
-    let mut stdout = std::io::stdout();
-    match run(cli, &mut stdout) {
-        Ok(code) => code,
-        Err(error) => {
-            eprintln!("error: {error:#}");
-            ExitCode::from(2)
-        }
-    }
+    crate::App::default().main()
 }
 
-/// Runs a parsed command, writing its output to `out`.
-///
-/// Returns the process exit code: 0 on success, 1 when the command ran and
-/// found the input invalid. Errors (unreadable files, I/O) map to exit 2.
+/// Runs a parsed command with the built-in executors, writing its output to
+/// `out` (see [`App::run`](crate::App::run)).
 pub fn run(cli: Cli, out: &mut dyn std::io::Write) -> anyhow::Result<ExitCode> {
-    match cli.command {
-        Command::Validate(args) => validate::run(&args, out),
-        Command::Schedule(args) => schedule::run(&args, out),
-        Command::Plan(args) => plan::run(&args, out),
-        Command::Crd(args) => crd::run(&args, out),
-        Command::Demo(args) => demo::run(&args, out),
-        Command::Run(args) => run::run(&args, out),
-        Command::Runner(args) => crate::runner::command(args),
-        Command::Webhook(args) => crate::webhook::command(args),
-        Command::Controller(args) => crate::controller::cli::command(args),
-        Command::Kubectl(cli) => Ok(crate::plugin::run_blocking(cli, out)),
-    }
+    crate::App::default().run(cli, out)
 }
 
-/// Runs the CLI on an argument list, capturing stdout (for tests and docs checks).
+/// Runs the CLI on an argument list with the built-in executors, capturing
+/// stdout (for tests and docs checks).
 pub fn run_capture<I, S>(args: I) -> anyhow::Result<(ExitCode, String)>
 where
     I: IntoIterator<Item = S>,
     S: Into<std::ffi::OsString> + Clone,
 {
-    let cli = Cli::try_parse_from(args)?;
-    let mut buffer = Vec::new();
-    let code = run(cli, &mut buffer)?;
-    Ok((code, String::from_utf8(buffer)?))
+    crate::App::default().run_capture(args)
 }
 
 #[cfg(test)]

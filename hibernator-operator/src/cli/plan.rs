@@ -33,7 +33,7 @@ pub struct Args {
     output: PlanFormat,
 }
 
-pub(super) fn run(args: &Args, out: &mut dyn std::io::Write) -> anyhow::Result<ExitCode> {
+pub(crate) fn run(args: &Args, out: &mut dyn std::io::Write) -> anyhow::Result<ExitCode> {
     let docs = output::read_plan(&args.file.file)?;
     let plan = ExecutionPlan::build(&docs.plan.spec, args.operation.into())
         .with_context(|| format!("{}", args.file.file.display()))?;

@@ -8,11 +8,12 @@ use std::sync::Arc;
 use anyhow::Context;
 use hibernator_core::cycle::CycleControl;
 use hibernator_core::restore::FileRestoreStore;
+use hibernator_executors::ExecutorSet;
 use serde_json::json;
 
 use super::{FileArg, Format, OperationArg, output, validate};
 use crate::run::display::DisplayMode;
-use crate::run::provider::AwsFileProvider;
+use crate::run::provider::FileProvider;
 use crate::run::{RunOptions, SummaryFormat, execute, exit_code};
 
 /// Arguments of `run`.
@@ -43,11 +44,15 @@ pub fn default_state_path(file: &Path) -> PathBuf {
     file.with_file_name(format!("{stem}.state.json"))
 }
 
-pub(super) fn run(args: &Args, out: &mut dyn std::io::Write) -> anyhow::Result<ExitCode> {
+pub(crate) fn run(
+    args: &Args,
+    executors: &Arc<ExecutorSet>,
+    out: &mut dyn std::io::Write,
+) -> anyhow::Result<ExitCode> {
     let path = &args.file.file;
     let text =
         std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
-    let (docs, diagnostics) = validate::diagnose(&text);
+    let (docs, diagnostics) = validate::diagnose(&text, &executors.catalog());
     let docs = match docs {
         Some(docs) if diagnostics.is_valid() => docs,
         _ => {
@@ -103,7 +108,7 @@ pub(super) fn run(args: &Args, out: &mut dyn std::io::Write) -> anyhow::Result<E
     runtime.block_on(async {
         init_tracing();
         let store = Arc::new(FileRestoreStore::new(&state_path));
-        let provider = AwsFileProvider::from_documents(&docs);
+        let provider = FileProvider::from_documents(&docs, executors.clone());
         let control = CycleControl::new();
         let interrupts = tokio::spawn(handle_interrupts(control.clone()));
         let result = execute(

@@ -35,7 +35,7 @@ pub fn parse_instant(text: &str) -> Result<DateTime<Utc>, String> {
         })
 }
 
-pub(super) fn run(args: &Args, out: &mut dyn std::io::Write) -> anyhow::Result<ExitCode> {
+pub(crate) fn run(args: &Args, out: &mut dyn std::io::Write) -> anyhow::Result<ExitCode> {
     let docs = output::read_plan(&args.file.file)?;
     let schedule = CompiledSchedule::compile(&docs.plan.spec.schedule, &docs.exceptions)
         .with_context(|| format!("{}", args.file.file.display()))?;

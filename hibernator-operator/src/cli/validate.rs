@@ -4,6 +4,7 @@ use std::process::ExitCode;
 
 use hibernator_core::Diagnostics;
 use hibernator_core::input::PlanDocuments;
+use hibernator_core::params::ParameterCatalog;
 use hibernator_core::validation::validate_documents;
 use serde_json::json;
 
@@ -19,11 +20,12 @@ pub struct Args {
     output: Format,
 }
 
-/// Validates a file's text against the executors compiled into this binary.
-pub fn diagnose(text: &str) -> (Option<PlanDocuments>, Diagnostics) {
+/// Validates a file's text against the executor types of `catalog` (the
+/// binary's executor set).
+pub fn diagnose(text: &str, catalog: &ParameterCatalog) -> (Option<PlanDocuments>, Diagnostics) {
     match PlanDocuments::from_yaml(text) {
         Ok(docs) => {
-            let diagnostics = validate_documents(&docs, &hibernator_executors::catalog());
+            let diagnostics = validate_documents(&docs, catalog);
             (Some(docs), diagnostics)
         }
         Err(error) => {
@@ -34,11 +36,15 @@ pub fn diagnose(text: &str) -> (Option<PlanDocuments>, Diagnostics) {
     }
 }
 
-pub(super) fn run(args: &Args, out: &mut dyn std::io::Write) -> anyhow::Result<ExitCode> {
+pub(crate) fn run(
+    args: &Args,
+    catalog: &ParameterCatalog,
+    out: &mut dyn std::io::Write,
+) -> anyhow::Result<ExitCode> {
     let path = &args.file.file;
     let text = std::fs::read_to_string(path)
         .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", path.display()))?;
-    let (docs, diagnostics) = diagnose(&text);
+    let (docs, diagnostics) = diagnose(&text, catalog);
     match args.output {
         Format::Json => output::write_json(
             out,

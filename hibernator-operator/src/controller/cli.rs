@@ -197,10 +197,15 @@ impl ControllerArgs {
     }
 }
 
-/// Runs `hibernator controller` until SIGTERM/SIGINT.
-pub fn command(args: ControllerArgs) -> anyhow::Result<std::process::ExitCode> {
+/// Runs `hibernator controller` until SIGTERM/SIGINT, validating plans
+/// against the executor types of `executors`.
+pub fn command(
+    args: ControllerArgs,
+    executors: &hibernator_executors::ExecutorSet,
+) -> anyhow::Result<std::process::ExitCode> {
     use anyhow::Context;
-    let config = args.config()?;
+    let mut config = args.config()?;
+    config.catalog = executors.catalog();
     if args.dry_run {
         println!("{}", serde_json::to_string_pretty(&args.describe(&config))?);
         return Ok(std::process::ExitCode::SUCCESS);

@@ -84,6 +84,9 @@ pub struct ControllerConfig {
     pub streaming: Option<streaming::StreamingSetup>,
     /// Client-side rate limit of the API client ([`client::ControllerClients`]).
     pub kube_api: client::KubeRateLimit,
+    /// The executor types plans are validated against: the catalog of the
+    /// binary's executor set (default: the built-ins).
+    pub catalog: ParameterCatalog,
 }
 
 impl ControllerConfig {
@@ -113,6 +116,7 @@ impl Default for ControllerConfig {
             instance: None,
             streaming: None,
             kube_api: client::KubeRateLimit::default(),
+            catalog: hibernator_executors::ExecutorSet::new().catalog(),
         }
     }
 }
@@ -140,15 +144,15 @@ impl std::fmt::Debug for Context {
 }
 
 impl Context {
-    /// A context with the executors' parameter catalog.
+    /// A context validating plans against `config.catalog`.
     pub fn new(client: Client, config: ControllerConfig, metrics: Arc<Metrics>) -> Self {
         let events = EventPublisher::new(client.clone(), config.instance.clone());
         Self {
             client,
+            catalog: config.catalog.clone(),
             config,
             metrics,
             events,
-            catalog: hibernator_executors::catalog(),
         }
     }
 }

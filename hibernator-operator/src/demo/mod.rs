@@ -18,10 +18,11 @@ use hibernator_core::executor::{Executor, ExecutorError, typed};
 use hibernator_core::input::PlanDocuments;
 use hibernator_core::restore::FileRestoreStore;
 use hibernator_core::types::Target;
+use hibernator_executors::ExecutorSet;
 use hibernator_executors::aws::rds::RdsExecutor;
 
 use crate::run::display::DisplayMode;
-use crate::run::provider::AwsFileProvider;
+use crate::run::provider::FileProvider;
 use crate::run::{RunOptions, SummaryFormat, execute};
 
 /// Checks that `endpoint` is an emulator on this machine: the demo creates
@@ -69,7 +70,7 @@ pub async fn emulator_config(endpoint: &str, region: &str) -> SdkConfig {
 /// `connectivityCheck.enabled` (off in the shipped plan, as by default) runs
 /// the wake-up's "accepts TCP connections" check for real.
 struct DemoProvider {
-    inner: AwsFileProvider,
+    inner: FileProvider,
     database_port: SocketAddr,
 }
 
@@ -143,7 +144,7 @@ pub async fn run_against_emulator(
         }
     });
     let provider = DemoProvider {
-        inner: AwsFileProvider::from_documents(docs),
+        inner: FileProvider::from_documents(docs, Arc::new(ExecutorSet::new())),
         database_port,
     };
     let store = Arc::new(FileRestoreStore::new(state_dir.join("demo.state.json")));

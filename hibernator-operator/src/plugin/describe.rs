@@ -119,7 +119,7 @@ fn target_rows(plan: &HibernatePlan) -> Vec<Value> {
             json!({
                 "name": t.name,
                 "type": t.kind,
-                "connector": format!("{:?}/{}", t.connector_ref.kind, t.connector_ref.name),
+                "connector": t.connector_ref.as_ref().map(|r| format!("{}/{}", r.kind, r.name)),
                 "state": exec.map(|e| e.state),
                 "attempts": exec.map_or(0, |e| e.attempts),
                 "message": exec.and_then(|e| e.message.clone()),

@@ -2,7 +2,7 @@
 //!
 //! [`execute`] chooses the cycle id ([`cycle_id`]), runs
 //! [`hibernator_core::cycle::run_cycle`] with an injected
-//! [`ExecutorProvider`] (the CLI uses [`provider::AwsFileProvider`]), shows
+//! [`ExecutorProvider`] (the CLI uses [`provider::FileProvider`]), shows
 //! the events while it runs ([`display`]) and writes the summary (a table or
 //! JSON). The command-line layer (`cli/run.rs`) adds file reading,
 //! validation, the file restore store and Ctrl-C handling.

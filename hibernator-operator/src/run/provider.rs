@@ -1,5 +1,6 @@
-//! [`AwsFileProvider`]: executors for the AWS targets of a plan file, with
-//! connectors from the file's CloudProvider documents.
+//! [`FileProvider`]: the executors of a plan file's targets, from the
+//! binary's [`ExecutorSet`], with connectors from the file's CloudProvider
+//! documents.
 
 use std::sync::Arc;
 
@@ -12,6 +13,7 @@ use hibernator_core::types::{CloudProvider, ConnectorKind, Target};
 use hibernator_executors::aws::connector::{
     ConnectorError, SessionIdentity, StaticKeys, sdk_config_from,
 };
+use hibernator_executors::{ExecutorSet, ExecutorSource};
 
 /// Error category of connector problems (bounded, for metric labels).
 pub const CONNECTOR_CATEGORY: &str = "connector";
@@ -39,25 +41,40 @@ pub enum ProviderError {
         /// The connector's name.
         connector: String,
     },
-    /// Kubernetes targets need a cluster connection that only the operator has.
+    /// Targets whose connector lives in a cluster (a K8SCluster or a custom
+    /// executor's connector) need the operator.
     #[error(
-        "target {target:?} (type {kind:?}) uses K8SCluster {connector:?}: Kubernetes targets need the operator; `hibernator run` runs AWS targets only"
+        "target {target:?} (type {kind:?}) uses {connector_kind} {connector:?}: it needs the operator; `hibernator run` runs targets with a CloudProvider connector or none"
     )]
     NeedsOperator {
         /// Target name.
         target: String,
         /// Target type.
         kind: String,
+        /// The connector's kind.
+        connector_kind: String,
         /// The connector's name.
         connector: String,
     },
-    /// No AWS executor for this type in this build.
-    #[error("target {target:?}: no AWS executor for type {kind:?} in this build of hibernator run")]
+    /// The target names no CloudProvider, but its type needs one.
+    #[error(
+        "target {target:?} (type {kind:?}) needs a connectorRef to a CloudProvider of the plan file"
+    )]
+    NoConnector {
+        /// Target name.
+        target: String,
+        /// Target type.
+        kind: String,
+    },
+    /// No executor for this type in this build.
+    #[error("target {target:?}: no executor for type {kind:?} in this build (it knows: {known})")]
     UnknownType {
         /// Target name.
         target: String,
         /// Target type.
         kind: String,
+        /// The types this build knows.
+        known: String,
     },
     /// The SDK configuration could not be built.
     #[error("target {target:?}: {source}")]
@@ -76,32 +93,46 @@ impl From<ProviderError> for ExecutorError {
     }
 }
 
-/// Builds AWS executors for the targets of one plan file: the connector is
-/// the file's CloudProvider named by the target's `connectorRef`, the
-/// credentials come from the default chain (environment, profile, SSO,
-/// IRSA), and `AWS_ENDPOINT_URL` is honoured (emulators).
+/// Builds the executors of one plan file's targets from an
+/// [`ExecutorSet`]: executors that need no connector as they are, AWS
+/// executors with the file's CloudProvider named by the target's
+/// `connectorRef`, credentials from the default chain (environment,
+/// profile, SSO, IRSA), and `AWS_ENDPOINT_URL` honoured (emulators).
+/// Targets whose connector lives in a cluster fail with
+/// [`ProviderError::NeedsOperator`].
 #[derive(Clone, Debug)]
-pub struct AwsFileProvider {
+pub struct FileProvider {
     plan: String,
     providers: Vec<CloudProvider>,
+    executors: Arc<ExecutorSet>,
 }
 
-impl AwsFileProvider {
-    /// A provider for the plan and CloudProviders of `docs`.
-    pub fn from_documents(docs: &PlanDocuments) -> Self {
+impl FileProvider {
+    /// A provider for the plan and CloudProviders of `docs`, building
+    /// executors from `executors`.
+    pub fn from_documents(docs: &PlanDocuments, executors: Arc<ExecutorSet>) -> Self {
         Self {
             plan: docs.plan.metadata.name.clone().unwrap_or_default(),
             providers: docs.cloud_providers.clone(),
+            executors,
         }
     }
 
     /// The CloudProvider of `target`, or why it cannot be used here.
     pub fn connector_for(&self, target: &Target) -> Result<&CloudProvider, ProviderError> {
-        let reference = &target.connector_ref;
+        let reference =
+            target
+                .connector_ref
+                .as_ref()
+                .ok_or_else(|| ProviderError::NoConnector {
+                    target: target.name.clone(),
+                    kind: target.kind.clone(),
+                })?;
         if reference.kind != ConnectorKind::CloudProvider {
             return Err(ProviderError::NeedsOperator {
                 target: target.name.clone(),
                 kind: target.kind.clone(),
+                connector_kind: reference.kind.to_string(),
                 connector: reference.name.clone(),
             });
         }
@@ -141,8 +172,30 @@ impl AwsFileProvider {
     }
 
     async fn build(&self, target: &Target) -> Result<Arc<dyn Executor>, ProviderError> {
-        let provider = self.connector_for(target)?;
-        aws_executor(&self.plan, target, provider, None, None).await
+        let source =
+            self.executors
+                .get(&target.kind)
+                .ok_or_else(|| ProviderError::UnknownType {
+                    target: target.name.clone(),
+                    kind: target.kind.clone(),
+                    known: self.executors.types().collect::<Vec<_>>().join(", "),
+                })?;
+        match source {
+            ExecutorSource::Standalone(executor) => Ok(executor.clone()),
+            ExecutorSource::Aws(factory) => Ok(factory.build(&self.sdk_config_for(target).await?)),
+            ExecutorSource::Kubernetes(_) | ExecutorSource::Connector(_) => {
+                let (connector_kind, connector) = match &target.connector_ref {
+                    Some(r) => (r.kind.to_string(), r.name.clone()),
+                    None => (source.connector().to_string(), String::new()),
+                };
+                Err(ProviderError::NeedsOperator {
+                    target: target.name.clone(),
+                    kind: target.kind.clone(),
+                    connector_kind,
+                    connector,
+                })
+            }
+        }
     }
 }
 
@@ -181,25 +234,8 @@ pub async fn aws_sdk_config(
     })
 }
 
-/// The AWS executor of `target` (its `type`) configured by [`aws_sdk_config`].
-pub async fn aws_executor(
-    plan: &str,
-    target: &Target,
-    provider: &CloudProvider,
-    static_keys: Option<StaticKeys>,
-    endpoint_url: Option<&str>,
-) -> Result<Arc<dyn Executor>, ProviderError> {
-    let config = aws_sdk_config(plan, target, provider, static_keys, endpoint_url).await?;
-    hibernator_executors::aws::executor_for(&target.kind, &config).ok_or_else(|| {
-        ProviderError::UnknownType {
-            target: target.name.clone(),
-            kind: target.kind.clone(),
-        }
-    })
-}
-
 #[async_trait]
-impl ExecutorProvider for AwsFileProvider {
+impl ExecutorProvider for FileProvider {
     async fn executor_for(&self, target: &Target) -> Result<Arc<dyn Executor>, ExecutorError> {
         Ok(self.build(target).await?)
     }

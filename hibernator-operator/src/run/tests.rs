@@ -15,13 +15,15 @@ use hibernator_core::executor::{
 };
 use hibernator_core::input::PlanDocuments;
 use hibernator_core::restore::{FileRestoreStore, RestoreRecord, update_record};
+use hibernator_core::types::{ConnectorKind, ConnectorRef};
 use hibernator_core::types::{Operation, Target};
 use hibernator_core::{Diagnostics, params::ValidateParameters};
+use hibernator_executors::ExecutorSet;
 use serde::Deserialize;
 
 use super::cycle_id::{CycleIdError, CycleIdSource, check_cycle_id, choose_cycle_id, new_cycle_id};
 use super::display::{DisplayMode, event_line};
-use super::provider::AwsFileProvider;
+use super::provider::FileProvider;
 use super::{RunOptions, SummaryFormat, execute, exit_code};
 
 fn demo_text() -> String {
@@ -128,14 +130,14 @@ spec:
 "#
     );
     let docs = PlanDocuments::from_yaml(&text).unwrap();
-    let provider = AwsFileProvider::from_documents(&docs);
+    let provider = FileProvider::from_documents(&docs, Arc::new(ExecutorSet::new()));
     let message = |t: Target| {
         let provider = provider.clone();
         async move { provider.executor_for(&t).await.err().unwrap() }
     };
 
     let mut missing = target(&docs, "batch-workers");
-    missing.connector_ref.name = "aws-prod".into();
+    missing.connector_ref = Some(ConnectorRef::new(ConnectorKind::CloudProvider, "aws-prod"));
     let err = message(missing).await;
     assert_eq!(err.category, "connector");
     assert!(
@@ -145,7 +147,10 @@ spec:
     );
 
     let mut with_static = target(&docs, "batch-workers");
-    with_static.connector_ref.name = "aws-static".into();
+    with_static.connector_ref = Some(ConnectorRef::new(
+        ConnectorKind::CloudProvider,
+        "aws-static",
+    ));
     let err = message(with_static).await;
     assert!(
         err.message.contains("auth.static") && err.message.contains("default credential chain"),
@@ -154,20 +159,59 @@ spec:
 
     let mut kube = target(&docs, "batch-workers");
     kube.kind = "workloadscaler".into();
-    kube.connector_ref.kind = hibernator_core::types::ConnectorKind::K8sCluster;
-    kube.connector_ref.name = "dev-cluster".into();
+    kube.connector_ref = Some(ConnectorRef::new(ConnectorKind::K8sCluster, "dev-cluster"));
     let err = message(kube).await;
-    assert!(err.message.contains("need the operator"), "{err}");
+    assert!(
+        err.message
+            .contains("uses K8SCluster \"dev-cluster\": it needs the operator"),
+        "{err}"
+    );
+
+    let mut no_connector = target(&docs, "batch-workers");
+    no_connector.connector_ref = None;
+    let err = message(no_connector).await;
+    assert!(
+        err.message
+            .contains("needs a connectorRef to a CloudProvider"),
+        "{err}"
+    );
 
     let mut unknown = target(&docs, "batch-workers");
     unknown.kind = "mainframe".into();
     let err = message(unknown).await;
     assert!(
         err.message
-            .contains("no AWS executor for type \"mainframe\""),
+            .contains("no executor for type \"mainframe\" in this build (it knows: ec2, eks"),
         "{err}"
     );
     assert!(!err.is_transient());
+}
+
+#[tokio::test]
+async fn standalone_executors_run_without_a_connector() {
+    let memory = Arc::new(Memory::default());
+    memory.sizes.lock().unwrap().insert("a".into(), 2);
+    let executors = ExecutorSet::empty().standalone(typed(MemoryExecutor(memory.clone())));
+    let docs = PlanDocuments::from_yaml(
+        r#"
+apiVersion: hibernator.dev/v1alpha1
+kind: HibernatePlan
+metadata: {name: dev}
+spec:
+  schedule: {timezone: UTC, offHours: [{start: "20:00", end: "06:00", daysOfWeek: [MON, TUE, WED, THU, FRI]}]}
+  targets:
+    - {name: vms, type: mem, parameters: {vms: [a]}}
+"#,
+    )
+    .unwrap();
+    let diagnostics = hibernator_core::validation::validate_documents(&docs, &executors.catalog());
+    assert!(diagnostics.is_valid(), "{diagnostics:?}");
+    let provider = FileProvider::from_documents(&docs, Arc::new(executors));
+    let executor = provider
+        .executor_for(&docs.plan.spec.targets[0])
+        .await
+        .unwrap();
+    assert_eq!(executor.executor_type(), "mem");
 }
 
 /// An in-memory executor: resources are `vm/<name>` with a size; asleep = 0.

@@ -1,8 +1,8 @@
 //! `hibernator runner`: one target's shutdown or wake-up, as run by a runner
 //! Job (or by hand, or in-process by tests).
 //!
-//! [`run`] reads the plan, target and connector from the cluster
-//! ([`resolve`]), builds the executor, runs
+//! [`run_with`] reads the plan, target and connector from the cluster
+//! ([`resolve`]), builds the executor from the binary's executor set, runs
 //! [`run_shutdown`]/[`run_wakeup`] with the target's timeout and the plan's
 //! retry policy against the restore ConfigMap
 //! ([`ConfigMapRestoreStore`]), streams logs and progress when endpoints are
@@ -22,6 +22,7 @@ use hibernator_core::executor::{
     run_wakeup,
 };
 use hibernator_core::types::Operation;
+use hibernator_executors::ExecutorSet;
 use hibernator_streaming::client::StreamClient;
 use hibernator_streaming::config::{ClientConfig, DEFAULT_TOKEN_PATH, Transport};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
@@ -228,8 +229,18 @@ enum RunnerError {
     },
 }
 
-/// Runs one execution and writes its termination message; never exits.
+/// [`run_with`] with the built-in executors.
 pub async fn run(args: RunnerArgs, client: kube::Client) -> RunnerOutcome {
+    run_with(args, client, &ExecutorSet::new()).await
+}
+
+/// Runs one execution, building the target's executor from `executors`,
+/// and writes its termination message; never exits.
+pub async fn run_with(
+    args: RunnerArgs,
+    client: kube::Client,
+    executors: &ExecutorSet,
+) -> RunnerOutcome {
     let sinks = stream::Sinks::new(connect_stream(&args).await, args.operation);
     let attempts = Arc::new(AtomicU32::new(0));
     tracing::info!(
@@ -237,7 +248,7 @@ pub async fn run(args: RunnerArgs, client: kube::Client) -> RunnerOutcome {
         operation = %args.operation, cycle = %args.cycle_id, streaming = sinks.is_streaming(),
         "runner starting"
     );
-    let result = execute(&args, client, &sinks, attempts.clone()).await;
+    let result = execute(&args, client, executors, &sinks, attempts.clone()).await;
     let termination = match &result {
         Ok(report) => TerminationMessage {
             success: true,
@@ -336,11 +347,13 @@ async fn connect_stream(args: &RunnerArgs) -> Option<StreamClient> {
 async fn execute(
     args: &RunnerArgs,
     client: kube::Client,
+    executors: &ExecutorSet,
     sinks: &stream::Sinks,
     attempts: Arc<AtomicU32>,
 ) -> Result<TargetReport, RunnerError> {
     let resolved = resolve::resolve(
         &client,
+        executors,
         &args.namespace,
         &args.plan,
         &args.target,
@@ -413,15 +426,19 @@ async fn write_termination_log(
 
 /// `hibernator runner`: logs to stdout in `--log-format` (`RUST_LOG`,
 /// default `info`), builds the Kubernetes client (in-cluster or
-/// `KUBECONFIG`), runs [`run`] and returns its exit code.
-pub fn command(args: RunnerArgs) -> anyhow::Result<std::process::ExitCode> {
+/// `KUBECONFIG`), runs [`run_with`] with `executors` and returns its exit
+/// code.
+pub fn command(
+    args: RunnerArgs,
+    executors: &ExecutorSet,
+) -> anyhow::Result<std::process::ExitCode> {
     use anyhow::Context;
     let runtime = crate::cli::service::start(args.log_format.unwrap_or(DEFAULT_LOG_FORMAT))?;
     runtime.block_on(async {
         let client = kube::Client::try_default()
             .await
             .context("cannot configure the Kubernetes client (in-cluster or KUBECONFIG)")?;
-        let outcome = run(args, client).await;
+        let outcome = run_with(args, client, executors).await;
         Ok(std::process::ExitCode::from(
             u8::try_from(outcome.exit_code).unwrap_or(1),
         ))

@@ -1,23 +1,23 @@
 //! Reading what one runner execution needs from the cluster: the plan, its
 //! target, the target's connector and the Secrets the connector names, and
-//! building the executor from them.
+//! building the executor from them with the binary's [`ExecutorSet`].
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use hibernator_core::duration::parse_duration;
-use hibernator_core::executor::Executor;
+use hibernator_core::executor::{Executor, ExecutorError};
 use hibernator_core::types::{
-    CloudProvider, ConnectorKind, DEFAULT_TARGET_TIMEOUT, HibernatePlan, K8SCluster, SecretRef,
-    Target,
+    CloudProvider, ConnectorKind, ConnectorRef, DEFAULT_TARGET_TIMEOUT, HibernatePlan, K8SCluster,
+    SecretRef, Target,
 };
 use hibernator_executors::aws::connector::{SessionIdentity, StaticKeys};
-use hibernator_executors::kubernetes;
 use hibernator_executors::kubernetes::connector::{ClusterConnector, ConnectorError};
+use hibernator_executors::{ConnectorRequest, ExecutorSet, ExecutorSource};
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::Api;
 
-use crate::run::provider::{ProviderError, aws_executor};
+use crate::run::provider::{ProviderError, aws_sdk_config};
 
 /// Keys of the static AWS credentials in a CloudProvider's Secret.
 const ACCESS_KEY_ID: &str = "AWS_ACCESS_KEY_ID";
@@ -69,17 +69,38 @@ pub enum ResolveError {
         /// Who needs it (`CloudProvider x`).
         connector: String,
     },
-    /// The target's type has no Kubernetes executor.
+    /// This binary has no executor for the target's type.
     #[error(
-        "target {target:?} (type {kind:?}) uses K8SCluster {connector:?}, but type {kind:?} has no Kubernetes executor (use workloadscaler or karpenter, or a CloudProvider connector)"
+        "target {target:?}: this binary has no executor of type {kind:?} (it knows: {known}); is the runner image the controller's image?"
     )]
-    NotKubernetesType {
+    UnknownType {
         /// Target name.
         target: String,
         /// Target type.
         kind: String,
-        /// Connector name.
-        connector: String,
+        /// The types this binary knows.
+        known: String,
+    },
+    /// The target's connector is not the kind its executor type works with.
+    #[error("target {target:?} (type {kind:?}) needs a connectorRef of kind {needed}, but {found}")]
+    WrongConnector {
+        /// Target name.
+        target: String,
+        /// Target type.
+        kind: String,
+        /// The kind the type works with.
+        needed: ConnectorKind,
+        /// What the target names instead (`names none`, `names K8SCluster x`).
+        found: String,
+    },
+    /// A custom executor's connector factory could not build the executor.
+    #[error("target {target:?}: {source}")]
+    Factory {
+        /// Target name.
+        target: String,
+        /// The factory's error.
+        #[source]
+        source: ExecutorError,
     },
     /// No client could be built for the target's cluster.
     #[error("target {target:?}: {source}")]
@@ -90,7 +111,7 @@ pub enum ResolveError {
         #[source]
         source: Box<ConnectorError>,
     },
-    /// Building the AWS executor failed.
+    /// The AWS configuration of the CloudProvider could not be built.
     #[error(transparent)]
     Provider(#[from] ProviderError),
 }
@@ -104,6 +125,7 @@ impl ResolveError {
                 crate::restore_store::is_transient(source)
                     && crate::restore_store::status_code(source) != Some(409)
             }
+            Self::Factory { source, .. } => source.is_transient(),
             _ => false,
         }
     }
@@ -147,10 +169,11 @@ fn read_error(
 }
 
 /// Reads the plan `namespace/plan`, finds `target`, reads its connector (and
-/// Secrets) and builds the executor (AWS calls go to `aws_endpoint_url`
-/// when given).
+/// Secrets) and builds the executor of the target's type from `executors`
+/// (AWS calls go to `aws_endpoint_url` when given).
 pub async fn resolve(
     client: &kube::Client,
+    executors: &ExecutorSet,
     namespace: &str,
     plan_name: &str,
     target_name: &str,
@@ -178,64 +201,40 @@ pub async fn resolve(
             message,
         })?,
     };
-    let reference = &target.connector_ref;
-    let connector_ns = reference.namespace.as_deref().unwrap_or(namespace);
-    let executor = match reference.kind {
-        ConnectorKind::CloudProvider => {
-            let provider = Api::<CloudProvider>::namespaced(client.clone(), connector_ns)
-                .get(&reference.name)
-                .await
-                .map_err(read_error("CloudProvider", connector_ns, &reference.name))?;
-            let keys = match provider
-                .spec
-                .aws
-                .as_ref()
-                .and_then(|aws| aws.auth.static_keys.as_ref())
-            {
-                Some(auth) => Some(
-                    static_keys(
-                        client,
-                        &auth.secret_ref,
-                        connector_ns,
-                        &format!("CloudProvider {}", reference.name),
-                    )
-                    .await?,
-                ),
-                None => None,
+    let source = executors
+        .get(&target.kind)
+        .ok_or_else(|| ResolveError::UnknownType {
+            target: target.name.clone(),
+            kind: target.kind.clone(),
+            known: executors.types().collect::<Vec<_>>().join(", "),
+        })?;
+    let builder = Builder {
+        client,
+        namespace,
+        plan: plan_name,
+        target: &target,
+        aws_endpoint_url,
+    };
+    let executor = match source {
+        ExecutorSource::Standalone(executor) => executor.clone(),
+        ExecutorSource::Aws(factory) => factory.build(&builder.aws_config().await?),
+        ExecutorSource::Kubernetes(factory) => factory.build(builder.cluster_client().await?),
+        ExecutorSource::Connector(factory) => {
+            let reference = builder.connector(&factory.connector_kind())?;
+            let request = ConnectorRequest {
+                client,
+                reference,
+                namespace: reference.namespace.as_deref().unwrap_or(namespace),
+                plan: plan_name,
+                target: &target,
             };
-            aws_executor(plan_name, &target, &provider, keys, aws_endpoint_url).await?
-        }
-        ConnectorKind::K8sCluster => {
-            let cluster = Api::<K8SCluster>::namespaced(client.clone(), connector_ns)
-                .get(&reference.name)
+            factory
+                .build(request)
                 .await
-                .map_err(read_error("K8SCluster", connector_ns, &reference.name))?;
-            let mut connector = ClusterConnector::new(client.clone());
-            if let Some(url) = aws_endpoint_url {
-                let url = url.to_string();
-                connector = connector.with_aws_loader(move || {
-                    aws_config::defaults(aws_config::BehaviorVersion::latest()).endpoint_url(&url)
-                });
-            }
-            let identity = SessionIdentity {
-                plan: plan_name.to_string(),
-                target: target.name.clone(),
-            };
-            let target_client =
-                connector
-                    .client_for(&cluster, &identity)
-                    .await
-                    .map_err(|source| ResolveError::Cluster {
-                        target: target.name.clone(),
-                        source: Box::new(source),
-                    })?;
-            kubernetes::factory::executor_for(&target.kind, target_client).ok_or_else(|| {
-                ResolveError::NotKubernetesType {
+                .map_err(|source| ResolveError::Factory {
                     target: target.name.clone(),
-                    kind: target.kind.clone(),
-                    connector: reference.name.clone(),
-                }
-            })?
+                    source,
+                })?
         }
     };
     Ok(Resolved {
@@ -244,6 +243,96 @@ pub async fn resolve(
         timeout,
         executor,
     })
+}
+
+/// Reads a target's connector and what it names.
+struct Builder<'a> {
+    client: &'a kube::Client,
+    namespace: &'a str,
+    plan: &'a str,
+    target: &'a Target,
+    aws_endpoint_url: Option<&'a str>,
+}
+
+impl Builder<'_> {
+    /// The target's `connectorRef`, which must be of kind `needed`.
+    fn connector(&self, needed: &ConnectorKind) -> Result<&ConnectorRef, ResolveError> {
+        let wrong = |found: String| ResolveError::WrongConnector {
+            target: self.target.name.clone(),
+            kind: self.target.kind.clone(),
+            needed: needed.clone(),
+            found,
+        };
+        match &self.target.connector_ref {
+            None => Err(wrong("names none".to_string())),
+            Some(r) if r.kind != *needed => Err(wrong(format!("names {} {:?}", r.kind, r.name))),
+            Some(r) => Ok(r),
+        }
+    }
+
+    /// The AWS configuration of the target's CloudProvider (static keys read
+    /// from its Secret).
+    async fn aws_config(&self) -> Result<aws_config::SdkConfig, ResolveError> {
+        let reference = self.connector(&ConnectorKind::CloudProvider)?;
+        let connector_ns = reference.namespace.as_deref().unwrap_or(self.namespace);
+        let provider = Api::<CloudProvider>::namespaced(self.client.clone(), connector_ns)
+            .get(&reference.name)
+            .await
+            .map_err(read_error("CloudProvider", connector_ns, &reference.name))?;
+        let keys = match provider
+            .spec
+            .aws
+            .as_ref()
+            .and_then(|aws| aws.auth.static_keys.as_ref())
+        {
+            Some(auth) => Some(
+                static_keys(
+                    self.client,
+                    &auth.secret_ref,
+                    connector_ns,
+                    &format!("CloudProvider {}", reference.name),
+                )
+                .await?,
+            ),
+            None => None,
+        };
+        Ok(aws_sdk_config(
+            self.plan,
+            self.target,
+            &provider,
+            keys,
+            self.aws_endpoint_url,
+        )
+        .await?)
+    }
+
+    /// A client of the target's K8SCluster.
+    async fn cluster_client(&self) -> Result<kube::Client, ResolveError> {
+        let reference = self.connector(&ConnectorKind::K8sCluster)?;
+        let connector_ns = reference.namespace.as_deref().unwrap_or(self.namespace);
+        let cluster = Api::<K8SCluster>::namespaced(self.client.clone(), connector_ns)
+            .get(&reference.name)
+            .await
+            .map_err(read_error("K8SCluster", connector_ns, &reference.name))?;
+        let mut connector = ClusterConnector::new(self.client.clone());
+        if let Some(url) = self.aws_endpoint_url {
+            let url = url.to_string();
+            connector = connector.with_aws_loader(move || {
+                aws_config::defaults(aws_config::BehaviorVersion::latest()).endpoint_url(&url)
+            });
+        }
+        let identity = SessionIdentity {
+            plan: self.plan.to_string(),
+            target: self.target.name.clone(),
+        };
+        connector
+            .client_for(&cluster, &identity)
+            .await
+            .map_err(|source| ResolveError::Cluster {
+                target: self.target.name.clone(),
+                source: Box::new(source),
+            })
+    }
 }
 
 /// Reads `AWS_ACCESS_KEY_ID`/`AWS_SECRET_ACCESS_KEY` from the Secret.

@@ -1,9 +1,10 @@
 //! `hibernator webhook`: the validating admission webhook for HibernatePlan,
 //! ScheduleException, CloudProvider and K8SCluster.
 //!
-//! [`router`] serves `POST /validate` (AdmissionReview `admission.k8s.io/v1`)
-//! and `GET /healthz`; [`review`] is the decision: the object is decoded
-//! (type errors name their field) and checked with `hibernator_core::validation`;
+//! [`router_with`] serves `POST /validate` (AdmissionReview
+//! `admission.k8s.io/v1`) and `GET /healthz`; [`review`] is the decision: the
+//! object is decoded (type errors name their field) and checked with
+//! `hibernator_core::validation` against the binary's executor set;
 //! errors deny the request with every error and its field, warnings become
 //! admission warnings. Objects of other groups, deletions and requests
 //! without an object are allowed untouched. [`serve`] runs the router over
@@ -17,14 +18,17 @@ use std::sync::Arc;
 
 use axum::Json;
 use axum::Router;
+use axum::extract::State;
 use axum::routing::{get, post};
 use hibernator_core::Diagnostic;
 use hibernator_core::Diagnostics;
+use hibernator_core::params::ParameterCatalog;
 use hibernator_core::types::API_GROUP;
 use hibernator_core::types::{CloudProvider, HibernatePlan, K8SCluster, ScheduleException};
 use hibernator_core::validation::{
     validate_cloud_provider, validate_cluster, validate_exception, validate_plan,
 };
+use hibernator_executors::ExecutorSet;
 use hyper_util::rt::TokioIo;
 use hyper_util::service::TowerToHyperService;
 use kube::core::DynamicObject;
@@ -66,21 +70,32 @@ pub struct WebhookArgs {
 /// `HIBERNATOR_LOG_FORMAT` is given.
 pub const DEFAULT_LOG_FORMAT: LogFormat = LogFormat::Text;
 
-/// The webhook routes: `POST /validate`, `GET /healthz`.
+/// [`router_with`] validating plans against the built-in executors.
 pub fn router() -> Router {
+    router_with(Arc::new(ExecutorSet::new().catalog()))
+}
+
+/// The webhook routes: `POST /validate` (plans checked against `catalog`,
+/// the binary's executor set), `GET /healthz`.
+pub fn router_with(catalog: Arc<ParameterCatalog>) -> Router {
     Router::new()
         .route("/validate", post(validate_handler))
         .route("/healthz", get(|| async { "ok" }))
+        .with_state(catalog)
 }
 
 async fn validate_handler(
+    State(catalog): State<Arc<ParameterCatalog>>,
     Json(body): Json<AdmissionReview<DynamicObject>>,
 ) -> Json<AdmissionReview<DynamicObject>> {
-    Json(review(body))
+    Json(review(body, &catalog))
 }
 
 /// Decides one AdmissionReview and returns the response review.
-pub fn review(review: AdmissionReview<DynamicObject>) -> AdmissionReview<DynamicObject> {
+pub fn review(
+    review: AdmissionReview<DynamicObject>,
+    catalog: &ParameterCatalog,
+) -> AdmissionReview<DynamicObject> {
     let request: AdmissionRequest<DynamicObject> = match review.try_into() {
         Ok(request) => request,
         Err(e) => {
@@ -88,11 +103,15 @@ pub fn review(review: AdmissionReview<DynamicObject>) -> AdmissionReview<Dynamic
                 .into_review();
         }
     };
-    decide(&request).into_review()
+    decide(&request, catalog).into_review()
 }
 
-/// The admission decision for `request`.
-pub fn decide(request: &AdmissionRequest<DynamicObject>) -> AdmissionResponse {
+/// The admission decision for `request`; plans are checked against the
+/// executor types of `catalog`.
+pub fn decide(
+    request: &AdmissionRequest<DynamicObject>,
+    catalog: &ParameterCatalog,
+) -> AdmissionResponse {
     let response = AdmissionResponse::from(request);
     if request.kind.group != API_GROUP || matches!(request.operation, Operation::Delete) {
         return response;
@@ -106,8 +125,7 @@ pub fn decide(request: &AdmissionRequest<DynamicObject>) -> AdmissionResponse {
     };
     let kind = request.kind.kind.as_str();
     let diagnostics = match kind {
-        "HibernatePlan" => typed::<HibernatePlan>(value)
-            .map(|plan| validate_plan(&plan, &hibernator_executors::catalog())),
+        "HibernatePlan" => typed::<HibernatePlan>(value).map(|plan| validate_plan(&plan, catalog)),
         "ScheduleException" => typed::<ScheduleException>(value).map(|e| validate_exception(&e)),
         "CloudProvider" => typed::<CloudProvider>(value).map(|p| validate_cloud_provider(&p)),
         "K8SCluster" => typed::<K8SCluster>(value).map(|c| validate_cluster(&c)),
@@ -195,8 +213,11 @@ async fn connection(
 }
 
 /// `hibernator webhook`: loads the certificate, listens on `--port` and serves
-/// [`router`] until the process is stopped.
-pub fn command(args: WebhookArgs) -> anyhow::Result<std::process::ExitCode> {
+/// [`router_with`] the catalog of `executors` until the process is stopped.
+pub fn command(
+    args: WebhookArgs,
+    executors: &ExecutorSet,
+) -> anyhow::Result<std::process::ExitCode> {
     use anyhow::Context;
     let runtime = crate::cli::service::start(args.log_format)?;
     runtime.block_on(async {
@@ -217,7 +238,7 @@ pub fn command(args: WebhookArgs) -> anyhow::Result<std::process::ExitCode> {
             .with_context(|| format!("cannot listen on port {}", args.port))?;
         tracing::info!(port = args.port, "admission webhook serving /validate");
         tokio::select! {
-            () = serve(listener, tls, router()) => {}
+            () = serve(listener, tls, router_with(Arc::new(executors.catalog()))) => {}
             () = crate::controller::cli::shutdown_signal() => {}
         }
         Ok(std::process::ExitCode::SUCCESS)

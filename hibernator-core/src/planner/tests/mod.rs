@@ -38,11 +38,7 @@ pub(super) fn spec(kind: StrategyType, names: &[&str]) -> HibernatePlanSpec {
             .map(|name| Target {
                 name: (*name).to_string(),
                 kind: "ec2".into(),
-                connector_ref: ConnectorRef {
-                    kind: ConnectorKind::CloudProvider,
-                    name: "aws".into(),
-                    namespace: None,
-                },
+                connector_ref: Some(ConnectorRef::new(ConnectorKind::CloudProvider, "aws")),
                 ..Target::default()
             })
             .collect(),

@@ -6,6 +6,10 @@ use hibernator_core::types::{GenericCluster, K8SClusterSpec, ObjectRef};
 use k8s_openapi::api::core::v1::Namespace;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+
+use super::super::eks_token::TokenSource;
 use super::*;
 
 fn expect_err<T>(result: Result<T, ConnectorError>) -> ConnectorError {

@@ -25,12 +25,12 @@
 pub mod workload;
 
 use std::collections::BTreeMap;
-use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
 use async_trait::async_trait;
 use hibernator_core::executor::{
-    ExecutionContext, ExecutorError, ShutdownOutcome, TypedExecutor, WakeupOutcome, category,
+    ExecutionContext, ExecutorError, Laggards, ShutdownOutcome, TypedExecutor, WakeupOutcome,
+    category, describe_laggards, wait_for_all,
 };
 use hibernator_core::restore::RestoreRecord;
 use k8s_openapi::api::core::v1::Namespace;
@@ -41,7 +41,6 @@ use serde_json::json;
 use self::workload::{Awake, KEDA_PAUSED_REPLICAS, Mode, ResolvedGroup, WorkloadState};
 use super::common::{annotations, from_state, labels, list_all, patch_params, to_state};
 use super::error::{classify, is_not_found};
-use crate::aws::wait::wait_until;
 use crate::workloadscaler::Parameters;
 
 /// How often workloads are polled while waiting.
@@ -341,13 +340,12 @@ impl WorkloadScalerExecutor {
         timeout: Duration,
         states: &[(String, WorkloadState, i64)],
         ready: bool,
-    ) -> Result<BTreeMap<String, String>, ExecutorError> {
+    ) -> Result<Laggards, ExecutorError> {
         if states.is_empty() {
-            return Ok(BTreeMap::new());
+            return Ok(Laggards::new());
         }
-        let laggards = Mutex::new(BTreeMap::new());
-        let result = wait_until(ctx, what, timeout, self.poll_interval, || async {
-            let mut behind = BTreeMap::new();
+        wait_for_all(ctx, what, timeout, self.poll_interval, || async {
+            let mut behind = Laggards::new();
             for (key, state, want) in states {
                 let (ok, seen) = if ready {
                     let n = self.ready_replicas(state).await?;
@@ -360,19 +358,9 @@ impl WorkloadScalerExecutor {
                     behind.insert(key.clone(), seen);
                 }
             }
-            let done = behind.is_empty();
-            *laggards.lock().unwrap_or_else(PoisonError::into_inner) = behind;
-            Ok(done)
+            Ok(behind)
         })
-        .await;
-        let laggards = laggards
-            .into_inner()
-            .unwrap_or_else(PoisonError::into_inner);
-        match result {
-            Ok(()) => Ok(BTreeMap::new()),
-            Err(e) if e.category == category::TIMEOUT && !laggards.is_empty() => Ok(laggards),
-            Err(e) => Err(e),
-        }
+        .await
     }
 }
 
@@ -446,7 +434,7 @@ impl TypedExecutor for WorkloadScalerExecutor {
             let laggards = self.wait_all(ctx, &what, timeout, &scaled, false).await?;
             if !laggards.is_empty() {
                 return Err(ExecutorError::timeout(
-                    &format!("{what} (still running: {})", describe(&laggards)),
+                    &format!("{what} (still running: {})", describe_laggards(&laggards)),
                     timeout,
                 ));
             }
@@ -513,12 +501,4 @@ impl TypedExecutor for WorkloadScalerExecutor {
         ctx.progress(100, "workloads restored");
         Ok(outcome)
     }
-}
-
-fn describe(laggards: &BTreeMap<String, String>) -> String {
-    laggards
-        .iter()
-        .map(|(key, seen)| format!("{key} ({seen})"))
-        .collect::<Vec<_>>()
-        .join(", ")
 }

@@ -63,7 +63,7 @@ impl Sim {
                 ..RestoreView::default()
             },
             now,
-            catalog: hibernator_executors::catalog(),
+            catalog: hibernator_executors::ExecutorSet::new().catalog(),
             backoff: RetryPolicy {
                 max_retries: 0,
                 base_delay: std::time::Duration::from_secs(10),

@@ -140,8 +140,10 @@ async fn warnings_are_admission_warnings() {
     .await;
     assert_eq!(out["response"]["allowed"], true, "{out}");
     let plan: hibernator_core::types::HibernatePlan = serde_json::from_value(object).unwrap();
-    let expected =
-        hibernator_core::validation::validate_plan(&plan, &hibernator_executors::catalog());
+    let expected = hibernator_core::validation::validate_plan(
+        &plan,
+        &hibernator_executors::ExecutorSet::new().catalog(),
+    );
     assert!(
         !expected.warnings.is_empty(),
         "fixture must produce a warning"

@@ -400,5 +400,5 @@ async fn a_dag_cycle_across_both_boundaries_as_processes() {
 
     let exit = controller.terminate().await;
     assert_eq!(exit.code, 0, "controller exit after SIGTERM: {exit:?}");
-    world.cluster.cleanup().await.unwrap();
+    world.cleanup().await;
 }

@@ -149,5 +149,5 @@ async fn the_controller_killed_after_its_first_job_restarts_without_duplicates()
     let mut second = second;
     let exit = second.terminate().await;
     assert_eq!(exit.code, 0, "{exit:?}");
-    world.cluster.cleanup().await.unwrap();
+    world.cleanup().await;
 }

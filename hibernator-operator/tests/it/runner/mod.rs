@@ -4,6 +4,7 @@
 // Helpers outside #[test] functions unwrap like the tests themselves.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod custom;
 mod e2e;
 mod jobsim;
 mod store;
