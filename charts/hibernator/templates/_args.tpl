@@ -16,6 +16,12 @@ here is one the binary accepts.
 - --runner-log-format={{ .Values.runner.logFormat | default .Values.logFormat }}
 - --kube-qps={{ .Values.controller.kubeApi.qps }}
 - --kube-burst={{ int .Values.controller.kubeApi.burst }}
+{{- with .Values.controller.shard.planSelector }}
+- {{ printf "--plan-selector=%s" . | quote }}
+{{- end }}
+{{- with .Values.controller.shard.namespaceSelector }}
+- {{ printf "--namespace-selector=%s" . | quote }}
+{{- end }}
 {{- if $s.enabled }}
 - --stream-transport={{ $s.transport }}
 {{- if and $s.grpc.enabled (ne $s.transport "webhook") }}

@@ -9,6 +9,7 @@ use super::streaming::{StreamingSetup, StreamingSetupError};
 use super::client::{ControllerClients, KubeRateLimit};
 use super::jobs::RunnerSettings;
 use super::leader::LeaseConfig;
+use super::shard::Shard;
 use super::{ControllerConfig, run};
 use crate::logging::LogFormat;
 
@@ -60,6 +61,17 @@ pub struct ControllerArgs {
     /// Only watch this namespace (default: all namespaces).
     #[arg(long, env = "HIBERNATOR_WATCH_NAMESPACE")]
     pub namespace: Option<String>,
+    /// Only reconcile HibernatePlans whose labels match this label selector
+    /// (API syntax, e.g. `team=payments` or `tier in (dev,qa)`): several
+    /// controller releases, each with its own `--lease-name`, can split one
+    /// cluster's plans. Default: every plan.
+    #[arg(long, env = "HIBERNATOR_PLAN_SELECTOR", value_parser = non_empty)]
+    pub plan_selector: Option<String>,
+    /// Only reconcile HibernatePlans in namespaces whose labels match this
+    /// label selector (needs `list`/`watch` on namespaces). Default: every
+    /// namespace (or `--namespace`).
+    #[arg(long, env = "HIBERNATOR_NAMESPACE_SELECTOR", value_parser = non_empty)]
+    pub namespace_selector: Option<String>,
     /// Probe address (`/healthz`, `/readyz`).
     #[arg(long, env = "HIBERNATOR_HEALTH_ADDR", default_value = "0.0.0.0:8081")]
     pub health_addr: SocketAddr,
@@ -99,6 +111,16 @@ pub struct ControllerArgs {
     /// (the token bucket's size).
     #[arg(long, env = "HIBERNATOR_KUBE_BURST", default_value_t = super::client::DEFAULT_BURST, value_parser = clap::value_parser!(u32).range(1..))]
     pub kube_burst: u32,
+}
+
+/// A selector flag: not blank (an empty selector would select everything,
+/// which is what leaving the flag out says).
+fn non_empty(text: &str) -> Result<String, String> {
+    let text = text.trim();
+    if text.is_empty() {
+        return Err("empty selector: leave the flag out to select every plan".to_string());
+    }
+    Ok(text.to_string())
 }
 
 /// `--kube-qps`: a finite number ≥ 0.
@@ -147,6 +169,10 @@ impl ControllerArgs {
                 "logFormat": config.runner.log_format.map(LogFormat::as_str),
             },
             "namespace": config.namespace,
+            "shard": {
+                "planSelector": config.shard.plan_selector,
+                "namespaceSelector": config.shard.namespace_selector,
+            },
             "healthAddr": config.health_addr.map(|a| a.to_string()),
             "metricsAddr": config.metrics_addr.map(|a| a.to_string()),
             "lease": config.lease.as_ref().map(|l| format!("{}/{}", l.namespace, l.name)),
@@ -177,6 +203,10 @@ impl ControllerArgs {
                 log_format: self.runner_log_format,
             },
             namespace: self.namespace.clone(),
+            shard: Shard {
+                plan_selector: self.plan_selector.clone(),
+                namespace_selector: self.namespace_selector.clone(),
+            },
             health_addr: Some(self.health_addr),
             metrics_addr: Some(self.metrics_addr),
             lease: self.leader_elect.then(|| LeaseConfig {
@@ -217,6 +247,10 @@ pub fn command(
             .context("cannot configure a Kubernetes client (in-cluster config or KUBECONFIG)")?;
         let clients = ControllerClients::new(kube_config, config.kube_api)
             .context("cannot build a Kubernetes client")?;
+        config
+            .shard
+            .check(&clients.api, config.namespace.as_deref())
+            .await?;
         run(clients, config, shutdown_signal())
             .await
             .context("controller stopped")?;

@@ -31,6 +31,7 @@ mod ledger;
 pub mod logs_ref;
 pub mod metrics;
 pub mod read;
+pub mod shard;
 pub mod status;
 pub mod streaming;
 pub mod time;
@@ -62,6 +63,8 @@ pub struct ControllerConfig {
     pub runner: RunnerSettings,
     /// Namespace to watch (`None`: all namespaces).
     pub namespace: Option<String>,
+    /// This controller's share of the plans ([`shard`]; default: all).
+    pub shard: shard::Shard,
     /// Backoff between retry attempts (`max_retries` comes from each plan).
     pub backoff: RetryPolicy,
     /// Where "now" comes from.
@@ -106,6 +109,7 @@ impl Default for ControllerConfig {
         Self {
             runner: RunnerSettings::default(),
             namespace: None,
+            shard: shard::Shard::default(),
             backoff: RetryPolicy::default(),
             clock: Clock::System,
             error_backoff: Duration::from_secs(5),
@@ -189,6 +193,13 @@ async fn reconcile_inner(
     caches: Option<&Caches>,
 ) -> Result<Action, Error> {
     let key = plan_key(plan);
+    if let Some(caches) = caches
+        && !caches.admits(plan).await
+    {
+        // another release's plan (`--namespace-selector`): never touched
+        tracing::trace!(plan = %key, "outside this controller's namespaces");
+        return Ok(Action::await_change());
+    }
     let namespace = plan.metadata.namespace.clone().unwrap_or_default();
     let plans: Api<HibernatePlan> = Api::namespaced(ctx.client.clone(), &namespace);
     let deleting = plan.metadata.deletion_timestamp.is_some();

@@ -20,14 +20,14 @@ use tokio::sync::watch;
 use futures::{Stream, StreamExt, stream};
 use hibernator_core::{HibernatePlan, ScheduleException};
 use k8s_openapi::api::batch::v1::Job;
-use k8s_openapi::api::core::v1::ConfigMap;
-use kube::Client;
+use k8s_openapi::api::core::v1::{ConfigMap, Namespace};
 use kube::runtime::controller::{
     self, ReconcileReason, ReconcileRequest, trigger_owners, trigger_self, trigger_with,
 };
 use kube::runtime::reflector::{ObjectRef, Store, reflector, store};
 use kube::runtime::utils::CancelableJoinHandle;
 use kube::runtime::{WatchStreamExt, applier, watcher};
+use kube::{Api, Client};
 
 use super::{Context, Error, api, error_policy, jobs, reconcile_with};
 
@@ -40,7 +40,10 @@ pub struct Caches {
     pub jobs: Store<Job>,
     /// ScheduleExceptions.
     pub exceptions: Store<ScheduleException>,
-    /// `Some(true)` once both stores hold their initial lists, `Some(false)`
+    /// Namespaces matching `--namespace-selector` (`None`: no selector,
+    /// every namespace's plans are this controller's).
+    pub namespaces: Option<Store<Namespace>>,
+    /// `Some(true)` once all stores hold their initial lists, `Some(false)`
     /// when a watch ended first.
     ready: watch::Receiver<Option<bool>>,
 }
@@ -56,23 +59,53 @@ impl std::fmt::Debug for Caches {
 
 impl Caches {
     /// Caches over two stores; ready once both are.
+    pub fn new(jobs: Store<Job>, exceptions: Store<ScheduleException>) -> Self {
+        Self::with_namespaces(jobs, exceptions, None)
+    }
+
+    /// Caches over the Job and exception stores and, with
+    /// `--namespace-selector`, the selected namespaces; ready once all are.
     ///
     /// Readiness is awaited by one task and shared through a watch channel:
     /// kube-runtime 5.0's `Store::wait_until_ready` wakes only the last of
     /// several concurrent waiters (its `DelayedInit` polls a oneshot that
     /// keeps one waker), which left all but one reconcile waiting forever.
-    pub fn new(jobs: Store<Job>, exceptions: Store<ScheduleException>) -> Self {
+    pub fn with_namespaces(
+        jobs: Store<Job>,
+        exceptions: Store<ScheduleException>,
+        namespaces: Option<Store<Namespace>>,
+    ) -> Self {
         let (tx, ready) = watch::channel(None);
-        let (j, e) = (jobs.clone(), exceptions.clone());
+        let (j, e, n) = (jobs.clone(), exceptions.clone(), namespaces.clone());
         tokio::spawn(async move {
-            let synced = j.wait_until_ready().await.is_ok() && e.wait_until_ready().await.is_ok();
+            let mut synced =
+                j.wait_until_ready().await.is_ok() && e.wait_until_ready().await.is_ok();
+            if let Some(n) = n {
+                synced = synced && n.wait_until_ready().await.is_ok();
+            }
             let _ = tx.send(Some(synced));
         });
         Self {
             jobs,
             exceptions,
+            namespaces,
             ready,
         }
+    }
+
+    /// Whether `plan` is this controller's: always without
+    /// `--namespace-selector`, else when its namespace matches (read from
+    /// the namespace watch once it holds its initial list). A plan is never
+    /// admitted on a guess: while the namespace watch is down, nothing is.
+    pub async fn admits(&self, plan: &HibernatePlan) -> bool {
+        let Some(namespaces) = &self.namespaces else {
+            return true;
+        };
+        if !self.ready().await {
+            return false;
+        }
+        let namespace = plan.metadata.namespace.as_deref().unwrap_or_default();
+        namespaces.get(&ObjectRef::new(namespace)).is_some()
     }
 
     /// Waits until both stores hold their initial lists; `false` when a
@@ -97,6 +130,17 @@ pub fn exception_to_plan(exception: ScheduleException) -> Option<ObjectRef<Hiber
     Some(ObjectRef::new(&exception.spec.plan_ref.name).within(&namespace))
 }
 
+/// The plans of `namespace` in `plans`.
+fn plans_in(plans: &Store<HibernatePlan>, namespace: &Namespace) -> Vec<ObjectRef<HibernatePlan>> {
+    let name = namespace.metadata.name.as_deref();
+    plans
+        .state()
+        .iter()
+        .filter(|plan| plan.metadata.namespace.as_deref() == name)
+        .map(|plan| ObjectRef::from_obj(&**plan))
+        .collect()
+}
+
 /// What a reconcile needs of a runner Job (the rest is dropped before it is stored).
 fn slim_job(job: &mut Job) {
     job.metadata.managed_fields = None;
@@ -118,18 +162,38 @@ pub async fn run_controller(
     let ns = ctx.config.namespace.as_deref();
     let labelled = || watcher::Config::default().labels(jobs::LABEL_PLAN);
 
+    let shard = &ctx.config.shard;
+
     let (plans, plans_writer) = store::<HibernatePlan>();
     let (job_store, jobs_writer) = store::<Job>();
     let (exception_store, exceptions_writer) = store::<ScheduleException>();
-    let caches = Caches::new(job_store, exception_store);
+    let (namespace_store, namespace_events) = match &shard.namespace_selector {
+        Some(selector) => {
+            let (store, writer) = store::<Namespace>();
+            let events = reflector(
+                writer,
+                watcher(
+                    Api::<Namespace>::all(client.clone()),
+                    watcher::Config::default().labels(selector),
+                )
+                .default_backoff(),
+            )
+            .touched_objects();
+            (Some(store), Some(events))
+        }
+        None => (None, None),
+    };
+    let caches = Caches::with_namespaces(job_store, exception_store, namespace_store);
 
+    // `--plan-selector`: the API server sends only this controller's plans;
+    // a plan whose labels stop matching leaves the store (and the queue).
+    let plan_watch = match &shard.plan_selector {
+        Some(selector) => watcher::Config::default().labels(selector),
+        None => watcher::Config::default(),
+    };
     let plan_events = reflector(
         plans_writer,
-        watcher(
-            api::<HibernatePlan>(&client, ns),
-            watcher::Config::default(),
-        )
-        .default_backoff(),
+        watcher(api::<HibernatePlan>(&client, ns), plan_watch).default_backoff(),
     )
     .applied_objects();
     let job_events = reflector(
@@ -160,13 +224,37 @@ pub async fn run_controller(
             })
         }))
     });
-    let queues: Vec<Queue> = vec![
+    let mut queues: Vec<Queue> = vec![
         trigger_self(plan_events, ()).boxed(),
         trigger_owners(job_events, (), ()).boxed(),
         trigger_owners(config_map_events, (), ()).boxed(),
         trigger_with(exception_events, exception_to_plan).boxed(),
         bulk.boxed(),
     ];
+    if let Some(namespace_events) = namespace_events {
+        // a namespace that joins (or leaves) the selection: its plans
+        // reconcile now (and are admitted, or left alone)
+        let in_store = plans.clone();
+        queues.push(
+            namespace_events
+                .flat_map(move |event| {
+                    let requests = match event {
+                        Ok(namespace) => plans_in(&in_store, &namespace)
+                            .into_iter()
+                            .map(|obj_ref| {
+                                Ok(ReconcileRequest {
+                                    obj_ref,
+                                    reason: ReconcileReason::Unknown,
+                                })
+                            })
+                            .collect(),
+                        Err(error) => vec![Err(error)],
+                    };
+                    stream::iter(requests)
+                })
+                .boxed(),
+        );
+    }
     let queue = stream::select_all(queues).take_until(shutdown);
 
     applier(

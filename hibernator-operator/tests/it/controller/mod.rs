@@ -8,4 +8,5 @@
 mod budget;
 mod cycle;
 mod faults;
+mod shards;
 pub(crate) mod support;

@@ -55,8 +55,17 @@ pub struct Harness {
 
 impl Harness {
     pub fn new(cluster: &TestCluster, now: DateTime<Utc>) -> Self {
+        Self::with(cluster, now, |_| {})
+    }
+
+    /// [`Harness::new`] with `customize` applied to its configuration.
+    pub fn with(
+        cluster: &TestCluster,
+        now: DateTime<Utc>,
+        customize: impl FnOnce(&mut ControllerConfig),
+    ) -> Self {
         let clock = Clock::manual(now);
-        let config = ControllerConfig {
+        let mut config = ControllerConfig {
             namespace: Some(cluster.namespace().to_string()),
             clock: clock.clone(),
             error_backoff: Duration::from_millis(100),
@@ -68,6 +77,7 @@ impl Harness {
             },
             ..ControllerConfig::default()
         };
+        customize(&mut config);
         let ctx = Arc::new(Context::new(
             cluster.client(),
             config,

@@ -17,4 +17,5 @@ mod cycle;
 mod journey;
 mod journey_support;
 mod restart;
+mod shards;
 mod support;
