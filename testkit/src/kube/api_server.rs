@@ -196,6 +196,12 @@ impl ApiServer {
         lock(&self.shared.faults).count(verb, resource)
     }
 
+    /// Every request counter: `(verb, resource)` → requests since the last
+    /// reset (same names as [`ApiServer::fail_next`]).
+    pub fn request_counts(&self) -> std::collections::BTreeMap<(String, String), u64> {
+        lock(&self.shared.faults).counts()
+    }
+
     /// Zeroes the request counters.
     pub fn reset_request_counts(&self) {
         lock(&self.shared.faults).reset_counts();

@@ -72,6 +72,11 @@ impl Faults {
             .unwrap_or(0)
     }
 
+    /// Every counter: `(verb, resource)` → requests since the last reset.
+    pub fn counts(&self) -> std::collections::BTreeMap<(String, String), u64> {
+        self.counts.iter().map(|(k, v)| (k.clone(), *v)).collect()
+    }
+
     /// Zeroes every counter.
     pub fn reset_counts(&mut self) {
         self.counts.clear();
