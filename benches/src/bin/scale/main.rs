@@ -42,6 +42,8 @@ use kube::api::{ListParams, ObjectMeta, PostParams};
 use kube::runtime::{WatchStreamExt, watcher};
 use serde_json::json;
 
+mod admission;
+
 #[derive(Debug, clap::Parser)]
 struct Args {
     #[command(subcommand)]
@@ -84,6 +86,13 @@ enum Mode {
         #[arg(long)]
         faults: bool,
     },
+    /// AdmissionReview round trips through `hibernator webhook` (TLS,
+    /// one kept-alive connection, as the API server sends them).
+    Admission {
+        /// Reviews sent (half of them denied).
+        #[arg(long, default_value_t = 1000)]
+        requests: usize,
+    },
 }
 
 fn main() -> anyhow::Result<()> {
@@ -102,23 +111,27 @@ async fn run(args: Args) -> anyhow::Result<()> {
     let config = ProcessConfig::new("hibernator-under-test:scale", binary.display().to_string())
         .env("RUST_LOG", "warn");
     let world = ProcessWorld::start("scale", config).await?;
-    let namespaces = create_namespaces(&world, args.namespaces).await?;
-    let now = Utc::now();
     println!(
-        "# {} plans x {} targets in {} namespaces; binary {} ({} bytes); {}",
-        args.plans,
-        args.targets,
-        args.namespaces,
+        "# binary {} ({} bytes) against {}",
         binary.display(),
         std::fs::metadata(&binary)?.len(),
         if world.cluster.is_real() {
-            "real cluster"
+            "a real cluster"
         } else {
-            "testkit API server (HTTPS)"
+            "the testkit API server (HTTPS)"
         }
     );
+    let estate = || async {
+        println!(
+            "# {} plans x {} targets in {} namespaces",
+            args.plans, args.targets, args.namespaces
+        );
+        create_namespaces(&world, args.namespaces).await
+    };
     let result = match args.mode {
         Mode::Converge { steady } => {
+            let namespaces = estate().await?;
+            let now = Utc::now();
             // a window six hours from now: nothing is due while we measure
             let start = (now + chrono::Duration::hours(6))
                 .with_minute(0)
@@ -131,7 +144,11 @@ async fn run(args: Args) -> anyhow::Result<()> {
             released,
             lead,
             faults,
-        } => boundary(&world, &args, &namespaces, released, lead, faults).await,
+        } => {
+            let namespaces = estate().await?;
+            boundary(&world, &args, &namespaces, released, lead, faults).await
+        }
+        Mode::Admission { requests } => admission::run(&world, requests).await,
     };
     world.cleanup().await?;
     result
@@ -433,7 +450,7 @@ async fn converge(
     Ok(())
 }
 
-fn percentile(sorted: &[f64], p: f64) -> f64 {
+pub(crate) fn percentile(sorted: &[f64], p: f64) -> f64 {
     if sorted.is_empty() {
         return f64::NAN;
     }
