@@ -239,7 +239,7 @@ pub fn command(
         tracing::info!(port = args.port, "admission webhook serving /validate");
         tokio::select! {
             () = serve(listener, tls, router_with(Arc::new(executors.catalog()))) => {}
-            () = crate::controller::cli::shutdown_signal() => {}
+            () = crate::controller::args::shutdown_signal() => {}
         }
         Ok(std::process::ExitCode::SUCCESS)
     })
