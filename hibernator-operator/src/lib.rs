@@ -10,7 +10,7 @@ pub mod app;
 pub mod cli;
 pub mod controller;
 pub mod demo;
-pub mod local;
+pub(crate) mod local;
 pub mod logging;
 pub mod plugin;
 pub mod runner;

@@ -16,19 +16,19 @@
 //! The Controller owns Jobs and the restore ConfigMap and watches
 //! ScheduleExceptions (mapped to their plan).
 
-pub mod apply;
+pub(crate) mod apply;
 pub mod args;
 pub mod client;
 pub mod error;
 pub mod events;
-pub mod finalizer;
-pub mod health;
+pub(crate) mod finalizer;
+pub(crate) mod health;
 pub mod leader;
-pub mod logs_ref;
+pub(crate) mod logs_ref;
 pub mod metrics;
-pub mod read;
+pub(crate) mod read;
 pub mod streaming;
-pub mod watches;
+pub(crate) mod watches;
 
 #[cfg(test)]
 #[path = "runner_contract_tests.rs"]

@@ -9,7 +9,7 @@
 //! configured ([`stream`]), and writes a [`TerminationMessage`]. It never
 //! exits the process: the caller turns [`RunnerOutcome::exit_code`] into one.
 
-pub mod stream;
+pub(crate) mod stream;
 
 use std::path::PathBuf;
 use std::sync::Arc;

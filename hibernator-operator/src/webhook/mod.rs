@@ -10,7 +10,7 @@
 //! without an object are allowed untouched. [`serve`] runs the router over
 //! TLS with certificates reloaded when the mounted files change ([`tls`]).
 
-pub mod tls;
+pub(crate) mod tls;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
