@@ -17,8 +17,7 @@ use hibernator_core::executor::{Jitter, RetryPolicy};
 use hibernator_core::input::PlanDocuments;
 use hibernator_core::params::ParameterCatalog;
 use hibernator_core::{HibernatePlan, Operation};
-use hibernator_operator::controller::decide::{DecideInput, Decision, RestoreView, decide};
-use hibernator_operator::controller::jobs::{JobObservation, JobPhase};
+use hibernator_reconcile::{DecideInput, Decision, JobObservation, JobPhase, RestoreView, decide};
 
 /// The allocator of the `hibernator` binary, so the numbers are the binary's.
 #[global_allocator]
@@ -105,7 +104,7 @@ fn bench(c: &mut Criterion) {
         plan: plan(),
         jobs: Vec::new(),
         restore: RestoreView {
-            config_map: "hibernator-restore-dev".into(),
+            config_map: hibernator_core::wellknown::restore_config_map_name("dev"),
             ..RestoreView::default()
         },
         catalog: hibernator_executors::ExecutorSet::new().catalog(),

@@ -39,6 +39,7 @@ pub mod schedule;
 pub mod selector;
 pub mod types;
 pub mod validation;
+pub mod wellknown;
 
 pub use diag::{Diagnostic, Diagnostics};
 pub use types::*;

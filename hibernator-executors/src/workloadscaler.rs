@@ -19,7 +19,7 @@ use crate::selector::LabelSelector;
 pub const TYPE: &str = "workloadscaler";
 
 /// Workloads annotated `hibernator.dev/exclude: "true"` are never touched.
-pub const EXCLUDE_ANNOTATION: &str = "hibernator.dev/exclude";
+pub const EXCLUDE_ANNOTATION: &str = hibernator_core::wellknown::ANNOTATION_EXCLUDE;
 
 /// Whether a workload's annotations opt it out (`hibernator.dev/exclude: "true"`).
 pub fn is_excluded(annotations: &BTreeMap<String, String>) -> bool {

@@ -96,7 +96,7 @@ impl App {
             Command::Run(args) => run::run(&args, &self.executors, out),
             Command::Runner(args) => crate::runner::command(args, &self.executors),
             Command::Webhook(args) => crate::webhook::command(args, &self.executors),
-            Command::Controller(args) => crate::controller::cli::command(args, &self.executors),
+            Command::Controller(args) => crate::controller::args::command(args, &self.executors),
             Command::Kubectl(cli) => Ok(crate::plugin::run_blocking(cli, out)),
         }
     }

@@ -10,10 +10,9 @@ pub mod app;
 pub mod cli;
 pub mod controller;
 pub mod demo;
+pub(crate) mod local;
 pub mod logging;
 pub mod plugin;
-pub mod restore_store;
-pub mod run;
 pub mod runner;
 pub mod webhook;
 

@@ -35,7 +35,7 @@ use tracing_subscriber::registry::LookupSpan;
 use tracing_subscriber::util::SubscriberInitExt;
 
 /// Environment variable of `--log-format` (the controller sets it on runner Jobs).
-pub const ENV_LOG_FORMAT: &str = "HIBERNATOR_LOG_FORMAT";
+pub const ENV_LOG_FORMAT: &str = hibernator_core::wellknown::ENV_LOG_FORMAT;
 
 /// How a service logs (filtered by `RUST_LOG`, default `info`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]

@@ -21,9 +21,9 @@ pub const DEFAULT_GRPC_PORT: u16 = 50051;
 /// Default webhook port.
 pub const DEFAULT_WEBHOOK_PORT: u16 = 8082;
 /// Audience the runner's projected token must carry.
-pub const AUDIENCE: &str = "hibernator-control-plane";
+pub const AUDIENCE: &str = hibernator_core::wellknown::STREAM_TOKEN_AUDIENCE;
 /// Where the runner's projected token is mounted.
-pub const DEFAULT_TOKEN_PATH: &str = "/var/run/secrets/stream/token";
+pub const DEFAULT_TOKEN_PATH: &str = hibernator_core::wellknown::STREAM_TOKEN_PATH;
 /// Default largest accepted webhook body (1 MiB).
 pub const DEFAULT_MAX_BODY_BYTES: usize = 1024 * 1024;
 

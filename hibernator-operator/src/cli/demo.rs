@@ -109,8 +109,8 @@ pub(crate) fn run(args: &Args, out: &mut dyn std::io::Write) -> anyhow::Result<E
     writeln!(
         out,
         "shutdown took {}, wake-up {}",
-        crate::run::display::human_duration(report.durations[0]),
-        crate::run::display::human_duration(report.durations[1])
+        crate::local::display::human_duration(report.durations[0]),
+        crate::local::display::human_duration(report.durations[1])
     )?;
     if report.restored_exactly() {
         writeln!(out, "every resource is back exactly as it was")?;

@@ -50,7 +50,7 @@ pub enum Command {
     /// Serve the validating admission webhook (POST /validate) over TLS.
     Webhook(crate::webhook::WebhookArgs),
     /// Run the HibernatePlan controller (leader-elected; probes on :8081, metrics on :8080).
-    Controller(crate::controller::cli::ControllerArgs),
+    Controller(crate::controller::args::ControllerArgs),
     /// The kubectl plugin (`kubectl hibernator …`) under another name: the
     /// same commands as when this binary is invoked as `kubectl-hibernator`.
     #[command(name = "kubectl")]

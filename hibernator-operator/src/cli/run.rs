@@ -12,9 +12,9 @@ use hibernator_executors::ExecutorSet;
 use serde_json::json;
 
 use super::{FileArg, Format, OperationArg, output, validate};
-use crate::run::display::DisplayMode;
-use crate::run::provider::FileProvider;
-use crate::run::{RunOptions, SummaryFormat, execute, exit_code};
+use crate::local::display::DisplayMode;
+use crate::local::provider::FileProvider;
+use crate::local::{RunOptions, SummaryFormat, execute, exit_code};
 
 /// Arguments of `run`.
 #[derive(Debug, clap::Args)]

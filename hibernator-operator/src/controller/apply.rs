@@ -10,12 +10,12 @@ use kube::Api;
 use kube::api::{DeleteParams, ListParams, PostParams, PropagationPolicy};
 
 use super::Context;
-use super::decide::Decision;
 use super::error::{Error, is_already_exists, is_conflict, is_not_found};
 use super::finalizer::set_finalizer;
-use super::jobs::{LABEL_PLAN, build_job, plan_label};
 use super::metrics::plan_key;
-use super::read::restore_config_map_name;
+use hibernator_core::wellknown::{LABEL_PLAN, plan_label, restore_config_map_name};
+use hibernator_kube::build_job;
+use hibernator_reconcile::Decision;
 
 /// Writes the status when it changed. Uses `replace_status` with the
 /// resourceVersion the plan was read at, so a decision made on a stale

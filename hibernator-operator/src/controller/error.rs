@@ -1,6 +1,6 @@
 //! Controller errors, each with a bounded category for metrics.
 
-use super::jobs::JobBuildError;
+use hibernator_kube::JobBuildError;
 
 /// What can go wrong in a reconcile.
 #[derive(Debug, thiserror::Error)]

@@ -5,7 +5,7 @@ use kube::Client;
 use kube::Resource;
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 
-use super::decide::PlanEvent;
+use hibernator_reconcile::PlanEvent;
 
 /// Name the controller reports Events as.
 pub const REPORTER: &str = "hibernator-controller";

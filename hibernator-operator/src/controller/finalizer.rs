@@ -8,7 +8,7 @@ use kube::api::{Patch, PatchParams};
 use super::error::{Error, is_conflict};
 
 /// The finalizer the controller puts on every plan.
-pub const FINALIZER: &str = "hibernator.dev/cleanup";
+pub const FINALIZER: &str = hibernator_core::wellknown::FINALIZER;
 
 /// Whether `plan` carries the finalizer.
 pub fn has_finalizer(plan: &HibernatePlan) -> bool {

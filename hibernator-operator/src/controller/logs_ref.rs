@@ -9,7 +9,7 @@
 use hibernator_core::HibernatePlanStatus;
 use hibernator_streaming::sink::PersistenceConfig;
 
-use super::jobs::JobObservation;
+use hibernator_reconcile::JobObservation;
 
 /// Points the `logsRef` of every execution with a runner Job at its
 /// persisted log. The date is the Job's `startTime`, else the target's
@@ -125,7 +125,7 @@ mod tests {
             operation: hibernator_core::Operation::Shutdown,
             cycle_id: "c1".into(),
             attempt: 1,
-            phase: super::super::jobs::JobPhase::Running,
+            phase: hibernator_reconcile::JobPhase::Running,
             message: None,
             retryable: true,
             started_at: Some(job_started),

@@ -15,8 +15,8 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
-use super::decide::FinishedAttempt;
-use super::status::{ALL_PHASES, phase_name};
+use hibernator_reconcile::FinishedAttempt;
+use hibernator_reconcile::status::{ALL_PHASES, phase_name};
 
 /// Labels of execution metrics.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]

@@ -16,26 +16,24 @@
 //! The Controller owns Jobs and the restore ConfigMap and watches
 //! ScheduleExceptions (mapped to their plan).
 
-pub mod apply;
-pub mod cli;
+pub(crate) mod apply;
+pub mod args;
 pub mod client;
-pub mod controls;
-pub mod decide;
 pub mod error;
 pub mod events;
-pub mod finalizer;
-pub mod health;
-pub mod jobs;
+pub(crate) mod finalizer;
+pub(crate) mod health;
 pub mod leader;
-mod ledger;
-pub mod logs_ref;
+pub(crate) mod logs_ref;
 pub mod metrics;
-pub mod read;
+pub(crate) mod read;
 pub mod shard;
-pub mod status;
 pub mod streaming;
-pub mod time;
-pub mod watches;
+pub(crate) mod watches;
+
+#[cfg(test)]
+#[path = "runner_contract_tests.rs"]
+mod runner_contract_tests;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -50,10 +48,10 @@ use kube::{Api, Client};
 
 pub use error::Error;
 use events::EventPublisher;
-use jobs::RunnerSettings;
+use hibernator_kube::RunnerSettings;
+use hibernator_reconcile::time::Clock;
 use leader::LeaseConfig;
 use metrics::Metrics;
-use time::Clock;
 pub use watches::{Caches, exception_to_plan, run_controller};
 
 /// Settings of the controller (from the `controller` subcommand's flags).
@@ -213,7 +211,7 @@ async fn reconcile_inner(
     }
     let observed = read::read(&ctx.client, plan, caches).await?;
     let now = ctx.config.clock.now();
-    let mut decision = decide::decide(&decide::DecideInput {
+    let mut decision = hibernator_reconcile::decide(&hibernator_reconcile::DecideInput {
         plan,
         exceptions: &observed.exceptions,
         jobs: &observed.jobs,

@@ -13,17 +13,14 @@ use k8s_openapi::api::core::v1::{ConfigMap, Pod};
 use kube::Api;
 use kube::api::ListParams;
 
-use super::Caches;
-use super::decide::RestoreView;
-use super::error::Error;
-use super::jobs::{
-    JobObservation, JobPhase, LABEL_EXECUTION_ID, LABEL_PLAN, observe_job, plan_label,
+use hibernator_core::wellknown::{
+    ANNOTATION_PLAN, LABEL_EXECUTION_ID, LABEL_PLAN, plan_label, restore_config_map_name,
 };
+use hibernator_reconcile::jobs::observe_job;
+use hibernator_reconcile::{JobObservation, JobPhase, RestoreView};
 
-/// Name of a plan's restore ConfigMap.
-pub fn restore_config_map_name(plan: &str) -> String {
-    format!("hibernator-restore-{plan}")
-}
+use super::Caches;
+use super::error::Error;
 
 /// What the read step found.
 #[derive(Clone, Debug, Default)]
@@ -92,7 +89,7 @@ pub async fn read(
             job.metadata
                 .annotations
                 .as_ref()
-                .and_then(|a| a.get(super::jobs::ANNOTATION_PLAN))
+                .and_then(|a| a.get(ANNOTATION_PLAN))
                 .is_none_or(|p| *p == name)
         })
         .filter_map(|job| observe_job(job, None).map(|o| (job, o)))

@@ -10,8 +10,8 @@ use hibernator_streaming::server::{RunningServer, StreamingServer};
 use hibernator_streaming::sink::{LogSink, SinksConfig, build_sinks};
 use kube::runtime::events::Reporter;
 
-use super::jobs::RunnerSettings;
 use super::metrics::Metrics;
+use hibernator_kube::RunnerSettings;
 
 /// Why the streaming configuration cannot be used.
 #[derive(Debug, thiserror::Error)]

@@ -29,7 +29,7 @@ use kube::runtime::utils::CancelableJoinHandle;
 use kube::runtime::{WatchStreamExt, applier, watcher};
 use kube::{Api, Client};
 
-use super::{Context, Error, api, error_policy, jobs, reconcile_with};
+use super::{Context, Error, api, error_policy, reconcile_with};
 
 /// Reflector stores of the controller's watches.
 #[derive(Clone)]
@@ -160,7 +160,7 @@ pub async fn run_controller(
 ) {
     let client: Client = ctx.client.clone();
     let ns = ctx.config.namespace.as_deref();
-    let labelled = || watcher::Config::default().labels(jobs::LABEL_PLAN);
+    let labelled = || watcher::Config::default().labels(hibernator_core::wellknown::LABEL_PLAN);
 
     let shard = &ctx.config.shard;
 

@@ -21,9 +21,9 @@ use hibernator_core::types::Target;
 use hibernator_executors::ExecutorSet;
 use hibernator_executors::aws::rds::RdsExecutor;
 
-use crate::run::display::DisplayMode;
-use crate::run::provider::FileProvider;
-use crate::run::{RunOptions, SummaryFormat, execute};
+use crate::local::display::DisplayMode;
+use crate::local::provider::FileProvider;
+use crate::local::{RunOptions, SummaryFormat, execute};
 
 /// Checks that `endpoint` is an emulator on this machine: the demo creates
 /// resources, so it never talks to a real AWS account.

@@ -4,14 +4,13 @@
 use chrono::Utc;
 use clap::ValueEnum;
 use hibernator_core::HibernatePlan;
-use kube::api::{Patch, PatchParams};
-use serde_json::{Value, json};
-
-use super::until::{format_instant, parse_until};
-use super::{
-    Connection, OVERRIDE, OVERRIDE_UNTIL, PluginError, RETRY_NOW, SUSPEND_REASON, SUSPEND_UNTIL,
-    line,
+use hibernator_kube::controls::{
+    OverrideState, format_instant, override_patch, resume_patch, retry_patch, suspend_patch,
 };
+use serde_json::Value;
+
+use super::until::parse_until;
+use super::{Connection, PluginError, line};
 
 /// A plan name.
 #[derive(Debug, clap::Args)]
@@ -43,11 +42,11 @@ pub enum OverrideTo {
     Wakeup,
 }
 
-impl OverrideTo {
-    fn as_str(self) -> &'static str {
-        match self {
-            Self::Hibernate => "hibernate",
-            Self::Wakeup => "wakeup",
+impl From<OverrideTo> for OverrideState {
+    fn from(to: OverrideTo) -> Self {
+        match to {
+            OverrideTo::Hibernate => OverrideState::Hibernate,
+            OverrideTo::Wakeup => OverrideState::Wakeup,
         }
     }
 }
@@ -69,8 +68,7 @@ pub struct OverrideArgs {
 /// Applies a JSON merge patch to a plan that must exist.
 async fn patch_plan(conn: &Connection, plan: &str, patch: Value) -> Result<(), PluginError> {
     conn.plan(plan).await?;
-    conn.api::<HibernatePlan>()
-        .patch(plan, &PatchParams::default(), &Patch::Merge(&patch))
+    hibernator_kube::controls::patch_plan(&conn.api::<HibernatePlan>(), plan, &patch)
         .await
         .map_err(|e| {
             PluginError::api(format!("patch HibernatePlan {}", conn.qualified(plan)), e)
@@ -83,28 +81,15 @@ pub(super) async fn suspend(
     args: &SuspendArgs,
     out: &mut dyn std::io::Write,
 ) -> Result<(), PluginError> {
-    let mut annotations = serde_json::Map::new();
-    let reason = args
-        .reason
-        .as_ref()
-        .map_or(Value::Null, |r| Value::String(r.clone()));
-    annotations.insert(SUSPEND_REASON.to_string(), reason);
-    let (patch, message) = match &args.until {
-        Some(until) => {
-            let at = format_instant(parse_until(until, Utc::now())?);
-            annotations.insert(SUSPEND_UNTIL.to_string(), Value::String(at.clone()));
-            (
-                json!({"metadata": {"annotations": annotations}}),
-                format!("suspended until {at}"),
-            )
-        }
-        None => {
-            annotations.insert(SUSPEND_UNTIL.to_string(), Value::Null);
-            (
-                json!({"metadata": {"annotations": annotations}, "spec": {"suspend": true}}),
-                "suspended until resumed".to_string(),
-            )
-        }
+    let until = args
+        .until
+        .as_deref()
+        .map(|u| parse_until(u, Utc::now()))
+        .transpose()?;
+    let patch = suspend_patch(until, args.reason.as_deref());
+    let message = match until {
+        Some(at) => format!("suspended until {}", format_instant(at)),
+        None => "suspended until resumed".to_string(),
     };
     patch_plan(conn, &args.plan, patch).await?;
     line(
@@ -118,10 +103,7 @@ pub(super) async fn resume(
     args: &PlanArg,
     out: &mut dyn std::io::Write,
 ) -> Result<(), PluginError> {
-    let patch = json!({
-        "metadata": {"annotations": {SUSPEND_UNTIL: null, SUSPEND_REASON: null}},
-        "spec": {"suspend": false},
-    });
+    let patch = resume_patch();
     patch_plan(conn, &args.plan, patch).await?;
     line(
         out,
@@ -137,20 +119,19 @@ pub(super) async fn override_state(
     let until = args
         .until
         .as_deref()
-        .map(|u| parse_until(u, Utc::now()).map(format_instant))
+        .map(|u| parse_until(u, Utc::now()))
         .transpose()?;
-    let patch = json!({"metadata": {"annotations": {
-        OVERRIDE: args.to.as_str(),
-        OVERRIDE_UNTIL: until,
-    }}});
-    patch_plan(conn, &args.plan, patch).await?;
-    let until_text = until.map(|u| format!(" until {u}")).unwrap_or_default();
+    let state = OverrideState::from(args.to);
+    patch_plan(conn, &args.plan, override_patch(state, until)).await?;
+    let until_text = until
+        .map(|u| format!(" until {}", format_instant(u)))
+        .unwrap_or_default();
     line(
         out,
         format!(
             "hibernateplan {} overridden to {}{until_text}",
             conn.qualified(&args.plan),
-            args.to.as_str()
+            state.as_str()
         ),
     )
 }
@@ -160,9 +141,9 @@ pub(super) async fn retry(
     args: &PlanArg,
     out: &mut dyn std::io::Write,
 ) -> Result<(), PluginError> {
-    let now = format_instant(Utc::now());
-    let patch = json!({"metadata": {"annotations": {RETRY_NOW: now}}});
-    patch_plan(conn, &args.plan, patch).await?;
+    let at = Utc::now();
+    let now = format_instant(at);
+    patch_plan(conn, &args.plan, retry_patch(at)).await?;
     line(
         out,
         format!(

@@ -40,7 +40,10 @@ pub(super) async fn run(
 ) -> Result<(), PluginError> {
     let plan = conn.plan(&args.plan).await?;
     let qualified = conn.qualified(&args.plan);
-    let mut selector = format!("{LABEL_PLAN}={}", args.plan);
+    let mut selector = format!(
+        "{LABEL_PLAN}={}",
+        hibernator_core::wellknown::plan_label(&args.plan)
+    );
     if let Some(target) = &args.target {
         selector.push_str(&format!(",{LABEL_TARGET}={target}"));
     }

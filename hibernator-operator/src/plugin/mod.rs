@@ -22,36 +22,16 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
 
+use hibernator_core::wellknown::{
+    ANNOTATION_OVERRIDE as OVERRIDE, ANNOTATION_OVERRIDE_UNTIL as OVERRIDE_UNTIL,
+    ANNOTATION_RETRY_NOW as RETRY_NOW, ANNOTATION_SUSPEND_REASON as SUSPEND_REASON,
+    ANNOTATION_SUSPEND_UNTIL as SUSPEND_UNTIL, LABEL_CYCLE_ID as LABEL_CYCLE, LABEL_JOB_NAME,
+    LABEL_OPERATION, LABEL_PLAN, LABEL_TARGET, restore_config_map_name,
+};
+
 pub use client::{Connection, connect};
 pub use error::PluginError;
 pub use until::parse_until;
-
-/// Annotation: suspend the plan until this RFC 3339 instant.
-pub const SUSPEND_UNTIL: &str = "hibernator.dev/suspend-until";
-/// Annotation: why the plan was suspended (shown by `describe`).
-pub const SUSPEND_REASON: &str = "hibernator.dev/suspend-reason";
-/// Annotation: force a state now (`hibernate` or `wakeup`).
-pub const OVERRIDE: &str = "hibernator.dev/override";
-/// Annotation: when the override expires (RFC 3339).
-pub const OVERRIDE_UNTIL: &str = "hibernator.dev/override-until";
-/// Annotation: retry an Error plan now (value: an RFC 3339 instant).
-pub const RETRY_NOW: &str = "hibernator.dev/retry-now";
-
-/// Label on runner Jobs: the plan name.
-pub const LABEL_PLAN: &str = "hibernator.dev/plan";
-/// Label on runner Jobs: the target name.
-pub const LABEL_TARGET: &str = "hibernator.dev/target";
-/// Label on runner Jobs: the operation.
-pub const LABEL_OPERATION: &str = "hibernator.dev/operation";
-/// Label on runner Jobs: the cycle id.
-pub const LABEL_CYCLE: &str = "hibernator.dev/cycle-id";
-/// Label the Job controller puts on a Job's pods.
-pub const LABEL_JOB_NAME: &str = "batch.kubernetes.io/job-name";
-
-/// Name of a plan's restore ConfigMap.
-pub fn restore_config_map_name(plan: &str) -> String {
-    format!("hibernator-restore-{plan}")
-}
 
 /// `kubectl hibernator`: inspect and steer Hibernator plans on a cluster.
 #[derive(Debug, Parser)]

@@ -34,14 +34,10 @@ pub fn parse_until(value: &str, now: DateTime<Utc>) -> Result<DateTime<Utc>, Plu
     Ok(at)
 }
 
-/// Formats an instant as the annotations store it (RFC 3339, UTC, seconds).
-pub(crate) fn format_instant(at: DateTime<Utc>) -> String {
-    at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use hibernator_kube::controls::format_instant;
 
     fn now() -> DateTime<Utc> {
         "2026-11-23T10:00:00Z".parse().unwrap()

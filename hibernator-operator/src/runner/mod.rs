@@ -2,16 +2,14 @@
 //! Job (or by hand, or in-process by tests).
 //!
 //! [`run_with`] reads the plan, target and connector from the cluster
-//! ([`resolve`]), builds the executor from the binary's executor set, runs
+//! (`hibernator_kube::resolve`), builds the executor from the binary's executor set, runs
 //! [`run_shutdown`]/[`run_wakeup`] with the target's timeout and the plan's
 //! retry policy against the restore ConfigMap
 //! ([`ConfigMapRestoreStore`]), streams logs and progress when endpoints are
 //! configured ([`stream`]), and writes a [`TerminationMessage`]. It never
 //! exits the process: the caller turns [`RunnerOutcome::exit_code`] into one.
 
-pub mod resolve;
-pub mod stream;
-pub mod termination;
+pub(crate) mod stream;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -29,10 +27,11 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use kube::Resource;
 use kube::api::ObjectMeta;
 
-pub use self::resolve::{ResolveError, Resolved};
-pub use self::termination::{TERMINATION_MESSAGE_LIMIT, TerminationMessage};
+use hibernator_kube::ConfigMapRestoreStore;
+use hibernator_kube::resolve::{self, ResolveError};
+pub use hibernator_reconcile::termination::TerminationMessage;
+
 use crate::logging::LogFormat;
-use crate::restore_store::ConfigMapRestoreStore;
 
 /// Default path of the termination log (the container's
 /// `terminationMessagePath`).

@@ -10,7 +10,7 @@
 //! without an object are allowed untouched. [`serve`] runs the router over
 //! TLS with certificates reloaded when the mounted files change ([`tls`]).
 
-pub mod tls;
+pub(crate) mod tls;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -239,7 +239,7 @@ pub fn command(
         tracing::info!(port = args.port, "admission webhook serving /validate");
         tokio::select! {
             () = serve(listener, tls, router_with(Arc::new(executors.catalog()))) => {}
-            () = crate::controller::cli::shutdown_signal() => {}
+            () = crate::controller::args::shutdown_signal() => {}
         }
         Ok(std::process::ExitCode::SUCCESS)
     })

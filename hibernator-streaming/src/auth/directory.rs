@@ -11,18 +11,10 @@ use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::ListParams;
 
-/// Label carrying the execution id on runner Jobs.
-pub const LABEL_EXECUTION_ID: &str = "hibernator.dev/execution-id";
-/// Label carrying the plan name on runner Jobs.
-pub const LABEL_PLAN: &str = "hibernator.dev/plan";
-/// Label carrying the target name on runner Jobs.
-pub const LABEL_TARGET: &str = "hibernator.dev/target";
-/// Annotation with the exact plan name (labels may be shortened to 63 characters).
-pub const ANNOTATION_PLAN: &str = "hibernator/plan";
-/// Annotation with the exact target name.
-pub const ANNOTATION_TARGET: &str = "hibernator/target";
-/// Label Kubernetes puts on a Job's Pods.
-pub const LABEL_JOB_NAME: &str = "batch.kubernetes.io/job-name";
+pub use hibernator_core::wellknown::{
+    ANNOTATION_PLAN, ANNOTATION_TARGET, LABEL_EXECUTION_ID, LABEL_JOB_NAME, LABEL_PLAN,
+    LABEL_TARGET,
+};
 
 /// The runner Job of an execution.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]

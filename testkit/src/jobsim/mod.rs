@@ -49,7 +49,7 @@ use self::status::{
 };
 
 /// Label that marks runner Jobs.
-pub const EXECUTION_ID_LABEL: &str = "hibernator.dev/execution-id";
+pub const EXECUTION_ID_LABEL: &str = hibernator_core::wellknown::LABEL_EXECUTION_ID;
 
 /// What the runner of one Job gets.
 #[derive(Clone, Debug)]

@@ -88,7 +88,10 @@ async fn a_reconcile_reads_only_the_restore_config_map() {
     // counts as re-created.
     assert!(count("create", "jobs") >= 20, "{report:?}");
     let jobs = Api::<k8s_openapi::api::batch::v1::Job>::namespaced(client.clone(), &ns)
-        .list(&kube::api::ListParams::default().labels("hibernator.dev/execution-id"))
+        .list(
+            &kube::api::ListParams::default()
+                .labels(hibernator_core::wellknown::LABEL_EXECUTION_ID),
+        )
         .await
         .unwrap()
         .items;

@@ -5,8 +5,8 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use hibernator_core::wellknown::{LABEL_OPERATION, LABEL_PLAN};
 use hibernator_core::{HibernatePlan, PlanPhase};
-use hibernator_operator::controller::jobs::{LABEL_OPERATION, LABEL_PLAN};
 use hibernator_testkit::jobsim::JobSimulator;
 use k8s_openapi::api::batch::v1::Job;
 use kube::Api;
@@ -35,7 +35,9 @@ async fn jobs_by_target(
         .unwrap();
     let mut out = BTreeMap::new();
     for job in list.items {
-        let target = job.metadata.annotations.unwrap()["hibernator/target"].clone();
+        let target = job.metadata.annotations.unwrap()
+            [hibernator_core::wellknown::ANNOTATION_TARGET]
+            .clone();
         *out.entry(target).or_insert(0) += 1;
     }
     out
@@ -201,7 +203,10 @@ async fn strict_failure_then_retry_now_and_api_budget() {
         .metadata
         .annotations
         .get_or_insert_with(Default::default)
-        .insert("hibernator.dev/retry-now".into(), "1".into());
+        .insert(
+            hibernator_core::wellknown::ANNOTATION_RETRY_NOW.into(),
+            "1".into(),
+        );
     plans
         .replace("seq", &PostParams::default(), &annotated)
         .await
@@ -237,7 +242,7 @@ async fn strict_failure_then_retry_now_and_api_budget() {
         Api::namespaced(client.clone(), &ns);
     assert!(
         config_maps
-            .get_opt("hibernator-restore-seq")
+            .get_opt(&hibernator_core::wellknown::restore_config_map_name("seq"))
             .await
             .unwrap()
             .is_none()
@@ -292,7 +297,10 @@ async fn exceptions_overrides_and_suspend_take_effect_by_watch() {
     p.metadata
         .annotations
         .get_or_insert_with(Default::default)
-        .insert("hibernator.dev/override".into(), "hibernate".into());
+        .insert(
+            hibernator_core::wellknown::ANNOTATION_OVERRIDE.into(),
+            "hibernate".into(),
+        );
     plans
         .replace("ctl", &PostParams::default(), &p)
         .await

@@ -7,8 +7,8 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use hibernator_core::wellknown::LABEL_PLAN;
 use hibernator_core::{HibernatePlan, PlanPhase};
-use hibernator_operator::controller::jobs::LABEL_PLAN;
 use hibernator_testkit::jobsim::JobSimulator;
 use k8s_openapi::api::batch::v1::Job;
 use kube::Api;
@@ -85,7 +85,9 @@ async fn every_plan_gets_its_jobs_when_job_creates_fail_after_the_status_write()
         };
         let mut per_plan: BTreeMap<String, usize> = BTreeMap::new();
         for job in &list.items {
-            let plan = job.metadata.annotations.as_ref().unwrap()["hibernator/plan"].clone();
+            let plan = job.metadata.annotations.as_ref().unwrap()
+                [hibernator_core::wellknown::ANNOTATION_PLAN]
+                .clone();
             *per_plan.entry(plan).or_default() += 1;
         }
         if per_plan.len() == names.len() && per_plan.values().all(|n| *n == 2) {

@@ -3,9 +3,12 @@
 
 use chrono::{DateTime, Utc};
 use hibernator_core::HibernatePlan;
-use hibernator_operator::plugin::{
-    OVERRIDE, OVERRIDE_UNTIL, PluginError, RETRY_NOW, SUSPEND_REASON, SUSPEND_UNTIL,
+use hibernator_core::wellknown::{
+    ANNOTATION_OVERRIDE as OVERRIDE, ANNOTATION_OVERRIDE_UNTIL as OVERRIDE_UNTIL,
+    ANNOTATION_RETRY_NOW as RETRY_NOW, ANNOTATION_SUSPEND_REASON as SUSPEND_REASON,
+    ANNOTATION_SUSPEND_UNTIL as SUSPEND_UNTIL,
 };
+use hibernator_operator::plugin::PluginError;
 use kube::ResourceExt;
 
 use super::Env;

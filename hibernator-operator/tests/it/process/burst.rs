@@ -97,12 +97,14 @@ async fn plans_due_at_start_up_get_every_job_despite_api_faults() {
         .await;
     }
     let jobs = Api::<Job>::namespaced(world.cluster.client(), &world.ns())
-        .list(&ListParams::default().labels("hibernator.dev/execution-id"))
+        .list(&ListParams::default().labels(hibernator_core::wellknown::LABEL_EXECUTION_ID))
         .await
         .unwrap();
     let mut per_plan: BTreeMap<String, usize> = BTreeMap::new();
     for job in &jobs.items {
-        let plan = job.metadata.annotations.as_ref().unwrap()["hibernator/plan"].clone();
+        let plan = job.metadata.annotations.as_ref().unwrap()
+            [hibernator_core::wellknown::ANNOTATION_PLAN]
+            .clone();
         *per_plan.entry(plan).or_default() += 1;
     }
     assert_eq!(per_plan.len(), PLANS, "{per_plan:?}");

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use aws_sdk_ec2::types::{InstanceStateName, ResourceType, Tag, TagSpecification};
 use hibernator_core::{HibernatePlan, PlanPhase};
-use hibernator_operator::restore_store::ConfigMapRestoreStore;
+use hibernator_kube::ConfigMapRestoreStore;
 use k8s_openapi::ByteString;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{ConfigMap, Secret};
@@ -320,7 +320,9 @@ async fn a_dag_cycle_across_both_boundaries_as_processes() {
     assert_eq!(aws.db_status("orders-db").await, "stopped");
     assert_eq!(world.web_replicas().await, Some(0));
     let restore = Api::<ConfigMap>::namespaced(world.cluster.client(), &world.ns())
-        .get(&ConfigMapRestoreStore::config_map_name("nightly"))
+        .get(&hibernator_core::wellknown::restore_config_map_name(
+            "nightly",
+        ))
         .await
         .unwrap();
     let owner = &restore

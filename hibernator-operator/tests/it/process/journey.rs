@@ -144,12 +144,18 @@ fn plan() -> HibernatePlan {
 fn debug_copy(runner: &Job, script: &str) -> Job {
     let mut template = runner.spec.clone().unwrap().template;
     let labels = std::collections::BTreeMap::from([
-        ("hibernator.dev/execution-id".to_string(), EXEC.to_string()),
         (
-            "hibernator.dev/plan".to_string(),
+            hibernator_core::wellknown::LABEL_EXECUTION_ID.to_string(),
+            EXEC.to_string(),
+        ),
+        (
+            hibernator_core::wellknown::LABEL_PLAN.to_string(),
             "journey-debug".to_string(),
         ),
-        ("hibernator.dev/target".to_string(), "ec2".to_string()),
+        (
+            hibernator_core::wellknown::LABEL_TARGET.to_string(),
+            "ec2".to_string(),
+        ),
     ]);
     template.metadata = Some(kube::api::ObjectMeta {
         labels: Some(labels.clone()),

@@ -69,7 +69,10 @@ impl World {
     pub async fn job_names(&self) -> Vec<String> {
         let mut names: Vec<String> =
             Api::<k8s_openapi::api::batch::v1::Job>::namespaced(self.cluster.client(), &self.ns())
-                .list(&kube::api::ListParams::default().labels("hibernator.dev/execution-id"))
+                .list(
+                    &kube::api::ListParams::default()
+                        .labels(hibernator_core::wellknown::LABEL_EXECUTION_ID),
+                )
                 .await
                 .unwrap()
                 .items

@@ -16,7 +16,7 @@ use hibernator_core::params::{ParameterCheck, TypedParameters, ValidateParameter
 use hibernator_core::restore::{RestoreRecord, RestoreStore};
 use hibernator_core::types::{ConnectorKind, HibernatePlan, Operation};
 use hibernator_executors::{ConnectorFactory, ConnectorRequest, ExecutorSet};
-use hibernator_operator::restore_store::ConfigMapRestoreStore;
+use hibernator_kube::ConfigMapRestoreStore;
 use hibernator_operator::runner::{RunnerArgs, run_with};
 use hibernator_testkit::kube::TestCluster;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;

@@ -8,7 +8,7 @@ use aws_sdk_ec2::config::{BehaviorVersion, Credentials, Region};
 use aws_sdk_ec2::types::{InstanceStateName, ResourceType, Tag, TagSpecification};
 use hibernator_core::restore::RestoreStore;
 use hibernator_core::types::{CloudProvider, HibernatePlan, Operation};
-use hibernator_operator::restore_store::ConfigMapRestoreStore;
+use hibernator_kube::ConfigMapRestoreStore;
 use hibernator_operator::runner::{RunnerArgs, RunnerOutcome, TerminationMessage, run};
 use hibernator_testkit::kube::TestCluster;
 use hibernator_testkit::moto::MotoServer;
@@ -187,7 +187,9 @@ async fn shutdown_records_restore_data_and_wakeup_restores() {
 
     // Restore data is in the plan's ConfigMap, owned by the plan.
     let cm = Api::<ConfigMap>::namespaced(f.cluster.client(), f.cluster.namespace())
-        .get("hibernator-restore-nightly")
+        .get(&hibernator_core::wellknown::restore_config_map_name(
+            "nightly",
+        ))
         .await
         .unwrap();
     let plan = Api::<HibernatePlan>::namespaced(f.cluster.client(), f.cluster.namespace())

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use hibernator_core::restore::{RestoreRecord, RestoreStore, StoreError, update_record};
 use hibernator_core::types::HibernatePlan;
-use hibernator_operator::restore_store::{CONFIG_MAP_LIMIT_BYTES, ConfigMapRestoreStore};
+use hibernator_kube::restore_store::{CONFIG_MAP_LIMIT_BYTES, ConfigMapRestoreStore};
 use hibernator_testkit::kube::TestCluster;
 use k8s_openapi::api::core::v1::ConfigMap;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
@@ -98,7 +98,7 @@ async fn concurrent_writers_lose_nothing() {
     assert_eq!(shared.entries.len(), 12, "{:?}", shared.entries.keys());
 
     let cm = Api::<ConfigMap>::namespaced(cluster.client(), cluster.namespace())
-        .get("hibernator-restore-p1")
+        .get(&hibernator_core::wellknown::restore_config_map_name("p1"))
         .await
         .unwrap();
     let refs = cm.metadata.owner_references.unwrap();
@@ -168,7 +168,7 @@ async fn too_large_data_is_a_clear_permanent_error() {
 async fn corrupt_data_is_reported_and_left_untouched() {
     let cluster = cluster("store-corrupt").await;
     let api = Api::<ConfigMap>::namespaced(cluster.client(), cluster.namespace());
-    let name = ConfigMapRestoreStore::config_map_name("p3");
+    let name = hibernator_core::wellknown::restore_config_map_name("p3");
     let cm = ConfigMap {
         metadata: ObjectMeta {
             name: Some(name.clone()),

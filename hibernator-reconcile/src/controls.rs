@@ -6,16 +6,10 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, Utc};
 use hibernator_core::HibernatePlan;
 use hibernator_core::schedule::ScheduleState;
-
-/// Annotation: suspend the plan until this RFC 3339 instant.
-pub const SUSPEND_UNTIL: &str = "hibernator.dev/suspend-until";
-/// Annotation: force a state now: `hibernate` or `wakeup`.
-pub const OVERRIDE: &str = "hibernator.dev/override";
-/// Annotation: when the override expires (RFC 3339); without it the override
-/// holds until the annotation is removed.
-pub const OVERRIDE_UNTIL: &str = "hibernator.dev/override-until";
-/// Annotation: any new value re-runs the failed targets of a plan in `Error`.
-pub const RETRY_NOW: &str = "hibernator.dev/retry-now";
+use hibernator_core::wellknown::{
+    ANNOTATION_OVERRIDE as OVERRIDE, ANNOTATION_OVERRIDE_UNTIL as OVERRIDE_UNTIL,
+    ANNOTATION_RETRY_NOW as RETRY_NOW, ANNOTATION_SUSPEND_UNTIL as SUSPEND_UNTIL,
+};
 
 /// A forced state.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

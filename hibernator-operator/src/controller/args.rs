@@ -7,11 +7,11 @@ use std::time::Duration;
 use super::streaming::{StreamingSetup, StreamingSetupError};
 
 use super::client::{ControllerClients, KubeRateLimit};
-use super::jobs::RunnerSettings;
 use super::leader::LeaseConfig;
 use super::shard::Shard;
 use super::{ControllerConfig, run};
 use crate::logging::LogFormat;
+use hibernator_kube::RunnerSettings;
 
 /// `hibernator controller` flags (each also readable from its environment variable).
 #[derive(Debug, Clone, clap::Args)]
@@ -166,7 +166,7 @@ impl ControllerArgs {
                 "streamTransport": config.runner.stream_transport,
                 "extraEnv": config.runner.extra_env.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>(),
                 "grpcTlsCa": config.runner.grpc_tls_ca,
-                "logFormat": config.runner.log_format.map(LogFormat::as_str),
+                "logFormat": config.runner.log_format.as_deref(),
             },
             "namespace": config.namespace,
             "shard": {
@@ -200,7 +200,7 @@ impl ControllerArgs {
                 stream_transport: self.stream_transport.clone(),
                 extra_env: Vec::new(),
                 grpc_tls_ca: None,
-                log_format: self.runner_log_format,
+                log_format: self.runner_log_format.map(|f| f.as_str().to_string()),
             },
             namespace: self.namespace.clone(),
             shard: Shard {

@@ -5,19 +5,20 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use aws_config::SdkConfig;
 use hibernator_core::duration::parse_duration;
 use hibernator_core::executor::{Executor, ExecutorError};
 use hibernator_core::types::{
     CloudProvider, ConnectorKind, ConnectorRef, DEFAULT_TARGET_TIMEOUT, HibernatePlan, K8SCluster,
     SecretRef, Target,
 };
-use hibernator_executors::aws::connector::{SessionIdentity, StaticKeys};
+use hibernator_executors::aws::connector::{
+    ConnectorError as AwsConnectorError, SessionIdentity, StaticKeys, sdk_config_from,
+};
 use hibernator_executors::kubernetes::connector::{ClusterConnector, ConnectorError};
 use hibernator_executors::{ConnectorRequest, ExecutorSet, ExecutorSource};
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::Api;
-
-use crate::run::provider::{ProviderError, aws_sdk_config};
 
 /// Keys of the static AWS credentials in a CloudProvider's Secret.
 const ACCESS_KEY_ID: &str = "AWS_ACCESS_KEY_ID";
@@ -112,8 +113,14 @@ pub enum ResolveError {
         source: Box<ConnectorError>,
     },
     /// The AWS configuration of the CloudProvider could not be built.
-    #[error(transparent)]
-    Provider(#[from] ProviderError),
+    #[error("target {target:?}: {source}")]
+    Provider {
+        /// Target name.
+        target: String,
+        /// What failed (names the CloudProvider and field; never secrets).
+        #[source]
+        source: AwsConnectorError,
+    },
 }
 
 impl ResolveError {
@@ -296,14 +303,18 @@ impl Builder<'_> {
             ),
             None => None,
         };
-        Ok(aws_sdk_config(
+        aws_sdk_config(
             self.plan,
             self.target,
             &provider,
             keys,
             self.aws_endpoint_url,
         )
-        .await?)
+        .await
+        .map_err(|source| ResolveError::Provider {
+            target: self.target.name.clone(),
+            source,
+        })
     }
 
     /// A client of the target's K8SCluster.
@@ -375,4 +386,35 @@ async fn static_keys(
         access_key_id: value(ACCESS_KEY_ID)?,
         secret_access_key: value(SECRET_ACCESS_KEY)?,
     })
+}
+
+/// The AWS SDK configuration of `target` with its CloudProvider `provider`:
+/// region, static keys (when the provider uses `auth.static`, read by the
+/// caller from the Secret) or the default chain, assumed role with a session
+/// name naming `plan` and the target. `AWS_ENDPOINT_URL` is honoured;
+/// `endpoint_url` overrides it (emulators).
+pub async fn aws_sdk_config(
+    plan: &str,
+    target: &Target,
+    provider: &CloudProvider,
+    static_keys: Option<StaticKeys>,
+    endpoint_url: Option<&str>,
+) -> Result<SdkConfig, AwsConnectorError> {
+    let name = provider.metadata.name.clone().unwrap_or_default();
+    let identity = SessionIdentity {
+        plan: plan.to_string(),
+        target: target.name.clone(),
+    };
+    let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest());
+    if let Some(url) = endpoint_url {
+        loader = loader.endpoint_url(url);
+    }
+    sdk_config_from(
+        loader,
+        &name,
+        provider.spec.aws.as_ref(),
+        static_keys,
+        &identity,
+    )
+    .await
 }

@@ -20,7 +20,7 @@ fn suspend_holds_new_work_and_override_forces_a_state() {
     assert_eq!(sim.step().create.len(), 1);
     sim.plan.metadata.annotations = Some(
         [(
-            crate::controller::controls::SUSPEND_UNTIL.to_string(),
+            hibernator_core::wellknown::ANNOTATION_SUSPEND_UNTIL.to_string(),
             "2026-11-23T22:00:00Z".to_string(),
         )]
         .into(),
@@ -38,11 +38,11 @@ fn suspend_holds_new_work_and_override_forces_a_state() {
     sim.plan.metadata.annotations = Some(
         [
             (
-                crate::controller::controls::OVERRIDE.to_string(),
+                hibernator_core::wellknown::ANNOTATION_OVERRIDE.to_string(),
                 "wakeup".to_string(),
             ),
             (
-                crate::controller::controls::OVERRIDE_UNTIL.to_string(),
+                hibernator_core::wellknown::ANNOTATION_OVERRIDE_UNTIL.to_string(),
                 "2026-11-23T23:00:00Z".to_string(),
             ),
         ]
@@ -81,7 +81,7 @@ fn suspend_exception_mid_night_wakes_up() {
 fn deletion_wakes_hibernated_targets_then_cleans_up() {
     let mut sim = Sim::new(plan_yaml("{type: Parallel}", &["a", "b"], ""), night());
     sim.run_to_end(ok);
-    sim.plan.metadata.deletion_timestamp = Some(crate::controller::time::to_k8s(sim.now));
+    sim.plan.metadata.deletion_timestamp = Some(crate::time::to_k8s(sim.now));
     let d = sim.step();
     assert!(!d.cleanup);
     assert_eq!(d.create.len(), 2);
@@ -94,7 +94,7 @@ fn deletion_wakes_hibernated_targets_then_cleans_up() {
     let mut sim = Sim::new(plan_yaml("{type: Parallel}", &["a"], ""), night());
     sim.run_to_end(ok);
     sim.plan.spec.on_delete = hibernator_core::OnDelete::Abandon;
-    sim.plan.metadata.deletion_timestamp = Some(crate::controller::time::to_k8s(sim.now));
+    sim.plan.metadata.deletion_timestamp = Some(crate::time::to_k8s(sim.now));
     let d = sim.step();
     assert!(d.cleanup && d.create.is_empty());
 }
@@ -106,7 +106,7 @@ fn deletion_mid_shutdown_stops_dispatch_then_wakes_up() {
         night(),
     );
     sim.step();
-    sim.plan.metadata.deletion_timestamp = Some(crate::controller::time::to_k8s(sim.now));
+    sim.plan.metadata.deletion_timestamp = Some(crate::time::to_k8s(sim.now));
     sim.finish(ok);
     let d = sim.step();
     assert!(
@@ -154,7 +154,7 @@ fn cycles_started_in_the_same_second_get_distinct_ids() {
     let set = |sim: &mut Sim, v: &str| {
         sim.plan.metadata.annotations = Some(
             [(
-                crate::controller::controls::OVERRIDE.to_string(),
+                hibernator_core::wellknown::ANNOTATION_OVERRIDE.to_string(),
                 v.to_string(),
             )]
             .into(),

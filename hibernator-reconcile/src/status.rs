@@ -6,7 +6,7 @@ use hibernator_core::{
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 
-use super::time::to_k8s;
+use crate::time::to_k8s;
 
 /// Condition type: the plan is settled in the state it should be in.
 pub const READY: &str = "Ready";
@@ -253,7 +253,7 @@ mod tests {
         );
         assert_eq!(conditions.len(), 1);
         assert_eq!(
-            super::super::time::from_k8s(&conditions[0].last_transition_time),
+            crate::time::from_k8s(&conditions[0].last_transition_time),
             at("2026-11-22T10:00:00Z")
         );
         assert_eq!(conditions[0].message, "m2");
@@ -267,7 +267,7 @@ mod tests {
             at("2026-11-22T12:00:00Z"),
         );
         assert_eq!(
-            super::super::time::from_k8s(&conditions[0].last_transition_time),
+            crate::time::from_k8s(&conditions[0].last_transition_time),
             at("2026-11-22T12:00:00Z")
         );
     }

@@ -1,4 +1,5 @@
-//! The restore data of one plan in a ConfigMap (`hibernator-restore-<plan>`).
+//! The restore data of one plan in a ConfigMap (`hibernator-restore-<plan>`,
+//! [`restore_config_map_name`]).
 //!
 //! One data key per target (target names are DNS labels, so they are valid
 //! ConfigMap keys); each value is the target's [`RestoreRecord`] as compact
@@ -9,27 +10,19 @@ use std::collections::BTreeMap;
 
 use async_trait::async_trait;
 use hibernator_core::restore::{RestoreRecord, RestoreStore, StoreError, Versioned, decode_record};
+use hibernator_core::wellknown::{LABEL_PLAN, plan_label, restore_config_map_name};
 use k8s_openapi::api::core::v1::ConfigMap;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use kube::api::{Api, DeleteParams, ObjectMeta, PostParams};
-
-/// Prefix of the restore ConfigMap's name.
-pub const NAME_PREFIX: &str = "hibernator-restore-";
 
 /// Maximum total size of a ConfigMap's data (keys plus values), as enforced by
 /// the Kubernetes API server.
 pub const CONFIG_MAP_LIMIT_BYTES: usize = 1024 * 1024;
 
-/// Longest object name Kubernetes accepts (DNS subdomain).
-const MAX_NAME_LEN: usize = 253;
-
 /// How often one `save`/`delete` re-reads the ConfigMap itself when another
 /// writer changed a *different* key between the read and the write, before it
 /// reports [`StoreError::Conflict`] to the caller.
 const MAX_INTERNAL_RETRIES: u32 = 32;
-
-/// Label set on the ConfigMap naming its plan.
-pub const PLAN_LABEL: &str = "hibernator.dev/plan";
 
 /// [`RestoreStore`] backed by the ConfigMap `hibernator-restore-<plan>` in the
 /// plan's namespace.
@@ -101,7 +94,7 @@ impl ConfigMapRestoreStore {
             api: Api::namespaced(client, namespace),
             namespace: namespace.to_string(),
             plan: plan.to_string(),
-            name: Self::config_map_name(plan),
+            name: restore_config_map_name(plan),
             owner: None,
         }
     }
@@ -111,23 +104,6 @@ impl ConfigMapRestoreStore {
     pub fn with_owner(mut self, owner: OwnerReference) -> Self {
         self.owner = Some(owner);
         self
-    }
-
-    /// The ConfigMap name for `plan`: `hibernator-restore-<plan>`. Names
-    /// longer than 253 characters are cut and given a hash suffix, so distinct
-    /// plans keep distinct ConfigMaps.
-    pub fn config_map_name(plan: &str) -> String {
-        let full = format!("{NAME_PREFIX}{plan}");
-        if full.len() <= MAX_NAME_LEN {
-            return full;
-        }
-        let suffix = format!("-{:08x}", fnv1a(full.as_bytes()) as u32);
-        let mut keep = MAX_NAME_LEN - suffix.len();
-        while !full.is_char_boundary(keep) {
-            keep -= 1;
-        }
-        let head = full[..keep].trim_end_matches(['-', '.']);
-        format!("{head}{suffix}")
     }
 
     /// Name of the ConfigMap this store uses.
@@ -226,8 +202,8 @@ impl ConfigMapRestoreStore {
                 name: Some(self.name.clone()),
                 namespace: Some(self.namespace.clone()),
                 labels: Some(BTreeMap::from([(
-                    PLAN_LABEL.to_string(),
-                    label_value(&self.plan),
+                    LABEL_PLAN.to_string(),
+                    plan_label(&self.plan),
                 )])),
                 owner_references: self.owner.clone().map(|o| vec![o]),
                 ..ObjectMeta::default()
@@ -405,22 +381,8 @@ fn fnv1a(bytes: &[u8]) -> u64 {
         .fold(OFFSET, |h, b| (h ^ u64::from(*b)).wrapping_mul(PRIME))
 }
 
-/// A label value for `plan` (labels are limited to 63 characters).
-fn label_value(plan: &str) -> String {
-    if plan.len() <= 63 {
-        return plan.to_string();
-    }
-    let suffix = format!("-{:08x}", fnv1a(plan.as_bytes()) as u32);
-    let mut keep = 63 - suffix.len();
-    while !plan.is_char_boundary(keep) {
-        keep -= 1;
-    }
-    let head = plan[..keep].trim_end_matches(['-', '.', '_']);
-    format!("{head}{suffix}")
-}
-
 /// The HTTP status of an API error, if it is one.
-pub(crate) fn status_code(e: &kube::Error) -> Option<u16> {
+pub fn status_code(e: &kube::Error) -> Option<u16> {
     match e {
         kube::Error::Api(status) => Some(status.code),
         _ => None,
@@ -428,7 +390,7 @@ pub(crate) fn status_code(e: &kube::Error) -> Option<u16> {
 }
 
 /// True when retrying a failed Kubernetes call may succeed.
-pub(crate) fn is_transient(e: &kube::Error) -> bool {
+pub fn is_transient(e: &kube::Error) -> bool {
     match status_code(e) {
         Some(code) => code == 429 || code >= 500 || code == 409,
         None => !matches!(
@@ -443,24 +405,6 @@ mod tests {
     use super::*;
 
     #[test]
-    fn names_are_prefixed_and_bounded() {
-        assert_eq!(
-            ConfigMapRestoreStore::config_map_name("web"),
-            "hibernator-restore-web"
-        );
-        let long = "a".repeat(253);
-        let other = format!("{}b", "a".repeat(252));
-        let n1 = ConfigMapRestoreStore::config_map_name(&long);
-        let n2 = ConfigMapRestoreStore::config_map_name(&other);
-        assert!(n1.len() <= 253, "{}", n1.len());
-        assert!(n1.starts_with("hibernator-restore-aaa"));
-        assert_ne!(n1, n2);
-        let dotted = format!("{}.{}", "a".repeat(225), "b".repeat(27));
-        let n3 = ConfigMapRestoreStore::config_map_name(&dotted);
-        assert!(!n3.contains(".-"), "{n3}");
-    }
-
-    #[test]
     fn versions_compare_by_content() {
         let v1 = version_of("10", "{\"a\":1}");
         let v2 = version_of("11", "{\"a\":1}");
@@ -470,13 +414,6 @@ mod tests {
             content_hash_of(&v1),
             content_hash_of(&version_of("10", "{\"a\":2}"))
         );
-    }
-
-    #[test]
-    fn label_values_fit() {
-        assert_eq!(label_value("web"), "web");
-        let l = label_value(&"x".repeat(200));
-        assert!(l.len() <= 63);
     }
 
     #[test]

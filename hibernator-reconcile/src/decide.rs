@@ -10,105 +10,17 @@
 //! (see `apply` in the controller), so a restarted controller finds the cycle
 //! in status and the Jobs by their deterministic names.
 
-use std::collections::BTreeSet;
-use std::time::Duration;
-
 use chrono::{DateTime, Utc};
-use hibernator_core::executor::RetryPolicy;
-use hibernator_core::params::ParameterCatalog;
 use hibernator_core::schedule::{CompiledSchedule, ScheduleState};
 use hibernator_core::validation::{validate_exception, validate_plan};
 use hibernator_core::{
-    ExecutionState, HibernatePlan, HibernatePlanStatus, OnDelete, Operation, PlanPhase,
-    ScheduleException,
+    ExecutionState, HibernatePlanStatus, OnDelete, Operation, PlanPhase, ScheduleException,
 };
 
-use super::controls::Controls;
-use super::jobs::{JobObservation, JobRequest};
-use super::ledger::{abort_pending, advance, close_cycle, fold_jobs, rerun_failed, start_cycle};
-use super::status::{phase_name, targets_summary, update_conditions};
-
-/// Restore data of a plan as the controller sees it.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct RestoreView {
-    /// Targets whose record still holds entries (resources not yet restored).
-    pub targets: BTreeSet<String>,
-    /// Size of the restore ConfigMap's data in bytes.
-    pub bytes: usize,
-    /// Name of the restore ConfigMap.
-    pub config_map: String,
-}
-
-/// Everything [`decide`] looks at.
-#[derive(Clone, Copy, Debug)]
-pub struct DecideInput<'a> {
-    /// The plan (spec, metadata, current status).
-    pub plan: &'a HibernatePlan,
-    /// The ScheduleExceptions that refer to the plan.
-    pub exceptions: &'a [ScheduleException],
-    /// The plan's runner Jobs (every cycle).
-    pub jobs: &'a [JobObservation],
-    /// The plan's restore data.
-    pub restore: &'a RestoreView,
-    /// The current instant.
-    pub now: DateTime<Utc>,
-    /// Executor parameter catalog for validation.
-    pub catalog: &'a ParameterCatalog,
-    /// Backoff between attempts (`max_retries` is taken from the plan).
-    pub backoff: &'a RetryPolicy,
-}
-
-/// A Kubernetes Event to publish about the plan.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct PlanEvent {
-    /// Warning (true) or Normal.
-    pub warning: bool,
-    /// PascalCase reason.
-    pub reason: &'static str,
-    /// Human message.
-    pub note: String,
-}
-
-/// An attempt that finished in this reconcile (for metrics).
-#[derive(Clone, Debug, PartialEq)]
-pub struct FinishedAttempt {
-    /// Target name.
-    pub target: String,
-    /// Executor type.
-    pub executor: String,
-    /// Operation.
-    pub operation: Operation,
-    /// Whether it succeeded.
-    pub success: bool,
-    /// How long the Job ran, when known.
-    pub duration: Option<Duration>,
-}
-
-/// What the controller should do.
-#[derive(Clone, Debug, Default, PartialEq)]
-pub struct Decision {
-    /// The new status (written only when it differs from the current one).
-    pub status: HibernatePlanStatus,
-    /// Runner Jobs to create (after the status is written).
-    pub create: Vec<JobRequest>,
-    /// Names of Jobs in `create` that the ledger already records as running
-    /// but that were not observed: created before and gone, or never created
-    /// because a create after the status write failed. Created again under
-    /// the same deterministic name (`AlreadyExists` means the read was stale).
-    pub missing: Vec<String>,
-    /// Finished Jobs of old cycles to delete.
-    pub delete_jobs: Vec<String>,
-    /// Events to publish.
-    pub events: Vec<PlanEvent>,
-    /// Attempts that finished (for metrics).
-    pub finished: Vec<FinishedAttempt>,
-    /// When the next reconcile is due (`None`: only on change).
-    pub requeue_at: Option<DateTime<Utc>>,
-    /// Deletion: the plan may go (remove Jobs, restore ConfigMap, finalizer).
-    pub cleanup: bool,
-    /// The spec (or an exception) is invalid; the message names the field.
-    pub invalid: Option<String>,
-}
+use crate::controls::Controls;
+use crate::ledger::{abort_pending, advance, close_cycle, fold_jobs, rerun_failed, start_cycle};
+use crate::model::{DecideInput, Decision, PlanEvent, has_restore_data, is_open};
+use crate::status::{phase_name, targets_summary, update_conditions};
 
 /// Settled state after the last closed cycle.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -116,11 +28,6 @@ enum Settled {
     Awake,
     Hibernated,
     Failed(Operation),
-}
-
-/// A fresh cycle id from `now`: `c20261122t004410z` (label-safe).
-pub fn new_cycle_id(now: DateTime<Utc>) -> String {
-    now.format("c%Y%m%dt%H%M%Sz").to_string()
 }
 
 /// Decides the next step for a plan. Pure: the same input gives the same output.
@@ -159,7 +66,8 @@ pub fn decide(input: &DecideInput<'_>) -> Decision {
 
     let controls = Controls::read(plan, now);
     for problem in &controls.problems {
-        d.events.push(warning("InvalidAnnotation", problem.clone()));
+        d.events
+            .push(PlanEvent::warning("InvalidAnnotation", problem.clone()));
     }
     let scheduled = schedule.state_at(now);
     d.status.next_transition = schedule.next_transition(now).map(|t| t.at);
@@ -178,7 +86,7 @@ pub fn decide(input: &DecideInput<'_>) -> Decision {
                 d.status.override_state.as_deref().unwrap_or("")
             ),
         };
-        d.events.push(normal("OverrideActive", note));
+        d.events.push(PlanEvent::normal("OverrideActive", note));
     }
     let desired = if deleting {
         ScheduleState::Awake
@@ -221,7 +129,7 @@ pub fn decide(input: &DecideInput<'_>) -> Decision {
                 }
                 (OnDelete::WakeUp, Settled::Failed(Operation::Wakeup)) => {
                     if previous.phase != PlanPhase::Error || is_open(&previous) {
-                        d.events.push(warning(
+                        d.events.push(PlanEvent::warning(
                             "DeletionBlocked",
                             "wake-up before deletion failed; set hibernator.dev/retry-now to retry or spec.onDelete: Abandon to delete anyway".to_string(),
                         ));
@@ -327,37 +235,22 @@ fn invalid(
     d.status.observed_generation = generation;
     update_conditions(&mut d.status, Some(&message), generation, now);
     let was_invalid = previous.conditions.iter().any(|c| {
-        c.type_ == super::status::DEGRADED && c.reason == "InvalidSpec" && c.message == message
+        c.type_ == crate::status::DEGRADED && c.reason == "InvalidSpec" && c.message == message
     });
     if !was_invalid {
-        d.events.push(warning("InvalidSpec", message.clone()));
+        d.events
+            .push(PlanEvent::warning("InvalidSpec", message.clone()));
     }
     d.invalid = Some(message);
     d.cleanup = deleting;
 }
 
-pub(super) fn normal(reason: &'static str, note: String) -> PlanEvent {
-    PlanEvent {
-        warning: false,
-        reason,
-        note,
-    }
-}
-
-pub(super) fn warning(reason: &'static str, note: String) -> PlanEvent {
-    PlanEvent {
-        warning: true,
-        reason,
-        note,
-    }
-}
-
-fn override_of(status: &HibernatePlanStatus) -> Option<super::controls::Override> {
+fn override_of(status: &HibernatePlanStatus) -> Option<crate::controls::Override> {
     let state = match status.override_state.as_deref()? {
         "hibernate" => ScheduleState::Hibernated,
         _ => ScheduleState::Awake,
     };
-    Some(super::controls::Override {
+    Some(crate::controls::Override {
         state,
         until: status.override_until,
     })
@@ -375,13 +268,6 @@ fn opposite(op: Operation) -> Operation {
         Operation::Shutdown => Operation::Wakeup,
         Operation::Wakeup => Operation::Shutdown,
     }
-}
-
-/// A cycle is open while it has a non-terminal target.
-pub(super) fn is_open(status: &HibernatePlanStatus) -> bool {
-    status.current_cycle_id.is_some()
-        && status.current_operation.is_some()
-        && status.executions.iter().any(|e| !e.state.is_terminal())
 }
 
 fn settled(status: &HibernatePlanStatus) -> Settled {
@@ -403,15 +289,6 @@ fn settled(status: &HibernatePlanStatus) -> Settled {
     } else {
         Settled::Failed(op)
     }
-}
-
-pub(super) fn has_restore_data(input: &DecideInput<'_>) -> bool {
-    input
-        .plan
-        .spec
-        .targets
-        .iter()
-        .any(|t| input.restore.targets.contains(&t.name))
 }
 
 #[cfg(test)]

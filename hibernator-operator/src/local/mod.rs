@@ -1,4 +1,5 @@
-//! `hibernator run`: a whole plan in-process, without Kubernetes.
+//! `hibernator run`'s engine: a whole plan in-process, without Kubernetes
+//! (local, as opposed to the runner Jobs of [`crate::runner`]).
 //!
 //! [`execute`] chooses the cycle id ([`cycle_id`]), runs
 //! [`hibernator_core::cycle::run_cycle`] with an injected

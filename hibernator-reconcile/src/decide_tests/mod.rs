@@ -9,7 +9,7 @@ use hibernator_core::input::PlanDocuments;
 use hibernator_core::{ExecutionState, HibernatePlan, Operation, PlanPhase, ScheduleException};
 
 use super::*;
-use crate::controller::jobs::{JobObservation, JobPhase};
+use crate::model::{JobObservation, JobPhase, RestoreView};
 
 mod controls;
 
@@ -290,7 +290,7 @@ fn lost_status_write_and_missing_jobs_never_duplicate_work() {
     let cycle = status.current_cycle_id.clone().unwrap();
     status.executions[1].attempts = 1;
     sim.plan.status = Some(status);
-    let newer = crate::controller::jobs::job_name("dev", "b", Operation::Shutdown, &cycle, 2);
+    let newer = crate::jobs::job_name("dev", "b", Operation::Shutdown, &cycle, 2);
     sim.jobs.insert(
         newer.clone(),
         JobObservation {
@@ -486,7 +486,7 @@ fn retry_now_reruns_failed_targets_with_new_attempts() {
     assert_eq!(sim.phase(), PlanPhase::Error);
     sim.plan.metadata.annotations = Some(
         [(
-            crate::controller::controls::RETRY_NOW.to_string(),
+            hibernator_core::wellknown::ANNOTATION_RETRY_NOW.to_string(),
             "1".to_string(),
         )]
         .into(),

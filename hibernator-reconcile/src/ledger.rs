@@ -1,6 +1,6 @@
 //! Ledger mechanics of one cycle: folding runner Jobs into
 //! `status.executions`, retries with backoff, dispatching ready targets,
-//! starting, re-running and closing cycles. Called by [`decide`](super::decide::decide).
+//! starting, re-running and closing cycles. Called by [`decide`](crate::decide::decide).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
@@ -12,12 +12,14 @@ use hibernator_core::{
     ExecutionState, ExecutionStatus, HibernatePlan, HibernatePlanStatus, Operation,
 };
 
-use super::decide::{
-    DecideInput, Decision, FinishedAttempt, PlanEvent, has_restore_data, is_open, new_cycle_id,
-    normal, warning,
+use hibernator_core::wellknown::short_hash;
+
+use crate::jobs::job_name;
+use crate::model::{
+    DecideInput, Decision, FinishedAttempt, JobObservation, JobPhase, JobRequest, PlanEvent,
+    has_restore_data, is_open, new_cycle_id,
 };
-use super::jobs::{JobObservation, JobPhase, JobRequest, job_name, short_hash};
-use super::status::cycle_record;
+use crate::status::cycle_record;
 
 /// Backoff before the retry after failed attempt `attempt` (1-based), with
 /// equal jitter derived from the execution id so it is stable across reconciles.
@@ -123,7 +125,7 @@ pub(super) fn fold_jobs(d: &mut Decision, input: &DecideInput<'_>, max_retries: 
                         + backoff(input.backoff, job.attempt, &job.name);
                     e.next_retry_at = Some(at);
                     e.message = Some(format!("attempt {} failed: {text}", job.attempt));
-                    d.events.push(warning(
+                    d.events.push(PlanEvent::warning(
                         "RetryScheduled",
                         format!(
                             "{} {} attempt {} failed ({text}); retry {} of {max_retries} at {}",
@@ -138,7 +140,7 @@ pub(super) fn fold_jobs(d: &mut Decision, input: &DecideInput<'_>, max_retries: 
                     e.state = ExecutionState::Failed;
                     e.finished_at = Some(job.finished_at.unwrap_or(input.now));
                     e.message = Some(text.clone());
-                    d.events.push(warning(
+                    d.events.push(PlanEvent::warning(
                         "TargetFailed",
                         format!(
                             "{op} of {} failed after {} attempt(s): {text}",
@@ -235,7 +237,7 @@ pub(super) fn advance(d: &mut Decision, input: &DecideInput<'_>, hold: bool) {
             if e.state == ExecutionState::Running
                 && e.next_retry_at.is_some_and(|at| at <= input.now)
             {
-                d.events.push(normal(
+                d.events.push(PlanEvent::normal(
                     "Retrying",
                     format!("{op} of {}: attempt {}", e.target, e.attempts + 1),
                 ));
@@ -366,12 +368,12 @@ pub(super) fn start_cycle(d: &mut Decision, input: &DecideInput<'_>, op: Operati
         })
         .collect();
     if op == Operation::Wakeup && !has_restore_data(input) {
-        d.events.push(warning(
+        d.events.push(PlanEvent::warning(
             "NoRestoreData",
             "wake-up found no restore data: nothing to wake up".to_string(),
         ));
     }
-    d.events.push(normal(
+    d.events.push(PlanEvent::normal(
         "CycleStarted",
         format!("{op} cycle {cycle} started"),
     ));
@@ -390,7 +392,7 @@ pub(super) fn rerun_failed(d: &mut Decision, now: DateTime<Utc>) {
         }
     }
     d.status.cycle_started_at = Some(now);
-    d.events.push(normal(
+    d.events.push(PlanEvent::normal(
         "RetryRequested",
         format!("retry-now: re-running {count} failed or aborted target(s)"),
     ));

@@ -10,9 +10,7 @@ use hibernator_core::cycle::ExecutorProvider;
 use hibernator_core::executor::{Executor, ExecutorError};
 use hibernator_core::input::PlanDocuments;
 use hibernator_core::types::{CloudProvider, ConnectorKind, Target};
-use hibernator_executors::aws::connector::{
-    ConnectorError, SessionIdentity, StaticKeys, sdk_config_from,
-};
+use hibernator_executors::aws::connector::ConnectorError;
 use hibernator_executors::{ExecutorSet, ExecutorSource};
 
 /// Error category of connector problems (bounded, for metric labels).
@@ -168,7 +166,12 @@ impl FileProvider {
     /// plan and target).
     pub async fn sdk_config_for(&self, target: &Target) -> Result<SdkConfig, ProviderError> {
         let provider = self.connector_for(target)?;
-        aws_sdk_config(&self.plan, target, provider, None, None).await
+        hibernator_kube::resolve::aws_sdk_config(&self.plan, target, provider, None, None)
+            .await
+            .map_err(|source| ProviderError::Connector {
+                target: target.name.clone(),
+                source,
+            })
     }
 
     async fn build(&self, target: &Target) -> Result<Arc<dyn Executor>, ProviderError> {
@@ -197,41 +200,6 @@ impl FileProvider {
             }
         }
     }
-}
-
-/// The AWS SDK configuration of `target` with its CloudProvider `provider`:
-/// region, static keys (when the provider uses `auth.static`, read by the
-/// caller from the Secret) or the default chain, assumed role with a session
-/// name naming `plan` and the target. `AWS_ENDPOINT_URL` is honoured;
-/// `endpoint_url` overrides it (emulators).
-pub async fn aws_sdk_config(
-    plan: &str,
-    target: &Target,
-    provider: &CloudProvider,
-    static_keys: Option<StaticKeys>,
-    endpoint_url: Option<&str>,
-) -> Result<SdkConfig, ProviderError> {
-    let name = provider.metadata.name.clone().unwrap_or_default();
-    let identity = SessionIdentity {
-        plan: plan.to_string(),
-        target: target.name.clone(),
-    };
-    let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest());
-    if let Some(url) = endpoint_url {
-        loader = loader.endpoint_url(url);
-    }
-    sdk_config_from(
-        loader,
-        &name,
-        provider.spec.aws.as_ref(),
-        static_keys,
-        &identity,
-    )
-    .await
-    .map_err(|source| ProviderError::Connector {
-        target: target.name.clone(),
-        source,
-    })
 }
 
 #[async_trait]
