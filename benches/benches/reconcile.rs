@@ -16,7 +16,7 @@ use criterion::{Criterion, criterion_group, criterion_main};
 use hibernator_core::executor::{Jitter, RetryPolicy};
 use hibernator_core::input::PlanDocuments;
 use hibernator_core::params::ParameterCatalog;
-use hibernator_core::{HibernatePlan, Operation};
+use hibernator_core::types::{HibernatePlan, Operation};
 use hibernator_operator::controller::decide::{DecideInput, Decision, RestoreView, decide};
 use hibernator_operator::controller::jobs::{JobObservation, JobPhase};
 

@@ -39,6 +39,3 @@ pub mod schedule;
 pub mod selector;
 pub mod types;
 pub mod validation;
-
-pub use diag::{Diagnostic, Diagnostics};
-pub use types::*;

@@ -4,8 +4,8 @@
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
-use hibernator_core::HibernatePlan;
 use hibernator_core::schedule::ScheduleState;
+use hibernator_core::types::HibernatePlan;
 
 /// Annotation: suspend the plan until this RFC 3339 instant.
 pub const SUSPEND_UNTIL: &str = "hibernator.dev/suspend-until";
@@ -124,7 +124,7 @@ fn parse_instant(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use hibernator_core::HibernatePlanSpec;
+    use hibernator_core::types::HibernatePlanSpec;
 
     fn plan(annotations: &[(&str, &str)], suspend: bool) -> HibernatePlan {
         let mut plan = HibernatePlan::new(

@@ -17,11 +17,11 @@ use chrono::{DateTime, Utc};
 use hibernator_core::executor::RetryPolicy;
 use hibernator_core::params::ParameterCatalog;
 use hibernator_core::schedule::{CompiledSchedule, ScheduleState};
-use hibernator_core::validation::{validate_exception, validate_plan};
-use hibernator_core::{
+use hibernator_core::types::{
     ExecutionState, HibernatePlan, HibernatePlanStatus, OnDelete, Operation, PlanPhase,
     ScheduleException,
 };
+use hibernator_core::validation::{validate_exception, validate_plan};
 
 use super::controls::Controls;
 use super::jobs::{JobObservation, JobRequest};

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use chrono::{DateTime, Utc};
 use hibernator_core::duration::parse_duration;
-use hibernator_core::{DEFAULT_TARGET_TIMEOUT, HibernatePlan, Operation, Target};
+use hibernator_core::types::{DEFAULT_TARGET_TIMEOUT, HibernatePlan, Operation, Target};
 use k8s_openapi::api::batch::v1::{Job, JobSpec};
 use k8s_openapi::api::core::v1::{
     Capabilities, Container, EnvVar, PodSecurityContext, PodSpec, PodTemplateSpec,

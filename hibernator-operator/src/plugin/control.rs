@@ -3,7 +3,7 @@
 
 use chrono::Utc;
 use clap::ValueEnum;
-use hibernator_core::HibernatePlan;
+use hibernator_core::types::HibernatePlan;
 use kube::api::{Patch, PatchParams};
 use serde_json::{Value, json};
 

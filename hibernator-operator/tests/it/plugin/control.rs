@@ -2,7 +2,7 @@
 //! nothing else on the plan changes.
 
 use chrono::{DateTime, Utc};
-use hibernator_core::HibernatePlan;
+use hibernator_core::types::HibernatePlan;
 use hibernator_operator::plugin::{
     OVERRIDE, OVERRIDE_UNTIL, PluginError, RETRY_NOW, SUSPEND_REASON, SUSPEND_UNTIL,
 };

@@ -6,7 +6,7 @@ use chrono::{DateTime, Utc};
 use hibernator_core::planner::ExecutionPlan;
 use hibernator_core::restore::{RestoreEntry, RestoreRecord};
 use hibernator_core::schedule::CompiledSchedule;
-use hibernator_core::{Operation, ScheduleException};
+use hibernator_core::types::{Operation, ScheduleException};
 use hibernator_operator::plugin::{
     LABEL_CYCLE, LABEL_JOB_NAME, LABEL_OPERATION, LABEL_PLAN, LABEL_TARGET, PluginError,
     restore_config_map_name,
@@ -241,7 +241,7 @@ async fn preview_applies_the_namespace_exceptions_like_the_core_engine() {
     let mut other = exception.clone();
     other.metadata.name = Some("other".to_string());
     other.spec.plan_ref.name = "not-p".to_string();
-    other.spec.kind = hibernator_core::ExceptionType::Suspend;
+    other.spec.kind = hibernator_core::types::ExceptionType::Suspend;
     let api = Api::<ScheduleException>::namespaced(env.tc.client(), env.ns());
     let exception = api
         .create(&PostParams::default(), &exception)
