@@ -9,7 +9,6 @@
 pub mod app;
 pub mod cli;
 pub mod controller;
-pub mod demo;
 pub mod logging;
 pub mod plugin;
 pub mod restore_store;
