@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The main job on its embedded default: installs the AWS emulator (moto) if
-# needed, starts it on a free loopback port, and runs `hibernator demo`
-# against it: a small estate (EC2, RDS, Aurora, EKS node groups) is created,
+# needed, starts it on a free loopback port, and runs the demo binary
+# (examples/demo, `hibernator-demo`: not part of the shipped `hibernator`
+# binary) against it: a small estate (EC2, RDS, Aurora, EKS node groups) is created,
 # hibernated and woken up with examples/plans/demo.yaml, and the before/after
 # state is shown. Never talks to a real AWS account.
 set -euo pipefail
@@ -23,4 +24,10 @@ export AWS_ACCESS_KEY_ID=demo AWS_SECRET_ACCESS_KEY=demo AWS_REGION=eu-central-1
 export AWS_ENDPOINT_URL="http://127.0.0.1:$port" AWS_EC2_METADATA_DISABLED=true
 unset AWS_PROFILE AWS_SESSION_TOKEN
 
-cargo run --quiet --locked -p hibernator-operator -- demo --endpoint "http://127.0.0.1:$port" "$@"
+# HIBERNATOR_DEMO_BIN: an already built demo binary (CI passes the one its
+# test build made, instead of building the crate graph a second time).
+if [ -n "${HIBERNATOR_DEMO_BIN:-}" ]; then
+  "$HIBERNATOR_DEMO_BIN" --endpoint "http://127.0.0.1:$port" "$@"
+else
+  cargo run --quiet --locked -p hibernator-demo -- --endpoint "http://127.0.0.1:$port" "$@"
+fi

@@ -10,7 +10,7 @@ use std::hint::black_box;
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use hibernator_core::planner::{Dispatcher, ExecutionPlan};
-use hibernator_core::{
+use hibernator_core::types::{
     BehaviorMode, ConnectorRef, Dependency, HibernatePlanSpec, Operation, Schedule, StrategyType,
     Target,
 };

@@ -16,7 +16,7 @@ use criterion::{Criterion, criterion_group, criterion_main};
 use hibernator_core::executor::{Jitter, RetryPolicy};
 use hibernator_core::input::PlanDocuments;
 use hibernator_core::params::ParameterCatalog;
-use hibernator_core::{HibernatePlan, Operation};
+use hibernator_core::types::{HibernatePlan, Operation};
 use hibernator_reconcile::{DecideInput, Decision, JobObservation, JobPhase, RestoreView, decide};
 
 /// The allocator of the `hibernator` binary, so the numbers are the binary's.

@@ -24,11 +24,11 @@ use hibernator_streaming::client::{Level, StreamClient};
 use hibernator_streaming::config::{ClientConfig, ServerConfig, Transport};
 use hibernator_streaming::ingest::Ingest;
 use hibernator_streaming::metrics::StreamingMetrics;
-use hibernator_streaming::proto::GetProgressRequest;
-use hibernator_streaming::proto::execution_service_client::ExecutionServiceClient;
 use hibernator_streaming::server::{RunningServer, StreamingServer};
 use hibernator_streaming::sink::{LogRecord, LogSink, SinkError};
 use hibernator_streaming::status::{StatusChange, StatusError, StatusSink};
+use hibernator_streaming::wire::proto::GetProgressRequest;
+use hibernator_streaming::wire::proto::execution_service_client::ExecutionServiceClient;
 
 /// The allocator of the `hibernator` binary, so the numbers are the binary's.
 #[global_allocator]

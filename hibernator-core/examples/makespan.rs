@@ -16,7 +16,7 @@ use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 
 use hibernator_core::planner::{Dispatcher, ExecutionPlan};
-use hibernator_core::{
+use hibernator_core::types::{
     BehaviorMode, ConnectorRef, Dependency, HibernatePlanSpec, Operation, Schedule, StrategyType,
     Target,
 };

@@ -11,6 +11,7 @@ use crate::types::{
 
 /// Errors reading a plan file.
 #[derive(Debug, Error)]
+#[non_exhaustive]
 pub enum InputError {
     /// A document is not valid YAML.
     #[error("document {document}: invalid YAML: {message}")]

@@ -40,6 +40,3 @@ pub mod selector;
 pub mod types;
 pub mod validation;
 pub mod wellknown;
-
-pub use diag::{Diagnostic, Diagnostics};
-pub use types::*;

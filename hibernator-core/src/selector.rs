@@ -5,7 +5,7 @@
 //! labels. The built-in executors use exactly these; so can yours.
 //!
 //! ```
-//! use hibernator_core::Diagnostics;
+//! use hibernator_core::diag::Diagnostics;
 //! use hibernator_core::selector::{LabelSelector, NamesOrSelector, check_dns_subdomain};
 //!
 //! let selector: LabelSelector =

@@ -21,6 +21,7 @@ pub const DEFAULT_AWAIT_TIMEOUT: Duration = Duration::from_secs(15 * 60);
 /// Errors of the parameter helpers (the validation itself reports
 /// [`Diagnostics`] instead).
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum ParamsError {
     /// `awaitCompletion.timeout` is not a valid duration.
     #[error("invalid awaitCompletion.timeout {value:?}: {reason}")]

@@ -5,7 +5,7 @@
 //! `hibernator_core::wellknown`.
 
 use chrono::{DateTime, Utc};
-use hibernator_core::HibernatePlan;
+use hibernator_core::types::HibernatePlan;
 use hibernator_core::wellknown::{
     ANNOTATION_OVERRIDE, ANNOTATION_OVERRIDE_UNTIL, ANNOTATION_RETRY_NOW,
     ANNOTATION_SUSPEND_REASON, ANNOTATION_SUSPEND_UNTIL,

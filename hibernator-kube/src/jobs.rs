@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-use hibernator_core::HibernatePlan;
+use hibernator_core::types::HibernatePlan;
 use hibernator_core::wellknown::{
     ANNOTATION_PLAN, ANNOTATION_TARGET, ENV_CYCLE_ID, ENV_EXECUTION_ID, ENV_LOG_FORMAT,
     ENV_OPERATION, ENV_PLAN, ENV_PLAN_NAMESPACE, ENV_TARGET, LABEL_ATTEMPT, LABEL_CYCLE_ID,

@@ -1,6 +1,6 @@
 //! Tests of the Job builder.
 
-use hibernator_core::Operation;
+use hibernator_core::types::Operation;
 use hibernator_core::input::PlanDocuments;
 
 use super::*;

@@ -86,13 +86,12 @@ impl App {
     /// and found the input invalid. Errors (unreadable files, I/O) map to
     /// exit 2.
     pub fn run(&self, cli: Cli, out: &mut dyn std::io::Write) -> anyhow::Result<ExitCode> {
-        use crate::cli::{crd, demo, plan, run, schedule, validate};
+        use crate::cli::{crd, plan, run, schedule, validate};
         match cli.command {
             Command::Validate(args) => validate::run(&args, &self.executors.catalog(), out),
             Command::Schedule(args) => schedule::run(&args, out),
             Command::Plan(args) => plan::run(&args, out),
             Command::Crd(args) => crd::run(&args, out),
-            Command::Demo(args) => demo::run(&args, out),
             Command::Run(args) => run::run(&args, &self.executors, out),
             Command::Runner(args) => crate::runner::command(args, &self.executors),
             Command::Webhook(args) => crate::webhook::command(args, &self.executors),

@@ -9,8 +9,7 @@
 pub mod app;
 pub mod cli;
 pub mod controller;
-pub mod demo;
-pub(crate) mod local;
+pub mod local;
 pub mod logging;
 pub mod plugin;
 pub mod runner;

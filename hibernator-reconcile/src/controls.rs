@@ -4,8 +4,8 @@
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
-use hibernator_core::HibernatePlan;
 use hibernator_core::schedule::ScheduleState;
+use hibernator_core::types::HibernatePlan;
 use hibernator_core::wellknown::{
     ANNOTATION_OVERRIDE as OVERRIDE, ANNOTATION_OVERRIDE_UNTIL as OVERRIDE_UNTIL,
     ANNOTATION_RETRY_NOW as RETRY_NOW, ANNOTATION_SUSPEND_UNTIL as SUSPEND_UNTIL,
@@ -118,7 +118,7 @@ fn parse_instant(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use hibernator_core::HibernatePlanSpec;
+    use hibernator_core::types::HibernatePlanSpec;
 
     fn plan(annotations: &[(&str, &str)], suspend: bool) -> HibernatePlan {
         let mut plan = HibernatePlan::new(

@@ -13,7 +13,7 @@
 use chrono::{DateTime, Utc};
 use hibernator_core::schedule::{CompiledSchedule, ScheduleState};
 use hibernator_core::validation::{validate_exception, validate_plan};
-use hibernator_core::{
+use hibernator_core::types::{
     ExecutionState, HibernatePlanStatus, OnDelete, Operation, PlanPhase, ScheduleException,
 };
 

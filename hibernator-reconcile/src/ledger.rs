@@ -8,7 +8,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use hibernator_core::executor::{Jitter, RetryPolicy};
 use hibernator_core::planner::{Dispatcher, ExecutionPlan};
-use hibernator_core::{
+use hibernator_core::types::{
     ExecutionState, ExecutionStatus, HibernatePlan, HibernatePlanStatus, Operation,
 };
 
@@ -282,10 +282,10 @@ pub(super) fn advance(d: &mut Decision, input: &DecideInput<'_>, hold: bool) {
         if *state == ExecutionState::Aborted && e.state != ExecutionState::Aborted {
             e.state = ExecutionState::Aborted;
             e.message = Some(match spec.behavior.mode {
-                hibernator_core::BehaviorMode::Strict => {
+                hibernator_core::types::BehaviorMode::Strict => {
                     "aborted: another target failed (Strict)".to_string()
                 }
-                hibernator_core::BehaviorMode::BestEffort => {
+                hibernator_core::types::BehaviorMode::BestEffort => {
                     "aborted: a dependency failed".to_string()
                 }
             });

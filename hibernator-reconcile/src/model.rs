@@ -11,7 +11,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use hibernator_core::executor::RetryPolicy;
 use hibernator_core::params::ParameterCatalog;
-use hibernator_core::{HibernatePlan, HibernatePlanStatus, Operation, ScheduleException};
+use hibernator_core::types::{HibernatePlan, HibernatePlanStatus, Operation, ScheduleException};
 
 /// Restore data of a plan as the controller sees it.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]

@@ -1,7 +1,7 @@
 //! Status bookkeeping: phase conditions, the targets summary and cycle history.
 
 use chrono::{DateTime, Utc};
-use hibernator_core::{
+use hibernator_core::types::{
     CycleRecord, ExecutionState, ExecutionStatus, HibernatePlanStatus, Operation, PlanPhase,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;

@@ -65,6 +65,7 @@ pub const ENV_QUEUE_SIZE: &str = "HIBERNATOR_STREAM_QUEUE_SIZE";
 
 /// Invalid streaming configuration.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum ConfigError {
     /// A value could not be parsed.
     #[error("invalid {field}: {message}")]

@@ -2,7 +2,7 @@
 //! controller's structured log and (batched) to the log sinks, progress to
 //! the [`ProgressHub`] and the [`StatusSink`].
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -11,9 +11,10 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::auth::ExecutionInfo;
 use crate::metrics::StreamingMetrics;
-use crate::progress::{Progress, ProgressHub};
+use crate::progress::ProgressHub;
 use crate::sink::{LogRecord, LogSink};
-use crate::status::{Completion, StatusChange, StatusSink};
+use crate::status::{StatusChange, StatusSink};
+use crate::wire::{Completion, LogLine, Progress};
 
 /// Largest batch handed to a sink.
 pub const SINK_BATCH: usize = 1000;
@@ -255,19 +256,6 @@ impl Ingest {
             tracing::warn!(error = %e, "flushing runner status failed");
         }
     }
-}
-
-/// One log line, transport-neutral.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct LogLine {
-    /// When the runner emitted it.
-    pub timestamp: DateTime<Utc>,
-    /// Level.
-    pub level: String,
-    /// Message.
-    pub message: String,
-    /// Structured fields.
-    pub fields: BTreeMap<String, String>,
 }
 
 async fn run_batcher(mut rx: mpsc::Receiver<BatcherMsg>, sinks: Vec<Arc<dyn LogSink>>) {

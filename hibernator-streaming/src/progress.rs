@@ -6,31 +6,17 @@
 use std::collections::HashMap;
 use std::sync::Mutex;
 
-use chrono::{DateTime, Utc};
 use tokio::sync::broadcast;
 
 use crate::status::stored_message;
+use crate::wire::Progress;
 
 mod pollers;
 pub use pollers::{Polled, STATUS_POLL_INTERVAL, StatusPollers};
 
-/// Progress of an execution, transport-neutral.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Progress {
-    /// Execution id.
-    pub execution_id: String,
-    /// Operation phase (`Shutdown`, `WakeUp`).
-    pub phase: String,
-    /// Percent done, 0–100.
-    pub progress: u8,
-    /// Human-readable status.
-    pub message: String,
-    /// When the runner observed it.
-    pub timestamp: DateTime<Utc>,
-}
-
 /// What watchers receive.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum ProgressEvent {
     /// A new progress report.
     Updated(Progress),
@@ -139,6 +125,8 @@ pub fn is_news(last: Option<&Progress>, next: &Progress) -> bool {
 
 #[cfg(test)]
 mod tests {
+    use chrono::Utc;
+
     use super::*;
 
     fn p(id: &str, pct: u8) -> Progress {

@@ -21,27 +21,12 @@ use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 use tokio::sync::{Mutex, Notify};
 
 use crate::auth::ExecutionInfo;
-use crate::progress::Progress;
+use crate::wire::{Completion, Progress};
 
 /// How long a burst of reports is collected before one status write.
 pub const COALESCE_WINDOW: Duration = Duration::from_millis(250);
 /// Attempts of a read–modify–replace of the plan status on conflicts.
 pub const MAX_CONFLICT_RETRIES: usize = 8;
-
-/// End of an execution, transport-neutral.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Completion {
-    /// Execution id.
-    pub execution_id: String,
-    /// Whether the operation succeeded.
-    pub success: bool,
-    /// Error text when it failed.
-    pub error: Option<String>,
-    /// How long the execution ran.
-    pub duration: Option<Duration>,
-    /// Log lines the runner dropped.
-    pub dropped_logs: u64,
-}
 
 /// A change to reflect in the plan status.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -22,7 +22,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use hibernator_core::{HibernatePlan, PlanPhase};
+use hibernator_core::types::{HibernatePlan, PlanPhase};
 use k8s_openapi::api::core::v1::{
     Container, Pod, PodSecurityContext, PodSpec, SecurityContext, ServiceAccount, Volume,
     VolumeMount,

@@ -29,7 +29,7 @@
 use std::path::{Path, PathBuf};
 
 use async_trait::async_trait;
-use hibernator_core::Diagnostics;
+use hibernator_core::diag::Diagnostics;
 use hibernator_core::executor::{
     ExecutionContext, ExecutorError, ShutdownOutcome, TypedExecutor, WakeupOutcome, category,
 };

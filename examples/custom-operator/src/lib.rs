@@ -45,7 +45,7 @@
 use std::time::Duration;
 
 use async_trait::async_trait;
-use hibernator_core::Diagnostics;
+use hibernator_core::diag::Diagnostics;
 use hibernator_core::executor::{
     ExecutionContext, ExecutorError, Laggards, ShutdownOutcome, TypedExecutor, WakeupOutcome,
     category, laggards_timeout, wait_for_all,

@@ -1,8 +1,8 @@
 //! Running a whole cycle in-process: the dispatcher's answers turned into
 //! tokio tasks.
 //!
-//! [`run_cycle`] is what `hibernator run` uses, and what an embedder calls to
-//! hibernate or wake up a plan from its own service. It compiles the plan's
+//! [`CycleBuilder`] is what `hibernator run` uses, and what an embedder
+//! calls to hibernate or wake up a plan from its own service. It compiles the plan's
 //! strategy with [`ExecutionPlan::build`](crate::planner::ExecutionPlan::build),
 //! asks the [`Dispatcher`](crate::planner::Dispatcher) which targets start,
 //! runs each one as a task calling [`run_shutdown`](crate::executor::run_shutdown)
@@ -18,11 +18,11 @@
 //!
 //! ```
 //! use std::sync::Arc;
-//! use hibernator_core::cycle::{CycleControl, CycleOptions, ExecutorProvider, run_cycle};
+//! use hibernator_core::cycle::{CycleBuilder, CycleControl, ExecutorProvider};
 //! use hibernator_core::executor::{Executor, ExecutorError};
 //! use hibernator_core::input::PlanDocuments;
 //! use hibernator_core::restore::MemoryRestoreStore;
-//! use hibernator_core::{Operation, Target};
+//! use hibernator_core::types::{Operation, Target};
 //!
 //! struct NoExecutors;
 //! #[async_trait::async_trait]
@@ -43,11 +43,15 @@
 //!     - {name: db, type: rds, connectorRef: {kind: CloudProvider, name: aws}}
 //! "#).unwrap();
 //! let (events, _rx) = tokio::sync::mpsc::unbounded_channel();
-//! let options = CycleOptions::for_plan(&docs.plan, "c1");
-//! let summary = run_cycle(
+//! let summary = CycleBuilder::new(
 //!     &docs.plan, Operation::Shutdown, &NoExecutors, Arc::new(MemoryRestoreStore::new()),
-//!     options, events, CycleControl::new(),
-//! ).await.unwrap();
+//! )
+//! .cycle_id("c1")
+//! .events(events)
+//! .control(CycleControl::new())
+//! .run()
+//! .await
+//! .unwrap();
 //! assert!(!summary.success);
 //! assert!(summary.targets[0].message.as_deref().unwrap().contains("no executor for rds"));
 //! # });
@@ -68,7 +72,7 @@ use tokio_util::sync::CancellationToken;
 use crate::executor::{Executor, ExecutorError, LogLevel, RetryPolicy};
 use crate::types::{DEFAULT_TARGET_TIMEOUT, ExecutionState, HibernatePlan, Operation, Target};
 
-pub use runner::run_cycle;
+pub use runner::CycleBuilder;
 pub use sink::EventSink;
 
 /// Supplies the executor for each target of a cycle.
@@ -111,6 +115,7 @@ impl CycleOptions {
 
 /// What happened during a cycle, in the order it happened.
 #[derive(Clone, Debug, PartialEq)]
+#[non_exhaustive]
 pub enum CycleEvent {
     /// A target was dispatched.
     Started {
@@ -212,6 +217,7 @@ impl CycleControl {
 /// The outcome of one target in a cycle.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
+#[non_exhaustive]
 pub struct TargetSummary {
     /// Target name.
     pub name: String,
@@ -237,6 +243,7 @@ fn seconds<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> 
 /// The outcome of a cycle.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
+#[non_exhaustive]
 pub struct CycleSummary {
     /// The operation that ran.
     pub operation: Operation,

@@ -21,50 +21,147 @@ use crate::planner::{Dispatcher, ExecutionPlan, PlanError};
 use crate::restore::RestoreStore;
 use crate::types::{BehaviorMode, ExecutionState, HibernatePlan, Operation, Target};
 
-/// Runs `operation` on every target of `plan` in-process.
+/// One in-process cycle of a plan, configured step by step and started with
+/// [`run`](Self::run).
 ///
-/// Targets start as tokio tasks when the [`Dispatcher`] says they are ready
-/// (DAG order, stages and `maxConcurrency` respected); each task gets its
-/// executor from `provider` and calls [`run_shutdown`] / [`run_wakeup`] with
-/// `store`, `options.retry` and the target's `timeout` (default
-/// `options.default_timeout`). Outcomes go back to the dispatcher, which
-/// applies the plan's `behavior.mode`: targets it aborts end `Aborted` with
-/// the reason. Every step is reported on `events` (a closed channel is fine).
+/// The plan, the operation, the executor provider and the restore store are
+/// required; everything else has a default:
 ///
-/// `control` stops dispatching (targets not started end `Aborted`,
-/// "interrupted") or cancels the running targets as well; either way the
-/// function returns once no task is running, and restore data already
-/// captured is persisted.
+/// | setter | default |
+/// |---|---|
+/// | [`options`](Self::options) | [`CycleOptions::for_plan`] with the cycle id below |
+/// | [`cycle_id`](Self::cycle_id) | `c` + the start time, e.g. `c20261122t200000z` |
+/// | [`events`](Self::events) | none: events are dropped |
+/// | [`control`](Self::control) | a fresh [`CycleControl`] nobody triggers |
 ///
-/// Fails only when the plan's execution section is structurally invalid;
-/// target failures are reported in the [`CycleSummary`].
-pub async fn run_cycle(
-    plan: &HibernatePlan,
+/// ```ignore
+/// let summary = CycleBuilder::new(&plan, Operation::Shutdown, &provider, store)
+///     .cycle_id("c1")
+///     .events(tx)
+///     .control(control.clone())
+///     .run()
+///     .await?;
+/// ```
+#[must_use = "a cycle does nothing until `run` is awaited"]
+pub struct CycleBuilder<'a> {
+    plan: &'a HibernatePlan,
     operation: Operation,
-    provider: &dyn ExecutorProvider,
+    provider: &'a dyn ExecutorProvider,
     store: Arc<dyn RestoreStore>,
-    options: CycleOptions,
-    events: UnboundedSender<CycleEvent>,
+    options: Option<CycleOptions>,
+    cycle_id: Option<String>,
+    events: Option<UnboundedSender<CycleEvent>>,
     control: CycleControl,
-) -> Result<CycleSummary, PlanError> {
-    let execution = ExecutionPlan::build(&plan.spec, operation)?;
-    let mut cycle = Cycle {
-        targets: &plan.spec.targets,
-        operation,
-        dispatcher: Dispatcher::new(execution, plan.spec.behavior.mode),
-        outcomes: vec![None; plan.spec.targets.len()],
-        tasks: JoinSet::new(),
-        running: HashMap::new(),
-        sink: Arc::new(EventSink::new(events.clone())),
-        events,
-        store,
-        options,
-        control,
-        stop_announced: false,
-        cancel_announced: false,
-    };
-    cycle.run(provider).await;
-    Ok(cycle.summary())
+}
+
+impl<'a> CycleBuilder<'a> {
+    /// A cycle running `operation` on every target of `plan`, with executors
+    /// from `provider` and restore data in `store`.
+    pub fn new(
+        plan: &'a HibernatePlan,
+        operation: Operation,
+        provider: &'a dyn ExecutorProvider,
+        store: Arc<dyn RestoreStore>,
+    ) -> Self {
+        Self {
+            plan,
+            operation,
+            provider,
+            store,
+            options: None,
+            cycle_id: None,
+            events: None,
+            control: CycleControl::new(),
+        }
+    }
+
+    /// Retry policy, default timeout, names and cycle id (a later
+    /// [`cycle_id`](Self::cycle_id) still overrides the id).
+    pub fn options(mut self, options: CycleOptions) -> Self {
+        self.options = Some(options);
+        self
+    }
+
+    /// The cycle id; restore entries are tagged with it.
+    pub fn cycle_id(mut self, cycle_id: impl Into<String>) -> Self {
+        self.cycle_id = Some(cycle_id.into());
+        self
+    }
+
+    /// Where every step is reported (a closed channel is fine).
+    pub fn events(mut self, events: UnboundedSender<CycleEvent>) -> Self {
+        self.events = Some(events);
+        self
+    }
+
+    /// Stops dispatching or cancels running targets from outside (keep a
+    /// clone).
+    pub fn control(mut self, control: CycleControl) -> Self {
+        self.control = control;
+        self
+    }
+
+    /// Runs the cycle.
+    ///
+    /// Targets start as tokio tasks when the [`Dispatcher`] says they are
+    /// ready (DAG order, stages and `maxConcurrency` respected); each task
+    /// gets its executor from the provider and calls [`run_shutdown`] /
+    /// [`run_wakeup`] with the store, the options' retry policy and the
+    /// target's `timeout` (default `options.default_timeout`). Outcomes go
+    /// back to the dispatcher, which applies the plan's `behavior.mode`:
+    /// targets it aborts end `Aborted` with the reason.
+    ///
+    /// The control stops dispatching (targets not started end `Aborted`,
+    /// "interrupted") or cancels the running targets as well; either way
+    /// this returns once no task is running, and restore data already
+    /// captured is persisted.
+    ///
+    /// Fails only when the plan's execution section is structurally invalid;
+    /// target failures are reported in the [`CycleSummary`].
+    pub async fn run(self) -> Result<CycleSummary, PlanError> {
+        let Self {
+            plan,
+            operation,
+            provider,
+            store,
+            options,
+            cycle_id,
+            events,
+            control,
+        } = self;
+        let mut options = match options {
+            Some(options) => options,
+            None => CycleOptions::for_plan(plan, default_cycle_id()),
+        };
+        if let Some(id) = cycle_id {
+            options.cycle_id = id;
+        }
+        // Without a listener, events go to a channel nobody reads.
+        let events = events.unwrap_or_else(|| tokio::sync::mpsc::unbounded_channel().0);
+        let execution = ExecutionPlan::build(&plan.spec, operation)?;
+        let mut cycle = Cycle {
+            targets: &plan.spec.targets,
+            operation,
+            dispatcher: Dispatcher::new(execution, plan.spec.behavior.mode),
+            outcomes: vec![None; plan.spec.targets.len()],
+            tasks: JoinSet::new(),
+            running: HashMap::new(),
+            sink: Arc::new(EventSink::new(events.clone())),
+            events,
+            store,
+            options,
+            control,
+            stop_announced: false,
+            cancel_announced: false,
+        };
+        cycle.run(provider).await;
+        Ok(cycle.summary())
+    }
+}
+
+/// `c` + the current UTC time, lowercase (`c20261122t200000z`).
+fn default_cycle_id() -> String {
+    chrono::Utc::now().format("c%Y%m%dt%H%M%Sz").to_string()
 }
 
 /// The final outcome of one target.

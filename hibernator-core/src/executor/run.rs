@@ -22,6 +22,7 @@ pub const CANCEL_GRACE: Duration = Duration::from_secs(30);
 /// Summary of one target's operation.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "camelCase")]
+#[non_exhaustive]
 pub struct TargetReport {
     /// Target name.
     pub target: String,

@@ -54,6 +54,7 @@ pub trait ConformanceFixture: Send + Sync {
 
 /// The outcome of one check.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct CheckResult {
     /// Check name (see the module docs).
     pub name: &'static str,
@@ -63,6 +64,7 @@ pub struct CheckResult {
 
 /// The outcome of every check.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct ConformanceReport {
     /// Executor type under test.
     pub executor: String,

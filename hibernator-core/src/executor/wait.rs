@@ -12,7 +12,7 @@
 //! use std::collections::BTreeMap;
 //! use std::time::Duration;
 //! use hibernator_core::executor::{ExecutionContext, wait_for_all};
-//! use hibernator_core::Operation;
+//! use hibernator_core::types::Operation;
 //!
 //! # tokio_test_block_on(async {
 //! let ctx = ExecutionContext::builder("plan", "target", "cycle-1", Operation::Wakeup).build();

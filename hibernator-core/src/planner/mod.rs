@@ -23,7 +23,7 @@
 //! ```
 //! use hibernator_core::input::PlanDocuments;
 //! use hibernator_core::planner::ExecutionPlan;
-//! use hibernator_core::Operation;
+//! use hibernator_core::types::Operation;
 //! let docs = PlanDocuments::from_yaml(r#"
 //! apiVersion: hibernator.dev/v1alpha1
 //! kind: HibernatePlan
@@ -69,6 +69,7 @@ pub use dispatcher::{Dispatcher, ready_targets};
 /// `<field>: <message>`, e.g.
 /// `spec.execution.strategy.dependencies[3].to: unknown target "x" (edge a -> x)`.
 #[derive(Clone, Debug, PartialEq, Eq, Error)]
+#[non_exhaustive]
 pub enum PlanError {
     /// `maxConcurrency` is 0.
     #[error("{field}: maxConcurrency must be at least 1 (leave it unset for no limit)")]
@@ -191,7 +192,7 @@ impl PlanError {
         }
     }
 
-    /// The message without the field prefix (what a [`Diagnostic`](crate::Diagnostic) holds).
+    /// The message without the field prefix (what a [`Diagnostic`](crate::diag::Diagnostic) holds).
     pub fn message(&self) -> String {
         let text = self.to_string();
         let prefix = self.field().len() + 2;

@@ -18,6 +18,7 @@ pub struct Versioned<T> {
 
 /// Errors of a [`RestoreStore`].
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum StoreError {
     /// The stored version differs from the one the write expected.
     #[error(

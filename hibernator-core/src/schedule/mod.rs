@@ -99,6 +99,7 @@ pub struct Transition {
 /// A schedule or exception that cannot be compiled, naming the offending field.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[error("{field}: {message}")]
+#[non_exhaustive]
 pub struct ScheduleError {
     /// Field path, e.g. `spec.schedule.offHours[1].start`.
     pub field: String,

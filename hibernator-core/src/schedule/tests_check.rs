@@ -6,7 +6,7 @@ use super::tests::{WEEKDAYS, sched, win};
 use super::{check_exception, check_schedule, check_windows};
 use crate::types::{ExceptionType, ObjectRef, ScheduleExceptionSpec};
 
-fn fields(list: &[crate::Diagnostic]) -> Vec<&str> {
+fn fields(list: &[crate::diag::Diagnostic]) -> Vec<&str> {
     list.iter().map(|d| d.field.as_str()).collect()
 }
 

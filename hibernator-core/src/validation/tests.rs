@@ -291,7 +291,10 @@ fn the_rfcs_provider_ref_with_kind_is_accepted_and_other_kinds_are_not() {
     .unwrap();
     assert!(validate_cluster(&cluster).is_valid());
     let provider = cluster.spec.provider_ref.as_ref().unwrap();
-    assert_eq!(provider.kind, Some(crate::ProviderKind::CloudProvider));
+    assert_eq!(
+        provider.kind,
+        Some(crate::types::ProviderKind::CloudProvider)
+    );
     assert_eq!(provider.name, "aws-prod");
     // Written back with its kind (no silent drop).
     let written = serde_json::to_value(&cluster.spec).unwrap();

@@ -22,6 +22,7 @@ use thiserror::Error;
 
 /// Errors building an AWS configuration.
 #[derive(Debug, Error)]
+#[non_exhaustive]
 pub enum ConnectorError {
     /// The CloudProvider has no `spec.aws`.
     #[error("CloudProvider {name}: spec.aws is required for AWS targets")]

@@ -52,6 +52,7 @@ pub const SECRET_ACCESS_KEY_KEY: &str = "AWS_SECRET_ACCESS_KEY";
 /// Errors building a client for a cluster. Each names the connector and the
 /// field; none contains a kubeconfig, key or token.
 #[derive(Debug, Error)]
+#[non_exhaustive]
 pub enum ConnectorError {
     /// Both `spec.eks` and `spec.k8s` are set.
     #[error("K8SCluster {name}: spec.eks and spec.k8s are mutually exclusive; set exactly one")]

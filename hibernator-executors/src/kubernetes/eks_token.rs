@@ -40,6 +40,7 @@ pub const REFRESH_AFTER: Duration = Duration::from_secs(14 * 60);
 
 /// Errors making an EKS token. They name the cluster, never a credential.
 #[derive(Debug, Error)]
+#[non_exhaustive]
 pub enum TokenError {
     /// The AWS configuration has no credentials provider.
     #[error("EKS token for cluster {cluster}: the AWS configuration has no credentials provider")]

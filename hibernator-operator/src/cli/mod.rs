@@ -1,7 +1,6 @@
 //! Command-line interface of the `hibernator` binary.
 
 pub(crate) mod crd;
-pub(crate) mod demo;
 pub(crate) mod output;
 pub(crate) mod plan;
 pub(crate) mod run;
@@ -13,7 +12,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
-use hibernator_core::Operation;
+use hibernator_core::types::Operation;
 
 /// Puts non-production cloud infrastructure to sleep during off-hours and
 /// wakes it up exactly as it was.
@@ -37,8 +36,6 @@ pub enum Command {
     Plan(plan::Args),
     /// Print the CustomResourceDefinitions (or write them to a directory).
     Crd(crd::Args),
-    /// Validate, preview and plan the shipped example (examples/plans/demo.yaml).
-    Demo(demo::Args),
     /// Run a plan's shutdown or wake-up now, in-process, without Kubernetes
     /// (targets with a CloudProvider connector or none; AWS credentials from
     /// the default chain, restore data in a state file). Exit 0 when every target completed, 1 when one failed or

@@ -60,7 +60,7 @@ pub(crate) fn run(
                 Format::Json => output::write_json(
                     out,
                     &json!({
-                        "operation": hibernator_core::Operation::from(args.operation),
+                        "operation": hibernator_core::types::Operation::from(args.operation),
                         "success": false,
                         "errors": diagnostics.errors,
                         "targets": [],

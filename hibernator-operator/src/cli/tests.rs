@@ -200,16 +200,6 @@ fn crd_prints_every_crd() {
 }
 
 #[test]
-fn demo_runs_on_the_embedded_plan() {
-    let (code, out) =
-        run_capture(["hibernator", "demo", "--at", "2026-11-23T12:00:00+01:00"]).unwrap();
-    assert_eq!(code, ExitCode::SUCCESS, "{out}");
-    assert!(out.contains("valid: 4 targets"), "{out}");
-    assert!(out.contains("shutdown plan, strategy DAG"), "{out}");
-    assert!(out.contains("wakeup plan, strategy DAG"), "{out}");
-}
-
-#[test]
 fn unreadable_files_are_errors_not_panics() {
     let err = run_capture(["hibernator", "schedule", "/nonexistent/plan.yaml"]).unwrap_err();
     assert!(err.to_string().contains("/nonexistent/plan.yaml"), "{err}");

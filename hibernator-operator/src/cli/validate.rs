@@ -2,7 +2,7 @@
 
 use std::process::ExitCode;
 
-use hibernator_core::Diagnostics;
+use hibernator_core::diag::Diagnostics;
 use hibernator_core::input::PlanDocuments;
 use hibernator_core::params::ParameterCatalog;
 use hibernator_core::validation::validate_documents;

@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use hibernator_core::HibernatePlan;
+use hibernator_core::types::HibernatePlan;
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::ConfigMap;
 use kube::Api;

@@ -1,6 +1,6 @@
 //! Kubernetes Events about plans: phase changes, target failures, retries.
 
-use hibernator_core::HibernatePlan;
+use hibernator_core::types::HibernatePlan;
 use kube::Client;
 use kube::Resource;
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};

@@ -1,7 +1,7 @@
 //! The plan finalizer: deletion waits until hibernated targets are woken up
 //! (`spec.onDelete: WakeUp`) and the plan's Jobs and restore ConfigMap are gone.
 
-use hibernator_core::HibernatePlan;
+use hibernator_core::types::HibernatePlan;
 use kube::Api;
 use kube::api::{Patch, PatchParams};
 
@@ -66,7 +66,7 @@ pub async fn set_finalizer(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use hibernator_core::HibernatePlanSpec;
+    use hibernator_core::types::HibernatePlanSpec;
 
     #[test]
     fn adds_once_and_removes_only_ours() {

@@ -6,7 +6,7 @@
 //! ([`PersistenceConfig::logs_ref`]), dated by the day the runner Job
 //! started.
 
-use hibernator_core::HibernatePlanStatus;
+use hibernator_core::types::HibernatePlanStatus;
 use hibernator_streaming::sink::PersistenceConfig;
 
 use hibernator_reconcile::JobObservation;
@@ -42,7 +42,7 @@ pub fn fill(
 mod tests {
     use super::*;
     use chrono::TimeZone;
-    use hibernator_core::ExecutionStatus;
+    use hibernator_core::types::ExecutionStatus;
     use hibernator_streaming::sink::{BackendKind, FilesystemConfig, S3Config};
 
     fn s3() -> PersistenceConfig {
@@ -122,7 +122,7 @@ mod tests {
         let job = JobObservation {
             name: "prod-ec2-s-c1-a1".into(),
             target: "ec2".into(),
-            operation: hibernator_core::Operation::Shutdown,
+            operation: hibernator_core::types::Operation::Shutdown,
             cycle_id: "c1".into(),
             attempt: 1,
             phase: hibernator_reconcile::JobPhase::Running,

@@ -39,9 +39,9 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use hibernator_core::HibernatePlan;
 use hibernator_core::executor::RetryPolicy;
 use hibernator_core::params::ParameterCatalog;
+use hibernator_core::types::HibernatePlan;
 use k8s_openapi::api::coordination::v1::Lease;
 use kube::runtime::controller::Action;
 use kube::{Api, Client};

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use hibernator_core::restore::RestoreRecord;
-use hibernator_core::{HibernatePlan, ScheduleException};
+use hibernator_core::types::{HibernatePlan, ScheduleException};
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{ConfigMap, Pod};
 use kube::Api;

@@ -3,7 +3,7 @@
 //! carry.
 
 use hibernator_core::input::PlanDocuments;
-use hibernator_core::{HibernatePlan, Operation};
+use hibernator_core::types::{HibernatePlan, Operation};
 use hibernator_kube::jobs::{RunnerSettings, build_job};
 use hibernator_reconcile::JobRequest;
 use k8s_openapi::api::batch::v1::Job;

@@ -9,7 +9,7 @@
 //! namespace labels change moves to the release it now matches, which goes
 //! on from the plan's status and runner Jobs as after a restart.
 
-use hibernator_core::HibernatePlan;
+use hibernator_core::types::HibernatePlan;
 use k8s_openapi::api::core::v1::Namespace;
 use kube::api::ListParams;
 use kube::{Api, Client};

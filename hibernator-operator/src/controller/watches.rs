@@ -18,7 +18,7 @@ use std::sync::Arc;
 use tokio::sync::watch;
 
 use futures::{Stream, StreamExt, stream};
-use hibernator_core::{HibernatePlan, ScheduleException};
+use hibernator_core::types::{HibernatePlan, ScheduleException};
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace};
 use kube::runtime::controller::{

@@ -96,6 +96,8 @@ pub fn event_line(event: &CycleEvent, control: &CycleControl) -> Option<String> 
                 )
             }
         }
+        // Events a newer hibernator-core adds are not shown.
+        _ => return None,
     })
 }
 
@@ -259,6 +261,7 @@ impl Bars {
                     self.println(&line);
                 }
             }
+            _ => {}
         }
     }
 }

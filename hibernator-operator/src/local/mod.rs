@@ -2,7 +2,7 @@
 //! (local, as opposed to the runner Jobs of [`crate::runner`]).
 //!
 //! [`execute`] chooses the cycle id ([`cycle_id`]), runs
-//! [`hibernator_core::cycle::run_cycle`] with an injected
+//! [`hibernator_core::cycle::CycleBuilder`] with an injected
 //! [`ExecutorProvider`] (the CLI uses [`provider::FileProvider`]), shows
 //! the events while it runs ([`display`]) and writes the summary (a table or
 //! JSON). The command-line layer (`cli/run.rs`) adds file reading,
@@ -21,7 +21,7 @@ use std::sync::Arc;
 
 use chrono::Utc;
 use hibernator_core::cycle::{
-    CycleControl, CycleOptions, CycleSummary, ExecutorProvider, run_cycle,
+    CycleBuilder, CycleControl, CycleOptions, CycleSummary, ExecutorProvider,
 };
 use hibernator_core::input::PlanDocuments;
 use hibernator_core::planner::PlanError;
@@ -121,15 +121,11 @@ pub async fn execute(
     }
     let (events, receiver) = unbounded_channel();
     let display = Display::new(options.display, &plan.spec.targets, control.clone());
-    let cycle = run_cycle(
-        plan,
-        operation,
-        provider,
-        store,
-        cycle_options,
-        events,
-        control,
-    );
+    let cycle = CycleBuilder::new(plan, operation, provider, store)
+        .options(cycle_options)
+        .events(events)
+        .control(control)
+        .run();
     let (summary, shown) = tokio::join!(cycle, display.consume(receiver, &mut *out));
     let summary = summary?;
     shown?;

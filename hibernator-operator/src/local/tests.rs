@@ -9,15 +9,16 @@ use std::time::Duration;
 use async_trait::async_trait;
 use chrono::{TimeZone, Utc};
 use hibernator_core::cycle::{CycleControl, CycleOptions, CycleSummary, ExecutorProvider};
+use hibernator_core::diag::Diagnostics;
 use hibernator_core::executor::{
     ExecutionContext, Executor, ExecutorError, ShutdownOutcome, TypedExecutor, WakeupOutcome,
     category, typed,
 };
 use hibernator_core::input::PlanDocuments;
+use hibernator_core::params::ValidateParameters;
 use hibernator_core::restore::{FileRestoreStore, RestoreRecord, update_record};
 use hibernator_core::types::{ConnectorKind, ConnectorRef};
 use hibernator_core::types::{Operation, Target};
-use hibernator_core::{Diagnostics, params::ValidateParameters};
 use hibernator_executors::ExecutorSet;
 use serde::Deserialize;
 
@@ -566,15 +567,16 @@ async fn bars_consume_every_event_and_write_no_lines() {
     let store = Arc::new(FileRestoreStore::new(dir.path().join("s.json")));
     let provider = MemoryProvider(memory);
     let mut out = Vec::new();
-    let cycle = hibernator_core::cycle::run_cycle(
+    let cycle = hibernator_core::cycle::CycleBuilder::new(
         &docs.plan,
         Operation::Shutdown,
         &provider,
         store,
-        CycleOptions::for_plan(&docs.plan, "c1"),
-        tx,
-        control,
-    );
+    )
+    .options(CycleOptions::for_plan(&docs.plan, "c1"))
+    .events(tx)
+    .control(control)
+    .run();
     let (summary, shown) = tokio::join!(cycle, display.consume(rx, &mut out));
     assert!(summary.unwrap().success);
     shown.unwrap();

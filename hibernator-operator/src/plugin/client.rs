@@ -1,6 +1,6 @@
 //! Connecting to the cluster and reading a plan.
 
-use hibernator_core::HibernatePlan;
+use hibernator_core::types::HibernatePlan;
 use kube::Api;
 use kube::config::{KubeConfigOptions, Kubeconfig};
 

@@ -3,7 +3,7 @@
 
 use chrono::Utc;
 use clap::ValueEnum;
-use hibernator_core::HibernatePlan;
+use hibernator_core::types::HibernatePlan;
 use hibernator_kube::controls::{
     OverrideState, format_instant, override_patch, resume_patch, retry_patch, suspend_patch,
 };

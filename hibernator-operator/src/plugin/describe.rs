@@ -4,7 +4,7 @@
 use chrono::{DateTime, SecondsFormat, Utc};
 use chrono_tz::Tz;
 use hibernator_core::planner::ExecutionPlan;
-use hibernator_core::{ExecutionStatus, HibernatePlan, Operation};
+use hibernator_core::types::{ExecutionStatus, HibernatePlan, Operation};
 use k8s_openapi::api::events::v1::Event;
 use kube::ResourceExt;
 use kube::api::ListParams;

@@ -1,7 +1,7 @@
 //! `list`: plans with phase, next transition and targets.
 
 use chrono::SecondsFormat;
-use hibernator_core::HibernatePlan;
+use hibernator_core::types::HibernatePlan;
 use kube::Api;
 use kube::ResourceExt;
 use kube::api::ListParams;

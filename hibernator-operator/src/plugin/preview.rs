@@ -4,7 +4,7 @@
 
 use chrono::{DateTime, Utc};
 use hibernator_core::schedule::{CompiledSchedule, Transition};
-use hibernator_core::{HibernatePlan, ScheduleException};
+use hibernator_core::types::{HibernatePlan, ScheduleException};
 use kube::ResourceExt;
 use kube::api::ListParams;
 

@@ -3,7 +3,7 @@
 use std::collections::BTreeSet;
 
 use hibernator_core::input::PlanDocuments;
-use hibernator_core::{Operation, PlanPhase};
+use hibernator_core::types::{Operation, PlanPhase};
 
 use super::*;
 
@@ -93,7 +93,7 @@ fn deletion_wakes_hibernated_targets_then_cleans_up() {
     // Abandon leaves targets and cleans up at once
     let mut sim = Sim::new(plan_yaml("{type: Parallel}", &["a"], ""), night());
     sim.run_to_end(ok);
-    sim.plan.spec.on_delete = hibernator_core::OnDelete::Abandon;
+    sim.plan.spec.on_delete = hibernator_core::types::OnDelete::Abandon;
     sim.plan.metadata.deletion_timestamp = Some(crate::time::to_k8s(sim.now));
     let d = sim.step();
     assert!(d.cleanup && d.create.is_empty());

@@ -6,7 +6,9 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, Duration as TimeDelta, Utc};
 use hibernator_core::executor::{Jitter, RetryPolicy};
 use hibernator_core::input::PlanDocuments;
-use hibernator_core::{ExecutionState, HibernatePlan, Operation, PlanPhase, ScheduleException};
+use hibernator_core::types::{
+    ExecutionState, HibernatePlan, Operation, PlanPhase, ScheduleException,
+};
 
 use super::*;
 use crate::model::{JobObservation, JobPhase, RestoreView};
@@ -176,7 +178,7 @@ impl Sim {
         self.plan.status.as_ref().unwrap().phase
     }
 
-    fn exec(&self, target: &str) -> hibernator_core::ExecutionStatus {
+    fn exec(&self, target: &str) -> hibernator_core::types::ExecutionStatus {
         self.plan
             .status
             .as_ref()
@@ -445,7 +447,7 @@ fn permanent_errors_are_not_retried_and_best_effort_continues() {
         &["a", "b", "c"],
         "",
     );
-    plan.spec.behavior.mode = hibernator_core::BehaviorMode::BestEffort;
+    plan.spec.behavior.mode = hibernator_core::types::BehaviorMode::BestEffort;
     let mut sim = Sim::new(plan, night());
     sim.run_to_end(|t, _| {
         if t == "a" {

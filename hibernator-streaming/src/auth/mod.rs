@@ -25,6 +25,7 @@ use crate::metrics::{AuthFailureReason, StreamingMetrics};
 
 /// Why a request was not authorized.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum AuthError {
     /// The caller is refused; counted in `hibernator_streaming_auth_failures_total`.
     #[error("unauthorized ({}): {message}", reason.as_str())]

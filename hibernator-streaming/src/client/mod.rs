@@ -24,9 +24,7 @@ use tokio::task::JoinHandle;
 pub use token::{TokenError, TokenFile};
 
 use crate::config::{ClientConfig, ConfigError, Transport};
-use crate::ingest::LogLine;
-use crate::progress::Progress;
-use crate::status::Completion;
+use crate::wire::{Completion, LogLine, Progress};
 use transport::{AttemptError, FailureKind, GrpcTransport, Op, WebhookTransport};
 
 /// Log level of a runner line.
@@ -65,6 +63,7 @@ pub enum ActiveTransport {
 
 /// A client operation failed.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum ClientError {
     /// Invalid configuration.
     #[error(transparent)]

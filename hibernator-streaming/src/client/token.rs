@@ -7,6 +7,7 @@ use std::time::SystemTime;
 
 /// The token file could not be read.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum TokenError {
     /// Reading failed.
     #[error("reading the stream token {path}: {source}")]

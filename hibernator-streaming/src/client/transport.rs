@@ -10,11 +10,9 @@ use tonic::metadata::MetadataValue;
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity};
 
 use crate::config::{ClientConfig, ConfigError};
-use crate::ingest::LogLine;
-use crate::progress::Progress;
-use crate::proto::{self, execution_service_client::ExecutionServiceClient};
-use crate::server::payload::{WebhookCompletion, WebhookLog, WebhookProgress};
-use crate::status::Completion;
+use crate::wire::payload::{WebhookCompletion, WebhookLog, WebhookProgress};
+use crate::wire::proto::{self, execution_service_client::ExecutionServiceClient};
+use crate::wire::{Completion, LogLine, Progress};
 
 /// One request to the server.
 #[derive(Clone, Copy, Debug)]
@@ -217,7 +215,7 @@ impl GrpcTransport {
                 }
             }
             Op::Progress(p) => client
-                .report_progress(req!(crate::server::update_of(p)))
+                .report_progress(req!(crate::wire::update_of(p)))
                 .await
                 .map(|_| ()),
             Op::Completion(c) => client

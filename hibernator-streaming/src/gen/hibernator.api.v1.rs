@@ -101,6 +101,7 @@ pub struct Ack {
     pub accepted: bool,
 }
 /// Generated client implementations.
+#[cfg(feature = "client")]
 pub mod execution_service_client {
     #![allow(
         unused_variables,
@@ -388,6 +389,7 @@ pub mod execution_service_client {
     }
 }
 /// Generated server implementations.
+#[cfg(feature = "server")]
 pub mod execution_service_server {
     #![allow(
         unused_variables,

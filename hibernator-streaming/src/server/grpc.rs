@@ -11,14 +11,14 @@ use tonic::{Request, Response, Status};
 
 use super::progress::ProgressQueries;
 use crate::auth::{AuthError, Authenticator, Authorized, ExecutionInfo};
-use crate::ingest::{Ingest, LogLine};
+use crate::ingest::Ingest;
 use crate::metrics::AuthFailureReason;
-use crate::progress::{Progress, STATUS_POLL_INTERVAL};
-use crate::proto::{
-    self, Ack, CompletionReport, GetProgressRequest, HeartbeatRequest, LogBatch, LogEntry,
+use crate::progress::STATUS_POLL_INTERVAL;
+use crate::wire::proto::{
+    Ack, CompletionReport, GetProgressRequest, HeartbeatRequest, LogBatch, LogEntry,
     ProgressUpdate, StreamLogsResponse, execution_service_server::ExecutionService,
 };
-use crate::status::Completion;
+use crate::wire::{Completion, LogLine, line_of, progress_of, update_of};
 
 /// Largest number of already-received log entries ingested as one batch.
 const STREAM_BATCH: usize = 1024;
@@ -116,39 +116,6 @@ pub fn status_of(e: AuthError) -> Status {
             _ => Status::unauthenticated(e.to_string()),
         },
         AuthError::Unavailable { .. } => Status::unavailable(e.to_string()),
-    }
-}
-
-/// Converts a protobuf log entry.
-pub fn line_of(entry: LogEntry) -> LogLine {
-    LogLine {
-        timestamp: proto::from_timestamp(entry.timestamp.as_ref()).unwrap_or_else(chrono::Utc::now),
-        level: entry.level,
-        message: entry.message,
-        fields: entry.fields,
-    }
-}
-
-/// Converts a protobuf progress update (progress clamped to 0–100).
-pub fn progress_of(update: ProgressUpdate) -> Progress {
-    Progress {
-        timestamp: proto::from_timestamp(update.timestamp.as_ref())
-            .unwrap_or_else(chrono::Utc::now),
-        execution_id: update.execution_id,
-        phase: update.phase,
-        progress: u8::try_from(update.progress.clamp(0, 100)).unwrap_or(100),
-        message: update.message,
-    }
-}
-
-/// Converts a progress into its protobuf form.
-pub fn update_of(p: &Progress) -> ProgressUpdate {
-    ProgressUpdate {
-        execution_id: p.execution_id.clone(),
-        phase: p.phase.clone(),
-        progress: i32::from(p.progress),
-        message: p.message.clone(),
-        timestamp: Some(proto::timestamp(p.timestamp)),
     }
 }
 

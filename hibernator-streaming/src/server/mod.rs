@@ -4,7 +4,6 @@
 
 mod grpc;
 pub mod listener;
-pub mod payload;
 pub mod progress;
 mod webhook;
 
@@ -16,19 +15,20 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-pub use grpc::{GrpcService, line_of, lines_of_batch, progress_of, status_of, update_of};
+pub use grpc::{GrpcService, lines_of_batch, status_of};
 pub use webhook::router as webhook_router;
 
 use crate::auth::{Authenticator, KubeExecutionDirectory, KubeTokenReviewer};
 use crate::config::{ServerConfig, ServerTls};
 use crate::ingest::Ingest;
 use crate::metrics::StreamingMetrics;
-use crate::proto::execution_service_server::ExecutionServiceServer;
 use crate::sink::LogSink;
 use crate::status::KubeStatusSink;
+use crate::wire::proto::execution_service_server::ExecutionServiceServer;
 
 /// The server could not start or stopped with an error.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum ServerError {
     /// A listener could not bind.
     #[error("binding the {listener} listener on {address}: {source}")]
@@ -140,11 +140,11 @@ impl StreamingServer {
                 .set_serving::<ExecutionServiceServer<GrpcService>>()
                 .await;
             let reflection_v1 = tonic_reflection::server::Builder::configure()
-                .register_encoded_file_descriptor_set(crate::proto::FILE_DESCRIPTOR_SET)
+                .register_encoded_file_descriptor_set(crate::wire::proto::FILE_DESCRIPTOR_SET)
                 .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
                 .build_v1()?;
             let reflection_v1alpha = tonic_reflection::server::Builder::configure()
-                .register_encoded_file_descriptor_set(crate::proto::FILE_DESCRIPTOR_SET)
+                .register_encoded_file_descriptor_set(crate::wire::proto::FILE_DESCRIPTOR_SET)
                 .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
                 .build_v1alpha()?;
             let router = tonic::transport::Server::builder()

@@ -15,8 +15,9 @@ use tonic::Status;
 use crate::auth::{Authenticator, ExecutionInfo};
 use crate::ingest::Ingest;
 use crate::metrics::ConnectionGuard;
-use crate::progress::{Polled, Progress, ProgressEvent, StatusPollers, is_news};
+use crate::progress::{Polled, ProgressEvent, StatusPollers, is_news};
 use crate::status::StoredProgress;
+use crate::wire::Progress;
 
 /// The stream `WatchProgress` answers with.
 pub type ProgressStream = Pin<Box<dyn Stream<Item = Result<Progress, Status>> + Send>>;

@@ -13,9 +13,10 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 
 use crate::auth::{AuthError, Authenticator};
-use crate::ingest::{Ingest, LogLine};
+use crate::ingest::Ingest;
 use crate::metrics::{AuthFailureReason, StreamingMetrics};
-use crate::server::payload::{self, PayloadError};
+use crate::wire::LogLine;
+use crate::wire::payload::{self, PayloadError};
 
 #[derive(Clone)]
 struct AppState {

@@ -33,6 +33,7 @@ impl Default for BatcherOptions {
 
 /// Counters of a [`Batcher`].
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct BatcherStats {
     /// Records the sink accepted.
     pub written: u64,

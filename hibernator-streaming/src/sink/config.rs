@@ -18,6 +18,7 @@ use super::splunk::{SplunkOptions, SplunkSink};
 
 /// Why the sink configuration cannot be used.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum ConfigError {
     /// A field has a wrong or missing value.
     #[error("{field}: {message}")]

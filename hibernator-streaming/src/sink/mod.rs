@@ -68,6 +68,7 @@ pub struct LogRecord {
 
 /// Why a sink could not take a batch.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum SinkError {
     /// The destination rejected or did not answer the write; retrying may work.
     #[error("log sink {sink} failed: {message}")]

@@ -4,8 +4,8 @@
 use std::sync::atomic::Ordering;
 
 use hibernator_streaming::metrics::AuthFailureReason;
-use hibernator_streaming::proto::HeartbeatRequest;
-use hibernator_streaming::proto::execution_service_client::ExecutionServiceClient;
+use hibernator_streaming::wire::proto::HeartbeatRequest;
+use hibernator_streaming::wire::proto::execution_service_client::ExecutionServiceClient;
 
 use crate::support::{EXEC, Harness, JOB, NS, SA, jwt};
 

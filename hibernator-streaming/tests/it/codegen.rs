@@ -28,6 +28,9 @@ fn generate(out: &Path) {
         .out_dir(out)
         .build_client(true)
         .build_server(true)
+        // The stubs belong to the crate's sides; the messages to both.
+        .client_mod_attribute("hibernator.api.v1", r#"#[cfg(feature = "client")]"#)
+        .server_mod_attribute("hibernator.api.v1", r#"#[cfg(feature = "server")]"#)
         // Structured fields stay ordered, as everywhere else in the crate
         // (no HashMap → BTreeMap conversion per log line).
         .btree_map(".")

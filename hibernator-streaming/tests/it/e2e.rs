@@ -6,9 +6,9 @@ use std::collections::BTreeMap;
 use futures::StreamExt;
 use hibernator_streaming::client::{ActiveTransport, Level};
 use hibernator_streaming::config::Transport;
-use hibernator_streaming::proto::GetProgressRequest;
-use hibernator_streaming::proto::execution_service_client::ExecutionServiceClient;
 use hibernator_streaming::status::StatusChange;
+use hibernator_streaming::wire::proto::GetProgressRequest;
+use hibernator_streaming::wire::proto::execution_service_client::ExecutionServiceClient;
 
 use crate::support::{EXEC, Harness, NS};
 

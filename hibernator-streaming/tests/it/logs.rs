@@ -11,15 +11,15 @@ use futures::Stream;
 use hibernator_streaming::client::{ActiveTransport, Level, StreamClient};
 use hibernator_streaming::config::Transport;
 use hibernator_streaming::metrics::StreamingMetrics;
-use hibernator_streaming::proto::execution_service_client::ExecutionServiceClient;
-use hibernator_streaming::proto::execution_service_server::{
+use hibernator_streaming::server::GrpcService;
+use hibernator_streaming::wire::proto::execution_service_client::ExecutionServiceClient;
+use hibernator_streaming::wire::proto::execution_service_server::{
     ExecutionService, ExecutionServiceServer,
 };
-use hibernator_streaming::proto::{
+use hibernator_streaming::wire::proto::{
     Ack, CompletionReport, GetProgressRequest, HeartbeatRequest, LogBatch, LogEntry,
     ProgressUpdate, StreamLogsResponse,
 };
-use hibernator_streaming::server::GrpcService;
 use tokio_stream::wrappers::TcpListenerStream;
 use tonic::{Request, Response, Status, Streaming};
 

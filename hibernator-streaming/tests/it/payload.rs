@@ -1,6 +1,6 @@
 //! The webhook payload parsers never panic, whatever the bytes.
 
-use hibernator_streaming::server::payload::{parse_completion, parse_logs, parse_progress};
+use hibernator_streaming::wire::payload::{parse_completion, parse_logs, parse_progress};
 use proptest::prelude::*;
 
 fn json_value() -> impl Strategy<Value = serde_json::Value> {

@@ -62,6 +62,7 @@ fn invalid_field(error: ConfigError) -> String {
         | ConfigError::ObjectStore { field, .. }
         | ConfigError::FeatureDisabled { field, .. }
         | ConfigError::HttpClient { field, .. } => field,
+        other => panic!("no field in {other}"),
     }
 }
 

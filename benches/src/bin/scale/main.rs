@@ -33,7 +33,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 use chrono::{DateTime, Timelike, Utc};
 use futures::{StreamExt, TryStreamExt, stream};
-use hibernator_core::HibernatePlan;
+use hibernator_core::types::HibernatePlan;
 use hibernator_testkit::process::{Child, ProcessConfig, ProcessWorld, free_port};
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::Namespace;

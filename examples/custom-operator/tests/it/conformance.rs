@@ -5,12 +5,12 @@
 use std::time::Duration;
 
 use async_trait::async_trait;
-use hibernator_core::Operation;
 use hibernator_core::executor::testing::{ConformanceFixture, run_conformance};
 use hibernator_core::executor::{
     ExecutionContext, RetryPolicy, category, run_shutdown, run_wakeup, typed,
 };
 use hibernator_core::restore::{MemoryRestoreStore, RestoreStore};
+use hibernator_core::types::Operation;
 use hibernator_example_custom_operator::{ArgoAutoSync, resource_key};
 use hibernator_testkit::kube::TestCluster;
 use kube::api::{Api, DeleteParams, DynamicObject, Patch, PatchParams};

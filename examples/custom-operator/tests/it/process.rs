@@ -6,7 +6,7 @@
 
 use std::time::Duration;
 
-use hibernator_core::{HibernatePlan, PlanPhase};
+use hibernator_core::types::{HibernatePlan, PlanPhase};
 use hibernator_testkit::process::{Child, ProcessConfig, ProcessWorld, next_window, wait_phase};
 use k8s_openapi::api::apps::v1::Deployment;
 use kube::api::{Api, DynamicObject, PostParams};

@@ -80,16 +80,13 @@ async fn cancel_running_stops_targets_and_keeps_recorded_states() {
             (plan.clone(), store.clone(), control.clone(), lab.clone());
         tokio::spawn(async move {
             let options = options(&plan, "c1");
-            run_cycle(
-                &plan,
-                Operation::Shutdown,
-                &LabProvider(lab),
-                store,
-                options,
-                tx,
-                control,
-            )
-            .await
+            let provider = LabProvider(lab);
+            CycleBuilder::new(&plan, Operation::Shutdown, &provider, store)
+                .options(options)
+                .events(tx)
+                .control(control)
+                .run()
+                .await
         })
     };
     // Wait until both hanging targets captured their first resource.

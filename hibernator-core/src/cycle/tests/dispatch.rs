@@ -210,3 +210,31 @@ async fn unknown_executor_fails_the_target_without_calls() {
     assert_eq!((a.state, a.attempts), (ExecutionState::Failed, 0));
     assert!(a.message.as_deref().unwrap().contains("mystery"));
 }
+
+#[tokio::test(start_paused = true)]
+async fn the_builder_defaults_to_a_timestamped_cycle_id_and_no_listener() {
+    let lab = Lab::with(&[("a", 1)]);
+    let plan = plan("{type: Sequential}", "Strict", &[("a", res("a"))]);
+    let store: Arc<dyn RestoreStore> = Arc::new(MemoryRestoreStore::new());
+    let provider = LabProvider(lab.clone());
+    let summary = CycleBuilder::new(&plan, Operation::Shutdown, &provider, store.clone())
+        .run()
+        .await
+        .unwrap();
+    assert!(summary.success, "{summary:?}");
+    assert!(
+        summary.cycle_id.starts_with('c') && summary.cycle_id.ends_with('z'),
+        "{}",
+        summary.cycle_id
+    );
+    // An explicit id wins over the options' one.
+    let store: Arc<dyn RestoreStore> = Arc::new(MemoryRestoreStore::new());
+    let summary = CycleBuilder::new(&plan, Operation::Shutdown, &provider, store)
+        .options(options(&plan, "from-options"))
+        .cycle_id("c2")
+        .run()
+        .await
+        .unwrap();
+    assert_eq!(summary.cycle_id, "c2");
+    assert!(summary.success, "{summary:?}");
+}

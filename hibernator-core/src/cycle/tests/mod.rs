@@ -1,4 +1,4 @@
-//! Tests of [`run_cycle`] with small in-test executors: a shared "lab" of
+//! Tests of [`CycleBuilder`] with small in-test executors: a shared "lab" of
 //! sized resources, executors whose behaviour comes from target parameters.
 
 mod control;
@@ -230,17 +230,14 @@ async fn run(
     control: CycleControl,
 ) -> (CycleSummary, Vec<CycleEvent>) {
     let (tx, mut rx) = unbounded_channel();
-    let summary = run_cycle(
-        plan,
-        operation,
-        &LabProvider(lab.clone()),
-        store,
-        options(plan, "c1"),
-        tx,
-        control,
-    )
-    .await
-    .unwrap();
+    let provider = LabProvider(lab.clone());
+    let summary = CycleBuilder::new(plan, operation, &provider, store)
+        .options(options(plan, "c1"))
+        .events(tx)
+        .control(control)
+        .run()
+        .await
+        .unwrap();
     (summary, drain(&mut rx))
 }
 

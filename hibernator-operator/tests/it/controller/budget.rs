@@ -5,7 +5,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use hibernator_core::{HibernatePlan, PlanPhase};
+use hibernator_core::types::{HibernatePlan, PlanPhase};
 use hibernator_testkit::jobsim::JobSimulator;
 use kube::Api;
 use kube::api::PostParams;

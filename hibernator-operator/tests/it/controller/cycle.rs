@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use hibernator_core::wellknown::{LABEL_OPERATION, LABEL_PLAN};
-use hibernator_core::{HibernatePlan, PlanPhase};
+use hibernator_core::types::{HibernatePlan, PlanPhase};
 use hibernator_testkit::jobsim::JobSimulator;
 use k8s_openapi::api::batch::v1::Job;
 use kube::Api;
@@ -156,7 +156,7 @@ async fn strict_failure_then_retry_now_and_api_budget() {
         .iter()
         .map(|e| (e.target.as_str(), e.state))
         .collect();
-    use hibernator_core::ExecutionState::*;
+    use hibernator_core::types::ExecutionState::*;
     assert_eq!(
         states,
         vec![("t00", Completed), ("t01", Failed), ("t02", Aborted)]
@@ -282,7 +282,7 @@ async fn exceptions_overrides_and_suspend_take_effect_by_watch() {
     .unwrap()
     .exceptions
     .remove(0);
-    Api::<hibernator_core::ScheduleException>::namespaced(client.clone(), &ns)
+    Api::<hibernator_core::types::ScheduleException>::namespaced(client.clone(), &ns)
         .create(&PostParams::default(), &exception)
         .await
         .unwrap();

@@ -9,7 +9,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use futures::future::BoxFuture;
 use hibernator_core::restore::{RestoreRecord, RestoreStore, update_record};
-use hibernator_core::{HibernatePlan, PlanPhase};
+use hibernator_core::types::{HibernatePlan, PlanPhase};
 use hibernator_kube::ConfigMapRestoreStore;
 use hibernator_operator::controller::metrics::Metrics;
 use hibernator_operator::controller::{Context, ControllerConfig, run_controller};

@@ -2,7 +2,7 @@
 //! nothing else on the plan changes.
 
 use chrono::{DateTime, Utc};
-use hibernator_core::HibernatePlan;
+use hibernator_core::types::HibernatePlan;
 use hibernator_core::wellknown::{
     ANNOTATION_OVERRIDE as OVERRIDE, ANNOTATION_OVERRIDE_UNTIL as OVERRIDE_UNTIL,
     ANNOTATION_RETRY_NOW as RETRY_NOW, ANNOTATION_SUSPEND_REASON as SUSPEND_REASON,

@@ -10,7 +10,7 @@ mod binary;
 mod control;
 mod read;
 
-use hibernator_core::HibernatePlan;
+use hibernator_core::types::HibernatePlan;
 use hibernator_operator::plugin::{self, PluginError};
 use hibernator_testkit::kube::{KUBECONFIG_ENV, TestCluster};
 use kube::Api;

@@ -10,7 +10,7 @@ use hibernator_core::wellknown::{
     LABEL_CYCLE_ID as LABEL_CYCLE, LABEL_JOB_NAME, LABEL_OPERATION, LABEL_PLAN, LABEL_TARGET,
     restore_config_map_name,
 };
-use hibernator_core::{Operation, ScheduleException};
+use hibernator_core::types::{Operation, ScheduleException};
 use hibernator_operator::plugin::PluginError;
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{ConfigMap, Pod};
@@ -242,7 +242,7 @@ async fn preview_applies_the_namespace_exceptions_like_the_core_engine() {
     let mut other = exception.clone();
     other.metadata.name = Some("other".to_string());
     other.spec.plan_ref.name = "not-p".to_string();
-    other.spec.kind = hibernator_core::ExceptionType::Suspend;
+    other.spec.kind = hibernator_core::types::ExceptionType::Suspend;
     let api = Api::<ScheduleException>::namespaced(env.tc.client(), env.ns());
     let exception = api
         .create(&PostParams::default(), &exception)

@@ -165,7 +165,7 @@ async fn a_runner_process_stops_on_sigterm_while_it_waits() {
         )
         .await
         .unwrap();
-    let plan: hibernator_core::HibernatePlan = serde_json::from_value(json!({
+    let plan: hibernator_core::types::HibernatePlan = serde_json::from_value(json!({
         "apiVersion": "hibernator.dev/v1alpha1", "kind": "HibernatePlan",
         "metadata": {"name": "nightly"},
         "spec": {
@@ -181,7 +181,7 @@ async fn a_runner_process_stops_on_sigterm_while_it_waits() {
         },
     }))
     .unwrap();
-    Api::<hibernator_core::HibernatePlan>::namespaced(world.cluster.client(), &ns)
+    Api::<hibernator_core::types::HibernatePlan>::namespaced(world.cluster.client(), &ns)
         .create(&PostParams::default(), &plan)
         .await
         .unwrap();

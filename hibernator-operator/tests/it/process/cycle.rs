@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::time::Duration;
 
 use aws_sdk_ec2::types::{InstanceStateName, ResourceType, Tag, TagSpecification};
-use hibernator_core::{HibernatePlan, PlanPhase};
+use hibernator_core::types::{HibernatePlan, PlanPhase};
 use hibernator_kube::ConfigMapRestoreStore;
 use k8s_openapi::ByteString;
 use k8s_openapi::api::apps::v1::Deployment;

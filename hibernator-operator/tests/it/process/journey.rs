@@ -29,9 +29,9 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use futures::StreamExt;
-use hibernator_core::{HibernatePlan, PlanPhase};
-use hibernator_streaming::proto::GetProgressRequest;
-use hibernator_streaming::proto::execution_service_client::ExecutionServiceClient;
+use hibernator_core::types::{HibernatePlan, PlanPhase};
+use hibernator_streaming::wire::proto::GetProgressRequest;
+use hibernator_streaming::wire::proto::execution_service_client::ExecutionServiceClient;
 use k8s_openapi::api::batch::v1::Job;
 use kube::Api;
 use kube::api::{ListParams, PostParams};

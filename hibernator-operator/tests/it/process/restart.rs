@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use aws_sdk_ec2::types::InstanceStateName;
-use hibernator_core::{HibernatePlan, PlanPhase};
+use hibernator_core::types::{HibernatePlan, PlanPhase};
 use kube::Api;
 use kube::api::PostParams;
 use serde_json::json;

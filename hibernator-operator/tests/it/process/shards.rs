@@ -6,7 +6,7 @@
 
 use std::time::Duration;
 
-use hibernator_core::{HibernatePlan, PlanPhase};
+use hibernator_core::types::{HibernatePlan, PlanPhase};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::events::v1::Event;
 use kube::Api;

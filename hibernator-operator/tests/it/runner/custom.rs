@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
-use hibernator_core::Diagnostics;
+use hibernator_core::diag::Diagnostics;
 use hibernator_core::executor::{
     ExecutionContext, Executor, ExecutorError, ShutdownOutcome, TypedExecutor, WakeupOutcome,
     category, typed,

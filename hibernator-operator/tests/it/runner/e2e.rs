@@ -455,7 +455,7 @@ async fn logs_and_completion_are_streamed_to_the_webhook() {
 #[tokio::test]
 async fn controller_and_runner_hibernate_and_wake_ec2_on_moto() {
     use crate::controller::support::{Harness, wait_phase};
-    use hibernator_core::PlanPhase;
+    use hibernator_core::types::PlanPhase;
     use hibernator_testkit::jobsim::{JobOutcome, JobSimulator};
     use k8s_openapi::api::core::v1::ServiceAccount;
     use std::time::Duration;

@@ -1,27 +1,41 @@
-//! `hibernator demo`: the README's first command. Validates the shipped
-//! example plan, previews its schedule and prints its execution waves, all
-//! from the copy embedded in the binary (so it works from any directory).
+//! `hibernator-demo`: the README's first command (`bash scripts/demo.sh`).
+//!
+//! Validates the shipped example plan, previews its schedule and prints its
+//! execution waves, all from the copy embedded in the binary (so it works
+//! from any directory). With `--endpoint` (an AWS emulator on this machine,
+//! which `scripts/demo.sh` starts), it creates a small estate there,
+//! hibernates and wakes it up through `hibernator run`'s code path and shows
+//! the before/after state. Exit 1 unless every resource is back exactly as
+//! it was.
+//!
+//! This is an example crate, not part of the shipped `hibernator` binary:
+//! the AWS SDK calls that build the estate are the demo's alone.
+
+mod emulator;
+mod estate;
+mod render;
 
 use std::process::ExitCode;
 
 use chrono::{DateTime, Utc};
-use hibernator_core::Operation;
+use clap::Parser;
 use hibernator_core::planner::ExecutionPlan;
 use hibernator_core::schedule::CompiledSchedule;
+use hibernator_core::types::Operation;
 use hibernator_executors::ExecutorSet;
-
-use super::output;
-use super::plan::{PlanFormat, write_plan};
-use super::validate::diagnose;
+use hibernator_operator::local::display::human_duration;
 
 /// The example plan, embedded at build time.
-pub const DEMO_PLAN: &str = include_str!("../../../examples/plans/demo.yaml");
+pub const DEMO_PLAN: &str = include_str!("../../plans/demo.yaml");
 
-/// Arguments of `demo`.
-#[derive(Debug, clap::Args)]
-pub struct Args {
+/// Validates, previews and plans the shipped example
+/// (examples/plans/demo.yaml); with `--endpoint`, hibernates and wakes up a
+/// small estate in an AWS emulator.
+#[derive(Debug, Parser)]
+#[command(name = "hibernator-demo", version, about)]
+struct Args {
     /// Instant to preview from, RFC 3339 (default: now).
-    #[arg(long, value_parser = super::schedule::parse_instant)]
+    #[arg(long, value_parser = render::parse_instant)]
     at: Option<DateTime<Utc>>,
     /// An AWS emulator on this machine (moto). With it, the demo creates a
     /// small estate there, hibernates and wakes it up with `hibernator run`'s
@@ -31,10 +45,23 @@ pub struct Args {
     endpoint: Option<String>,
 }
 
-pub(crate) fn run(args: &Args, out: &mut dyn std::io::Write) -> anyhow::Result<ExitCode> {
+fn main() -> ExitCode {
+    let args = Args::parse();
+    let mut stdout = std::io::stdout().lock();
+    match run(&args, &mut stdout) {
+        Ok(code) => code,
+        Err(error) => {
+            drop(stdout);
+            eprintln!("error: {error:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn run(args: &Args, out: &mut dyn std::io::Write) -> anyhow::Result<ExitCode> {
     writeln!(out, "== examples/plans/demo.yaml (embedded)")?;
-    // The demo runs the built-in executors, whatever else this binary has.
-    let (docs, diagnostics) = diagnose(DEMO_PLAN, &ExecutorSet::new().catalog());
+    // The demo runs the built-in executors.
+    let (docs, diagnostics) = render::diagnose(DEMO_PLAN, &ExecutorSet::new().catalog());
     for e in &diagnostics.errors {
         writeln!(out, "error: {e}")?;
     }
@@ -72,7 +99,7 @@ pub(crate) fn run(args: &Args, out: &mut dyn std::io::Write) -> anyhow::Result<E
     for operation in [Operation::Shutdown, Operation::Wakeup] {
         writeln!(out)?;
         let plan = ExecutionPlan::build(&docs.plan.spec, operation)?;
-        write_plan(&plan, PlanFormat::Table, out)?;
+        render::write_plan(&plan, out)?;
     }
     let Some(endpoint) = &args.endpoint else {
         writeln!(
@@ -89,14 +116,14 @@ pub(crate) fn run(args: &Args, out: &mut dyn std::io::Write) -> anyhow::Result<E
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
-    let report = runtime.block_on(crate::demo::run_against_emulator(
+    let report = runtime.block_on(emulator::run_against_emulator(
         &docs,
         endpoint,
         state_dir.path(),
         out,
     ))?;
     writeln!(out, "\n== state of the estate")?;
-    let mut table = output::table(&["Resource", "Before", "After shutdown", "After wake-up"]);
+    let mut table = render::table(&["Resource", "Before", "After shutdown", "After wake-up"]);
     for (resource, [before, asleep, after]) in &report.states {
         table.add_row(vec![
             resource.clone(),
@@ -109,8 +136,8 @@ pub(crate) fn run(args: &Args, out: &mut dyn std::io::Write) -> anyhow::Result<E
     writeln!(
         out,
         "shutdown took {}, wake-up {}",
-        crate::local::display::human_duration(report.durations[0]),
-        crate::local::display::human_duration(report.durations[1])
+        human_duration(report.durations[0]),
+        human_duration(report.durations[1])
     )?;
     if report.restored_exactly() {
         writeln!(out, "every resource is back exactly as it was")?;
@@ -118,5 +145,23 @@ pub(crate) fn run(args: &Args, out: &mut dyn std::io::Write) -> anyhow::Result<E
     } else {
         writeln!(out, "NOT restored exactly: see the table above")?;
         Ok(ExitCode::FAILURE)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn demo_runs_on_the_embedded_plan() {
+        let args =
+            Args::try_parse_from(["hibernator-demo", "--at", "2026-11-23T12:00:00+01:00"]).unwrap();
+        let mut out = Vec::new();
+        let code = run(&args, &mut out).unwrap();
+        let out = String::from_utf8(out).unwrap();
+        assert_eq!(code, ExitCode::SUCCESS, "{out}");
+        assert!(out.contains("valid: 4 targets"), "{out}");
+        assert!(out.contains("shutdown plan, strategy DAG"), "{out}");
+        assert!(out.contains("wakeup plan, strategy DAG"), "{out}");
     }
 }

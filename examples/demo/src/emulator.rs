@@ -2,8 +2,6 @@
 //! and woken up through exactly the code path of `hibernator run`, with a
 //! before/after table and a check that everything came back as it was.
 
-pub mod estate;
-
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -12,18 +10,19 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use async_trait::async_trait;
 use aws_config::{BehaviorVersion, Region, SdkConfig};
-use hibernator_core::Operation;
 use hibernator_core::cycle::{CycleControl, CycleSummary, ExecutorProvider};
 use hibernator_core::executor::{Executor, ExecutorError, typed};
 use hibernator_core::input::PlanDocuments;
 use hibernator_core::restore::FileRestoreStore;
-use hibernator_core::types::Target;
+use hibernator_core::types::{Operation, Target};
 use hibernator_executors::ExecutorSet;
 use hibernator_executors::aws::rds::RdsExecutor;
 
-use crate::local::display::DisplayMode;
-use crate::local::provider::FileProvider;
-use crate::local::{RunOptions, SummaryFormat, execute};
+use hibernator_operator::local::display::DisplayMode;
+use hibernator_operator::local::provider::FileProvider;
+use hibernator_operator::local::{RunOptions, SummaryFormat, execute};
+
+use crate::estate;
 
 /// Checks that `endpoint` is an emulator on this machine: the demo creates
 /// resources, so it never talks to a real AWS account.

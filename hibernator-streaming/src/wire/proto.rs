@@ -6,14 +6,14 @@
 
 #[allow(missing_docs, clippy::all, clippy::pedantic)]
 mod generated {
-    include!("gen/hibernator.api.v1.rs");
+    include!("../gen/hibernator.api.v1.rs");
 }
 
 pub use generated::*;
 
 /// Encoded `FileDescriptorSet` of the protocol (with its imports), served by
 /// gRPC server reflection.
-pub const FILE_DESCRIPTOR_SET: &[u8] = include_bytes!("gen/descriptor.bin");
+pub const FILE_DESCRIPTOR_SET: &[u8] = include_bytes!("../gen/descriptor.bin");
 
 /// Fully qualified gRPC service name.
 pub const SERVICE_NAME: &str = "hibernator.api.v1.ExecutionService";

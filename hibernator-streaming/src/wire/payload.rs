@@ -9,9 +9,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::ingest::LogLine;
-use crate::progress::Progress;
-use crate::status::Completion;
+use super::{Completion, LogLine, Progress};
 
 /// A webhook body could not be used.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
