@@ -1,7 +1,7 @@
 //! Tests of the Job builder.
 
-use hibernator_core::types::Operation;
 use hibernator_core::input::PlanDocuments;
+use hibernator_core::types::Operation;
 
 use super::*;
 

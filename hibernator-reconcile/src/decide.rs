@@ -12,10 +12,10 @@
 
 use chrono::{DateTime, Utc};
 use hibernator_core::schedule::{CompiledSchedule, ScheduleState};
-use hibernator_core::validation::{validate_exception, validate_plan};
 use hibernator_core::types::{
     ExecutionState, HibernatePlanStatus, OnDelete, Operation, PlanPhase, ScheduleException,
 };
+use hibernator_core::validation::{validate_exception, validate_plan};
 
 use crate::controls::Controls;
 use crate::ledger::{abort_pending, advance, close_cycle, fold_jobs, rerun_failed, start_cycle};

@@ -3,11 +3,11 @@
 //! the Job object is `hibernator-kube`'s part.
 
 use hibernator_core::duration::parse_duration;
+use hibernator_core::types::{DEFAULT_TARGET_TIMEOUT, Operation, Target};
 use hibernator_core::wellknown::{
     ANNOTATION_TARGET, LABEL_ATTEMPT, LABEL_CYCLE_ID, LABEL_OPERATION, LABEL_TARGET, MAX_LABEL_LEN,
     dns_label,
 };
-use hibernator_core::types::{DEFAULT_TARGET_TIMEOUT, Operation, Target};
 use k8s_openapi::api::batch::v1::Job;
 
 use crate::model::{JobObservation, JobPhase, JobRequest};

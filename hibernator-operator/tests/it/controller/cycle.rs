@@ -5,8 +5,8 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use hibernator_core::wellknown::{LABEL_OPERATION, LABEL_PLAN};
 use hibernator_core::types::{HibernatePlan, PlanPhase};
+use hibernator_core::wellknown::{LABEL_OPERATION, LABEL_PLAN};
 use hibernator_testkit::jobsim::JobSimulator;
 use k8s_openapi::api::batch::v1::Job;
 use kube::Api;

@@ -6,11 +6,11 @@ use chrono::{DateTime, Utc};
 use hibernator_core::planner::ExecutionPlan;
 use hibernator_core::restore::{RestoreEntry, RestoreRecord};
 use hibernator_core::schedule::CompiledSchedule;
+use hibernator_core::types::{Operation, ScheduleException};
 use hibernator_core::wellknown::{
     LABEL_CYCLE_ID as LABEL_CYCLE, LABEL_JOB_NAME, LABEL_OPERATION, LABEL_PLAN, LABEL_TARGET,
     restore_config_map_name,
 };
-use hibernator_core::types::{Operation, ScheduleException};
 use hibernator_operator::plugin::PluginError;
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{ConfigMap, Pod};
