@@ -430,6 +430,35 @@ async fn converge(
     }
     print_requests("requests during start-up", requests(world, &own), None);
 
+    // the queue drains after convergence (second reconciles after the
+    // status writes, Events, all behind the client's rate limit): settled
+    // once 10 s pass with no request but the Lease's
+    reset_counts(world);
+    let settling = Instant::now();
+    let mut total_settling = BTreeMap::<String, u64>::new();
+    if world.cluster.api_server().is_some() {
+        loop {
+            tokio::time::sleep(Duration::from_secs(10)).await;
+            let window = requests(world, &BTreeMap::new()).unwrap_or_default();
+            reset_counts(world);
+            let busy: u64 = window
+                .iter()
+                .filter(|(what, _)| !what.ends_with(" leases"))
+                .map(|(_, n)| *n)
+                .sum();
+            for (what, n) in window {
+                *total_settling.entry(what).or_default() += n;
+            }
+            if busy == 0 || settling.elapsed() > Duration::from_secs(600) {
+                break;
+            }
+        }
+        println!(
+            "settled {:.0} s after convergence",
+            settling.elapsed().as_secs_f64()
+        );
+        print_requests("requests while settling", Some(total_settling), None);
+    }
     reset_counts(world);
     tokio::time::sleep(Duration::from_secs(steady)).await;
     print_requests(
