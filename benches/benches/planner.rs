@@ -30,6 +30,7 @@ fn base(n: usize, kind: StrategyType) -> HibernatePlanSpec {
         behavior: Default::default(),
         suspend: false,
         on_delete: Default::default(),
+        wake_up: None,
         targets: (0..n)
             .map(|i| Target {
                 name: format!("target-{i}"),

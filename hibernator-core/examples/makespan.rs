@@ -2,7 +2,7 @@
 //!
 //! For 100 random DAG plans of 50–500 targets (seeded) with random target
 //! durations and a `maxConcurrency`, it simulates a shutdown driven by the
-//! real [`Dispatcher`] (every ready target starts as soon as a slot is free,
+//! real dispatcher ([`makespan`]) (every ready target starts as soon as a slot is free,
 //! in the plan's dispatch order) and compares the makespan with the lower
 //! bound no scheduler can beat: max(critical path, total work /
 //! concurrency). Prints the ratio's mean, median, p95 and worst case.
@@ -12,13 +12,11 @@
 //! cargo run --release -p hibernator-core --example makespan -- --seed 7 --plans 500
 //! ```
 
-use std::cmp::Reverse;
-use std::collections::BinaryHeap;
+use std::time::Duration;
 
-use hibernator_core::planner::{Dispatcher, ExecutionPlan};
+use hibernator_core::planner::{ExecutionPlan, makespan};
 use hibernator_core::types::{
-    BehaviorMode, ConnectorRef, Dependency, HibernatePlanSpec, Operation, Schedule, StrategyType,
-    Target,
+    ConnectorRef, Dependency, HibernatePlanSpec, Operation, Schedule, StrategyType, Target,
 };
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -70,6 +68,7 @@ fn case(rng: &mut StdRng) -> Case {
         behavior: Default::default(),
         suspend: false,
         on_delete: Default::default(),
+        wake_up: None,
         targets,
     };
     spec.execution.strategy.kind = StrategyType::Dag;
@@ -94,30 +93,9 @@ fn case(rng: &mut StdRng) -> Case {
 }
 
 /// The makespan of a shutdown driven by the dispatcher.
-fn simulate(plan: ExecutionPlan, durations: &[u64]) -> u64 {
-    let mut dispatcher = Dispatcher::new(plan, BehaviorMode::Strict);
-    let mut running = BinaryHeap::new();
-    let mut now = 0;
-    loop {
-        for index in dispatcher.next_ready() {
-            running.push(Reverse((now + durations[index], index)));
-        }
-        let Some(Reverse((at, index))) = running.pop() else {
-            break;
-        };
-        now = at;
-        dispatcher.complete(index, true);
-        while let Some(Reverse((next, _))) = running.peek() {
-            if *next != at {
-                break;
-            }
-            if let Some(Reverse((_, index))) = running.pop() {
-                dispatcher.complete(index, true);
-            }
-        }
-    }
-    assert!(dispatcher.is_finished(), "every target ran");
-    now
+fn simulate(plan: &ExecutionPlan, durations: &[u64]) -> u64 {
+    let durations: Vec<Duration> = durations.iter().map(|&s| Duration::from_secs(s)).collect();
+    makespan(plan, &durations).as_secs()
 }
 
 /// max(critical path, total work / concurrency).
@@ -160,7 +138,7 @@ fn main() {
             Err(error) => panic!("generated plan is invalid: {error}"),
         };
         let bound = lower_bound(&plan, &case.durations, case.concurrency);
-        let makespan = simulate(plan, &case.durations) as f64;
+        let makespan = simulate(&plan, &case.durations) as f64;
         let ratio = makespan / bound;
         if ratio > worst.0 {
             worst = (ratio, case.durations.len(), case.concurrency);

@@ -34,6 +34,7 @@ pub mod executor;
 pub mod input;
 pub mod params;
 pub mod planner;
+pub mod readyby;
 pub mod restore;
 pub mod schedule;
 pub mod selector;

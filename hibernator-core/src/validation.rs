@@ -49,6 +49,7 @@ pub fn validate_plan_spec(spec: &HibernatePlanSpec, catalog: &ParameterCatalog) 
         "spec.schedule",
     ));
     check_targets(spec, catalog, &mut d);
+    crate::readyby::check_wake_up(spec, &mut d);
     if spec.behavior.retries > MAX_RETRIES {
         d.error(
             "spec.behavior.retries",

@@ -129,6 +129,7 @@ mod tests {
                 behavior: Default::default(),
                 suspend,
                 on_delete: Default::default(),
+                wake_up: None,
                 targets: vec![],
             },
         );

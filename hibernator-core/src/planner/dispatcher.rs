@@ -1,6 +1,10 @@
 //! Incremental dispatcher: in-degree counters, a ready queue ordered by
 //! dispatch rank, global and per-stage concurrency counters.
 
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
+use std::time::Duration;
+
 use super::queue::RankQueue;
 use super::{ExecutionPlan, PlanInner};
 use crate::types::{BehaviorMode, ExecutionState};
@@ -94,6 +98,39 @@ pub fn ready_targets(
 ) -> Vec<usize> {
     let inner = plan.inner();
     Core::new(inner, mode, states).next_ready(inner)
+}
+
+/// How long a run of `plan` takes when every target succeeds after the
+/// given duration (indexed like `spec.targets`; missing entries take no
+/// time): the real dispatcher starts every ready target as soon as the
+/// strategy and the concurrency limits allow, so this is the plan's
+/// critical path under its strategy (Sequential: the sum; unbounded
+/// Parallel: the longest target; DAG: the longest dependency chain, or
+/// longer when `maxConcurrency` binds; Staged: stage after stage).
+pub fn makespan(plan: &ExecutionPlan, durations: &[Duration]) -> Duration {
+    let inner = plan.inner();
+    let mut core = Core::new(inner, BehaviorMode::Strict, &[]);
+    let mut running = BinaryHeap::new();
+    let mut now = Duration::ZERO;
+    loop {
+        for index in core.next_ready(inner) {
+            let took = durations.get(index).copied().unwrap_or_default();
+            running.push(Reverse((now.saturating_add(took), index)));
+        }
+        let Some(Reverse((at, index))) = running.pop() else {
+            return now;
+        };
+        now = at;
+        core.complete(inner, index, true);
+        while let Some(Reverse((next, _))) = running.peek() {
+            if *next != at {
+                break;
+            }
+            if let Some(Reverse((_, index))) = running.pop() {
+                core.complete(inner, index, true);
+            }
+        }
+    }
 }
 
 /// Simulates a run where every target takes one time unit and succeeds.

@@ -61,7 +61,7 @@ use crate::types::{HibernatePlanSpec, Operation, StrategyType};
 use names::{NameIndex, Names};
 
 pub use check::check_execution;
-pub use dispatcher::{Dispatcher, ready_targets};
+pub use dispatcher::{Dispatcher, makespan, ready_targets};
 
 /// A structural problem in `spec.execution` (or in how it refers to `spec.targets`).
 ///

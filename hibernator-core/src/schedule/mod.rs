@@ -51,7 +51,7 @@ mod tests_docs;
 #[cfg(test)]
 mod tests_exceptions;
 #[cfg(test)]
-mod tests_prop;
+pub(crate) mod tests_prop;
 #[cfg(test)]
 mod tests_tz;
 

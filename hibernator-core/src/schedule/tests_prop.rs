@@ -24,7 +24,7 @@ const ANCHORS: &[&str] = &[
     "2026-09-20T00:00:00Z",
     "2026-10-20T00:00:00Z",
 ];
-const RANGE_DAYS: i64 = 28;
+pub(crate) const RANGE_DAYS: i64 = 28;
 
 #[derive(Clone, Debug)]
 struct W {
@@ -57,9 +57,9 @@ struct E {
 }
 
 #[derive(Clone, Debug)]
-struct Case {
-    zone: &'static str,
-    anchor: DateTime<Utc>,
+pub(crate) struct Case {
+    pub(crate) zone: &'static str,
+    pub(crate) anchor: DateTime<Utc>,
     base: Vec<W>,
     exceptions: Vec<E>,
 }
@@ -97,7 +97,7 @@ fn exception() -> impl Strategy<Value = E> {
         })
 }
 
-fn case() -> impl Strategy<Value = Case> {
+pub(crate) fn case() -> impl Strategy<Value = Case> {
     (
         prop::sample::select(ZONES),
         prop::sample::select(ANCHORS),
@@ -136,7 +136,7 @@ impl Case {
             .collect()
     }
 
-    fn compile(&self) -> CompiledSchedule {
+    pub(crate) fn compile(&self) -> CompiledSchedule {
         let schedule = Schedule {
             timezone: self.zone.into(),
             off_hours: self.base.iter().map(W::to_window).collect(),
@@ -146,9 +146,9 @@ impl Case {
 }
 
 /// A deliberately naive reading of R1–R5, evaluated at one instant.
-struct Oracle<'a> {
-    case: &'a Case,
-    tz: Tz,
+pub(crate) struct Oracle<'a> {
+    pub(crate) case: &'a Case,
+    pub(crate) tz: Tz,
 }
 
 impl Oracle<'_> {
@@ -222,7 +222,7 @@ impl Oracle<'_> {
 
     /// The final state with leadTime suppression, on the one-minute grid (every event
     /// and boundary of the generated cases is on it).
-    fn f(&self, t: DateTime<Utc>) -> bool {
+    pub(crate) fn f(&self, t: DateTime<Utc>) -> bool {
         if !self.g(t) {
             return false;
         }
@@ -260,7 +260,7 @@ impl Oracle<'_> {
     }
 }
 
-fn state(off: bool) -> ScheduleState {
+pub(crate) fn state(off: bool) -> ScheduleState {
     if off {
         ScheduleState::Hibernated
     } else {

@@ -45,6 +45,10 @@ pub struct HibernatePlanSpec {
     /// What happens to hibernated targets when the plan is deleted.
     #[serde(default)]
     pub on_delete: OnDelete,
+    /// When wake-ups start: with `readyBy`, early enough that the plan is
+    /// expected to be Active at the window's end (see `docs/wake-up-on-time.md`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wake_up: Option<WakeUp>,
     /// The resources this plan puts to sleep.
     pub targets: Vec<Target>,
 }
@@ -154,6 +158,23 @@ pub struct Stage {
     /// Names of the targets in this stage, in order.
     pub targets: Vec<String>,
 }
+
+/// Wake-up timing of a plan (`spec.wakeUp`).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct WakeUp {
+    /// Start each wake-up early, by the plan's expected wake-up duration
+    /// (learned from its recent wake-ups), so that it is Active at the
+    /// window's end instead of starting to wake up then.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub ready_by: bool,
+    /// Upper bound of the lead, e.g. `45m` (default `1h`, at most `24h`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_lead: Option<String>,
+}
+
+/// Default upper bound of a ready-by lead (`spec.wakeUp.maxLead`).
+pub const DEFAULT_MAX_LEAD: std::time::Duration = std::time::Duration::from_secs(3600);
 
 /// Failure handling.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
@@ -421,6 +442,73 @@ pub struct HibernatePlanStatus {
     /// The last `hibernator.dev/retry-now` annotation value acted upon.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_retry_token: Option<String>,
+    /// Ready-by wake-up: the lead in force, learned wake-up durations and
+    /// how early or late recent wake-ups were ready.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wake_up: Option<WakeUpStatus>,
+}
+
+/// Upper bound of the learned wake-up durations kept per target and of
+/// `status.wakeUp.readiness` entries.
+pub const MAX_WAKE_SAMPLES: usize = 10;
+
+/// Ready-by wake-up state of a plan (`status.wakeUp`).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct WakeUpStatus {
+    /// The lead in force, in seconds (0 without `spec.wakeUp.readyBy`).
+    #[serde(default)]
+    pub lead_seconds: u64,
+    /// Where the lead comes from: `history`, `defaults` (no wake-up measured
+    /// yet for some target), or `maxLead` (capped).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lead_source: Option<String>,
+    /// The end of the current (or last) off-hours window, as scheduled.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub window_end: Option<DateTime<Utc>>,
+    /// When the next wake-up starts: `windowEnd` minus the lead.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_wake_up_start: Option<DateTime<Utc>>,
+    /// The window end the running wake-up aims at (set when a scheduled
+    /// wake-up starts, cleared when it ends).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cycle_window_end: Option<DateTime<Utc>>,
+    /// Measured wake-up durations per target, newest first, at most
+    /// [`MAX_WAKE_SAMPLES`] each.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub durations: Vec<TargetDurations>,
+    /// How early (positive) or late (negative) recent scheduled wake-ups were
+    /// ready against the window's end, newest first, at most [`MAX_WAKE_SAMPLES`].
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub readiness: Vec<Readiness>,
+}
+
+/// Measured wake-up durations of one target.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct TargetDurations {
+    /// Target name.
+    pub target: String,
+    /// Durations of successful wake-ups in seconds, newest first.
+    #[serde(default)]
+    pub seconds: Vec<u64>,
+}
+
+/// How one scheduled wake-up went against the window's end.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Readiness {
+    /// The wake-up cycle.
+    pub cycle_id: String,
+    /// The scheduled end of the off-hours window.
+    pub window_end: DateTime<Utc>,
+    /// When every target was awake (absent when the wake-up failed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ready_at: Option<DateTime<Utc>>,
+    /// `windowEnd − readyAt` in seconds: positive when ready early, negative
+    /// when late (absent when the wake-up failed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub early_seconds: Option<i64>,
 }
 
 /// Upper bound of `status.history` entries.

@@ -78,6 +78,7 @@ mod tests {
                 behavior: Default::default(),
                 suspend: false,
                 on_delete: Default::default(),
+                wake_up: None,
                 targets: vec![],
             },
         );

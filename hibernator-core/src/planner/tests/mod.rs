@@ -33,6 +33,7 @@ pub(super) fn spec(kind: StrategyType, names: &[&str]) -> HibernatePlanSpec {
         behavior: Behavior::default(),
         suspend: false,
         on_delete: OnDelete::default(),
+        wake_up: None,
         targets: names
             .iter()
             .map(|name| Target {

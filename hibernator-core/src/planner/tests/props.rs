@@ -253,3 +253,69 @@ proptest! {
         }
     }
 }
+
+/// The longest chain of `durations` along the plan's dependency edges
+/// (relaxed once per target, so no order is assumed).
+fn longest_chain(plan: &ExecutionPlan, durations: &[std::time::Duration]) -> std::time::Duration {
+    let mut finish = durations.to_vec();
+    for _ in 0..plan.len() {
+        for i in 0..plan.len() {
+            let start = plan.parents(i).iter().map(|&p| finish[p]).max();
+            finish[i] = start.unwrap_or_default() + durations[i];
+        }
+    }
+    finish.into_iter().max().unwrap_or_default()
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    /// The expected wake-up duration (ready-by lead) under every strategy:
+    /// the dispatcher-driven makespan equals the closed form where one
+    /// exists and always lies between the longest chain and the total work.
+    #[test]
+    fn makespan_is_the_critical_path_under_every_strategy(
+        spec in arb_spec(),
+        seconds in proptest::collection::vec(0u64..3600, 24),
+        operation in prop_oneof![Just(Operation::Shutdown), Just(Operation::Wakeup)],
+    ) {
+        let plan = ExecutionPlan::build(&spec, operation).unwrap();
+        let durations: Vec<std::time::Duration> = seconds[..plan.len()]
+            .iter()
+            .map(|&s| std::time::Duration::from_secs(s))
+            .collect();
+        let got = crate::planner::makespan(&plan, &durations);
+        let total: std::time::Duration = durations.iter().sum();
+        let chain = longest_chain(&plan, &durations);
+        prop_assert!(got <= total, "{:?} > total work {:?}", got, total);
+        prop_assert!(got >= chain, "{:?} < longest chain {:?}", got, chain);
+        let longest = durations.iter().max().copied().unwrap_or_default();
+        prop_assert!(got >= longest);
+        let inner = plan.inner();
+        let unbounded = plan.max_concurrency().is_none();
+        match plan.strategy() {
+            StrategyType::Sequential => prop_assert_eq!(got, total),
+            StrategyType::Parallel if unbounded => prop_assert_eq!(got, longest),
+            StrategyType::Dag if unbounded => prop_assert_eq!(got, chain),
+            StrategyType::Staged
+                if unbounded && inner.stages.iter().all(|s| matches!(s.limit, None | Some(1))) =>
+            {
+                // Stage after stage: a parallel stage without a limit takes
+                // its longest target, a sequential (limit 1) stage the sum.
+                let expected: std::time::Duration = inner
+                    .stages
+                    .iter()
+                    .map(|stage| {
+                        let each = stage.members.iter().map(|&m| durations[m]);
+                        match stage.limit {
+                            None => each.max().unwrap_or_default(),
+                            _ => each.sum(),
+                        }
+                    })
+                    .sum();
+                prop_assert_eq!(got, expected);
+            }
+            _ => {}
+        }
+    }
+}
