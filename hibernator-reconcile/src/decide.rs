@@ -11,6 +11,7 @@
 //! in status and the Jobs by their deterministic names.
 
 use chrono::{DateTime, Utc};
+use hibernator_core::readyby::{LeadSchedule, LeadSource, wake_lead};
 use hibernator_core::schedule::{CompiledSchedule, ScheduleState};
 use hibernator_core::types::{
     ExecutionState, HibernatePlanStatus, OnDelete, Operation, PlanPhase, ScheduleException,
@@ -21,6 +22,7 @@ use crate::controls::Controls;
 use crate::ledger::{abort_pending, advance, close_cycle, fold_jobs, rerun_failed, start_cycle};
 use crate::model::{DecideInput, Decision, PlanEvent, has_restore_data, is_open};
 use crate::status::{phase_name, targets_summary, update_conditions};
+use crate::wakeup;
 
 /// Settled state after the last closed cycle.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -69,8 +71,10 @@ pub fn decide(input: &DecideInput<'_>) -> Decision {
         d.events
             .push(PlanEvent::warning("InvalidAnnotation", problem.clone()));
     }
-    let scheduled = schedule.state_at(now);
-    d.status.next_transition = schedule.next_transition(now).map(|t| t.at);
+    let lead = wake_lead(&plan.spec, previous.wake_up.as_ref());
+    let effective = LeadSchedule::new(&schedule, lead.delta());
+    let scheduled = wakeup::scheduled_state(&effective, previous.wake_up.as_ref(), now);
+    wakeup::refresh(&mut d.status, &plan.spec, &lead, &effective, now);
     d.status.override_state = controls.override_.map(|o| o.as_str().to_string());
     d.status.override_until = controls.override_.and_then(|o| o.until);
     d.status.suspended_until = controls.suspend_until;
@@ -111,6 +115,7 @@ pub fn decide(input: &DecideInput<'_>) -> Decision {
         let hold = hold_for_delete || (controls.suspended() && !deleting);
         advance(&mut d, input, hold);
     } else if was_open {
+        wakeup::on_close(&mut d, lead.source != LeadSource::Off);
         close_cycle(&mut d, now);
     }
 
@@ -139,6 +144,7 @@ pub fn decide(input: &DecideInput<'_>) -> Decision {
                     if has_data =>
                 {
                     start_cycle(&mut d, input, Operation::Wakeup);
+                    wakeup::on_wakeup_start(&mut d.status, None, false);
                 }
                 _ => d.cleanup = true,
             }
@@ -148,14 +154,22 @@ pub fn decide(input: &DecideInput<'_>) -> Decision {
                     start_cycle(&mut d, input, Operation::Shutdown);
                 }
                 Settled::Hibernated if desired == ScheduleState::Awake => {
+                    let hibernated_at = d.status.cycle_started_at;
                     start_cycle(&mut d, input, Operation::Wakeup);
+                    let scheduled = controls.override_.is_none();
+                    wakeup::on_wakeup_start(&mut d.status, hibernated_at, scheduled);
                 }
                 Settled::Failed(_) if new_token => {
                     rerun_failed(&mut d, now);
                     advance(&mut d, input, false);
                 }
                 Settled::Failed(failed) if target_state(failed) != desired => {
+                    let hibernated_at = d.status.cycle_started_at;
                     start_cycle(&mut d, input, opposite(failed));
+                    if failed == Operation::Shutdown {
+                        let scheduled = controls.override_.is_none();
+                        wakeup::on_wakeup_start(&mut d.status, hibernated_at, scheduled);
+                    }
                 }
                 _ => {}
             }
@@ -187,6 +201,12 @@ pub fn decide(input: &DecideInput<'_>) -> Decision {
             Settled::Failed(_) => PlanPhase::Error,
         }
     };
+    // A wake-up that just ended may have changed the lead.
+    let lead = wake_lead(&plan.spec, d.status.wake_up.as_ref());
+    let effective = LeadSchedule::new(&schedule, lead.delta());
+    d.status.next_transition =
+        wakeup::next_transition(&effective, d.status.wake_up.as_ref(), now).map(|t| t.at);
+    wakeup::refresh(&mut d.status, &plan.spec, &lead, &effective, now);
     d.status.observed_generation = generation;
     d.status.targets_summary = targets_summary(d.status.current_operation, &d.status.executions);
     update_conditions(&mut d.status, None, generation, now);

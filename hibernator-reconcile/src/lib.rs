@@ -14,7 +14,8 @@
 //! - [`status`]: conditions, the targets summary and cycle history;
 //! - [`jobs`]: runner Job names and reading a Job's outcome;
 //! - [`termination`]: the runner's termination message;
-//! - [`time`]: Kubernetes timestamps and the controller's clock.
+//! - [`time`]: Kubernetes timestamps and the controller's clock;
+//! - `wakeup` (private): ready-by bookkeeping in `status.wakeUp`.
 //!
 //! The `hibernator-kube` crate turns decisions into Kubernetes objects; the
 //! operator's controller applies them.
@@ -27,6 +28,7 @@ pub mod model;
 pub mod status;
 pub mod termination;
 pub mod time;
+mod wakeup;
 
 pub use decide::decide;
 pub use model::{

@@ -5,7 +5,8 @@ use std::process::ExitCode;
 use anyhow::Context;
 use chrono::{DateTime, SecondsFormat, Utc};
 use hibernator_core::duration::format_duration;
-use hibernator_core::schedule::{CompiledSchedule, Transition};
+use hibernator_core::readyby::{LeadSchedule, LeadSource, WakeLead, wake_lead};
+use hibernator_core::schedule::{CompiledSchedule, ScheduleState, Transition};
 use serde_json::json;
 
 use super::{FileArg, Format, output};
@@ -41,11 +42,17 @@ pub(crate) fn run(args: &Args, out: &mut dyn std::io::Write) -> anyhow::Result<E
         .with_context(|| format!("{}", args.file.file.display()))?;
     let at = args.at.unwrap_or_else(Utc::now);
     let name = docs.plan.metadata.name.clone().unwrap_or_default();
+    let lead = wake_lead(
+        &docs.plan.spec,
+        docs.plan.status.as_ref().and_then(|s| s.wake_up.as_ref()),
+    );
+    let effective = LeadSchedule::new(&schedule, lead.delta());
     // One more than asked, so the table can say how long the last state lasts.
-    let transitions: Vec<Transition> = schedule.transitions(at).take(args.next + 1).collect();
+    let transitions: Vec<Transition> = effective.transitions(at).take(args.next + 1).collect();
     write_transitions(
         &name,
-        &schedule,
+        &effective,
+        &lead,
         at,
         &transitions,
         args.next,
@@ -55,19 +62,71 @@ pub(crate) fn run(args: &Args, out: &mut dyn std::io::Write) -> anyhow::Result<E
     Ok(ExitCode::SUCCESS)
 }
 
+/// The ready-by lead as JSON (`null` without ready-by).
+pub(crate) fn lead_json(lead: &WakeLead) -> serde_json::Value {
+    if lead.source == LeadSource::Off {
+        return serde_json::Value::Null;
+    }
+    json!({
+        "lead": format_duration(lead.lead),
+        "leadSeconds": lead.lead.as_secs(),
+        "expectedSeconds": lead.expected.as_secs(),
+        "source": lead.source.as_str(),
+        "targets": lead.targets.iter().map(|t| json!({
+            "target": t.target,
+            "expectedSeconds": t.expected.as_secs(),
+            "samples": t.samples,
+        })).collect::<Vec<_>>(),
+    })
+}
+
+/// One line describing the ready-by lead (`None` without ready-by).
+pub(crate) fn lead_line(lead: &WakeLead) -> Option<String> {
+    let why = match lead.source {
+        LeadSource::Off => return None,
+        LeadSource::History => "learned from recent wake-ups".to_string(),
+        LeadSource::Defaults => {
+            let defaults = lead.targets.iter().filter(|t| t.samples == 0).count();
+            format!("{defaults} target(s) without measured wake-ups use executor defaults")
+        }
+        LeadSource::MaxLead => format!(
+            "capped by spec.wakeUp.maxLead; the plan is expected to need {}",
+            format_duration(lead.expected)
+        ),
+    };
+    Some(format!(
+        "ready-by: wake-ups start {} before the window end ({why})",
+        format_duration(lead.lead)
+    ))
+}
+
+/// The scheduled window end a wake-up transition at `t` aims at, when the
+/// ready-by lead moved it.
+pub(crate) fn aimed_window_end(
+    schedule: &LeadSchedule<'_>,
+    t: &Transition,
+) -> Option<DateTime<Utc>> {
+    if t.to != ScheduleState::Awake || schedule.lead().is_zero() {
+        return None;
+    }
+    schedule.window_end(t.at)
+}
+
 /// Writes a schedule's state at `at` and the first `shown` of `transitions`
 /// (which may hold one more, so the table can say how long the last state
-/// lasts), in the schedule's time zone.
+/// lasts), in the schedule's time zone. Wake-ups moved by a ready-by lead
+/// name the window end they aim at.
 pub(crate) fn write_transitions(
     name: &str,
-    schedule: &CompiledSchedule,
+    schedule: &LeadSchedule<'_>,
+    lead: &WakeLead,
     at: DateTime<Utc>,
     transitions: &[Transition],
     shown: usize,
     format: Format,
     out: &mut dyn std::io::Write,
 ) -> anyhow::Result<()> {
-    let tz = schedule.timezone();
+    let tz = schedule.schedule().timezone();
     let local = |t: DateTime<Utc>| t.with_timezone(&tz);
     match format {
         Format::Json => {
@@ -75,10 +134,15 @@ pub(crate) fn write_transitions(
                 .iter()
                 .take(shown)
                 .map(|t| {
-                    json!({
+                    let mut row = json!({
                         "at": local(t.at).to_rfc3339_opts(SecondsFormat::Secs, false),
                         "to": t.to,
-                    })
+                    });
+                    if let Some(end) = aimed_window_end(schedule, t) {
+                        row["windowEnd"] =
+                            json!(local(end).to_rfc3339_opts(SecondsFormat::Secs, false));
+                    }
+                    row
                 })
                 .collect();
             output::write_json(
@@ -89,6 +153,7 @@ pub(crate) fn write_transitions(
                     "at": local(at).to_rfc3339_opts(SecondsFormat::Secs, false),
                     "state": schedule.state_at(at),
                     "transitions": list,
+                    "readyBy": lead_json(lead),
                 }),
             )?;
         }
@@ -100,6 +165,9 @@ pub(crate) fn write_transitions(
                 local(at).format("%a %Y-%m-%d %H:%M %Z"),
                 schedule.state_at(at)
             )?;
+            if let Some(text) = lead_line(lead) {
+                writeln!(out, "{text}")?;
+            }
             if transitions.is_empty() {
                 writeln!(out, "no transitions: the schedule never changes state")?;
                 return Ok(());
@@ -111,10 +179,14 @@ pub(crate) fn write_transitions(
                     .and_then(|next| (next.at - t.at).to_std().ok())
                     .map(format_duration)
                     .unwrap_or_else(|| "until further notice".to_string());
+                let to = match aimed_window_end(schedule, t) {
+                    Some(end) => format!("{} (ready by {})", t.to, local(end).format("%a %H:%M")),
+                    None => t.to.to_string(),
+                };
                 table.add_row(vec![
                     (i + 1).to_string(),
                     local(t.at).format("%a %Y-%m-%d %H:%M %Z").to_string(),
-                    t.to.to_string(),
+                    to,
                     lasts,
                 ]);
             }

@@ -3,7 +3,12 @@
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use chrono_tz::Tz;
+use std::time::Duration;
+
+use hibernator_core::duration::format_duration;
 use hibernator_core::planner::ExecutionPlan;
+use hibernator_core::readyby::{LeadSchedule, wake_lead};
+use hibernator_core::schedule::Transition;
 use hibernator_core::types::{ExecutionStatus, HibernatePlan, Operation};
 use k8s_openapi::api::events::v1::Event;
 use kube::ResourceExt;
@@ -136,9 +141,15 @@ pub(super) async fn run(
 ) -> Result<(), PluginError> {
     let plan = conn.plan(&args.plan).await?;
     let tz = display_tz(args, &plan)?;
-    let schedule = preview::compile(conn, &plan).await?;
+    let compiled = preview::compile(conn, &plan).await?;
+    let lead = wake_lead(
+        &plan.spec,
+        plan.status.as_ref().and_then(|s| s.wake_up.as_ref()),
+    );
+    let schedule = LeadSchedule::new(&compiled, lead.delta());
     let now = Utc::now();
     let transitions: Vec<_> = schedule.transitions(now).take(TRANSITIONS).collect();
+    let aims = |t: &Transition| crate::cli::schedule::aimed_window_end(&schedule, t);
     let waves = |op| ExecutionPlan::build(&plan.spec, op).ok();
     let (shutdown, wakeup) = (waves(Operation::Shutdown), waves(Operation::Wakeup));
     let records = restore::records(conn, &args.plan).await?;
@@ -170,8 +181,11 @@ pub(super) async fn run(
                     "state": schedule.state_at(now),
                     "transitions": transitions.iter().map(|t| json!({
                         "at": local(t.at, tz), "to": t.to,
+                        "windowEnd": aims(t).map(|end| local(end, tz)),
                     })).collect::<Vec<_>>(),
+                    "readyBy": crate::cli::schedule::lead_json(&lead),
                 },
+                "wakeUp": status.wake_up,
                 "waves": {
                     "shutdown": shutdown.as_ref().map(ExecutionPlan::waves),
                     "wakeup": wakeup.as_ref().map(ExecutionPlan::waves),
@@ -239,8 +253,35 @@ pub(super) async fn run(
                     ),
                 )?;
             }
+            if let Some(text) = crate::cli::schedule::lead_line(&lead) {
+                line(out, format!("  {text}"))?;
+            }
             for t in &transitions {
-                line(out, format!("  next: {} → {}", local(t.at, tz), t.to))?;
+                let aim = aims(t)
+                    .map(|end| format!(" (ready by {})", local(end, tz)))
+                    .unwrap_or_default();
+                line(out, format!("  next: {} → {}{aim}", local(t.at, tz), t.to))?;
+            }
+            for r in status.wake_up.iter().flat_map(|w| w.readiness.iter()) {
+                let how = match r.early_seconds {
+                    Some(s) if s >= 0 => format!(
+                        "ready {} early",
+                        format_duration(Duration::from_secs(s.unsigned_abs()))
+                    ),
+                    Some(s) => format!(
+                        "ready {} late",
+                        format_duration(Duration::from_secs(s.unsigned_abs()))
+                    ),
+                    None => "not ready (wake-up failed)".to_string(),
+                };
+                line(
+                    out,
+                    format!(
+                        "  wake-up {}: {how} for the window end {}",
+                        r.cycle_id,
+                        local(r.window_end, tz)
+                    ),
+                )?;
             }
             if let Some(plan) = &shutdown {
                 write_plan(plan, PlanFormat::Table, out)

@@ -3,6 +3,7 @@
 //! uses it).
 
 use chrono::{DateTime, Utc};
+use hibernator_core::readyby::{LeadSchedule, wake_lead};
 use hibernator_core::schedule::{CompiledSchedule, Transition};
 use hibernator_core::types::{HibernatePlan, ScheduleException};
 use kube::ResourceExt;
@@ -72,7 +73,7 @@ pub(super) async fn compile(
 /// can say how long the last state lasts); returns them and how many lie
 /// inside the window.
 pub(super) fn window(
-    schedule: &CompiledSchedule,
+    schedule: &LeadSchedule<'_>,
     at: DateTime<Utc>,
     days: u32,
 ) -> (Vec<Transition>, usize) {
@@ -96,15 +97,21 @@ pub(super) async fn run(
 ) -> Result<(), PluginError> {
     let plan = conn.plan(&args.plan).await?;
     let schedule = compile(conn, &plan).await?;
+    let lead = wake_lead(
+        &plan.spec,
+        plan.status.as_ref().and_then(|s| s.wake_up.as_ref()),
+    );
+    let effective = LeadSchedule::new(&schedule, lead.delta());
     let at = Utc::now();
-    let (transitions, shown) = window(&schedule, at, args.days);
+    let (transitions, shown) = window(&effective, at, args.days);
     let format = match args.output {
         Output::Json => Format::Json,
         Output::Table => Format::Table,
     };
     crate::cli::schedule::write_transitions(
         &args.plan,
-        &schedule,
+        &effective,
+        &lead,
         at,
         &transitions,
         shown,

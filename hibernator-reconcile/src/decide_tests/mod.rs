@@ -14,6 +14,7 @@ use super::*;
 use crate::model::{JobObservation, JobPhase, RestoreView};
 
 mod controls;
+mod readyby;
 
 const SCHEDULE: &str = "schedule: {timezone: UTC, offHours: [{start: \"20:00\", end: \"06:00\", daysOfWeek: [MON, TUE, WED, THU, FRI]}]}";
 
