@@ -204,3 +204,60 @@ fn unreadable_files_are_errors_not_panics() {
     let err = run_capture(["hibernator", "schedule", "/nonexistent/plan.yaml"]).unwrap_err();
     assert!(err.to_string().contains("/nonexistent/plan.yaml"), "{err}");
 }
+
+fn ready_by_path() -> String {
+    concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../examples/plans/ready-by.yaml"
+    )
+    .to_string()
+}
+
+#[test]
+fn the_ready_by_example_is_valid_and_its_preview_shows_the_moved_wake_up() {
+    let (code, v) = json(&["hibernator", "validate", &ready_by_path(), "-o", "json"]);
+    assert_eq!(code, ExitCode::SUCCESS, "{v}");
+    assert_eq!(v["warnings"], serde_json::json!([]), "{v}");
+    // Monday 21:00 Berlin: off. No status in the file, so executor
+    // defaults: orders-db (rds, 15m) wakes up before app-servers (ec2, 5m)
+    // on the reversed DAG: a 20-minute lead, 06:40 for the 07:00 window end.
+    let (code, v) = json(&[
+        "hibernator",
+        "schedule",
+        &ready_by_path(),
+        "--at",
+        "2026-11-23T21:00:00+01:00",
+        "--next",
+        "2",
+        "-o",
+        "json",
+    ]);
+    assert_eq!(code, ExitCode::SUCCESS);
+    assert_eq!(v["state"], "hibernated", "{v}");
+    assert_eq!(
+        v["transitions"][0]["at"], "2026-11-24T06:40:00+01:00",
+        "{v}"
+    );
+    assert_eq!(v["transitions"][0]["to"], "awake");
+    assert_eq!(
+        v["transitions"][0]["windowEnd"],
+        "2026-11-24T07:00:00+01:00"
+    );
+    assert_eq!(v["transitions"][1]["at"], "2026-11-24T20:00:00+01:00");
+    assert!(v["transitions"][1].get("windowEnd").is_none(), "{v}");
+    assert_eq!(v["readyBy"]["leadSeconds"], 1200);
+    assert_eq!(v["readyBy"]["source"], "defaults");
+    let (_, text) = run_capture([
+        "hibernator",
+        "schedule",
+        &ready_by_path(),
+        "--at",
+        "2026-11-23T21:00:00+01:00",
+    ])
+    .unwrap();
+    assert!(
+        text.contains("ready-by: wake-ups start 20m before the window end"),
+        "{text}"
+    );
+    assert!(text.contains("awake (ready by Tue 07:00)"), "{text}");
+}

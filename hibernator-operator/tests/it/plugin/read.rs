@@ -410,3 +410,94 @@ async fn logs_follow_jobs_of_the_current_cycle_to_their_pods() {
     assert!(text.contains("log of p-app-old"), "{text}");
     env.tc.cleanup().await.unwrap();
 }
+
+#[tokio::test]
+async fn preview_and_describe_show_the_learned_ready_by_lead_and_readiness() {
+    let env = Env::start("plugin-readyby").await;
+    env.create_plan("p").await;
+    env.plans()
+        .patch(
+            "p",
+            &kube::api::PatchParams::default(),
+            &kube::api::Patch::Merge(
+                json!({"spec": {"wakeUp": {"readyBy": true, "maxLead": "2h"}}}),
+            ),
+        )
+        .await
+        .unwrap();
+    // Learned: every target took 4 minutes, except orders-db (12 minutes).
+    let durations: Vec<serde_json::Value> =
+        ["app-nodes", "batch-workers", "orders-db", "analytics-db"]
+            .iter()
+            .map(|t| json!({"target": t, "seconds": [if *t == "orders-db" { 720 } else { 240 }]}))
+            .collect();
+    env.set_status(
+        "p",
+        json!({
+            "phase": "Active",
+            "wakeUp": {
+                "durations": durations,
+                "readiness": [{"cycleId": "c20261124t045000z", "windowEnd": "2026-11-24T05:00:00Z",
+                    "readyAt": "2026-11-24T05:03:00Z", "earlySeconds": -180}],
+            },
+        }),
+    )
+    .await;
+    let plan = env.plan("p").await;
+    let lead = hibernator_core::readyby::wake_lead(
+        &plan.spec,
+        plan.status.as_ref().and_then(|s| s.wake_up.as_ref()),
+    );
+    // Wake-up reverses the DAG: the databases first (12m), then the nodes
+    // and workers (4m): 16 minutes.
+    assert_eq!(lead.lead.as_secs(), 16 * 60);
+
+    let out = env
+        .json(&["preview", "p", "--days", "3", "-o", "json"])
+        .await;
+    assert_eq!(out["readyBy"]["leadSeconds"], 960, "{out}");
+    assert_eq!(out["readyBy"]["source"], "history");
+    let at: DateTime<Utc> = out["at"].as_str().unwrap().parse().unwrap();
+    let schedule = CompiledSchedule::compile(&plan.spec.schedule, &[]).unwrap();
+    let moved =
+        hibernator_core::readyby::LeadSchedule::new(&schedule, chrono::TimeDelta::minutes(16));
+    let expected: Vec<(DateTime<Utc>, String)> = moved
+        .transitions(at)
+        .take_while(|t| t.at <= at + chrono::Duration::days(3))
+        .map(|t| (t.at, t.to.to_string()))
+        .collect();
+    let got: Vec<(DateTime<Utc>, String)> = out["transitions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| {
+            (
+                t["at"].as_str().unwrap().parse().unwrap(),
+                t["to"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(got, expected);
+    for t in out["transitions"].as_array().unwrap() {
+        if t["to"] == "awake" {
+            let at: DateTime<Utc> = t["at"].as_str().unwrap().parse().unwrap();
+            let end: DateTime<Utc> = t["windowEnd"].as_str().unwrap().parse().unwrap();
+            assert_eq!(end - at, chrono::TimeDelta::minutes(16), "{t}");
+        }
+    }
+
+    let table = env.run(&["describe", "p", "--timezone", "UTC"]).await;
+    assert!(
+        table.contains("ready-by: wake-ups start 16m before the window end"),
+        "{table}"
+    );
+    assert!(
+        table.contains(
+            "wake-up c20261124t045000z: ready 3m late for the window end 2026-11-24T05:00:00+00:00"
+        ),
+        "{table}"
+    );
+    let d = env.json(&["describe", "p", "-o", "json"]).await;
+    assert_eq!(d["wakeUp"]["readiness"][0]["earlySeconds"], -180, "{d}");
+    env.tc.cleanup().await.unwrap();
+}
