@@ -334,3 +334,56 @@ async fn exceptions_overrides_and_suspend_take_effect_by_watch() {
     assert_eq!(shutdowns, 4, "two hibernations of two targets");
     harness.stop().await;
 }
+
+/// Ready-by through the controller and the API server: the wake-up of a
+/// plan with `wakeUp.readyBy` starts the lead before the window end (two
+/// ec2 targets in sequence without history: 5m + 5m), not at it, and
+/// `status.nextTransition` says so beforehand.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_ready_by_plan_wakes_up_the_lead_before_the_window_end() {
+    let cluster = cluster("ctl-readyby").await;
+    let client = cluster.client();
+    let ns = cluster.namespace().to_string();
+    let log = RunnerLog::default();
+    let _sim = JobSimulator::start(
+        client.clone(),
+        &ns,
+        runner(client.clone(), log.clone(), no_failures()),
+    );
+    let plans: Api<HibernatePlan> = Api::namespaced(client.clone(), &ns);
+    let mut p = plan("early", 2, "{type: Sequential}");
+    p.spec.wake_up = Some(hibernator_core::types::WakeUp {
+        ready_by: true,
+        max_lead: None,
+    });
+    plans.create(&PostParams::default(), &p).await.unwrap();
+    let mut harness = Harness::new(&cluster, night());
+    harness.start();
+    let hibernated = wait_phase(
+        &plans,
+        "early",
+        PlanPhase::Hibernated,
+        Duration::from_secs(60),
+    )
+    .await;
+    let status = hibernated.status.unwrap();
+    let wake_at: chrono::DateTime<chrono::Utc> = "2026-11-24T05:50:00Z".parse().unwrap();
+    assert_eq!(status.next_transition, Some(wake_at));
+    assert_eq!(status.wake_up.as_ref().map(|w| w.lead_seconds), Some(600));
+    // One second before the moved wake-up nothing starts...
+    harness.set_time(wake_at - chrono::Duration::seconds(1));
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(
+        jobs_by_target(&client, &ns, "early", "wakeup")
+            .await
+            .is_empty()
+    );
+    // ...at it, the wake-up runs to Active, ten minutes before 06:00.
+    harness.set_time(wake_at);
+    wait_phase(&plans, "early", PlanPhase::Active, Duration::from_secs(60)).await;
+    assert_eq!(
+        jobs_by_target(&client, &ns, "early", "wakeup").await.len(),
+        2
+    );
+    harness.stop().await;
+}
