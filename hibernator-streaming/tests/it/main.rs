@@ -12,4 +12,5 @@ mod local_access;
 mod logs;
 mod payload;
 mod replicas;
+mod sinks;
 mod tls;

@@ -6,7 +6,7 @@ use hibernator_streaming::sink::datadog::{MAX_ENTRIES, intake_endpoint, status_o
 use hibernator_streaming::sink::{DatadogOptions, DatadogSink, LogSink, Secret, SinkError};
 use serde_json::Value;
 
-use crate::common::{Receiver, at, fast_retry, record};
+use crate::sinks::common::{Receiver, at, fast_retry, record};
 
 const KEY: &str = "0123456789abcdef0123456789abcdef";
 

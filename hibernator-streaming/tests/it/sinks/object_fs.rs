@@ -17,7 +17,7 @@ use object_store::{
     ObjectStoreExt, PutMultipartOptions, PutOptions, PutPayload, PutResult,
 };
 
-use crate::common::{at, record};
+use crate::sinks::common::{at, record};
 
 fn options(batch_lines: usize) -> ObjectSinkOptions {
     ObjectSinkOptions {

@@ -7,7 +7,7 @@ use async_trait::async_trait;
 use hibernator_streaming::sink::{Batcher, BatcherOptions, LogRecord, LogSink, SinkError};
 use tokio::sync::Semaphore;
 
-use crate::common::{at, record};
+use crate::sinks::common::{at, record};
 
 #[derive(Default)]
 struct Recording {

@@ -10,7 +10,7 @@ use hibernator_testkit::moto::MotoServer;
 use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
 
-use crate::common::{at, record};
+use crate::sinks::common::{at, record};
 
 const BUCKET: &str = "hibernator-execution-logs";
 

@@ -16,7 +16,7 @@ use opentelemetry_proto::tonic::collector::logs::v1::{
 };
 use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value};
 
-use crate::common::{at, closed_port_url, record};
+use crate::sinks::common::{at, closed_port_url, record};
 
 #[derive(Clone, Default)]
 struct Collector {

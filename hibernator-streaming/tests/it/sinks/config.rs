@@ -288,7 +288,13 @@ async fn built_sinks_persist_through_their_batcher_and_count() {
     let sinks = build_batched_sinks_with_env(&config, &no_env).unwrap();
     assert_eq!(sinks.len(), 1);
     let lines: Vec<_> = (0..3)
-        .map(|i| crate::common::record("exec-7", crate::common::at(2026, 2, 1, 20, 0, i), "hi"))
+        .map(|i| {
+            crate::sinks::common::record(
+                "exec-7",
+                crate::sinks::common::at(2026, 2, 1, 20, 0, i),
+                "hi",
+            )
+        })
         .collect();
     sinks[0].write_batch(&lines).await.unwrap();
     sinks[0].flush().await.unwrap();

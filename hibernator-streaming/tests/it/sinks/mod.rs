@@ -1,9 +1,6 @@
-//! Integration tests of the log sinks: object storage (local filesystem and
+//! The log sinks: object storage (local filesystem and
 //! S3 on moto), Splunk HEC and Datadog against local receivers, the batcher
 //! and the configuration.
-
-// Test helpers (receivers, recording sinks) unwrap like the tests do.
-#![allow(clippy::unwrap_used)]
 
 mod batcher;
 mod common;

@@ -6,7 +6,7 @@ use hibernator_streaming::sink::splunk::event_endpoint;
 use hibernator_streaming::sink::{LogSink, Secret, SinkError, SplunkOptions, SplunkSink};
 use serde_json::Value;
 
-use crate::common::{Receiver, at, closed_port_url, fast_retry, record};
+use crate::sinks::common::{Receiver, at, closed_port_url, fast_retry, record};
 
 const TOKEN: &str = "11111111-2222-3333-4444-555555555555";
 
