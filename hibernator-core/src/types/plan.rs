@@ -421,6 +421,10 @@ pub struct HibernatePlanStatus {
     /// The last `hibernator.dev/retry-now` annotation value acted upon.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_retry_token: Option<String>,
+    /// Hibernated hours against scheduled off-hours, per month and target
+    /// (bounded: see `docs/savings-report.md`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub accounting: Option<super::PlanAccounting>,
 }
 
 /// Upper bound of `status.history` entries.
