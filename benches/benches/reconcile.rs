@@ -244,7 +244,7 @@ fn bench_accounting(c: &mut Criterion) {
     let with = full_accounting(&world.plan, done);
     let set = |world: &mut World, accounting: Option<PlanAccounting>| {
         if let Some(status) = world.plan.status.as_mut() {
-            status.accounting = accounting;
+            status.accounting = accounting.map(std::sync::Arc::new);
         }
     };
     let quiet = at("2026-11-23T23:00:00Z");
@@ -267,6 +267,21 @@ fn bench_accounting(c: &mut Criterion) {
             .as_ref()
             .and_then(|s| s.accounting.clone()),
         "a quiet reconcile leaves the accounting alone"
+    );
+    assert!(
+        steady
+            .status
+            .accounting
+            .as_ref()
+            .zip(
+                world
+                    .plan
+                    .status
+                    .as_ref()
+                    .and_then(|s| s.accounting.as_ref())
+            )
+            .is_some_and(|(a, b)| std::sync::Arc::ptr_eq(a, b)),
+        "... and shares it (no copy)"
     );
     group.bench_function("steady_with_12_months", |b| {
         b.iter(|| black_box(world.decide(black_box(quiet))))

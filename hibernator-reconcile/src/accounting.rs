@@ -20,6 +20,7 @@
 //! (the report, the metrics) add the open interval with [`live`].
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 
 use chrono::{DateTime, Datelike, NaiveDate, TimeDelta, TimeZone, Utc};
 use chrono_tz::Tz;
@@ -213,14 +214,20 @@ pub fn account(
 ) {
     let tz = schedule.timezone();
     let now = whole_second(now);
-    let mut acc = status.accounting.clone().unwrap_or_default();
-    let changed = status != previous;
-    let rolled_over = acc
-        .accounted_until
+    let rolled_over = status
+        .accounting
+        .as_ref()
+        .and_then(|a| a.accounted_until)
         .is_some_and(|until| month_of(until, tz) != month_of(now, tz));
-    if !changed && !rolled_over {
+    // cheap: the accounting is shared with `previous` (pointer comparison)
+    if !rolled_over && status == previous {
         return;
     }
+    let mut acc = status
+        .accounting
+        .take()
+        .map(Arc::unwrap_or_clone)
+        .unwrap_or_default();
     let first = acc.accounted_until.is_none();
     let from = acc.accounted_until.map_or(now, |t| t.min(now));
     let in_spec: BTreeSet<&str> = targets.iter().map(|t| t.name.as_str()).collect();
@@ -273,7 +280,7 @@ pub fn account(
     }
     accrue(&mut acc, targets, &ended, &began, Some(schedule), from, now);
     acc.timezone = Some(tz.name().to_string());
-    status.accounting = Some(acc);
+    status.accounting = Some(Arc::new(acc));
 }
 
 /// The accounting as of `now`: `accounting` plus the open interval

@@ -92,7 +92,7 @@ fn status(
         current_cycle_id: Some("c1".into()),
         current_operation: Some(op),
         executions,
-        accounting: acc,
+        accounting: acc.map(Arc::new),
         ..HibernatePlanStatus::default()
     }
 }
@@ -385,7 +385,7 @@ fn controller_downtime_loses_nothing_and_months_split_exactly() {
         ..PlanAccounting::default()
     };
     let previous = HibernatePlanStatus {
-        accounting: Some(acc),
+        accounting: Some(Arc::new(acc)),
         ..HibernatePlanStatus::default()
     };
     // the next write comes three days later (e.g. the controller was down)
@@ -491,7 +491,7 @@ fn the_plan_counts_only_while_every_target_is_hibernated() {
     assert_eq!(live.months[0].hibernated_seconds, 150 * 60);
     assert_eq!(live.months[0].scheduled_seconds, 4 * 3600);
     assert_eq!(live.months[0].targets[1].hibernated_seconds, 150 * 60);
-    assert_eq!(accrued_between(Some(&acc), &live)["a"], 2 * 3600);
+    assert_eq!(accrued_between(Some(&*acc), &live)["a"], 2 * 3600);
     assert_eq!(accrued_between(None, &live)["b"], 150 * 60);
 }
 
@@ -541,7 +541,7 @@ fn targets_removed_from_the_spec_stop_counting() {
         ..PlanAccounting::default()
     };
     let previous = HibernatePlanStatus {
-        accounting: Some(acc),
+        accounting: Some(Arc::new(acc)),
         ..HibernatePlanStatus::default()
     };
     let mut next = previous.clone();

@@ -21,8 +21,30 @@ pub const MAX_CLASSES_PER_TARGET: usize = 8;
 /// Class key of resources whose class is not known (no price applies).
 pub const UNCLASSIFIED: &str = "unclassified";
 
+/// Serde of `Option<Arc<T>>` without serde's `rc` feature: an `Arc` of the
+/// accounting makes the controller's clones of the status cheap, and its
+/// comparisons too (`Arc<T: Eq>` equality checks the pointer first).
+pub(crate) mod shared {
+    use std::sync::Arc;
+
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    pub(crate) fn serialize<S: Serializer, T: Serialize>(
+        value: &Option<Arc<T>>,
+        serializer: S,
+    ) -> Result<S::Ok, S::Error> {
+        value.as_deref().serialize(serializer)
+    }
+
+    pub(crate) fn deserialize<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
+        deserializer: D,
+    ) -> Result<Option<Arc<T>>, D::Error> {
+        Option::<T>::deserialize(deserializer).map(|value| value.map(Arc::new))
+    }
+}
+
 /// Hibernation accounting of a plan (`status.accounting`).
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct PlanAccounting {
     /// Everything before this instant is accounted in `months`; the open

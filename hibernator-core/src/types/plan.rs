@@ -423,8 +423,15 @@ pub struct HibernatePlanStatus {
     pub last_retry_token: Option<String>,
     /// Hibernated hours against scheduled off-hours, per month and target
     /// (bounded: see `docs/savings-report.md`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub accounting: Option<super::PlanAccounting>,
+    /// Shared (`Arc`): the controller clones and compares the status on
+    /// every reconcile, and this is its largest part.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "super::accounting::shared"
+    )]
+    #[schemars(with = "Option<super::PlanAccounting>")]
+    pub accounting: Option<std::sync::Arc<super::PlanAccounting>>,
 }
 
 /// Upper bound of `status.history` entries.

@@ -136,8 +136,8 @@ pub async fn apply(
     // the status was written (or unchanged): count what it accrued
     ctx.metrics.record_accounting(
         &key,
-        plan.status.as_ref().and_then(|s| s.accounting.as_ref()),
-        decision.status.accounting.as_ref(),
+        plan.status.as_ref().and_then(|s| s.accounting.as_deref()),
+        decision.status.accounting.as_deref(),
     );
 
     // 4. prune finished Jobs of old cycles

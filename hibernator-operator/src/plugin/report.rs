@@ -147,7 +147,7 @@ async fn plan_row(
     // whose schedule does not compile is reported as accounted so far
     let schedule = preview::compile(&scoped, plan).await.ok();
     let accounting: Option<&PlanAccounting> =
-        plan.status.as_ref().and_then(|s| s.accounting.as_ref());
+        plan.status.as_ref().and_then(|s| s.accounting.as_deref());
     let tz: Tz = schedule
         .as_ref()
         .map(hibernator_core::schedule::CompiledSchedule::timezone)
