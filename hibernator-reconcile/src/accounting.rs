@@ -74,6 +74,12 @@ pub fn month_of(t: DateTime<Utc>, tz: Tz) -> String {
     t.with_timezone(&tz).format("%Y-%m").to_string()
 }
 
+/// `(year, month)` of instant `t` in `tz` (no formatting: on every reconcile).
+fn year_month(t: DateTime<Utc>, tz: Tz) -> (i32, u32) {
+    let local = t.with_timezone(&tz);
+    (local.year(), local.month())
+}
+
 /// Parses a month key (`YYYY-MM`); `None` when malformed.
 pub fn parse_month(month: &str) -> Option<(i32, u32)> {
     let (year, m) = month.split_once('-')?;
@@ -218,7 +224,7 @@ pub fn account(
         .accounting
         .as_ref()
         .and_then(|a| a.accounted_until)
-        .is_some_and(|until| month_of(until, tz) != month_of(now, tz));
+        .is_some_and(|until| year_month(until, tz) != year_month(now, tz));
     // cheap: the accounting is shared with `previous` (pointer comparison)
     if !rolled_over && status == previous {
         return;
