@@ -670,3 +670,90 @@ fn status_size_bound_of_fifty_targets_over_twelve_months() {
     eprintln!("status.accounting of 50 targets x 12 months: {bytes} bytes");
     assert!(bytes < 200_000, "{bytes} bytes");
 }
+
+/// Through `decide`: a night of a one-target plan, accrued at the status
+/// writes only.
+#[test]
+fn decide_accounts_a_night_and_writes_nothing_in_between() {
+    use crate::model::{DecideInput, JobObservation, JobPhase};
+    use hibernator_core::executor::{Jitter, RetryPolicy};
+    use hibernator_core::input::PlanDocuments;
+
+    let yaml = "apiVersion: hibernator.dev/v1alpha1\nkind: HibernatePlan\nmetadata: {name: dev, namespace: ns, uid: u1, generation: 1}\nspec:\n  schedule: {timezone: UTC, offHours: [{start: \"20:00\", end: \"06:00\", daysOfWeek: [MON, TUE, WED, THU, FRI]}]}\n  execution:\n    strategy: {type: Parallel}\n  targets:\n    - {name: web, type: ec2, connectorRef: {kind: CloudProvider, name: aws}, parameters: {selector: {tags: {app: web}}}}\n";
+    let mut plan = PlanDocuments::from_yaml(yaml).unwrap().plan;
+    let catalog = hibernator_executors::ExecutorSet::new().catalog();
+    let backoff = RetryPolicy {
+        max_retries: 0,
+        base_delay: std::time::Duration::from_secs(10),
+        max_delay: std::time::Duration::from_secs(60),
+        jitter: Jitter::None,
+    };
+    let mut restore = RestoreView {
+        config_map: "hibernator-restore-dev".into(),
+        ..RestoreView::default()
+    };
+    let mut jobs: Vec<JobObservation> = Vec::new();
+    let run = |plan: &mut hibernator_core::types::HibernatePlan,
+               jobs: &[JobObservation],
+               restore: &RestoreView,
+               now: &str| {
+        let d = crate::decide(&DecideInput {
+            plan,
+            exceptions: &[],
+            jobs,
+            restore,
+            now: at(now),
+            catalog: &catalog,
+            backoff: &backoff,
+        });
+        let wrote = plan.status.as_ref() != Some(&d.status);
+        plan.status = Some(d.status.clone());
+        (d, wrote)
+    };
+    // Monday morning (Active), then the evening boundary starts a shutdown
+    run(&mut plan, &jobs, &restore, "2026-11-23T07:00:00Z");
+    let (start, _) = run(&mut plan, &jobs, &restore, "2026-11-23T20:00:00Z");
+    let request = &start.create[0];
+    jobs.push(JobObservation {
+        name: request.name("dev"),
+        target: "web".into(),
+        operation: Operation::Shutdown,
+        cycle_id: request.cycle_id.clone(),
+        attempt: 1,
+        phase: JobPhase::Succeeded,
+        message: None,
+        retryable: true,
+        started_at: Some(at("2026-11-23T20:00:00Z")),
+        finished_at: Some(at("2026-11-23T20:05:00Z")),
+    });
+    restore.targets.insert("web".into());
+    restore.resources.insert(
+        "web".into(),
+        ResourceCounts {
+            total: 2,
+            classes: [("ec2.m5.large".to_string(), 2)].into(),
+        },
+    );
+    let (_, wrote) = run(&mut plan, &jobs, &restore, "2026-11-23T20:06:00Z");
+    assert!(wrote);
+    let acc = plan.status.as_ref().unwrap().accounting.clone().unwrap();
+    assert_eq!(acc.hibernated[0].since, at("2026-11-23T20:05:00Z"));
+    assert_eq!(acc.months[0].targets[0].hibernated_seconds, 60);
+    // a quiet reconcile at midnight writes nothing
+    let (_, wrote) = run(&mut plan, &jobs, &restore, "2026-11-24T00:00:00Z");
+    assert!(!wrote, "accounting must not cause a status write");
+    // the morning boundary starts the wake-up: the night is accrued
+    let (_, wrote) = run(&mut plan, &jobs, &restore, "2026-11-24T06:00:00Z");
+    assert!(wrote);
+    let acc = plan.status.as_ref().unwrap().accounting.clone().unwrap();
+    assert!(acc.hibernated.is_empty());
+    let night = 10 * 3600 - 5 * 60;
+    let month = &acc.months[0];
+    assert_eq!(month.targets[0].hibernated_seconds, night);
+    assert_eq!(month.targets[0].resource_seconds["ec2.m5.large"], 2 * night);
+    assert_eq!(month.hibernated_seconds, night);
+    assert_eq!(month.covered_seconds, night);
+    // accounting began at the 20:00 status write
+    assert_eq!(month.scheduled_seconds, 10 * 3600);
+    assert_eq!(coverage(month), Some(night as f64 / 36_000.0));
+}
