@@ -423,8 +423,8 @@ pub struct HibernatePlanStatus {
     pub last_retry_token: Option<String>,
     /// Hibernated hours against scheduled off-hours, per month and target
     /// (bounded: see `docs/savings-report.md`).
-    /// Shared (`Arc`): the controller clones and compares the status on
-    /// every reconcile, and this is its largest part.
+    // Shared (`Arc`): the controller clones and compares the status on
+    // every reconcile, and this is its largest part.
     #[serde(
         default,
         skip_serializing_if = "Option::is_none",
