@@ -150,6 +150,30 @@ async fn report_shows_coverage_re_enforcements_and_savings() {
     assert_eq!(alpha["scheduledSeconds"], 5 * 3600);
     assert_eq!(alpha["estimatedSavings"], serde_json::Value::Null);
 
+    // -A: every namespace (other tests' plans too); ours are there, sorted
+    let all = env
+        .json(&[
+            "report",
+            "-A",
+            "--month",
+            "2026-11",
+            "--as-of",
+            "2026-12-02T00:00:00Z",
+            "-o",
+            "json",
+        ])
+        .await;
+    let ours: Vec<&serde_json::Value> = all["plans"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|p| p["namespace"] == env.ns())
+        .collect();
+    assert_eq!(ours.len(), 2, "{all}");
+    assert_eq!(ours[0]["plan"], "alpha");
+    assert_eq!(ours[0]["coverage"], 0.88);
+    assert_eq!(all["prices"], serde_json::Value::Null);
+
     let mut args = november.to_vec();
     args.extend(["-o", "csv"]);
     let csv = env.run(&args).await;
