@@ -7,6 +7,12 @@
 //! - `mid_cycle`: the same cycle with half of the Jobs finished.
 //! - `steady`: a Hibernated plan between transitions (the common case).
 //!
+//! `accounting_20_targets` compares `decide` for a 20-target plan without
+//! and with a full `status.accounting` (12 months × 20 targets, two price
+//! classes each): between transitions (`steady_*`, where accounting only
+//! compares) and at the morning boundary (`wake_boundary_*`, where it
+//! accrues the night and ends 20 hibernated intervals).
+//!
 //! Run: `cargo bench -p hibernator-benches --bench reconcile -- --warm-up-time 1 --measurement-time 3`
 
 use std::hint::black_box;
@@ -16,7 +22,11 @@ use criterion::{Criterion, criterion_group, criterion_main};
 use hibernator_core::executor::{Jitter, RetryPolicy};
 use hibernator_core::input::PlanDocuments;
 use hibernator_core::params::ParameterCatalog;
-use hibernator_core::types::{HibernatePlan, Operation};
+use std::collections::BTreeMap;
+
+use hibernator_core::types::{
+    HibernatePlan, HibernatedTarget, MonthAccounting, Operation, PlanAccounting, TargetMonth,
+};
 use hibernator_reconcile::{DecideInput, Decision, JobObservation, JobPhase, RestoreView, decide};
 
 /// The allocator of the `hibernator` binary, so the numbers are the binary's.
@@ -26,7 +36,11 @@ static ALLOCATOR: hibernator_operator::Allocator = hibernator_operator::Allocato
 const TARGETS: usize = 1_000;
 
 fn plan() -> HibernatePlan {
-    let targets: String = (0..TARGETS)
+    plan_of(TARGETS)
+}
+
+fn plan_of(count: usize) -> HibernatePlan {
+    let targets: String = (0..count)
         .map(|i| format!("    - {{name: t{i}, type: ec2, connectorRef: {{kind: CloudProvider, name: aws}}, parameters: {{selector: {{tags: {{app: t{i}}}}}}}}}\n"))
         .collect();
     let yaml = format!(
@@ -145,5 +159,146 @@ fn bench(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, bench);
+/// A full year of accounting for `plan`'s targets: 12 months, every
+/// target with two classes, every target hibernated since the evening.
+fn full_accounting(plan: &HibernatePlan, since: DateTime<Utc>) -> PlanAccounting {
+    let classes: BTreeMap<String, u32> = [
+        ("ec2.m5.large".to_string(), 2),
+        ("ec2.c5.xlarge".to_string(), 1),
+    ]
+    .into();
+    let months = (0..12)
+        .map(|i| MonthAccounting {
+            month: format!(
+                "{}-{:02}",
+                if i < 11 { 2026 } else { 2025 },
+                if i < 11 { 11 - i } else { 12 }
+            ),
+            scheduled_seconds: 1_000_000,
+            hibernated_seconds: 900_000,
+            covered_seconds: 880_000,
+            re_enforcements: 2,
+            targets: plan
+                .spec
+                .targets
+                .iter()
+                .map(|t| TargetMonth {
+                    target: t.name.clone(),
+                    type_: t.kind.clone(),
+                    hibernated_seconds: 900_000,
+                    resources: 3,
+                    resource_seconds: classes
+                        .iter()
+                        .map(|(c, n)| (c.clone(), 900_000 * u64::from(*n)))
+                        .collect(),
+                })
+                .collect(),
+        })
+        .collect();
+    PlanAccounting {
+        accounted_until: Some(since),
+        timezone: Some("UTC".to_string()),
+        hibernated: plan
+            .spec
+            .targets
+            .iter()
+            .map(|t| HibernatedTarget {
+                target: t.name.clone(),
+                type_: t.kind.clone(),
+                since,
+                resources: 3,
+                classes: classes.clone(),
+            })
+            .collect(),
+        months,
+    }
+}
+
+/// `decide` of a 20-target plan without and with a year of accounting.
+fn bench_accounting(c: &mut Criterion) {
+    let mut world = World {
+        plan: plan_of(20),
+        jobs: Vec::new(),
+        restore: RestoreView {
+            config_map: hibernator_core::wellknown::restore_config_map_name("dev"),
+            ..RestoreView::default()
+        },
+        catalog: hibernator_executors::ExecutorSet::new().catalog(),
+        backoff: RetryPolicy {
+            max_retries: 0,
+            base_delay: std::time::Duration::from_secs(10),
+            max_delay: std::time::Duration::from_secs(60),
+            jitter: Jitter::None,
+        },
+    };
+    // a night: Active, shutdown cycle, every Job done, Hibernated
+    let evening = at("2026-11-23T20:00:00Z");
+    for now in [at("2026-11-23T07:00:00Z"), evening] {
+        let d = world.decide(now);
+        world.apply(&d, now);
+    }
+    let done = at("2026-11-23T20:05:00Z");
+    world.finish_every(1, done);
+    let d = world.decide(done);
+    world.apply(&d, done);
+    let with = full_accounting(&world.plan, done);
+    let set = |world: &mut World, accounting: Option<PlanAccounting>| {
+        if let Some(status) = world.plan.status.as_mut() {
+            status.accounting = accounting.map(std::sync::Arc::new);
+        }
+    };
+    let quiet = at("2026-11-23T23:00:00Z");
+    let morning = at("2026-11-24T06:00:00Z");
+    let mut group = c.benchmark_group("accounting_20_targets");
+    set(&mut world, None);
+    group.bench_function("steady_without", |b| {
+        b.iter(|| black_box(world.decide(black_box(quiet))))
+    });
+    group.bench_function("wake_boundary_without", |b| {
+        b.iter(|| black_box(world.decide(black_box(morning))))
+    });
+    set(&mut world, Some(with));
+    let steady = world.decide(quiet);
+    assert_eq!(
+        steady.status.accounting,
+        world
+            .plan
+            .status
+            .as_ref()
+            .and_then(|s| s.accounting.clone()),
+        "a quiet reconcile leaves the accounting alone"
+    );
+    assert!(
+        steady
+            .status
+            .accounting
+            .as_ref()
+            .zip(
+                world
+                    .plan
+                    .status
+                    .as_ref()
+                    .and_then(|s| s.accounting.as_ref())
+            )
+            .is_some_and(|(a, b)| std::sync::Arc::ptr_eq(a, b)),
+        "... and shares it (no copy)"
+    );
+    group.bench_function("steady_with_12_months", |b| {
+        b.iter(|| black_box(world.decide(black_box(quiet))))
+    });
+    let wake = world.decide(morning);
+    assert!(
+        wake.status
+            .accounting
+            .as_ref()
+            .is_some_and(|a| a.hibernated.is_empty()),
+        "the wake-up ends every hibernated interval"
+    );
+    group.bench_function("wake_boundary_with_12_months", |b| {
+        b.iter(|| black_box(world.decide(black_box(morning))))
+    });
+    group.finish();
+}
+
+criterion_group!(benches, bench, bench_accounting);
 criterion_main!(benches);

@@ -210,6 +210,7 @@ pub fn decide(input: &DecideInput<'_>) -> Decision {
     d.status.observed_generation = generation;
     d.status.targets_summary = targets_summary(d.status.current_operation, &d.status.executions);
     update_conditions(&mut d.status, None, generation, now);
+    crate::accounting::account_plan(&mut d.status, &previous, input, &schedule);
     if d.status.phase != previous.phase {
         d.events.push(PlanEvent {
             warning: d.status.phase == PlanPhase::Error,

@@ -8,6 +8,7 @@
 //! async runtime, so other tools can embed the controller's decisions or
 //! simulate whole cycles (the unit tests do).
 //!
+//! - [`accounting`]: hibernated hours per month and target (`status.accounting`);
 //! - [`model`]: the data `decide` reads and answers with;
 //! - [`decide`]: the decision (and, privately, the cycle ledger behind it);
 //! - [`controls`]: the plan control annotations (suspend, override, retry);
@@ -20,6 +21,7 @@
 //! The `hibernator-kube` crate turns decisions into Kubernetes objects; the
 //! operator's controller applies them.
 
+pub mod accounting;
 pub mod controls;
 pub mod decide;
 pub mod jobs;

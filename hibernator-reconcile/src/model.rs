@@ -22,6 +22,8 @@ pub struct RestoreView {
     pub bytes: usize,
     /// Name of the restore ConfigMap.
     pub config_map: String,
+    /// Resources per target with restore entries, by class (accounting).
+    pub resources: std::collections::BTreeMap<String, crate::accounting::ResourceCounts>,
 }
 
 /// Everything [`decide`] looks at.

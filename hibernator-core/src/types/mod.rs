@@ -4,10 +4,12 @@
 //! resource wrappers; they depend on `kube-core` and `k8s-openapi` only, never
 //! on a Kubernetes client.
 
+mod accounting;
 mod connectors;
 mod exception;
 mod plan;
 
+pub use accounting::*;
 pub use connectors::*;
 pub use exception::*;
 pub use plan::*;

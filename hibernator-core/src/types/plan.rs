@@ -446,6 +446,17 @@ pub struct HibernatePlanStatus {
     /// how early or late recent wake-ups were ready.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub wake_up: Option<WakeUpStatus>,
+    /// Hibernated hours against scheduled off-hours, per month and target
+    /// (bounded: see `docs/savings-report.md`).
+    // Shared (`Arc`): the controller clones and compares the status on
+    // every reconcile, and this is its largest part.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "super::accounting::shared"
+    )]
+    #[schemars(with = "Option<super::PlanAccounting>")]
+    pub accounting: Option<std::sync::Arc<super::PlanAccounting>>,
 }
 
 /// Upper bound of the learned wake-up durations kept per target and of

@@ -133,6 +133,12 @@ pub async fn apply(
         restore_bytes,
         decision.status.next_transition.map(|t| t.timestamp()),
     );
+    // the status was written (or unchanged): count what it accrued
+    ctx.metrics.record_accounting(
+        &key,
+        plan.status.as_ref().and_then(|s| s.accounting.as_deref()),
+        decision.status.accounting.as_deref(),
+    );
 
     // 4. prune finished Jobs of old cycles
     let background = DeleteParams {

@@ -3,11 +3,12 @@
 //! Labels are bounded: operation, executor type, error category, phase, and
 //! the plan only as `namespace/name`.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Mutex;
+use std::sync::atomic::AtomicU64;
 use std::time::Duration;
 
-use hibernator_core::types::{Operation, PlanPhase};
+use hibernator_core::types::{Operation, PlanAccounting, PlanPhase};
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -16,6 +17,7 @@ use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
 use hibernator_reconcile::FinishedAttempt;
+use hibernator_reconcile::accounting::{accrued_between, coverage};
 use hibernator_reconcile::status::{ALL_PHASES, phase_name};
 
 /// Labels of execution metrics.
@@ -50,6 +52,15 @@ pub struct PlanLabels {
     pub plan: String,
 }
 
+/// Labels of per-target accounting metrics.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct TargetLabels {
+    /// `namespace/name` of the plan.
+    pub plan: String,
+    /// Target name.
+    pub target: String,
+}
+
 fn execution_histogram() -> Histogram {
     Histogram::new(exponential_buckets(1.0, 2.0, 14))
 }
@@ -71,6 +82,9 @@ pub struct Metrics {
     plans: Family<PhaseLabels, Gauge>,
     restore_bytes: Family<PlanLabels, Gauge>,
     next_transition: Family<PlanLabels, Gauge>,
+    hibernated_seconds: Family<TargetLabels, Counter>,
+    coverage: Family<PlanLabels, Gauge<f64, AtomicU64>>,
+    accounted_targets: Mutex<BTreeMap<String, BTreeSet<String>>>,
     phases: Mutex<BTreeMap<String, PlanPhase>>,
 }
 
@@ -112,6 +126,8 @@ impl Metrics {
         let plans = Family::<PhaseLabels, Gauge>::default();
         let restore_bytes = Family::<PlanLabels, Gauge>::default();
         let next_transition = Family::<PlanLabels, Gauge>::default();
+        let hibernated_seconds = Family::<TargetLabels, Counter>::default();
+        let coverage = Family::<PlanLabels, Gauge<f64, AtomicU64>>::default();
         registry.register(
             "execution_duration_seconds",
             "Duration of runner Jobs (one per attempt)",
@@ -158,6 +174,16 @@ impl Metrics {
             "Unix time of a plan's next schedule transition",
             next_transition.clone(),
         );
+        registry.register(
+            "hibernated_seconds",
+            "Seconds a plan's target was hibernated (shutdown finished to wake-up started), accrued at status writes",
+            hibernated_seconds.clone(),
+        );
+        registry.register(
+            "offhours_coverage_ratio",
+            "Share of the current month's scheduled off-hours during which every target of the plan was hibernated, as of the last accrual",
+            coverage.clone(),
+        );
         Self {
             registry: root,
             execution_duration,
@@ -170,6 +196,9 @@ impl Metrics {
             plans,
             restore_bytes,
             next_transition,
+            hibernated_seconds,
+            coverage,
+            accounted_targets: Mutex::new(BTreeMap::new()),
             phases: Mutex::new(BTreeMap::new()),
         }
     }
@@ -241,6 +270,43 @@ impl Metrics {
         self.set_phase(plan, Some(phase));
     }
 
+    /// Records a plan's accounting after a status write: adds what was
+    /// accrued from `old` to `new` to `hibernator_hibernated_seconds_total`
+    /// and sets the coverage of the newest month.
+    pub fn record_accounting(
+        &self,
+        plan: &str,
+        old: Option<&PlanAccounting>,
+        new: Option<&PlanAccounting>,
+    ) {
+        let Some(new) = new else {
+            return;
+        };
+        let accrued = accrued_between(old, new);
+        let mut known = lock(&self.accounted_targets);
+        let targets = known.entry(plan.to_string()).or_default();
+        for (target, seconds) in accrued {
+            self.hibernated_seconds
+                .get_or_create(&TargetLabels {
+                    plan: plan.to_string(),
+                    target: target.clone(),
+                })
+                .inc_by(seconds);
+            targets.insert(target);
+        }
+        let labels = PlanLabels {
+            plan: plan.to_string(),
+        };
+        match new.months.first().and_then(coverage) {
+            Some(ratio) => {
+                self.coverage.get_or_create(&labels).set(ratio);
+            }
+            None => {
+                self.coverage.remove(&labels);
+            }
+        }
+    }
+
     /// Forgets a deleted plan.
     pub fn forget_plan(&self, plan: &str) {
         let labels = PlanLabels {
@@ -248,6 +314,15 @@ impl Metrics {
         };
         self.restore_bytes.remove(&labels);
         self.next_transition.remove(&labels);
+        self.coverage.remove(&labels);
+        if let Some(targets) = lock(&self.accounted_targets).remove(plan) {
+            for target in targets {
+                self.hibernated_seconds.remove(&TargetLabels {
+                    plan: plan.to_string(),
+                    target,
+                });
+            }
+        }
         self.set_phase(plan, None);
     }
 
@@ -279,6 +354,13 @@ impl Metrics {
         let mut out = String::new();
         prometheus_client::encoding::text::encode(&mut out, &self.registry)?;
         Ok(out)
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    match mutex.lock() {
+        Ok(guard) => guard,
+        Err(poisoned) => poisoned.into_inner(),
     }
 }
 
@@ -345,5 +427,46 @@ mod tests {
             text.contains("hibernator_plans{phase=\"Hibernated\"} 1"),
             "{text}"
         );
+    }
+
+    #[test]
+    fn accounting_metrics_count_what_was_accrued() {
+        use hibernator_core::types::{MonthAccounting, TargetMonth};
+        let month = |hibernated: u64, covered: u64| MonthAccounting {
+            month: "2026-11".into(),
+            scheduled_seconds: 7200,
+            covered_seconds: covered,
+            targets: vec![TargetMonth {
+                target: "web".into(),
+                type_: "ec2".into(),
+                hibernated_seconds: hibernated,
+                ..TargetMonth::default()
+            }],
+            ..MonthAccounting::default()
+        };
+        let old = PlanAccounting {
+            months: vec![month(600, 600)],
+            ..PlanAccounting::default()
+        };
+        let new = PlanAccounting {
+            months: vec![month(3600, 5400)],
+            ..PlanAccounting::default()
+        };
+        let metrics = Metrics::new();
+        metrics.record_accounting("ns/p", None, Some(&old));
+        metrics.record_accounting("ns/p", Some(&old), Some(&new));
+        // a reconcile that wrote nothing accrues nothing
+        metrics.record_accounting("ns/p", Some(&new), Some(&new));
+        let text = metrics.encode().unwrap();
+        for needle in [
+            "hibernator_hibernated_seconds_total{plan=\"ns/p\",target=\"web\"} 3600",
+            "hibernator_offhours_coverage_ratio{plan=\"ns/p\"} 0.75",
+        ] {
+            assert!(text.contains(needle), "missing {needle} in\n{text}");
+        }
+        metrics.forget_plan("ns/p");
+        let text = metrics.encode().unwrap();
+        assert!(!text.contains("hibernated_seconds_total{"), "{text}");
+        assert!(!text.contains("coverage_ratio{"), "{text}");
     }
 }

@@ -210,6 +210,8 @@ pub fn restore_view(name: String, config_map: Option<&ConfigMap>) -> RestoreView
         let decoded = serde_json::from_str::<RestoreRecord>(value);
         match decoded {
             Ok(record) if !record.is_empty() => {
+                let counts = hibernator_reconcile::accounting::resource_counts(&record);
+                view.resources.insert(record.target.clone(), counts);
                 view.targets.insert(record.target);
             }
             Ok(_) => {}
@@ -259,6 +261,9 @@ mod tests {
             vec!["a".to_string(), "c".to_string()]
         );
         assert!(view.bytes > 0);
+        // resources for the accounting: one unclassified entry of `a`
+        assert_eq!(view.resources["a"].total, 1);
+        assert!(!view.resources.contains_key("b"));
         assert!(restore_view("x".into(), None).targets.is_empty());
     }
 

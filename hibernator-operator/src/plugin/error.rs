@@ -95,6 +95,24 @@ pub enum PluginError {
         /// What is missing.
         message: String,
     },
+    /// A price table entry is malformed.
+    #[error("price ConfigMap {config_map}: key {key:?} = {value:?}: {message}")]
+    InvalidPrice {
+        /// `namespace/name` of the price ConfigMap.
+        config_map: String,
+        /// The key.
+        key: String,
+        /// Its value.
+        value: String,
+        /// What is wrong.
+        message: String,
+    },
+    /// `--month` is not `YYYY-MM`.
+    #[error("--month {0:?}: expected YYYY-MM, e.g. 2026-11")]
+    InvalidMonth(String),
+    /// `--as-of` is not an RFC 3339 instant.
+    #[error("--as-of {0:?}: expected an RFC 3339 instant, e.g. 2026-11-30T23:00:00Z")]
+    InvalidAsOf(String),
     /// Writing the output failed.
     #[error("cannot write output: {0}")]
     Output(String),

@@ -4,7 +4,7 @@
 //! `kubectl-hibernator` (a symlink or copy on `PATH`), and as
 //! `hibernator kubectl …`. It reads and steers `HibernatePlan`s on a cluster:
 //! `list`, `describe`, `preview`, `suspend`, `resume`, `override`, `retry`,
-//! `restore inspect` and `logs`. Every write is a JSON merge patch of the
+//! `restore inspect`, `logs` and `report`. Every write is a JSON merge patch of the
 //! plan's annotations or `spec.suspend`, so nothing else on the object changes.
 
 mod client;
@@ -14,6 +14,8 @@ mod error;
 mod list;
 mod logs;
 mod preview;
+mod prices;
+mod report;
 mod restore;
 mod until;
 
@@ -31,6 +33,8 @@ use hibernator_core::wellknown::{
 
 pub use client::{Connection, connect};
 pub use error::PluginError;
+pub use prices::{PriceTable, Savings};
+pub use report::ReportOutput;
 pub use until::parse_until;
 
 /// `kubectl hibernator`: inspect and steer Hibernator plans on a cluster.
@@ -96,6 +100,9 @@ pub enum PluginCommand {
     Restore(restore::Command),
     /// Runner logs of the current (or last) cycle.
     Logs(logs::Args),
+    /// Hours hibernated against hours scheduled, re-enforcements and
+    /// estimated savings per plan and target for a month.
+    Report(report::Args),
 }
 
 /// Runs a parsed plugin command against the cluster, writing to `out`.
@@ -114,6 +121,7 @@ pub async fn run(cli: PluginCli, out: &mut dyn std::io::Write) -> Result<ExitCod
             restore::inspect(&conn, &args, out).await
         }
         PluginCommand::Logs(args) => logs::run(&conn, &args, out).await,
+        PluginCommand::Report(args) => report::run(&conn, &args, out).await,
     }?;
     Ok(ExitCode::SUCCESS)
 }

@@ -9,6 +9,7 @@
 mod binary;
 mod control;
 mod read;
+mod report;
 
 use hibernator_core::types::HibernatePlan;
 use hibernator_operator::plugin::{self, PluginError};
