@@ -5,10 +5,12 @@
 //! on a Kubernetes client.
 
 mod connectors;
+mod enforce;
 mod exception;
 mod plan;
 
 pub use connectors::*;
+pub use enforce::*;
 pub use exception::*;
 pub use plan::*;
 

@@ -165,6 +165,9 @@ pub struct Behavior {
     /// Automatic retries of a failed target (transient errors only), with exponential backoff.
     #[serde(default = "default_retries")]
     pub retries: u32,
+    /// Drift re-enforcement while hibernated (default: `rds` targets, every `1h`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub enforce: Option<super::Enforce>,
 }
 
 /// Default number of retries.
@@ -179,6 +182,7 @@ impl Default for Behavior {
         Self {
             mode: BehaviorMode::default(),
             retries: DEFAULT_RETRIES,
+            enforce: None,
         }
     }
 }
@@ -421,6 +425,9 @@ pub struct HibernatePlanStatus {
     /// The last `hibernator.dev/retry-now` annotation value acted upon.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_retry_token: Option<String>,
+    /// Drift re-enforcement while hibernated (`spec.behavior.enforce`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub enforcement: Option<super::EnforcementStatus>,
 }
 
 /// Upper bound of `status.history` entries.
