@@ -56,6 +56,7 @@ impl World {
             now,
             catalog: &self.catalog,
             backoff: &self.backoff,
+            enforce_jobs: &[],
         })
     }
 

@@ -12,6 +12,7 @@
 //! - [`decide`]: the decision (and, privately, the cycle ledger behind it);
 //! - [`controls`]: the plan control annotations (suspend, override, retry);
 //! - [`status`]: conditions, the targets summary and cycle history;
+//! - [`enforce`]: drift re-enforcement checks while hibernated;
 //! - [`jobs`]: runner Job names and reading a Job's outcome;
 //! - [`termination`]: the runner's termination message;
 //! - [`time`]: Kubernetes timestamps and the controller's clock.
@@ -21,6 +22,7 @@
 
 pub mod controls;
 pub mod decide;
+pub mod enforce;
 pub mod jobs;
 mod ledger;
 pub mod model;

@@ -121,10 +121,72 @@ pub struct EnforcementStatus {
     /// Summary of the last finished check (no secrets).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
-    /// Names of the enforce Jobs of the running check.
+    /// Id of the running or last check (part of its enforce Jobs' names).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub check_id: Option<String>,
+    /// Targets whose enforce Job of the running check has not finished.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub running_jobs: Vec<String>,
-    /// Per-target results of the running check so far (`target: summary`).
+    pub pending_targets: Vec<String>,
+    /// Resources put back to sleep by the running or last check.
+    #[serde(default)]
+    pub check_rehibernated: u64,
+    /// Per-target results of the running or last check (`target: summary`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub results: Vec<String>,
+}
+
+/// The operation of one runner execution: a cycle's shutdown or wake-up of
+/// a target, or an enforcement check of a hibernated target
+/// (`HIBERNATOR_OPERATION` / `--operation`: `shutdown`, `wakeup`, `enforce`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum RunnerOperation {
+    /// A cycle's operation.
+    Cycle(super::Operation),
+    /// Drift re-enforcement while hibernated.
+    Enforce,
+}
+
+/// The name of the enforce runner operation (label and environment value).
+pub const ENFORCE_OPERATION: &str = "enforce";
+
+impl RunnerOperation {
+    /// The lowercase name (`shutdown`, `wakeup`, `enforce`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Cycle(op) => op.as_str(),
+            Self::Enforce => ENFORCE_OPERATION,
+        }
+    }
+
+    /// The cycle operation, `None` for enforcement.
+    pub fn cycle(self) -> Option<super::Operation> {
+        match self {
+            Self::Cycle(op) => Some(op),
+            Self::Enforce => None,
+        }
+    }
+}
+
+impl From<super::Operation> for RunnerOperation {
+    fn from(op: super::Operation) -> Self {
+        Self::Cycle(op)
+    }
+}
+
+impl std::fmt::Display for RunnerOperation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for RunnerOperation {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        if s.eq_ignore_ascii_case(ENFORCE_OPERATION) {
+            return Ok(Self::Enforce);
+        }
+        s.parse::<super::Operation>()
+            .map(Self::Cycle)
+            .map_err(|_| format!("unknown operation {s:?}: expected shutdown, wakeup or enforce"))
+    }
 }

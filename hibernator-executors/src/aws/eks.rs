@@ -25,8 +25,8 @@ use aws_config::SdkConfig;
 use aws_sdk_eks::Client;
 use aws_sdk_eks::types::NodegroupScalingConfig;
 use hibernator_core::executor::{
-    EnforceOutcome, ExecutionContext, ExecutorError, ShutdownOutcome, TypedExecutor,
-    WakeupOutcome, category,
+    EnforceOutcome, ExecutionContext, ExecutorError, ShutdownOutcome, TypedExecutor, WakeupOutcome,
+    category,
 };
 use hibernator_core::restore::RestoreRecord;
 

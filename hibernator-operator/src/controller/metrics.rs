@@ -16,6 +16,7 @@ use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
 use hibernator_reconcile::FinishedAttempt;
+use hibernator_reconcile::enforce::EnforceFinished;
 use hibernator_reconcile::status::{ALL_PHASES, phase_name};
 
 /// Labels of execution metrics.
@@ -27,6 +28,28 @@ pub struct ExecutionLabels {
     pub operation: String,
     /// Executor type.
     pub executor: String,
+}
+
+/// Labels of the enforcement metrics (drift re-enforcement while hibernated).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct EnforceLabels {
+    /// `namespace/name` of the plan.
+    pub plan: String,
+    /// Target name (bounded by the plan's targets).
+    pub target: String,
+    /// Executor type.
+    pub executor: String,
+}
+
+/// Labels of the enforcement check counter.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct EnforceCheckLabels {
+    /// `namespace/name` of the plan.
+    pub plan: String,
+    /// Executor type.
+    pub executor: String,
+    /// `NoDrift`, `ReHibernated` or `Failed`.
+    pub result: String,
 }
 
 /// Labels of reconcile error metrics.
@@ -71,6 +94,8 @@ pub struct Metrics {
     plans: Family<PhaseLabels, Gauge>,
     restore_bytes: Family<PlanLabels, Gauge>,
     next_transition: Family<PlanLabels, Gauge>,
+    reenforcements: Family<EnforceLabels, Counter>,
+    enforce_checks: Family<EnforceCheckLabels, Counter>,
     phases: Mutex<BTreeMap<String, PlanPhase>>,
 }
 
@@ -112,6 +137,18 @@ impl Metrics {
         let plans = Family::<PhaseLabels, Gauge>::default();
         let restore_bytes = Family::<PlanLabels, Gauge>::default();
         let next_transition = Family::<PlanLabels, Gauge>::default();
+        let reenforcements = Family::<EnforceLabels, Counter>::default();
+        let enforce_checks = Family::<EnforceCheckLabels, Counter>::default();
+        registry.register(
+            "reenforcements",
+            "Resources found awake while their plan was hibernated and put back to sleep",
+            reenforcements.clone(),
+        );
+        registry.register(
+            "enforce_checks",
+            "Enforcement checks of hibernated targets (one per target and check) by result",
+            enforce_checks.clone(),
+        );
         registry.register(
             "execution_duration_seconds",
             "Duration of runner Jobs (one per attempt)",
@@ -170,6 +207,8 @@ impl Metrics {
             plans,
             restore_bytes,
             next_transition,
+            reenforcements,
+            enforce_checks,
             phases: Mutex::new(BTreeMap::new()),
         }
     }
@@ -191,6 +230,28 @@ impl Metrics {
                 self.execution_duration
                     .get_or_create(&labels)
                     .observe(duration.as_secs_f64());
+            }
+        }
+    }
+
+    /// Records enforcement checks that finished.
+    pub fn record_enforced(&self, plan: &str, finished: &[EnforceFinished]) {
+        for check in finished {
+            self.enforce_checks
+                .get_or_create(&EnforceCheckLabels {
+                    plan: plan.to_string(),
+                    executor: check.executor.clone(),
+                    result: check.result.as_str().to_string(),
+                })
+                .inc();
+            if check.rehibernated > 0 {
+                self.reenforcements
+                    .get_or_create(&EnforceLabels {
+                        plan: plan.to_string(),
+                        target: check.target.clone(),
+                        executor: check.executor.clone(),
+                    })
+                    .inc_by(u64::from(check.rehibernated));
             }
         }
     }
