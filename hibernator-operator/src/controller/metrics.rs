@@ -35,8 +35,6 @@ pub struct ExecutionLabels {
 pub struct EnforceLabels {
     /// `namespace/name` of the plan.
     pub plan: String,
-    /// Target name (bounded by the plan's targets).
-    pub target: String,
     /// Executor type.
     pub executor: String,
 }
@@ -248,7 +246,6 @@ impl Metrics {
                 self.reenforcements
                     .get_or_create(&EnforceLabels {
                         plan: plan.to_string(),
-                        target: check.target.clone(),
                         executor: check.executor.clone(),
                     })
                     .inc_by(u64::from(check.rehibernated));
@@ -406,5 +403,35 @@ mod tests {
             text.contains("hibernator_plans{phase=\"Hibernated\"} 1"),
             "{text}"
         );
+    }
+
+    #[test]
+    fn enforcement_checks_and_reenforced_resources_are_counted() {
+        use hibernator_core::types::EnforceResult;
+        let metrics = Metrics::new();
+        let check = |target: &str, result, rehibernated| EnforceFinished {
+            target: target.into(),
+            executor: "rds".into(),
+            result,
+            rehibernated,
+        };
+        metrics.record_enforced(
+            "ns/p",
+            &[
+                check("db", EnforceResult::ReHibernated, 2),
+                check("db2", EnforceResult::ReHibernated, 1),
+                check("db3", EnforceResult::NoDrift, 0),
+            ],
+        );
+        metrics.record_enforced("ns/p", &[check("db", EnforceResult::Failed, 0)]);
+        let text = metrics.encode().unwrap();
+        for needle in [
+            "hibernator_reenforcements_total{plan=\"ns/p\",executor=\"rds\"} 3",
+            "hibernator_enforce_checks_total{plan=\"ns/p\",executor=\"rds\",result=\"ReHibernated\"} 2",
+            "hibernator_enforce_checks_total{plan=\"ns/p\",executor=\"rds\",result=\"NoDrift\"} 1",
+            "hibernator_enforce_checks_total{plan=\"ns/p\",executor=\"rds\",result=\"Failed\"} 1",
+        ] {
+            assert!(text.contains(needle), "missing {needle} in\n{text}");
+        }
     }
 }

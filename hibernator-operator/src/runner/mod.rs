@@ -243,11 +243,11 @@ pub async fn run_with(
 ) -> RunnerOutcome {
     // Enforce runs do not stream: they belong to no cycle, and their logs
     // stay with their Job.
-    let (client, phase_of) = match args.operation {
+    let (stream_client, phase_of) = match args.operation {
         RunnerOperation::Cycle(op) => (connect_stream(&args).await, op),
         RunnerOperation::Enforce => (None, Operation::Shutdown),
     };
-    let sinks = stream::Sinks::new(client, phase_of);
+    let sinks = stream::Sinks::new(stream_client, phase_of);
     let attempts = Arc::new(AtomicU32::new(0));
     tracing::info!(
         plan = %args.plan, namespace = %args.namespace, target = %args.target,
