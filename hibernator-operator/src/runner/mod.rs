@@ -594,6 +594,48 @@ mod tests {
     }
 
     #[test]
+    fn the_operation_is_shutdown_wakeup_or_enforce() {
+        let parse = |op: &str| {
+            RunnerArgs::from_container(&[], &env(&[("HIBERNATOR_OPERATION", op)]))
+                .map(|a| a.operation)
+        };
+        assert_eq!(parse("enforce").unwrap(), RunnerOperation::Enforce);
+        assert_eq!(parse("wakeup").unwrap(), Operation::Wakeup.into());
+        assert_eq!(parse("shutdown").unwrap(), Operation::Shutdown.into());
+        assert_eq!(RunnerOperation::Enforce.cycle(), None);
+        let error = parse("verify").unwrap_err().to_string();
+        assert!(
+            error.contains("--operation") && error.contains("enforce"),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn an_enforcement_needs_the_plan_hibernated_by_its_cycle() {
+        use hibernator_core::types::{HibernatePlan, HibernatePlanStatus};
+        let mut plan = HibernatePlan::new(
+            "p",
+            serde_json::from_value(serde_json::json!({
+                "schedule": {"timezone": "UTC"}, "targets": []
+            }))
+            .unwrap(),
+        );
+        assert!(still_hibernated(&plan, "c1").is_err(), "no status");
+        plan.status = Some(HibernatePlanStatus {
+            phase: PlanPhase::Hibernated,
+            current_cycle_id: Some("c1".into()),
+            ..HibernatePlanStatus::default()
+        });
+        assert!(still_hibernated(&plan, "c1").is_ok());
+        let error = still_hibernated(&plan, "c0").unwrap_err();
+        assert!(error.message.contains("enforcement skipped"), "{error}");
+        if let Some(status) = plan.status.as_mut() {
+            status.phase = PlanPhase::WakingUp;
+        }
+        assert!(still_hibernated(&plan, "c1").is_err(), "a wake-up started");
+    }
+
+    #[test]
     fn bad_stream_settings_are_refused_naming_the_flag() {
         for (var, value, flag) in [
             ("HIBERNATOR_STREAM_TIMEOUT", "soon", "--stream-timeout"),
