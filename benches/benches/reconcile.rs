@@ -70,6 +70,7 @@ impl World {
             now,
             catalog: &self.catalog,
             backoff: &self.backoff,
+            enforce_jobs: &[],
         })
     }
 

@@ -156,6 +156,7 @@ struct Entry {
 #[derive(Clone, Default)]
 pub struct ParameterCatalog {
     entries: BTreeMap<String, Entry>,
+    enforceable: std::collections::BTreeSet<String>,
 }
 
 impl ParameterCatalog {
@@ -207,6 +208,22 @@ impl ParameterCatalog {
     /// The connector an executor type works with (`None`: unknown type).
     pub fn connector(&self, executor_type: &str) -> Option<&ConnectorUse> {
         self.entries.get(executor_type).map(|e| &e.connector)
+    }
+
+    /// Records whether executors of `executor_type` support enforcement
+    /// (`Executor::supports_enforce`); the controller schedules enforcement
+    /// checks only for those.
+    pub fn set_supports_enforce(&mut self, executor_type: &str, supported: bool) {
+        if supported {
+            self.enforceable.insert(executor_type.to_string());
+        } else {
+            self.enforceable.remove(executor_type);
+        }
+    }
+
+    /// Whether executors of `executor_type` support enforcement.
+    pub fn supports_enforce(&self, executor_type: &str) -> bool {
+        self.enforceable.contains(executor_type)
     }
 
     /// The known executor types, sorted.

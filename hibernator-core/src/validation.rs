@@ -14,7 +14,7 @@ use crate::input::PlanDocuments;
 use crate::params::{ConnectorUse, ParameterCatalog};
 use crate::types::{
     CloudProvider, CloudProviderType, HibernatePlan, HibernatePlanSpec, K8SCluster,
-    ScheduleException, Target,
+    MAX_ENFORCE_INTERVAL, MIN_ENFORCE_INTERVAL, ScheduleException, Target,
 };
 
 /// Upper bound of `spec.behavior.retries`.
@@ -59,9 +59,36 @@ pub fn validate_plan_spec(spec: &HibernatePlanSpec, catalog: &ParameterCatalog) 
             ),
         );
     }
+    check_enforce(spec, &mut d);
     // Structural checks of the strategy need unique target names to be meaningful.
     d.extend(crate::planner::check_execution(spec));
     d
+}
+
+/// `spec.behavior.enforce`: the interval is a duration within
+/// [`MIN_ENFORCE_INTERVAL`]..=[`MAX_ENFORCE_INTERVAL`].
+fn check_enforce(spec: &HibernatePlanSpec, d: &mut Diagnostics) {
+    let Some(interval) = spec
+        .behavior
+        .enforce
+        .as_ref()
+        .and_then(|e| e.interval.as_deref())
+    else {
+        return;
+    };
+    const FIELD: &str = "spec.behavior.enforce.interval";
+    match parse_duration(interval) {
+        Err(problem) => d.error(FIELD, problem),
+        Ok(t) if t < MIN_ENFORCE_INTERVAL => d.error(
+            FIELD,
+            format!("{interval} is shorter than the minimum of 5m"),
+        ),
+        Ok(t) if t > MAX_ENFORCE_INTERVAL => d.error(
+            FIELD,
+            format!("{interval} is longer than the maximum of 24h"),
+        ),
+        Ok(_) => {}
+    }
 }
 
 fn check_targets(spec: &HibernatePlanSpec, catalog: &ParameterCatalog, d: &mut Diagnostics) {

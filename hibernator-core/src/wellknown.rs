@@ -29,6 +29,8 @@ pub const LABEL_CYCLE_ID: &str = "hibernator.dev/cycle-id";
 pub const LABEL_EXECUTION_ID: &str = "hibernator.dev/execution-id";
 /// Label: the attempt number of a Job (1-based).
 pub const LABEL_ATTEMPT: &str = "hibernator.dev/attempt";
+/// Label of an enforce Job: the id of its enforcement check.
+pub const LABEL_ENFORCE_CHECK: &str = "hibernator.dev/enforce-check";
 /// Label the Kubernetes Job controller puts on a Job's Pods (not ours, but
 /// part of how we find a runner's Pods).
 pub const LABEL_JOB_NAME: &str = "batch.kubernetes.io/job-name";

@@ -59,6 +59,10 @@ pub trait AwsFactory: Send + Sync + 'static {
     fn parameter_check(&self) -> Arc<dyn ParameterCheck>;
     /// The executor for one target, acting with `config`.
     fn build(&self, config: &aws_config::SdkConfig) -> Arc<dyn Executor>;
+    /// Whether its executors support enforcement ([`Executor::supports_enforce`]).
+    fn supports_enforce(&self) -> bool {
+        false
+    }
 }
 
 #[cfg(feature = "aws")]
@@ -78,6 +82,10 @@ where
     fn build(&self, config: &aws_config::SdkConfig) -> Arc<dyn Executor> {
         typed(self(config))
     }
+
+    fn supports_enforce(&self) -> bool {
+        E::SUPPORTS_ENFORCE
+    }
 }
 
 /// Builds the executor of one type from a client of the cluster a target's
@@ -93,6 +101,10 @@ pub trait KubernetesFactory: Send + Sync + 'static {
     fn parameter_check(&self) -> Arc<dyn ParameterCheck>;
     /// The executor for one target, acting through `client`.
     fn build(&self, client: kube::Client) -> Arc<dyn Executor>;
+    /// Whether its executors support enforcement ([`Executor::supports_enforce`]).
+    fn supports_enforce(&self) -> bool {
+        false
+    }
 }
 
 #[cfg(feature = "kubernetes")]
@@ -111,6 +123,10 @@ where
 
     fn build(&self, client: kube::Client) -> Arc<dyn Executor> {
         typed(self(client))
+    }
+
+    fn supports_enforce(&self) -> bool {
+        E::SUPPORTS_ENFORCE
     }
 }
 
@@ -160,6 +176,20 @@ enum Source {
     Kubernetes(Arc<dyn KubernetesFactory>),
     #[cfg(feature = "kubernetes")]
     Connector(Arc<dyn ConnectorFactory>),
+}
+
+impl Source {
+    fn supports_enforce(&self) -> bool {
+        match self {
+            Self::Standalone(executor) => executor.supports_enforce(),
+            #[cfg(feature = "aws")]
+            Self::Aws(factory) => factory.supports_enforce(),
+            #[cfg(feature = "kubernetes")]
+            Self::Kubernetes(factory) => factory.supports_enforce(),
+            #[cfg(feature = "kubernetes")]
+            Self::Connector(factory) => factory.supports_enforce(),
+        }
+    }
 }
 
 #[derive(Clone)]
@@ -289,8 +319,8 @@ impl ExecutorSet {
         self.entries.is_empty()
     }
 
-    /// The parameter checks of every type and the connector each works
-    /// with: what validation (webhook, `hibernator validate`, controller)
+    /// The parameter checks of every type, the connector each works with
+    /// and whether it supports enforcement: what validation (webhook, `hibernator validate`, controller)
     /// checks plans against.
     pub fn catalog(&self) -> ParameterCatalog {
         let mut catalog = ParameterCatalog::new();
@@ -299,6 +329,7 @@ impl ExecutorSet {
                 .get(name)
                 .map_or(ConnectorUse::Any, |source| source.connector());
             catalog.register_with_connector(entry.check.clone(), connector);
+            catalog.set_supports_enforce(name, entry.source.supports_enforce());
         }
         catalog
     }
@@ -363,6 +394,10 @@ mod connector {
             &self,
             request: ConnectorRequest<'_>,
         ) -> Result<Arc<dyn Executor>, ExecutorError>;
+        /// Whether its executors support enforcement ([`Executor::supports_enforce`]).
+        fn supports_enforce(&self) -> bool {
+            false
+        }
     }
 }
 

@@ -6,14 +6,16 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-use hibernator_core::types::HibernatePlan;
+use hibernator_core::types::{ENFORCE_OPERATION, HibernatePlan};
 use hibernator_core::wellknown::{
     ANNOTATION_PLAN, ANNOTATION_TARGET, ENV_CYCLE_ID, ENV_EXECUTION_ID, ENV_LOG_FORMAT,
     ENV_OPERATION, ENV_PLAN, ENV_PLAN_NAMESPACE, ENV_TARGET, LABEL_ATTEMPT, LABEL_CYCLE_ID,
-    LABEL_EXECUTION_ID, LABEL_OPERATION, LABEL_PLAN, LABEL_TARGET, MAX_LABEL_LEN,
-    STREAM_TOKEN_AUDIENCE, STREAM_TOKEN_DIR, STREAM_TOKEN_PATH, dns_label, plan_label,
+    LABEL_ENFORCE_CHECK, LABEL_EXECUTION_ID, LABEL_OPERATION, LABEL_PLAN, LABEL_TARGET,
+    MAX_LABEL_LEN, STREAM_TOKEN_AUDIENCE, STREAM_TOKEN_DIR, STREAM_TOKEN_PATH, dns_label,
+    plan_label,
 };
 use hibernator_reconcile::JobRequest;
+use hibernator_reconcile::enforce::EnforceJobRequest;
 use hibernator_reconcile::jobs::timeout_seconds;
 use k8s_openapi::api::batch::v1::{Job, JobSpec};
 use k8s_openapi::api::core::v1::{
@@ -115,6 +117,62 @@ pub fn build_job(
         .name
         .as_deref()
         .ok_or(JobBuildError::MissingMetadata { field: "name" })?;
+    let spec = RunnerJob {
+        name: request.name(plan_name),
+        target: &request.target,
+        operation: request.operation.as_str(),
+        cycle_id: &request.cycle_id,
+        attempt: request.attempt,
+        check_id: None,
+    };
+    build_runner_job(plan, &spec, settings)
+}
+
+/// Builds the enforce Job of one target in an enforcement check (drift
+/// re-enforcement while hibernated): the runner Job contract of
+/// [`build_job`] with `HIBERNATOR_OPERATION=enforce`, the shutdown cycle's
+/// id and the label `hibernator.dev/enforce-check`.
+pub fn build_enforce_job(
+    plan: &HibernatePlan,
+    request: &EnforceJobRequest,
+    settings: &RunnerSettings,
+) -> Result<Job, JobBuildError> {
+    let plan_name = plan
+        .metadata
+        .name
+        .as_deref()
+        .ok_or(JobBuildError::MissingMetadata { field: "name" })?;
+    let spec = RunnerJob {
+        name: request.name(plan_name),
+        target: &request.target,
+        operation: ENFORCE_OPERATION,
+        cycle_id: &request.cycle_id,
+        attempt: 1,
+        check_id: Some(&request.check_id),
+    };
+    build_runner_job(plan, &spec, settings)
+}
+
+/// What distinguishes one runner Job from another.
+struct RunnerJob<'a> {
+    name: String,
+    target: &'a str,
+    operation: &'a str,
+    cycle_id: &'a str,
+    attempt: u32,
+    check_id: Option<&'a str>,
+}
+
+fn build_runner_job(
+    plan: &HibernatePlan,
+    request: &RunnerJob<'_>,
+    settings: &RunnerSettings,
+) -> Result<Job, JobBuildError> {
+    let plan_name = plan
+        .metadata
+        .name
+        .as_deref()
+        .ok_or(JobBuildError::MissingMetadata { field: "name" })?;
     let namespace = plan
         .metadata
         .namespace
@@ -129,33 +187,39 @@ pub fn build_job(
         .find(|t| t.name == request.target)
         .ok_or_else(|| JobBuildError::UnknownTarget {
             plan: plan_name.to_string(),
-            target: request.target.clone(),
+            target: request.target.to_string(),
         })?;
-    let name = request.name(plan_name);
-    let labels: BTreeMap<String, String> = [
+    let name = request.name.clone();
+    let mut labels: BTreeMap<String, String> = [
         (LABEL_PLAN, plan_label(plan_name)),
-        (LABEL_TARGET, dns_label(&request.target, MAX_LABEL_LEN)),
-        (LABEL_OPERATION, request.operation.as_str().to_string()),
-        (LABEL_CYCLE_ID, dns_label(&request.cycle_id, MAX_LABEL_LEN)),
+        (LABEL_TARGET, dns_label(request.target, MAX_LABEL_LEN)),
+        (LABEL_OPERATION, request.operation.to_string()),
+        (LABEL_CYCLE_ID, dns_label(request.cycle_id, MAX_LABEL_LEN)),
         (LABEL_EXECUTION_ID, name.clone()),
         (LABEL_ATTEMPT, request.attempt.to_string()),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_string(), v))
     .collect();
+    if let Some(check) = request.check_id {
+        labels.insert(
+            LABEL_ENFORCE_CHECK.to_string(),
+            dns_label(check, MAX_LABEL_LEN),
+        );
+    }
     let annotations: BTreeMap<String, String> = [
         (ANNOTATION_PLAN.to_string(), plan_name.to_string()),
-        (ANNOTATION_TARGET.to_string(), request.target.clone()),
+        (ANNOTATION_TARGET.to_string(), request.target.to_string()),
     ]
     .into_iter()
     .collect();
     let mut env_vars = vec![
         env(ENV_PLAN, plan_name),
         env(ENV_PLAN_NAMESPACE, namespace),
-        env(ENV_TARGET, request.target.clone()),
-        env(ENV_OPERATION, request.operation.as_str()),
+        env(ENV_TARGET, request.target),
+        env(ENV_OPERATION, request.operation),
         env(ENV_EXECUTION_ID, name.clone()),
-        env(ENV_CYCLE_ID, request.cycle_id.clone()),
+        env(ENV_CYCLE_ID, request.cycle_id),
         env("HIBERNATOR_STREAM_TOKEN_PATH", STREAM_TOKEN_PATH),
     ];
     // `none`: no streaming server; the runner logs to stdout only (it has no

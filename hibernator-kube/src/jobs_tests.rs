@@ -124,3 +124,54 @@ fn builds_the_runner_job_of_the_contract() {
         Err(JobBuildError::UnknownTarget { .. })
     ));
 }
+
+#[test]
+fn builds_the_enforce_job_of_a_check_like_a_runner_job() {
+    let request = EnforceJobRequest {
+        target: "db".into(),
+        cycle_id: "c20261123t210000z".into(),
+        check_id: "e20261123t220000z".into(),
+    };
+    let job = build_enforce_job(&plan(), &request, &RunnerSettings::default()).unwrap();
+    let name = "dev-db-ef-e20261123t220000z";
+    assert_eq!(job.metadata.name.as_deref(), Some(name));
+    let labels = job.metadata.labels.as_ref().unwrap();
+    for (k, v) in [
+        (LABEL_OPERATION, "enforce"),
+        (LABEL_CYCLE_ID, "c20261123t210000z"),
+        (LABEL_ENFORCE_CHECK, "e20261123t220000z"),
+        (LABEL_EXECUTION_ID, name),
+    ] {
+        assert_eq!(labels.get(k).map(String::as_str), Some(v), "{k}");
+    }
+    let pod = job.spec.as_ref().unwrap().template.spec.as_ref().unwrap();
+    let env = pod.containers[0].env.as_ref().unwrap();
+    let value = |n: &str| {
+        env.iter()
+            .find(|e| e.name == n)
+            .and_then(|e| e.value.clone())
+    };
+    assert_eq!(value(ENV_OPERATION).as_deref(), Some("enforce"));
+    assert_eq!(value(ENV_CYCLE_ID).as_deref(), Some("c20261123t210000z"));
+    // The observation the controller reads back.
+    let o = hibernator_reconcile::enforce::observe_enforce_job(&job, None).unwrap();
+    assert_eq!((o.name.as_str(), o.target.as_str()), (name, "db"));
+    // A cycle Job carries no check label.
+    let cycle = build_job(
+        &plan(),
+        &request_for_enforce_check(),
+        &RunnerSettings::default(),
+    )
+    .unwrap();
+    assert!(
+        !cycle
+            .metadata
+            .labels
+            .unwrap()
+            .contains_key(LABEL_ENFORCE_CHECK)
+    );
+}
+
+fn request_for_enforce_check() -> JobRequest {
+    request("db", 1)
+}

@@ -19,6 +19,6 @@ pub mod jobs;
 pub mod resolve;
 pub mod restore_store;
 
-pub use jobs::{JobBuildError, RunnerSettings, build_job};
+pub use jobs::{JobBuildError, RunnerSettings, build_enforce_job, build_job};
 pub use resolve::{ResolveError, Resolved, resolve};
 pub use restore_store::ConfigMapRestoreStore;

@@ -241,6 +241,7 @@ pub fn decide(input: &DecideInput<'_>) -> Decision {
         .into_iter()
         .flatten()
         .min();
+    crate::enforce::enforce(&mut d, input);
     d
 }
 

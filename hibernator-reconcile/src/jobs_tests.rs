@@ -128,6 +128,7 @@ fn observes_running_succeeded_and_failed_jobs() {
                 message: "AccessDenied".into(),
                 resources: 0,
                 attempts: 1,
+                rehibernated: None,
             }
             .to_json(),
         ),

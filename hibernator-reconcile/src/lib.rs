@@ -13,6 +13,7 @@
 //! - [`decide`]: the decision (and, privately, the cycle ledger behind it);
 //! - [`controls`]: the plan control annotations (suspend, override, retry);
 //! - [`status`]: conditions, the targets summary and cycle history;
+//! - [`enforce`]: drift re-enforcement checks while hibernated;
 //! - [`jobs`]: runner Job names and reading a Job's outcome;
 //! - [`termination`]: the runner's termination message;
 //! - [`time`]: Kubernetes timestamps and the controller's clock;
@@ -24,6 +25,7 @@
 pub mod accounting;
 pub mod controls;
 pub mod decide;
+pub mod enforce;
 pub mod jobs;
 mod ledger;
 pub mod model;

@@ -43,6 +43,8 @@ pub struct DecideInput<'a> {
     pub catalog: &'a ParameterCatalog,
     /// Backoff between attempts (`max_retries` is taken from the plan).
     pub backoff: &'a RetryPolicy,
+    /// The plan's enforce Jobs (drift re-enforcement while hibernated).
+    pub enforce_jobs: &'a [crate::enforce::EnforceJobObservation],
 }
 
 /// A Kubernetes Event to publish about the plan.
@@ -95,6 +97,11 @@ pub struct Decision {
     pub cleanup: bool,
     /// The spec (or an exception) is invalid; the message names the field.
     pub invalid: Option<String>,
+    /// Enforce Jobs to create (after the status is written; `AlreadyExists`
+    /// means already done).
+    pub enforce_create: Vec<crate::enforce::EnforceJobRequest>,
+    /// Enforce Jobs that finished in this reconcile (for metrics).
+    pub enforced: Vec<crate::enforce::EnforceFinished>,
 }
 
 impl PlanEvent {

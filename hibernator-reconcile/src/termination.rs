@@ -14,10 +14,15 @@ pub struct TerminationMessage {
     pub success: bool,
     /// Concise description (the error on failure).
     pub message: String,
-    /// Shutdown: resources touched; wake-up: resources restored.
+    /// Shutdown: resources touched; wake-up: resources restored; enforce:
+    /// resources checked.
     pub resources: u32,
     /// Executor calls made (1 + retries).
     pub attempts: u32,
+    /// Enforce: resources found awake and put back to sleep (absent for
+    /// shutdown and wake-up).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rehibernated: Option<u32>,
 }
 
 impl TerminationMessage {
@@ -55,13 +60,16 @@ impl TerminationMessage {
     }
 
     fn encode(&self, message: &str) -> String {
-        serde_json::json!({
+        let mut doc = serde_json::json!({
             "success": self.success,
             "message": message,
             "resources": self.resources,
             "attempts": self.attempts,
-        })
-        .to_string()
+        });
+        if let (Some(n), Some(map)) = (self.rehibernated, doc.as_object_mut()) {
+            map.insert("rehibernated".to_string(), n.into());
+        }
+        doc.to_string()
     }
 }
 
@@ -83,6 +91,7 @@ mod tests {
             message: "shutdown done".into(),
             resources: 3,
             attempts: 1,
+            rehibernated: None,
         };
         let json = m.to_json();
         assert!(!json.contains('\n'));
@@ -98,6 +107,7 @@ mod tests {
                 message: filler.repeat(5000),
                 resources: 0,
                 attempts: 4,
+                rehibernated: Some(2),
             };
             let json = m.to_json();
             assert!(

@@ -22,7 +22,9 @@ async fn file_replicas_passes_conformance() {
     let fixture = TempServices::new().unwrap();
     let report = run_conformance(typed(FileReplicas), &fixture).await;
     report.assert_passed();
-    assert_eq!(report.checks.len(), 5);
+    // 5 ledger checks and 2 enforcement checks (FileReplicas does not
+    // support enforcement: its `enforce` must fail cleanly as `unsupported`).
+    assert_eq!(report.checks.len(), 7);
 }
 
 /// Scales services to 0 but forgets to record their replica counts.

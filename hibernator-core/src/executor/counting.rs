@@ -6,7 +6,9 @@ use std::sync::atomic::{AtomicU32, Ordering};
 
 use async_trait::async_trait;
 
-use super::{ExecutionContext, Executor, ExecutorError, ShutdownOutcome, WakeupOutcome};
+use super::{
+    EnforceOutcome, ExecutionContext, Executor, ExecutorError, ShutdownOutcome, WakeupOutcome,
+};
 use crate::params::ParameterCheck;
 use crate::restore::RestoreRecord;
 
@@ -66,5 +68,19 @@ impl Executor for CountingExecutor {
     ) -> Result<WakeupOutcome, ExecutorError> {
         self.calls.fetch_add(1, Ordering::Relaxed);
         self.inner.wakeup(ctx, params, record).await
+    }
+
+    fn supports_enforce(&self) -> bool {
+        self.inner.supports_enforce()
+    }
+
+    async fn enforce(
+        &self,
+        ctx: &ExecutionContext,
+        params: &serde_json::Value,
+        record: &RestoreRecord,
+    ) -> Result<EnforceOutcome, ExecutorError> {
+        self.calls.fetch_add(1, Ordering::Relaxed);
+        self.inner.enforce(ctx, params, record).await
     }
 }

@@ -51,6 +51,8 @@ pub mod category {
     pub const UNAVAILABLE: &str = "unavailable";
     /// A bug or an unexpected response.
     pub const INTERNAL: &str = "internal";
+    /// The executor does not support the operation (e.g. enforcement).
+    pub const UNSUPPORTED: &str = "unsupported";
 }
 
 /// A classified executor failure.

@@ -3,7 +3,7 @@
 //! An executor hibernates and wakes up the resources of one target type
 //! (`ec2`, `rds`, `eks`, … or your own). The two shells (the operator's runner
 //! Job and `hibernator run`) never call it directly: they call
-//! [`run_shutdown`] / [`run_wakeup`], which load and persist the restore
+//! [`run_shutdown`] / [`run_wakeup`] / [`run_enforce`], which load and persist the restore
 //! ledger around it, retry transient errors with [`RetryPolicy`] and enforce
 //! the target's deadline.
 //!
@@ -43,7 +43,7 @@ pub use context::{
 pub use counting::CountingExecutor;
 pub use error::{ErrorClass, ExecutorError, category};
 pub use retry::{Jitter, RetryPolicy, retry};
-pub use run::{CANCEL_GRACE, TargetReport, run_shutdown, run_wakeup};
+pub use run::{CANCEL_GRACE, EnforceReport, TargetReport, run_enforce, run_shutdown, run_wakeup};
 pub use wait::{Laggards, describe_laggards, laggards_timeout, wait_for_all, wait_until};
 
 /// What a shutdown did.
@@ -66,6 +66,29 @@ pub struct WakeupOutcome {
     /// Keys of resources that failed to wake up, with a message (no secrets).
     /// Non-empty means the target failed; their entries are kept.
     pub failed: BTreeMap<String, String>,
+}
+
+/// What an enforcement check (drift re-enforcement while hibernated) did.
+///
+/// Built by executors: only resources whose keys are in the restore record
+/// handed to [`Executor::enforce`] may appear here.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct EnforceOutcome {
+    /// Keys of the recorded resources that were checked.
+    pub checked: Vec<String>,
+    /// Keys of the recorded resources found awake and put back to sleep.
+    pub rehibernated: Vec<String>,
+}
+
+/// The error of an executor that does not support enforcement (permanent,
+/// category [`category::UNSUPPORTED`]).
+pub fn enforce_unsupported(executor_type: &str) -> ExecutorError {
+    ExecutorError::permanent(
+        category::UNSUPPORTED,
+        format!(
+            "executor {executor_type} does not support enforcement (re-hibernating resources that woke up)"
+        ),
+    )
 }
 
 /// Hibernates and wakes up the resources of one target type. Object safe:
@@ -94,6 +117,29 @@ pub trait Executor: Send + Sync {
         params: &serde_json::Value,
         record: &RestoreRecord,
     ) -> Result<WakeupOutcome, ExecutorError>;
+
+    /// Whether [`enforce`](Self::enforce) is implemented. The controller
+    /// schedules enforcement checks only for targets whose executor says so.
+    fn supports_enforce(&self) -> bool {
+        false
+    }
+
+    /// Drift re-enforcement while the plan is hibernated: checks the
+    /// resources **in `record`** and puts every one found awake back to
+    /// sleep, the way [`shutdown`](Self::shutdown) does. Must never touch a
+    /// resource whose key is not in `record`, and must not record awake
+    /// states: the record keeps the last known awake state of each resource
+    /// (the caller never writes it). The default fails with
+    /// [`enforce_unsupported`].
+    async fn enforce(
+        &self,
+        ctx: &ExecutionContext,
+        params: &serde_json::Value,
+        record: &RestoreRecord,
+    ) -> Result<EnforceOutcome, ExecutorError> {
+        let _ = (ctx, params, record);
+        Err(enforce_unsupported(self.executor_type()))
+    }
 }
 
 /// An executor with typed parameters; wrap it with [`typed`] to get an
@@ -120,6 +166,23 @@ pub trait TypedExecutor: Send + Sync + 'static {
         params: &Self::Params,
         record: &RestoreRecord,
     ) -> Result<WakeupOutcome, ExecutorError>;
+
+    /// Whether [`enforce`](Self::enforce) is implemented (see
+    /// [`Executor::supports_enforce`]); set it to `true` when you implement
+    /// `enforce`. A constant, so executor sets know it without building an
+    /// executor.
+    const SUPPORTS_ENFORCE: bool = false;
+
+    /// See [`Executor::enforce`]. The default fails with [`enforce_unsupported`].
+    async fn enforce(
+        &self,
+        ctx: &ExecutionContext,
+        params: &Self::Params,
+        record: &RestoreRecord,
+    ) -> Result<EnforceOutcome, ExecutorError> {
+        let _ = (ctx, params, record);
+        Err(enforce_unsupported(Self::TYPE))
+    }
 }
 
 /// Field path used in parameter errors raised at run time.
@@ -178,6 +241,23 @@ impl<E: TypedExecutor> Executor for Typed<E> {
     ) -> Result<WakeupOutcome, ExecutorError> {
         let params: E::Params = parse_typed_parameters(params)?;
         self.0.wakeup(ctx, &params, record).await
+    }
+
+    fn supports_enforce(&self) -> bool {
+        E::SUPPORTS_ENFORCE
+    }
+
+    async fn enforce(
+        &self,
+        ctx: &ExecutionContext,
+        params: &serde_json::Value,
+        record: &RestoreRecord,
+    ) -> Result<EnforceOutcome, ExecutorError> {
+        if !E::SUPPORTS_ENFORCE {
+            return Err(enforce_unsupported(E::TYPE));
+        }
+        let params: E::Params = parse_typed_parameters(params)?;
+        self.0.enforce(ctx, &params, record).await
     }
 }
 

@@ -279,3 +279,97 @@ fn partial_restore(failed: &BTreeMap<String, String>, total: usize) -> ExecutorE
     }
     error
 }
+
+/// Summary of one target's enforcement check (see [`run_enforce`]).
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+#[non_exhaustive]
+pub struct EnforceReport {
+    /// Target name.
+    pub target: String,
+    /// Executor type.
+    pub executor: String,
+    /// Executor calls made (1 + retries; 0 when there was nothing to check).
+    pub attempts: u32,
+    /// Keys of the recorded resources checked.
+    pub checked: Vec<String>,
+    /// Keys of the recorded resources found awake and put back to sleep.
+    pub rehibernated: Vec<String>,
+}
+
+/// Drift re-enforcement of one hibernated target.
+///
+/// 1. fails with a permanent `unsupported` error, without calling it, when
+///    the executor does not [support enforcement](Executor::supports_enforce);
+/// 2. loads the target's record; no record or an empty one means there is
+///    nothing this plan put to sleep: nothing is checked or touched;
+/// 3. calls [`Executor::enforce`] with the record, retrying transient errors
+///    with `policy` within the context's deadline and cancellation;
+/// 4. fails (permanently) when the executor reports a key that is not in the
+///    record: enforcement must never act on resources the plan did not
+///    hibernate.
+///
+/// The record is **never written**: its entries keep the last known awake
+/// state of every resource, which the next wake-up restores.
+pub async fn run_enforce(
+    executor: &dyn Executor,
+    ctx: &ExecutionContext,
+    params: &serde_json::Value,
+    store: &dyn RestoreStore,
+    policy: &RetryPolicy,
+) -> Result<EnforceReport, ExecutorError> {
+    let target = ctx.target();
+    let mut report = EnforceReport {
+        target: target.to_string(),
+        executor: executor.executor_type().to_string(),
+        ..EnforceReport::default()
+    };
+    if !executor.supports_enforce() {
+        return Err(super::enforce_unsupported(executor.executor_type()));
+    }
+    let record = match store.load(target).await? {
+        Some(versioned) if !versioned.value.is_empty() => versioned.value,
+        _ => {
+            ctx.info("enforcement: no restore entries, nothing to check");
+            return Ok(report);
+        }
+    };
+    let token = ctx.cancellation().child_token();
+    let run_ctx = ctx.for_run(None, token.clone());
+    let attempts = AtomicU32::new(0);
+    let outcome = within_deadline(
+        &run_ctx,
+        &token,
+        retry(policy, &token, |_| {
+            attempts.fetch_add(1, Ordering::Relaxed);
+            executor.enforce(&run_ctx, params, &record)
+        }),
+    )
+    .await?;
+    let foreign: Vec<&String> = outcome
+        .checked
+        .iter()
+        .chain(&outcome.rehibernated)
+        .filter(|key| !record.entries.contains_key(key.as_str()))
+        .collect();
+    if let Some(first) = foreign.first() {
+        return Err(ExecutorError::permanent(
+            category::INTERNAL,
+            format!(
+                "executor {} reported {} resources during enforcement that are not in the restore record of target {target} (first: {first}); enforcement must only act on recorded resources",
+                executor.executor_type(),
+                foreign.len()
+            ),
+        )
+        .with_resource((*first).clone()));
+    }
+    ctx.info(&format!(
+        "enforcement done: {} resources checked, {} found awake and put back to sleep",
+        outcome.checked.len(),
+        outcome.rehibernated.len()
+    ));
+    report.attempts = attempts.load(Ordering::Relaxed);
+    report.checked = outcome.checked;
+    report.rehibernated = outcome.rehibernated;
+    Ok(report)
+}

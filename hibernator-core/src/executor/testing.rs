@@ -17,7 +17,18 @@
 //! 4. `wakeup_without_restore_data_fails`: a wake-up with no restore data
 //!    fails with `missing_restore_data` and leaves the resources untouched;
 //! 5. `second_wakeup_changes_nothing`: a wake-up after a successful wake-up
-//!    succeeds and changes nothing.
+//!    succeeds and changes nothing;
+//! 6. `enforce_rehibernates_drift_and_keeps_the_record`: for an executor
+//!    that [supports enforcement](Executor::supports_enforce), resources
+//!    woken up behind its back after a shutdown
+//!    ([`ConformanceFixture::wake_behind_back`]) are put back to sleep by
+//!    [`run_enforce`], the record is unchanged (it still holds the awake
+//!    state), a second enforcement finds nothing, and a wake-up still
+//!    restores the original state. For an executor without enforcement: its
+//!    `enforce` fails cleanly with category `unsupported` and touches nothing;
+//! 7. `enforce_touches_nothing_without_restore_data`: an enforcement with no
+//!    restore record checks and changes nothing (an executor without
+//!    enforcement: `run_enforce` fails with `unsupported`).
 //!
 //! ```ignore
 //! let report = run_conformance(typed(MyExecutor::new()), &MyFixture::new()).await;
@@ -32,8 +43,8 @@ use async_trait::async_trait;
 use serde_json::Value;
 
 use super::{
-    ExecutionContext, Executor, Jitter, RetryPolicy, TargetReport, category, run_shutdown,
-    run_wakeup,
+    EnforceReport, ExecutionContext, Executor, Jitter, RetryPolicy, TargetReport, category,
+    run_enforce, run_shutdown, run_wakeup,
 };
 use crate::restore::{MemoryRestoreStore, RestoreRecord, RestoreStore};
 use crate::types::Operation;
@@ -50,6 +61,15 @@ pub trait ConformanceFixture: Send + Sync {
     /// (e.g. `{"svc-a": {"replicas": 3}}`). Two snapshots compare equal iff
     /// the resources are in the same state.
     async fn observe(&self) -> Result<Value, String>;
+
+    /// Wakes the fixture's resources up behind the executor's back, the way
+    /// RDS starts a stopped database after 7 days or a person starts an
+    /// instance by hand, without touching any restore data. Needed by the
+    /// enforcement check of executors that support enforcement; the default
+    /// reports that the fixture does not implement it (that check then fails).
+    async fn wake_behind_back(&self) -> Result<(), String> {
+        Err("the fixture does not implement ConformanceFixture::wake_behind_back, which the enforcement check of an executor supporting enforcement needs".to_string())
+    }
 }
 
 /// The outcome of one check.
@@ -157,6 +177,14 @@ pub async fn run_conformance(
             kit.missing_restore_data().await,
         ),
         ("second_wakeup_changes_nothing", kit.second_wakeup().await),
+        (
+            "enforce_rehibernates_drift_and_keeps_the_record",
+            kit.enforce_drift().await,
+        ),
+        (
+            "enforce_touches_nothing_without_restore_data",
+            kit.enforce_without_record().await,
+        ),
     ];
     for (name, outcome) in results {
         checks.push(CheckResult { name, outcome });
@@ -397,5 +425,141 @@ impl Kit<'_> {
         .map_err(|e| format!("expected a second wake-up to succeed as a no-op, seen error: {e}"))?;
         self.expect_state(&woken, "after a second wake-up", "nothing to change")
             .await
+    }
+
+    async fn enforce(
+        &self,
+        store: &dyn RestoreStore,
+        params: &Value,
+        when: &str,
+    ) -> Result<EnforceReport, String> {
+        run_enforce(
+            self.executor,
+            &self.ctx(Operation::Shutdown, "cycle-1"),
+            params,
+            store,
+            &self.policy,
+        )
+        .await
+        .map_err(|e| format!("expected enforcement {when} to succeed, seen error: {e}"))
+    }
+
+    /// An executor without enforcement: `enforce` fails with `unsupported`
+    /// and leaves the awake resources as they are.
+    async fn enforce_unsupported(&self) -> Result<(), String> {
+        let (params, awake) = self.setup().await?;
+        let ctx = self.ctx(Operation::Shutdown, "cycle-1");
+        let record = RestoreRecord::new(CONFORMANCE_TARGET, self.executor.executor_type());
+        let verdict = match self.executor.enforce(&ctx, &params, &record).await {
+            Ok(_) => Err("the executor does not support enforcement (supports_enforce() is false) but its enforce succeeded: set SUPPORTS_ENFORCE / supports_enforce() to true, or leave enforce unimplemented".to_string()),
+            Err(e) if e.category != category::UNSUPPORTED => Err(format!(
+                "expected enforce of an executor without enforcement to fail with category unsupported, seen error: {e}"
+            )),
+            Err(_) => Ok(()),
+        };
+        let untouched = self
+            .expect_state(
+                &awake,
+                "after an unsupported enforcement",
+                "resources to stay untouched",
+            )
+            .await;
+        verdict.and(untouched)
+    }
+
+    async fn enforce_drift(&self) -> Result<(), String> {
+        if !self.executor.supports_enforce() {
+            return self.enforce_unsupported().await;
+        }
+        let (params, awake) = self.setup().await?;
+        let store = MemoryRestoreStore::new();
+        self.shutdown(&store, &params, "cycle-1").await?;
+        let asleep = self.observe("after shutdown").await?;
+        let before = self.record(&store, "after shutdown").await?;
+        self.fixture
+            .wake_behind_back()
+            .await
+            .map_err(|e| format!("fixture wake_behind_back failed: {e}"))?;
+        let drifted = self
+            .observe("after waking resources behind the executor's back")
+            .await?;
+        if drifted == asleep {
+            return Err(format!(
+                "expected the fixture's wake_behind_back to change the hibernated resources, seen them unchanged: {}",
+                show(&drifted)
+            ));
+        }
+        let report = self.enforce(&store, &params, "after drift").await?;
+        if report.rehibernated.is_empty() {
+            return Err(
+                "expected enforcement to report the resources it put back to sleep, seen none"
+                    .to_string(),
+            );
+        }
+        self.expect_state(
+            &asleep,
+            "after enforcement",
+            "the hibernated state observed after shutdown",
+        )
+        .await?;
+        let after = self.record(&store, "after enforcement").await?;
+        if after.entries != before.entries {
+            return Err(format!(
+                "expected enforcement to leave the restore record unchanged (entries keep the last known awake state)\n  expected: {}\n  seen:     {}",
+                show_entries(&before),
+                show_entries(&after)
+            ));
+        }
+        let again = self.enforce(&store, &params, "a second time").await?;
+        if !again.rehibernated.is_empty() {
+            return Err(format!(
+                "expected a second enforcement to find nothing awake, seen it put {:?} back to sleep",
+                again.rehibernated
+            ));
+        }
+        self.wakeup(&store, &params, "cycle-1").await?;
+        self.expect_state(
+            &awake,
+            "after wake-up",
+            "the state observed before shutdown",
+        )
+        .await
+    }
+
+    async fn enforce_without_record(&self) -> Result<(), String> {
+        let (params, awake) = self.setup().await?;
+        let empty = MemoryRestoreStore::new();
+        let result = run_enforce(
+            self.executor,
+            &self.ctx(Operation::Shutdown, "cycle-1"),
+            &params,
+            &empty,
+            &self.policy,
+        )
+        .await;
+        let verdict = match (self.executor.supports_enforce(), result) {
+            (true, Ok(report)) if report.checked.is_empty() && report.rehibernated.is_empty() => {
+                Ok(())
+            }
+            (true, Ok(report)) => Err(format!(
+                "expected an enforcement without restore data to check nothing, seen checked {:?}, re-hibernated {:?}",
+                report.checked, report.rehibernated
+            )),
+            (true, Err(e)) => Err(format!(
+                "expected an enforcement without restore data to succeed as a no-op, seen error: {e}"
+            )),
+            (false, Err(e)) if e.category == category::UNSUPPORTED => Ok(()),
+            (false, other) => Err(format!(
+                "expected run_enforce of an executor without enforcement to fail with category unsupported, seen {other:?}"
+            )),
+        };
+        let untouched = self
+            .expect_state(
+                &awake,
+                "after an enforcement without restore data",
+                "resources to stay untouched",
+            )
+            .await;
+        verdict.and(untouched)
     }
 }

@@ -117,6 +117,53 @@ impl TypedExecutor for Fleet {
         }
         Ok(outcome)
     }
+
+    const SUPPORTS_ENFORCE: bool = true;
+
+    async fn enforce(
+        &self,
+        _ctx: &ExecutionContext,
+        _params: &FleetParams,
+        record: &RestoreRecord,
+    ) -> Result<EnforceOutcome, ExecutorError> {
+        let mut outcome = EnforceOutcome::default();
+        for key in record.entries.keys() {
+            let name = key.trim_start_matches("res/").to_string();
+            outcome.checked.push(key.clone());
+            let mut sizes = self.sizes.lock().unwrap();
+            if sizes.get(&name).copied().unwrap_or(0) > 0 {
+                sizes.insert(name, 0);
+                outcome.rehibernated.push(key.clone());
+            }
+        }
+        Ok(outcome)
+    }
+}
+
+/// [`Fleet`] without enforcement (the trait's defaults).
+struct Plain(Fleet);
+
+#[async_trait]
+impl TypedExecutor for Plain {
+    const TYPE: &'static str = "plain";
+    type Params = FleetParams;
+
+    async fn shutdown(
+        &self,
+        ctx: &ExecutionContext,
+        params: &FleetParams,
+    ) -> Result<ShutdownOutcome, ExecutorError> {
+        TypedExecutor::shutdown(&self.0, ctx, params).await
+    }
+
+    async fn wakeup(
+        &self,
+        ctx: &ExecutionContext,
+        params: &FleetParams,
+        record: &RestoreRecord,
+    ) -> Result<WakeupOutcome, ExecutorError> {
+        TypedExecutor::wakeup(&self.0, ctx, params, record).await
+    }
 }
 
 fn ctx(operation: Operation, cycle: &str) -> ExecutionContext {
@@ -524,4 +571,300 @@ fn run_futures_are_send() {
     assert_send(&shutdown);
     let wakeup = run_wakeup(&fleet, &c, &p, &store, &policy);
     assert_send(&wakeup);
+}
+
+#[tokio::test]
+async fn enforce_rehibernates_only_recorded_resources_and_never_writes_the_record() {
+    let fleet = Arc::new(Fleet::with(&[("a", 3), ("b", 0), ("c", 2), ("x", 0)]));
+    let executor = Typed(ArcFleet(fleet.clone()));
+    let store = MemoryRestoreStore::new();
+    run_shutdown(
+        &executor,
+        &ctx(Operation::Shutdown, "c1"),
+        &params(),
+        &store,
+        &quick(),
+    )
+    .await
+    .unwrap();
+    let before = store.load("web").await.unwrap().unwrap().value;
+    assert_eq!(before.entries.len(), 2, "a and c were awake");
+    // Drift: a and b (b was asleep before shutdown, so it has no entry) and x
+    // (not in the plan at all) are started behind the plan's back.
+    for (name, size) in [("a", 5), ("b", 1), ("x", 7)] {
+        fleet.sizes.lock().unwrap().insert(name.into(), size);
+    }
+    let report = run_enforce(
+        &executor,
+        &ctx(Operation::Shutdown, "c1"),
+        &params(),
+        &store,
+        &quick(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(report.rehibernated, vec!["res/a".to_string()]);
+    assert_eq!(
+        report.checked,
+        vec!["res/a".to_string(), "res/c".to_string()]
+    );
+    assert_eq!(
+        (fleet.size("a"), fleet.size("b"), fleet.size("x")),
+        (0, 1, 7)
+    );
+    let after = store.load("web").await.unwrap().unwrap().value;
+    assert_eq!(
+        after, before,
+        "the record keeps the awake state of a (3, not 5)"
+    );
+    // wake-up restores the last known awake state
+    run_wakeup(
+        &executor,
+        &ctx(Operation::Wakeup, "c1"),
+        &params(),
+        &store,
+        &quick(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(fleet.size("a"), 3);
+    // with the record empty, enforcement checks nothing and touches nothing
+    fleet.sizes.lock().unwrap().insert("c".into(), 9);
+    let report = run_enforce(
+        &executor,
+        &ctx(Operation::Shutdown, "c1"),
+        &params(),
+        &store,
+        &quick(),
+    )
+    .await
+    .unwrap();
+    assert!(report.checked.is_empty() && report.rehibernated.is_empty());
+    assert_eq!(fleet.size("c"), 9);
+}
+
+/// Shares a [`Fleet`] between the executor and the test.
+struct ArcFleet(Arc<Fleet>);
+
+#[async_trait]
+impl TypedExecutor for ArcFleet {
+    const TYPE: &'static str = "fleet";
+    type Params = FleetParams;
+    const SUPPORTS_ENFORCE: bool = true;
+
+    async fn shutdown(
+        &self,
+        ctx: &ExecutionContext,
+        params: &FleetParams,
+    ) -> Result<ShutdownOutcome, ExecutorError> {
+        TypedExecutor::shutdown(self.0.as_ref(), ctx, params).await
+    }
+
+    async fn wakeup(
+        &self,
+        ctx: &ExecutionContext,
+        params: &FleetParams,
+        record: &RestoreRecord,
+    ) -> Result<WakeupOutcome, ExecutorError> {
+        TypedExecutor::wakeup(self.0.as_ref(), ctx, params, record).await
+    }
+
+    async fn enforce(
+        &self,
+        ctx: &ExecutionContext,
+        params: &FleetParams,
+        record: &RestoreRecord,
+    ) -> Result<EnforceOutcome, ExecutorError> {
+        TypedExecutor::enforce(self.0.as_ref(), ctx, params, record).await
+    }
+}
+
+#[tokio::test]
+async fn enforce_of_an_executor_without_support_fails_cleanly_and_a_foreign_key_is_refused() {
+    let plain = typed(Plain(Fleet::with(&[("a", 3), ("b", 1), ("c", 1)])));
+    assert!(!plain.supports_enforce());
+    assert!(typed(Fleet::default()).supports_enforce());
+    let store = MemoryRestoreStore::new();
+    run_shutdown(
+        plain.as_ref(),
+        &ctx(Operation::Shutdown, "c1"),
+        &params(),
+        &store,
+        &quick(),
+    )
+    .await
+    .unwrap();
+    let error = run_enforce(
+        plain.as_ref(),
+        &ctx(Operation::Shutdown, "c1"),
+        &params(),
+        &store,
+        &quick(),
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(error.category, category::UNSUPPORTED);
+    assert!(!error.is_transient());
+    assert!(error.message.contains("plain"), "{error}");
+
+    // An executor reporting a resource outside the record violates the contract.
+    struct Rogue;
+    #[async_trait]
+    impl Executor for Rogue {
+        fn executor_type(&self) -> &str {
+            "rogue"
+        }
+        fn parameter_check(&self) -> Arc<dyn ParameterCheck> {
+            Arc::new(TypedParameters::<FleetParams>::new("rogue"))
+        }
+        async fn shutdown(
+            &self,
+            _: &ExecutionContext,
+            _: &serde_json::Value,
+        ) -> Result<ShutdownOutcome, ExecutorError> {
+            Ok(ShutdownOutcome::default())
+        }
+        async fn wakeup(
+            &self,
+            _: &ExecutionContext,
+            _: &serde_json::Value,
+            _: &RestoreRecord,
+        ) -> Result<WakeupOutcome, ExecutorError> {
+            Ok(WakeupOutcome::default())
+        }
+        fn supports_enforce(&self) -> bool {
+            true
+        }
+        async fn enforce(
+            &self,
+            _: &ExecutionContext,
+            _: &serde_json::Value,
+            _: &RestoreRecord,
+        ) -> Result<EnforceOutcome, ExecutorError> {
+            Ok(EnforceOutcome {
+                checked: vec![],
+                rehibernated: vec!["res/not-mine".into()],
+            })
+        }
+    }
+    let store = MemoryRestoreStore::new();
+    crate::restore::update_record(&store, "web", "rogue", |r| {
+        r.merge_shutdown("c1", [("res/a".to_string(), json!({"size": 1}))]);
+    })
+    .await
+    .unwrap();
+    let error = run_enforce(
+        &Rogue,
+        &ctx(Operation::Shutdown, "c1"),
+        &params(),
+        &store,
+        &quick(),
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(error.category, category::INTERNAL);
+    assert_eq!(error.resource.as_deref(), Some("res/not-mine"));
+}
+
+#[cfg(feature = "testing")]
+mod kit {
+    use super::*;
+    use crate::executor::testing::{ConformanceFixture, run_conformance};
+
+    struct FleetFixture(Arc<Fleet>);
+
+    #[async_trait]
+    impl ConformanceFixture for FleetFixture {
+        async fn setup(&self) -> Result<serde_json::Value, String> {
+            *self.0.sizes.lock().unwrap() = [
+                ("a".to_string(), 3),
+                ("b".to_string(), 1),
+                ("c".to_string(), 2),
+            ]
+            .into();
+            Ok(params())
+        }
+        async fn observe(&self) -> Result<serde_json::Value, String> {
+            Ok(json!(*self.0.sizes.lock().unwrap()))
+        }
+        async fn wake_behind_back(&self) -> Result<(), String> {
+            self.0.sizes.lock().unwrap().insert("b".into(), 4);
+            Ok(())
+        }
+    }
+
+    #[tokio::test]
+    async fn the_kit_passes_an_enforcing_executor_and_one_without_enforcement() {
+        let fleet = Arc::new(Fleet::default());
+        let report =
+            run_conformance(typed(ArcFleet(fleet.clone())), &FleetFixture(fleet.clone())).await;
+        report.assert_passed();
+        assert_eq!(report.checks.len(), 7);
+        let report = run_conformance(
+            typed(Plain(Fleet::with(&[("a", 3), ("b", 1), ("c", 2)]))),
+            &FleetFixture(Arc::new(Fleet::default())),
+        )
+        .await;
+        // Plain acts on its own fleet, which the fixture does not see: only
+        // the enforcement checks are meaningful here.
+        for name in [
+            "enforce_rehibernates_drift_and_keeps_the_record",
+            "enforce_touches_nothing_without_restore_data",
+        ] {
+            assert_eq!(
+                report.check(name).map(|c| c.outcome.clone()),
+                Some(Ok(())),
+                "{report}"
+            );
+        }
+    }
+
+    /// An enforcing executor whose enforce does nothing fails the kit.
+    struct Lazy(Arc<Fleet>);
+
+    #[async_trait]
+    impl TypedExecutor for Lazy {
+        const TYPE: &'static str = "lazy";
+        type Params = FleetParams;
+        const SUPPORTS_ENFORCE: bool = true;
+
+        async fn shutdown(
+            &self,
+            ctx: &ExecutionContext,
+            params: &FleetParams,
+        ) -> Result<ShutdownOutcome, ExecutorError> {
+            TypedExecutor::shutdown(self.0.as_ref(), ctx, params).await
+        }
+
+        async fn wakeup(
+            &self,
+            ctx: &ExecutionContext,
+            params: &FleetParams,
+            record: &RestoreRecord,
+        ) -> Result<WakeupOutcome, ExecutorError> {
+            TypedExecutor::wakeup(self.0.as_ref(), ctx, params, record).await
+        }
+
+        async fn enforce(
+            &self,
+            _: &ExecutionContext,
+            _: &FleetParams,
+            record: &RestoreRecord,
+        ) -> Result<EnforceOutcome, ExecutorError> {
+            Ok(EnforceOutcome {
+                checked: record.entries.keys().cloned().collect(),
+                rehibernated: Vec::new(),
+            })
+        }
+    }
+
+    #[tokio::test]
+    async fn the_kit_fails_an_executor_that_does_not_rehibernate() {
+        let fleet = Arc::new(Fleet::default());
+        let report = run_conformance(typed(Lazy(fleet.clone())), &FleetFixture(fleet)).await;
+        let check = report
+            .check("enforce_rehibernates_drift_and_keeps_the_record")
+            .unwrap();
+        assert!(check.outcome.is_err(), "{report}");
+    }
 }

@@ -6,11 +6,13 @@
 
 mod accounting;
 mod connectors;
+mod enforce;
 mod exception;
 mod plan;
 
 pub use accounting::*;
 pub use connectors::*;
+pub use enforce::*;
 pub use exception::*;
 pub use plan::*;
 

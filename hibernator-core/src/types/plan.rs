@@ -186,6 +186,9 @@ pub struct Behavior {
     /// Automatic retries of a failed target (transient errors only), with exponential backoff.
     #[serde(default = "default_retries")]
     pub retries: u32,
+    /// Drift re-enforcement while hibernated (default: `rds` targets, every `1h`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub enforce: Option<super::Enforce>,
 }
 
 /// Default number of retries.
@@ -200,6 +203,7 @@ impl Default for Behavior {
         Self {
             mode: BehaviorMode::default(),
             retries: DEFAULT_RETRIES,
+            enforce: None,
         }
     }
 }
@@ -457,6 +461,9 @@ pub struct HibernatePlanStatus {
     )]
     #[schemars(with = "Option<super::PlanAccounting>")]
     pub accounting: Option<std::sync::Arc<super::PlanAccounting>>,
+    /// Drift re-enforcement while hibernated (`spec.behavior.enforce`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub enforcement: Option<super::EnforcementStatus>,
 }
 
 /// Upper bound of the learned wake-up durations kept per target and of

@@ -215,6 +215,31 @@ fn behavior_and_timeouts_are_bounded() {
 }
 
 #[test]
+fn the_enforce_interval_is_bounded_and_named() {
+    let with = |enforce: &str| {
+        validate(&BASE.replace(
+            "  targets:",
+            &format!("  behavior: {{enforce: {enforce}}}\n  targets:"),
+        ))
+    };
+    assert!(with("{enabled: true, interval: 30m}").is_valid());
+    assert!(with("{enabled: false}").is_valid());
+    assert!(with("{interval: 24h}").is_valid());
+    assert!(with("{interval: 5m}").is_valid());
+    for (interval, needle) in [
+        ("4m", "minimum of 5m"),
+        ("25h", "maximum of 24h"),
+        ("soon", ""),
+    ] {
+        let d = with(&format!("{{interval: {interval}}}"));
+        assert!(
+            has(&d.errors, "spec.behavior.enforce.interval", needle),
+            "{interval}: {d:?}"
+        );
+    }
+}
+
+#[test]
 fn exceptions_and_connectors_in_the_file_are_validated() {
     let text = format!(
         "{BASE}---

@@ -13,7 +13,11 @@
 //! - **Wake-up** starts exactly the instances of the record with batched
 //!   `StartInstances` calls. A recorded instance that no longer exists or
 //!   was terminated fails its key with a clear message; the others continue.
-//! - With `awaitCompletion.enabled`, both poll `DescribeInstances` (batched
+//! - **Enforce** (drift re-enforcement while hibernated) looks only at the
+//!   instances of the record, and stops again those found `running` or
+//!   `pending` (hibernating those recorded as hibernated). It never records
+//!   anything: the entries keep the awake state the next wake-up restores.
+//! - With `awaitCompletion.enabled`, shutdown, enforce and wake-up poll `DescribeInstances` (batched
 //!   by id) until every instance is `stopped` / `running`, bounded by
 //!   `awaitCompletion.timeout`; running out of time is a failure naming the
 //!   instances still not there.
@@ -27,8 +31,8 @@ use aws_config::SdkConfig;
 use aws_sdk_ec2::Client;
 use aws_sdk_ec2::types::InstanceStateName;
 use hibernator_core::executor::{
-    ExecutionContext, ExecutorError, Laggards, ShutdownOutcome, TypedExecutor, WakeupOutcome,
-    category, describe_laggards,
+    EnforceOutcome, ExecutionContext, ExecutorError, Laggards, ShutdownOutcome, TypedExecutor,
+    WakeupOutcome, category, describe_laggards,
 };
 use hibernator_core::restore::RestoreRecord;
 use serde::{Deserialize, Serialize};
@@ -414,6 +418,70 @@ impl TypedExecutor for Ec2Executor {
         }
         outcome.restored = woken.iter().map(|id| resource_key(id)).collect();
         ctx.progress(100, "instances started");
+        Ok(outcome)
+    }
+
+    const SUPPORTS_ENFORCE: bool = true;
+
+    async fn enforce(
+        &self,
+        ctx: &ExecutionContext,
+        params: &Parameters,
+        record: &RestoreRecord,
+    ) -> Result<EnforceOutcome, ExecutorError> {
+        ctx.check_cancelled()?;
+        let mut outcome = EnforceOutcome::default();
+        let mut ids = Vec::new();
+        for key in record.entries.keys() {
+            match instance_id_of(key) {
+                Some(id) => ids.push(id.to_string()),
+                None => ctx.warn(&format!(
+                    "{key:?} is not an ec2 restore key (instance/<id>); not checked"
+                )),
+            }
+        }
+        let states = states_of(&self.client, &ids).await?;
+        let (mut hibernate, mut stop) = (Vec::new(), Vec::new());
+        for id in ids {
+            let key = resource_key(&id);
+            let Some(info) = states.get(&id) else {
+                ctx.warn(&format!(
+                    "instance {id} of the restore record no longer exists; not checked"
+                ));
+                continue;
+            };
+            outcome.checked.push(key.clone());
+            if !info.is_awake() {
+                continue;
+            }
+            let recorded_hibernated = record
+                .entry(&key)
+                .and_then(|e| serde_json::from_value::<AwakeState>(e.state.clone()).ok())
+                .is_some_and(|s| s.hibernated);
+            ctx.warn(&format!(
+                "instance {id} is {} while the plan is hibernated; stopping it again",
+                info.state.as_str()
+            ));
+            if recorded_hibernated && info.hibernation_configured {
+                hibernate.push(id);
+            } else {
+                stop.push(id);
+            }
+            outcome.rehibernated.push(key);
+        }
+        ctx.check_cancelled()?;
+        self.stop(&hibernate, true).await?;
+        self.stop(&stop, false).await?;
+        if params.await_completion.enabled {
+            let ids: Vec<String> = hibernate.into_iter().chain(stop).collect();
+            self.wait_for_state(
+                ctx,
+                &ids,
+                InstanceStateName::Stopped,
+                params.await_completion.timeout(),
+            )
+            .await?;
+        }
         Ok(outcome)
     }
 }

@@ -8,6 +8,11 @@
 //! (DescribeUpdate): completion is judged from DescribeNodegroup alone
 //! (`ACTIVE` with the target scaling configuration).
 //!
+//! Enforce (drift re-enforcement while hibernated) describes exactly the
+//! node groups of the restore record and scales those found with min or
+//! desired above 0 back to min 0 / desired 0 (keeping their current
+//! `maxSize`), as shutdown does, without recording anything.
+//!
 //! Restore entries: `nodegroup/<name>` → `{"minSize","desiredSize","maxSize"}`.
 
 mod scaling;
@@ -20,7 +25,8 @@ use aws_config::SdkConfig;
 use aws_sdk_eks::Client;
 use aws_sdk_eks::types::NodegroupScalingConfig;
 use hibernator_core::executor::{
-    ExecutionContext, ExecutorError, ShutdownOutcome, TypedExecutor, WakeupOutcome, category,
+    EnforceOutcome, ExecutionContext, ExecutorError, ShutdownOutcome, TypedExecutor, WakeupOutcome,
+    category,
 };
 use hibernator_core::restore::RestoreRecord;
 
@@ -393,6 +399,57 @@ impl TypedExecutor for EksExecutor {
             if !pending.contains(&name) {
                 outcome.restored.push(key);
             }
+        }
+        Ok(outcome)
+    }
+    const SUPPORTS_ENFORCE: bool = true;
+
+    async fn enforce(
+        &self,
+        ctx: &ExecutionContext,
+        params: &Parameters,
+        record: &RestoreRecord,
+    ) -> Result<EnforceOutcome, ExecutorError> {
+        let cluster = params.cluster_name.as_str();
+        let mut outcome = EnforceOutcome::default();
+        let mut targets = BTreeMap::new();
+        for key in record.entries.keys() {
+            ctx.check_cancelled()?;
+            let Some(name) = node_group_of_key(key) else {
+                ctx.warn(&format!(
+                    "{key:?} is not a node group restore key ({KEY_PREFIX}<name>); not checked"
+                ));
+                continue;
+            };
+            let view = match self.describe_node_group(cluster, name).await {
+                Ok(view) => view,
+                Err(e) if e.category == category::NOT_FOUND => {
+                    ctx.warn(&format!(
+                        "node group {name} of the restore record no longer exists in EKS cluster {cluster}; not checked"
+                    ));
+                    continue;
+                }
+                Err(e) => return Err(e),
+            };
+            outcome.checked.push(key.clone());
+            let Some(size) = view.size else {
+                continue;
+            };
+            if size.is_hibernated() {
+                continue;
+            }
+            let target = size.hibernated();
+            ctx.warn(&format!(
+                "node group {name} of EKS cluster {cluster} is at {size} while the plan is hibernated; scaling it back to {target}"
+            ));
+            self.set_size(cluster, name, target).await?;
+            outcome.rehibernated.push(key.clone());
+            targets.insert(name.to_string(), target);
+        }
+        if params.await_completion.enabled && !targets.is_empty() {
+            self.await_sizes(ctx, params, &targets)
+                .await
+                .map_err(|f| f.error)?;
         }
         Ok(outcome)
     }

@@ -21,6 +21,9 @@
 //!   that each endpoint accepts a TCP connection within the check's own
 //!   timeout; an endpoint that does not is a failure naming the endpoint and
 //!   the parameter that turns the check off.
+//! - Enforce (drift re-enforcement while hibernated) stops again the
+//!   recorded resources found `available` (or `starting`, once available),
+//!   such as those RDS started by itself after 7 days; see [`enforce`].
 
 use std::fmt;
 use std::time::Duration;
@@ -29,7 +32,7 @@ use async_trait::async_trait;
 use aws_config::SdkConfig;
 use aws_sdk_rds::Client;
 use hibernator_core::executor::{
-    ExecutionContext, ExecutorError, ShutdownOutcome, TypedExecutor, WakeupOutcome,
+    EnforceOutcome, ExecutionContext, ExecutorError, ShutdownOutcome, TypedExecutor, WakeupOutcome,
 };
 use hibernator_core::restore::RestoreRecord;
 
@@ -37,6 +40,7 @@ use crate::aws::wait::DEFAULT_POLL_INTERVAL;
 use crate::rds::Parameters;
 
 pub mod connect;
+pub mod enforce;
 pub mod inventory;
 mod shutdown;
 mod wakeup;
@@ -136,5 +140,16 @@ impl TypedExecutor for RdsExecutor {
         record: &RestoreRecord,
     ) -> Result<WakeupOutcome, ExecutorError> {
         wakeup::run(self, ctx, params, record).await
+    }
+
+    const SUPPORTS_ENFORCE: bool = true;
+
+    async fn enforce(
+        &self,
+        ctx: &ExecutionContext,
+        params: &Parameters,
+        record: &RestoreRecord,
+    ) -> Result<EnforceOutcome, ExecutorError> {
+        enforce::run(self, ctx, params, record).await
     }
 }

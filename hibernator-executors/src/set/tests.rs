@@ -108,6 +108,17 @@ fn the_catalog_knows_every_type_and_its_connector() {
         catalog.connector("rds"),
         Some(&ConnectorUse::Kind(ConnectorKind::CloudProvider))
     );
+    for (kind, enforces) in [
+        ("ec2", true),
+        ("rds", true),
+        ("eks", true),
+        ("karpenter", false),
+        ("workloadscaler", false),
+        ("noop", false),
+        ("noop-remote", false),
+    ] {
+        assert_eq!(catalog.supports_enforce(kind), enforces, "{kind}");
+    }
     let check = catalog.get("workloadscaler").unwrap();
     let d = check.check(
         Some(&serde_json::json!({"includedGroups": ["deployments"]})),

@@ -13,7 +13,7 @@ use aws_sdk_ec2::types::{
     Filter, HibernationOptionsRequest, InstanceStateName, ResourceType, Tag, TagSpecification,
 };
 use hibernator_core::executor::testing::{ConformanceFixture, run_conformance};
-use hibernator_core::executor::{category, run_shutdown, run_wakeup, typed};
+use hibernator_core::executor::{category, run_enforce, run_shutdown, run_wakeup, typed};
 use hibernator_core::restore::{MemoryRestoreStore, RestoreStore};
 use hibernator_core::types::Operation;
 use hibernator_executors::aws::ec2::describe::{ID_FILTER_BATCH, MUTATE_BATCH};
@@ -319,6 +319,17 @@ impl ConformanceFixture for Fixture {
         let states = all_states(&self.client).await;
         Ok(serde_json::to_value(states).map_err(|e| e.to_string())?)
     }
+
+    async fn wake_behind_back(&self) -> Result<(), String> {
+        let ids = self.ids.lock().unwrap().clone();
+        self.client
+            .start_instances()
+            .set_instance_ids(Some(ids))
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| e.to_string())
+    }
 }
 
 #[tokio::test]
@@ -537,4 +548,72 @@ async fn a_wait_that_cannot_finish_times_out_naming_the_instance() {
         .await
         .unwrap();
     assert!(none.reservations().is_empty());
+}
+
+#[tokio::test]
+async fn enforce_stops_recorded_instances_started_behind_the_plans_back_and_nothing_else() {
+    let moto = moto().await;
+    let client = client(moto.endpoint()).await;
+    let dev = launch(&client, 2, &[("env", "dev")], false).await;
+    let parked = launch_one(&client, &[("env", "dev")]).await;
+    stop_directly(&client, std::slice::from_ref(&parked)).await;
+    let exec = executor(&client);
+    let params = json!({"selector": {"tags": {"env": "dev"}}});
+    let store = MemoryRestoreStore::new();
+    shutdown(&exec, &params, &store, "c1").await;
+    let before = record(&store).await;
+    assert_eq!(before.entries.len(), 2);
+
+    // Started by hand while the plan is hibernated: both recorded instances
+    // and the parked one (same tags, but not in the restore record).
+    let all: Vec<String> = dev.iter().chain([&parked]).cloned().collect();
+    client
+        .start_instances()
+        .set_instance_ids(Some(all))
+        .send()
+        .await
+        .unwrap();
+    let report = run_enforce(
+        typed(exec.clone()).as_ref(),
+        &ctx(Operation::Shutdown, "c1"),
+        &params,
+        &store,
+        &fast_retry(0),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        report.rehibernated.iter().cloned().collect::<BTreeSet<_>>(),
+        keys(&dev.iter().collect::<Vec<_>>())
+    );
+    assert_eq!(report.checked.len(), 2);
+    let states = all_states(&client).await;
+    for id in &dev {
+        assert_eq!(states[id], "stopped", "{id} is put back to sleep");
+    }
+    assert_eq!(
+        states[&parked], "running",
+        "an instance outside the restore record is never touched"
+    );
+    assert_eq!(
+        record(&store).await,
+        before,
+        "the record still holds the last known awake state"
+    );
+
+    // Nothing drifted: a second check changes nothing.
+    let again = run_enforce(
+        typed(exec.clone()).as_ref(),
+        &ctx(Operation::Shutdown, "c1"),
+        &params,
+        &store,
+        &fast_retry(0),
+    )
+    .await
+    .unwrap();
+    assert!(again.rehibernated.is_empty());
+    wakeup(&exec, &params, &store, "c1").await;
+    for id in &dev {
+        assert_eq!(state_of(&client, id).await, "running", "{id}");
+    }
 }

@@ -13,7 +13,7 @@ use aws_sdk_eks::types::{NodegroupScalingConfig, VpcConfigRequest};
 use hibernator_core::executor::testing::{ConformanceFixture, run_conformance};
 use hibernator_core::executor::{
     ExecutionContext, Executor, ExecutorError, Jitter, RetryPolicy, TargetReport, category,
-    run_shutdown, run_wakeup, typed,
+    run_enforce, run_shutdown, run_wakeup, typed,
 };
 use hibernator_core::restore::{MemoryRestoreStore, RestoreRecord, RestoreStore};
 use hibernator_core::types::Operation;
@@ -452,6 +452,11 @@ impl ConformanceFixture for MotoNodeGroups {
         }
         Ok(Value::Object(seen))
     }
+
+    async fn wake_behind_back(&self) -> Result<(), String> {
+        self.env.resize("general", (1, 3, 5)).await;
+        Ok(())
+    }
 }
 
 #[tokio::test]
@@ -461,4 +466,51 @@ async fn conformance_kit_passes() {
     let executor = typed(env.executor());
     let fixture = MotoNodeGroups { env };
     run_conformance(executor, &fixture).await.assert_passed();
+}
+
+#[tokio::test]
+async fn enforce_scales_recorded_node_groups_scaled_up_by_hand_back_to_zero() {
+    let env = env().await;
+    env.two_node_groups().await;
+    env.node_group("idle", (0, 0, 2)).await;
+    let ex = typed(env.executor());
+    let store = MemoryRestoreStore::new();
+    shutdown(ex.as_ref(), &store, &params(&[]), "cycle-1")
+        .await
+        .unwrap();
+    let before = record(&store).await;
+
+    // Scaled up by hand while hibernated: a recorded node group (with a
+    // different size than its recorded one) and an unrecorded one.
+    env.resize("general", (2, 4, 6)).await;
+    env.resize("idle", (0, 1, 2)).await;
+    let report = run_enforce(
+        ex.as_ref(),
+        &ctx(Operation::Shutdown, "cycle-1"),
+        &params(&[]),
+        &store,
+        &policy(0),
+    )
+    .await
+    .unwrap();
+    assert_eq!(report.rehibernated, ["nodegroup/general"]);
+    assert_eq!(report.checked, ["nodegroup/batch", "nodegroup/general"]);
+    assert_eq!(
+        env.size("general").await,
+        (0, 0, 6),
+        "max kept, as shutdown does"
+    );
+    assert_eq!(env.size("batch").await, (0, 0, 3));
+    assert_eq!(
+        env.size("idle").await,
+        (0, 1, 2),
+        "a node group outside the restore record is never touched"
+    );
+    assert_eq!(
+        record(&store).await,
+        before,
+        "the record keeps the last known awake size"
+    );
+    wakeup(ex.as_ref(), &store, &params(&[]), 0).await.unwrap();
+    assert_eq!(env.size("general").await, GENERAL);
 }

@@ -16,8 +16,8 @@ use aws_sdk_rds::Client;
 use aws_sdk_rds::types::Tag;
 use hibernator_core::executor::testing::{ConformanceFixture, run_conformance};
 use hibernator_core::executor::{
-    ExecutionContext, Executor, Jitter, RetryPolicy, TargetReport, category, run_shutdown,
-    run_wakeup, typed,
+    ExecutionContext, Executor, Jitter, RetryPolicy, TargetReport, category, run_enforce,
+    run_shutdown, run_wakeup, typed,
 };
 use hibernator_core::restore::{MemoryRestoreStore, RestoreRecord, RestoreStore};
 use hibernator_core::types::Operation;
@@ -464,6 +464,16 @@ impl ConformanceFixture for MotoInstanceFixture {
             .unwrap_or_default();
         Ok(json!({ self.id: status }))
     }
+
+    async fn wake_behind_back(&self) -> Result<(), String> {
+        self.client
+            .start_db_instance()
+            .db_instance_identifier(self.id)
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| e.to_string())
+    }
 }
 
 #[tokio::test]
@@ -553,4 +563,93 @@ async fn completes_under_twenty_percent_injected_faults() {
     assert_eq!(cluster_status(&client, "catalog").await, "available");
     assert!(record(&store).await.is_empty());
     assert!(proxy.injected_total() > 0);
+}
+
+/// RDS starts stopped databases by itself after 7 days: enforcement stops
+/// the recorded instance and cluster again, never an unrecorded database.
+#[tokio::test]
+async fn enforce_stops_recorded_databases_started_behind_the_plans_back() {
+    let server = moto().await;
+    let proxy = proxy(server.endpoint(), 0.0).await;
+    let client = Client::new(&sdk_config(proxy.endpoint()).await);
+    create_instance(&client, "orders-db", &[("env", "dev")]).await;
+    create_instance(&client, "idle-db", &[("env", "dev")]).await;
+    create_cluster(&client, "catalog", &["catalog-1"], &[("env", "dev")]).await;
+    client
+        .stop_db_instance()
+        .db_instance_identifier("idle-db")
+        .send()
+        .await
+        .unwrap();
+    let ex = typed(executor(&client));
+    assert!(ex.supports_enforce());
+    let store = MemoryRestoreStore::new();
+    let params = json!({
+        "selector": {"tags": {"env": "dev"}},
+        "awaitCompletion": {"timeout": "1m"},
+    });
+    shutdown(&ex, &store, &params, "c1").await;
+    let before = record(&store).await;
+    assert_eq!(keys(&before), ["cluster/catalog", "instance/orders-db"]);
+
+    // The automatic restart after 7 days (and a hand-started idle-db, which
+    // the plan never stopped).
+    for id in ["orders-db", "idle-db"] {
+        client
+            .start_db_instance()
+            .db_instance_identifier(id)
+            .send()
+            .await
+            .unwrap();
+    }
+    client
+        .start_db_cluster()
+        .db_cluster_identifier("catalog")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(cluster_status(&client, "catalog").await, "available");
+    proxy.reset_counts();
+    let report = run_enforce(
+        ex.as_ref(),
+        &ctx(Operation::Shutdown, "c1"),
+        &params,
+        &store,
+        &policy(2),
+    )
+    .await
+    .expect("enforce");
+    assert_eq!(
+        report.rehibernated,
+        ["cluster/catalog", "instance/orders-db"]
+    );
+    assert_eq!(instance_status(&client, "orders-db").await, "stopped");
+    assert_eq!(cluster_status(&client, "catalog").await, "stopped");
+    assert_eq!(
+        instance_status(&client, "idle-db").await,
+        "available",
+        "a database outside the restore record is never touched"
+    );
+    assert_eq!(proxy.count("rds", "StopDBInstance").total(), 1);
+    assert_eq!(proxy.count("rds", "StopDBCluster").total(), 1);
+    assert_eq!(
+        record(&store).await,
+        before,
+        "the record keeps the last known awake state"
+    );
+
+    let again = run_enforce(
+        ex.as_ref(),
+        &ctx(Operation::Shutdown, "c1"),
+        &params,
+        &store,
+        &policy(2),
+    )
+    .await
+    .expect("enforce");
+    assert!(again.rehibernated.is_empty());
+    assert_eq!(again.checked.len(), 2);
+    wakeup(&ex, &store, &params, "c1").await;
+    assert_eq!(instance_status(&client, "orders-db").await, "available");
+    assert_eq!(cluster_status(&client, "catalog").await, "available");
 }

@@ -14,7 +14,7 @@ use super::error::{Error, is_already_exists, is_conflict, is_not_found};
 use super::finalizer::set_finalizer;
 use super::metrics::plan_key;
 use hibernator_core::wellknown::{LABEL_PLAN, plan_label, restore_config_map_name};
-use hibernator_kube::build_job;
+use hibernator_kube::{build_enforce_job, build_job};
 use hibernator_reconcile::Decision;
 
 /// Writes the status when it changed. Uses `replace_status` with the
@@ -96,6 +96,33 @@ async fn create_jobs(
             }
         }
     }
+    for request in &decision.enforce_create {
+        let job = build_enforce_job(plan, request, &ctx.config.runner).map_err(|source| {
+            Error::Build {
+                plan: key.clone(),
+                source,
+            }
+        })?;
+        let job_name = request.name(&name);
+        match jobs.create(&PostParams::default(), &job).await {
+            Ok(_) => tracing::info!(plan = %key, job = %job_name, "created enforce Job"),
+            Err(e) if is_already_exists(&e) => {
+                tracing::debug!(plan = %key, job = %job_name, "enforce Job exists already");
+            }
+            Err(e) => {
+                tracing::warn!(
+                    plan = %key,
+                    job = %job_name,
+                    error = %e,
+                    "could not create enforce Job; retrying after backoff"
+                );
+                failed = Some(match failed {
+                    Some((count, first)) => (count + 1, first),
+                    None => (1, e),
+                });
+            }
+        }
+    }
     Ok(failed)
 }
 
@@ -127,6 +154,7 @@ pub async fn apply(
         ctx.events.publish(plan, event).await;
     }
     ctx.metrics.record_finished(&key, &decision.finished);
+    ctx.metrics.record_enforced(&key, &decision.enforced);
     ctx.metrics.record_plan(
         &key,
         decision.status.phase,
@@ -157,7 +185,7 @@ pub async fn apply(
         return Err(Error::CreateJobs {
             plan: key,
             failed: count,
-            requested: decision.create.len(),
+            requested: decision.create.len() + decision.enforce_create.len(),
             source,
         });
     }

@@ -18,6 +18,7 @@ use prometheus_client::registry::Registry;
 
 use hibernator_reconcile::FinishedAttempt;
 use hibernator_reconcile::accounting::{accrued_between, coverage};
+use hibernator_reconcile::enforce::EnforceFinished;
 use hibernator_reconcile::status::{ALL_PHASES, phase_name};
 
 /// Labels of execution metrics.
@@ -29,6 +30,26 @@ pub struct ExecutionLabels {
     pub operation: String,
     /// Executor type.
     pub executor: String,
+}
+
+/// Labels of the enforcement metrics (drift re-enforcement while hibernated).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct EnforceLabels {
+    /// `namespace/name` of the plan.
+    pub plan: String,
+    /// Executor type.
+    pub executor: String,
+}
+
+/// Labels of the enforcement check counter.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct EnforceCheckLabels {
+    /// `namespace/name` of the plan.
+    pub plan: String,
+    /// Executor type.
+    pub executor: String,
+    /// `NoDrift`, `ReHibernated` or `Failed`.
+    pub result: String,
 }
 
 /// Labels of reconcile error metrics.
@@ -85,6 +106,8 @@ pub struct Metrics {
     hibernated_seconds: Family<TargetLabels, Counter>,
     coverage: Family<PlanLabels, Gauge<f64, AtomicU64>>,
     accounted_targets: Mutex<BTreeMap<String, BTreeSet<String>>>,
+    reenforcements: Family<EnforceLabels, Counter>,
+    enforce_checks: Family<EnforceCheckLabels, Counter>,
     phases: Mutex<BTreeMap<String, PlanPhase>>,
 }
 
@@ -128,6 +151,18 @@ impl Metrics {
         let next_transition = Family::<PlanLabels, Gauge>::default();
         let hibernated_seconds = Family::<TargetLabels, Counter>::default();
         let coverage = Family::<PlanLabels, Gauge<f64, AtomicU64>>::default();
+        let reenforcements = Family::<EnforceLabels, Counter>::default();
+        let enforce_checks = Family::<EnforceCheckLabels, Counter>::default();
+        registry.register(
+            "reenforcements",
+            "Resources found awake while their plan was hibernated and put back to sleep",
+            reenforcements.clone(),
+        );
+        registry.register(
+            "enforce_checks",
+            "Enforcement checks of hibernated targets (one per target and check) by result",
+            enforce_checks.clone(),
+        );
         registry.register(
             "execution_duration_seconds",
             "Duration of runner Jobs (one per attempt)",
@@ -199,6 +234,8 @@ impl Metrics {
             hibernated_seconds,
             coverage,
             accounted_targets: Mutex::new(BTreeMap::new()),
+            reenforcements,
+            enforce_checks,
             phases: Mutex::new(BTreeMap::new()),
         }
     }
@@ -220,6 +257,27 @@ impl Metrics {
                 self.execution_duration
                     .get_or_create(&labels)
                     .observe(duration.as_secs_f64());
+            }
+        }
+    }
+
+    /// Records enforcement checks that finished.
+    pub fn record_enforced(&self, plan: &str, finished: &[EnforceFinished]) {
+        for check in finished {
+            self.enforce_checks
+                .get_or_create(&EnforceCheckLabels {
+                    plan: plan.to_string(),
+                    executor: check.executor.clone(),
+                    result: check.result.as_str().to_string(),
+                })
+                .inc();
+            if check.rehibernated > 0 {
+                self.reenforcements
+                    .get_or_create(&EnforceLabels {
+                        plan: plan.to_string(),
+                        executor: check.executor.clone(),
+                    })
+                    .inc_by(u64::from(check.rehibernated));
             }
         }
     }
@@ -468,5 +526,35 @@ mod tests {
         let text = metrics.encode().unwrap();
         assert!(!text.contains("hibernated_seconds_total{"), "{text}");
         assert!(!text.contains("coverage_ratio{"), "{text}");
+    }
+
+    #[test]
+    fn enforcement_checks_and_reenforced_resources_are_counted() {
+        use hibernator_core::types::EnforceResult;
+        let metrics = Metrics::new();
+        let check = |target: &str, result, rehibernated| EnforceFinished {
+            target: target.into(),
+            executor: "rds".into(),
+            result,
+            rehibernated,
+        };
+        metrics.record_enforced(
+            "ns/p",
+            &[
+                check("db", EnforceResult::ReHibernated, 2),
+                check("db2", EnforceResult::ReHibernated, 1),
+                check("db3", EnforceResult::NoDrift, 0),
+            ],
+        );
+        metrics.record_enforced("ns/p", &[check("db", EnforceResult::Failed, 0)]);
+        let text = metrics.encode().unwrap();
+        for needle in [
+            "hibernator_reenforcements_total{plan=\"ns/p\",executor=\"rds\"} 3",
+            "hibernator_enforce_checks_total{plan=\"ns/p\",executor=\"rds\",result=\"ReHibernated\"} 2",
+            "hibernator_enforce_checks_total{plan=\"ns/p\",executor=\"rds\",result=\"NoDrift\"} 1",
+            "hibernator_enforce_checks_total{plan=\"ns/p\",executor=\"rds\",result=\"Failed\"} 1",
+        ] {
+            assert!(text.contains(needle), "missing {needle} in\n{text}");
+        }
     }
 }

@@ -219,6 +219,7 @@ async fn reconcile_inner(
         now,
         catalog: &ctx.catalog,
         backoff: &ctx.config.backoff,
+        enforce_jobs: &observed.enforce_jobs,
     });
     if let Some(persistence) = ctx.config.persistence() {
         let name = plan.metadata.name.as_deref().unwrap_or_default();
@@ -237,7 +238,7 @@ async fn reconcile_inner(
         .map(|at| (at - now).to_std().unwrap_or(Duration::ZERO));
     Ok(requeue_after(
         next,
-        !decision.create.is_empty(),
+        !decision.create.is_empty() || !decision.enforce_create.is_empty(),
         ctx.config.job_check,
         &key,
     ))

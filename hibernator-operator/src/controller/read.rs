@@ -16,6 +16,7 @@ use kube::api::ListParams;
 use hibernator_core::wellknown::{
     ANNOTATION_PLAN, LABEL_EXECUTION_ID, LABEL_PLAN, plan_label, restore_config_map_name,
 };
+use hibernator_reconcile::enforce::{EnforceJobObservation, observe_enforce_job};
 use hibernator_reconcile::jobs::observe_job;
 use hibernator_reconcile::{JobObservation, JobPhase, RestoreView};
 
@@ -27,6 +28,8 @@ use super::error::Error;
 pub struct Observed {
     /// Runner Jobs of the plan.
     pub jobs: Vec<JobObservation>,
+    /// Enforce Jobs of the plan (drift re-enforcement while hibernated).
+    pub enforce_jobs: Vec<EnforceJobObservation>,
     /// ScheduleExceptions referring to the plan.
     pub exceptions: Vec<ScheduleException>,
     /// Restore data.
@@ -82,7 +85,7 @@ pub async fn read(
                 .collect()
         }
     };
-    let mut pairs: Vec<(&Job, JobObservation)> = jobs
+    let ours: Vec<&Job> = jobs
         .iter()
         .map(AsRef::as_ref)
         .filter(|job| {
@@ -92,7 +95,14 @@ pub async fn read(
                 .and_then(|a| a.get(ANNOTATION_PLAN))
                 .is_none_or(|p| *p == name)
         })
-        .filter_map(|job| observe_job(job, None).map(|o| (job, o)))
+        .collect();
+    let mut pairs: Vec<(&Job, JobObservation)> = ours
+        .iter()
+        .filter_map(|job| observe_job(job, None).map(|o| (*job, o)))
+        .collect();
+    let mut enforce_pairs: Vec<(&Job, EnforceJobObservation)> = ours
+        .iter()
+        .filter_map(|job| observe_enforce_job(job, None).map(|o| (*job, o)))
         .collect();
     // termination messages only for finished Jobs the ledger has not recorded yet
     let status = plan.status.clone().unwrap_or_default();
@@ -106,7 +116,15 @@ pub async fn read(
                     && e.attempts <= o.attempt
             })
     };
-    if pairs.iter().any(|(_, o)| needs_message(o)) {
+    // enforce Jobs of the running check that finished
+    let enforcement = status.enforcement.clone().unwrap_or_default();
+    let enforce_needs_message = |o: &EnforceJobObservation| {
+        o.phase != JobPhase::Running
+            && enforcement.check_id.as_deref() == Some(o.check_id.as_str())
+            && enforcement.pending_targets.contains(&o.target)
+    };
+    let enforce_pending = enforce_pairs.iter().any(|(_, o)| enforce_needs_message(o));
+    if pairs.iter().any(|(_, o)| needs_message(o)) || enforce_pending {
         let pods_api: Api<Pod> = Api::namespaced(client.clone(), &namespace);
         let pods = pods_api
             .list(&ListParams::default().labels(&selector))
@@ -120,7 +138,15 @@ pub async fn read(
                 *o = updated;
             }
         }
+        for (job, o) in &mut enforce_pairs {
+            if let Some(text) = messages.get(&o.name)
+                && let Some(updated) = observe_enforce_job(job, Some(text))
+            {
+                *o = updated;
+            }
+        }
     }
+    let enforce_jobs = enforce_pairs.into_iter().map(|(_, o)| o).collect();
     let observed: Vec<JobObservation> = pairs.into_iter().map(|(_, o)| o).collect();
     let exceptions = match caches {
         Some(caches) => caches
@@ -148,6 +174,7 @@ pub async fn read(
     let restore = read_restore(client, &namespace, &name).await?;
     Ok(Observed {
         jobs: observed,
+        enforce_jobs,
         exceptions,
         restore,
     })

@@ -107,7 +107,7 @@ fn the_runner_accepts_the_jobs_args_and_env() {
         let args = runner_args(&job);
         assert_eq!(args.target, "db");
         assert_eq!(args.plan, "dev");
-        assert_eq!(args.operation, Operation::Shutdown);
+        assert_eq!(args.operation, Operation::Shutdown.into());
         assert_eq!(args.execution_id, job.metadata.name.clone());
         assert_eq!(args.grpc_tls, tls_expected, "{}", settings.stream_transport);
         // The runner logs in the format the controller asked for (unset:

@@ -16,10 +16,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 
 use hibernator_core::executor::{
-    CountingExecutor, ExecutionContext, ExecutorError, RetryPolicy, TargetReport, run_shutdown,
-    run_wakeup,
+    CountingExecutor, EnforceReport, ExecutionContext, ExecutorError, RetryPolicy, TargetReport,
+    category, run_enforce, run_shutdown, run_wakeup,
 };
-use hibernator_core::types::Operation;
+use hibernator_core::types::{Operation, PlanPhase, RunnerOperation};
 use hibernator_executors::ExecutorSet;
 use hibernator_streaming::client::StreamClient;
 use hibernator_streaming::config::{ClientConfig, DEFAULT_TOKEN_PATH, Transport};
@@ -50,9 +50,10 @@ pub struct RunnerArgs {
     /// Target name (`spec.targets[].name`).
     #[arg(long, env = "HIBERNATOR_TARGET")]
     pub target: String,
-    /// Operation: `shutdown` or `wakeup`.
+    /// Operation: `shutdown`, `wakeup` or `enforce` (drift re-enforcement
+    /// of a hibernated target; `--cycle-id` names its shutdown cycle).
     #[arg(long, env = "HIBERNATOR_OPERATION")]
-    pub operation: Operation,
+    pub operation: RunnerOperation,
     /// Execution id (streaming identity; labels of the Job).
     #[arg(long, env = "HIBERNATOR_EXECUTION_ID")]
     pub execution_id: Option<String>,
@@ -114,7 +115,7 @@ impl RunnerArgs {
         namespace: &str,
         plan: &str,
         target: &str,
-        operation: Operation,
+        operation: impl Into<RunnerOperation>,
         cycle_id: &str,
         termination_log: PathBuf,
     ) -> Self {
@@ -122,7 +123,7 @@ impl RunnerArgs {
             plan: plan.to_string(),
             namespace: namespace.to_string(),
             target: target.to_string(),
-            operation,
+            operation: operation.into(),
             execution_id: None,
             cycle_id: cycle_id.to_string(),
             grpc_endpoint: None,
@@ -221,7 +222,7 @@ enum RunnerError {
     Resolve(#[from] ResolveError),
     #[error("{operation} of target {target:?} failed: {source}")]
     Executor {
-        operation: Operation,
+        operation: RunnerOperation,
         target: String,
         #[source]
         source: ExecutorError,
@@ -240,7 +241,13 @@ pub async fn run_with(
     client: kube::Client,
     executors: &ExecutorSet,
 ) -> RunnerOutcome {
-    let sinks = stream::Sinks::new(connect_stream(&args).await, args.operation);
+    // Enforce runs do not stream: they belong to no cycle, and their logs
+    // stay with their Job.
+    let (stream_client, phase_of) = match args.operation {
+        RunnerOperation::Cycle(op) => (connect_stream(&args).await, op),
+        RunnerOperation::Enforce => (None, Operation::Shutdown),
+    };
+    let sinks = stream::Sinks::new(stream_client, phase_of);
     let attempts = Arc::new(AtomicU32::new(0));
     tracing::info!(
         plan = %args.plan, namespace = %args.namespace, target = %args.target,
@@ -248,18 +255,28 @@ pub async fn run_with(
         "runner starting"
     );
     let result = execute(&args, client, executors, &sinks, attempts.clone()).await;
+    let count = |n: usize| u32::try_from(n).unwrap_or(u32::MAX);
     let termination = match &result {
-        Ok(report) => TerminationMessage {
+        Ok(Report::Cycle(report)) => TerminationMessage {
             success: true,
             message: summary(report),
-            resources: u32::try_from(report.resources.len()).unwrap_or(u32::MAX),
+            resources: count(report.resources.len()),
             attempts: report.attempts,
+            rehibernated: None,
+        },
+        Ok(Report::Enforce(report)) => TerminationMessage {
+            success: true,
+            message: enforce_summary(report),
+            resources: count(report.checked.len()),
+            attempts: report.attempts,
+            rehibernated: Some(count(report.rehibernated.len())),
         },
         Err(error) => TerminationMessage {
             success: false,
             message: error.to_string(),
             resources: 0,
             attempts: attempts.load(Ordering::Relaxed),
+            rehibernated: None,
         },
     };
     match &result {
@@ -349,7 +366,7 @@ async fn execute(
     executors: &ExecutorSet,
     sinks: &stream::Sinks,
     attempts: Arc<AtomicU32>,
-) -> Result<TargetReport, RunnerError> {
+) -> Result<Report, RunnerError> {
     let resolved = resolve::resolve(
         &client,
         executors,
@@ -364,7 +381,10 @@ async fn execute(
         store = store.with_owner(owner);
     }
     let policy = RetryPolicy::with_max_retries(resolved.plan.spec.behavior.retries);
-    let ctx = ExecutionContext::builder(&args.plan, &args.target, &args.cycle_id, args.operation)
+    // An enforcement re-hibernates: its context carries the shutdown
+    // direction (and the shutdown cycle's id).
+    let context_op = args.operation.cycle().unwrap_or(Operation::Shutdown);
+    let ctx = ExecutionContext::builder(&args.plan, &args.target, &args.cycle_id, context_op)
         .namespace(&args.namespace)
         .timeout(resolved.timeout)
         .log_sink(sinks.log_sink())
@@ -377,8 +397,22 @@ async fn execute(
         .clone()
         .unwrap_or(serde_json::Value::Null);
     let result = match args.operation {
-        Operation::Shutdown => run_shutdown(&executor, &ctx, &params, &store, &policy).await,
-        Operation::Wakeup => run_wakeup(&executor, &ctx, &params, &store, &policy).await,
+        RunnerOperation::Cycle(Operation::Shutdown) => {
+            run_shutdown(&executor, &ctx, &params, &store, &policy)
+                .await
+                .map(Report::Cycle)
+        }
+        RunnerOperation::Cycle(Operation::Wakeup) => {
+            run_wakeup(&executor, &ctx, &params, &store, &policy)
+                .await
+                .map(Report::Cycle)
+        }
+        RunnerOperation::Enforce => match still_hibernated(&resolved.plan, &args.cycle_id) {
+            Err(e) => Err(e),
+            Ok(()) => run_enforce(&executor, &ctx, &params, &store, &policy)
+                .await
+                .map(Report::Enforce),
+        },
     };
     result.map_err(|source| RunnerError::Executor {
         operation: args.operation,
@@ -398,6 +432,45 @@ fn owner_of(meta: &ObjectMeta) -> Option<OwnerReference> {
         controller: Some(true),
         block_owner_deletion: Some(false),
     })
+}
+
+/// What one runner execution did.
+enum Report {
+    /// A cycle's shutdown or wake-up.
+    Cycle(TargetReport),
+    /// An enforcement check.
+    Enforce(EnforceReport),
+}
+
+/// An enforcement acts only while the plan is still hibernated by the
+/// shutdown cycle it was started for: a wake-up that started since must not
+/// be undone.
+fn still_hibernated(
+    plan: &hibernator_core::types::HibernatePlan,
+    cycle_id: &str,
+) -> Result<(), ExecutorError> {
+    let status = plan.status.as_ref();
+    let phase = status.map(|s| s.phase).unwrap_or_default();
+    let cycle = status.and_then(|s| s.current_cycle_id.as_deref());
+    if phase == PlanPhase::Hibernated && cycle == Some(cycle_id) {
+        return Ok(());
+    }
+    Err(ExecutorError::permanent(
+        category::CONFLICT,
+        format!(
+            "the plan is no longer hibernated by cycle {cycle_id} (phase {phase:?}, cycle {}); enforcement skipped, nothing was touched",
+            cycle.unwrap_or("none")
+        ),
+    ))
+}
+
+fn enforce_summary(report: &EnforceReport) -> String {
+    format!(
+        "enforcement of target {} done: {} resources checked, {} found awake and put back to sleep",
+        report.target,
+        report.checked.len(),
+        report.rehibernated.len()
+    )
 }
 
 fn summary(report: &TargetReport) -> String {
@@ -518,6 +591,48 @@ mod tests {
             .to_string();
         assert!(error.contains("--log-format"), "{error}");
         assert_eq!(DEFAULT_LOG_FORMAT, LogFormat::Text);
+    }
+
+    #[test]
+    fn the_operation_is_shutdown_wakeup_or_enforce() {
+        let parse = |op: &str| {
+            RunnerArgs::from_container(&[], &env(&[("HIBERNATOR_OPERATION", op)]))
+                .map(|a| a.operation)
+        };
+        assert_eq!(parse("enforce").unwrap(), RunnerOperation::Enforce);
+        assert_eq!(parse("wakeup").unwrap(), Operation::Wakeup.into());
+        assert_eq!(parse("shutdown").unwrap(), Operation::Shutdown.into());
+        assert_eq!(RunnerOperation::Enforce.cycle(), None);
+        let error = parse("verify").unwrap_err().to_string();
+        assert!(
+            error.contains("--operation") && error.contains("enforce"),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn an_enforcement_needs_the_plan_hibernated_by_its_cycle() {
+        use hibernator_core::types::{HibernatePlan, HibernatePlanStatus};
+        let mut plan = HibernatePlan::new(
+            "p",
+            serde_json::from_value(serde_json::json!({
+                "schedule": {"timezone": "UTC"}, "targets": []
+            }))
+            .unwrap(),
+        );
+        assert!(still_hibernated(&plan, "c1").is_err(), "no status");
+        plan.status = Some(HibernatePlanStatus {
+            phase: PlanPhase::Hibernated,
+            current_cycle_id: Some("c1".into()),
+            ..HibernatePlanStatus::default()
+        });
+        assert!(still_hibernated(&plan, "c1").is_ok());
+        let error = still_hibernated(&plan, "c0").unwrap_err();
+        assert!(error.message.contains("enforcement skipped"), "{error}");
+        if let Some(status) = plan.status.as_mut() {
+            status.phase = PlanPhase::WakingUp;
+        }
+        assert!(still_hibernated(&plan, "c1").is_err(), "a wake-up started");
     }
 
     #[test]

@@ -88,6 +88,7 @@ impl Sim {
             now: self.now,
             catalog: &self.catalog,
             backoff: &self.backoff,
+            enforce_jobs: &[],
         })
     }
 

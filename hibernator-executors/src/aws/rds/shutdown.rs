@@ -297,7 +297,7 @@ async fn snapshot_cluster(
 }
 
 /// Waits until every resource in `pending` is `stopped`.
-async fn await_stopped(
+pub(super) async fn await_stopped(
     ex: &RdsExecutor,
     ctx: &ExecutionContext,
     pending: &[(ResourceKind, String)],
@@ -351,7 +351,7 @@ async fn await_stopped(
 
 /// One error for all per-resource failures: transient only when every one
 /// of them is.
-fn combine(mut failures: Vec<ExecutorError>) -> Option<ExecutorError> {
+pub(super) fn combine(mut failures: Vec<ExecutorError>) -> Option<ExecutorError> {
     if failures.len() <= 1 {
         return failures.pop();
     }

@@ -103,7 +103,7 @@ pub(super) async fn run(
 }
 
 /// Describes the given resources (both kinds), keyed by restore key.
-async fn describe_keys<'a>(
+pub(super) async fn describe_keys<'a>(
     ex: &RdsExecutor,
     resources: impl Iterator<Item = &'a (ResourceKind, String)>,
 ) -> Result<BTreeMap<String, DbResource>, ExecutorError> {

@@ -203,6 +203,7 @@ pub fn runner(
                     message,
                     resources: 1,
                     attempts: 1,
+                    rehibernated: None,
                 }
                 .to_json(),
             };

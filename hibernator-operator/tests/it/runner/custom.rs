@@ -9,12 +9,12 @@ use std::sync::{Arc, Mutex};
 use async_trait::async_trait;
 use hibernator_core::diag::Diagnostics;
 use hibernator_core::executor::{
-    ExecutionContext, Executor, ExecutorError, ShutdownOutcome, TypedExecutor, WakeupOutcome,
-    category, typed,
+    EnforceOutcome, ExecutionContext, Executor, ExecutorError, ShutdownOutcome, TypedExecutor,
+    WakeupOutcome, category, typed,
 };
 use hibernator_core::params::{ParameterCheck, TypedParameters, ValidateParameters};
 use hibernator_core::restore::{RestoreRecord, RestoreStore};
-use hibernator_core::types::{ConnectorKind, HibernatePlan, Operation};
+use hibernator_core::types::{ConnectorKind, HibernatePlan, Operation, PlanPhase, RunnerOperation};
 use hibernator_executors::{ConnectorFactory, ConnectorRequest, ExecutorSet};
 use hibernator_kube::ConfigMapRestoreStore;
 use hibernator_operator::runner::{RunnerArgs, run_with};
@@ -86,6 +86,26 @@ impl TypedExecutor for CounterExecutor {
             let value = entry.state.as_u64().unwrap_or_default();
             self.counters.lock().unwrap().insert(name, value);
             outcome.restored.push(key.clone());
+        }
+        Ok(outcome)
+    }
+    const SUPPORTS_ENFORCE: bool = true;
+
+    async fn enforce(
+        &self,
+        _ctx: &ExecutionContext,
+        _params: &CounterParams,
+        record: &RestoreRecord,
+    ) -> Result<EnforceOutcome, ExecutorError> {
+        let mut outcome = EnforceOutcome::default();
+        for key in record.entries.keys() {
+            let name = key.trim_start_matches(&self.prefix).to_string();
+            outcome.checked.push(key.clone());
+            let mut counters = self.counters.lock().unwrap();
+            if counters.get(&name).copied().unwrap_or(0) > 0 {
+                counters.insert(name, 0);
+                outcome.rehibernated.push(key.clone());
+            }
         }
         Ok(outcome)
     }
@@ -260,7 +280,8 @@ async fn fixture(prefix: &str) -> Fixture {
 }
 
 impl Fixture {
-    fn args(&self, target: &str, operation: Operation) -> RunnerArgs {
+    fn args(&self, target: &str, operation: impl Into<RunnerOperation>) -> RunnerArgs {
+        let operation = operation.into();
         RunnerArgs::new(
             self.cluster.namespace(),
             "custom",
@@ -351,5 +372,81 @@ async fn wrong_connectors_and_unknown_types_are_named() {
         out.termination.message
     );
     assert_eq!(f.counters(), [3, 0, 7], "nothing ran");
+    f.cluster.cleanup().await.unwrap();
+}
+
+#[tokio::test]
+async fn the_enforce_operation_rehibernates_recorded_resources_only_while_hibernated() {
+    let f = fixture("runner-enforce").await;
+    let client = f.cluster.client();
+    let out = run_with(
+        f.args("local", Operation::Shutdown),
+        client.clone(),
+        &f.executors,
+    )
+    .await;
+    assert_eq!(out.exit_code, 0, "{:?}", out.termination);
+    // Drift: `a` (recorded) and `b` (not recorded) wake up behind the plan's back.
+    f.counters.lock().unwrap().insert("a".into(), 5);
+    f.counters.lock().unwrap().insert("b".into(), 4);
+
+    // The plan's status does not say Hibernated by cycle-1: nothing is touched.
+    let out = run_with(
+        f.args("local", RunnerOperation::Enforce),
+        client.clone(),
+        &f.executors,
+    )
+    .await;
+    assert_eq!(out.exit_code, 1, "{:?}", out.termination);
+    assert!(
+        out.termination.message.contains("no longer hibernated"),
+        "{:?}",
+        out.termination
+    );
+    assert_eq!(f.counters(), [5, 4, 7]);
+
+    let plans: Api<HibernatePlan> = Api::namespaced(client.clone(), f.cluster.namespace());
+    let mut plan = plans.get("custom").await.unwrap();
+    let mut status = plan.status.take().unwrap_or_default();
+    status.phase = PlanPhase::Hibernated;
+    status.current_cycle_id = Some("cycle-1".into());
+    status.current_operation = Some(Operation::Shutdown);
+    plan.status = Some(status);
+    plans
+        .replace_status("custom", &PostParams::default(), &plan)
+        .await
+        .unwrap();
+    let out = run_with(
+        f.args("local", RunnerOperation::Enforce),
+        client.clone(),
+        &f.executors,
+    )
+    .await;
+    assert_eq!(out.exit_code, 0, "{:?}", out.termination);
+    assert_eq!(out.termination.rehibernated, Some(1));
+    assert_eq!(out.termination.resources, 1, "resources checked");
+    assert!(
+        out.termination
+            .message
+            .contains("enforcement of target local"),
+        "{:?}",
+        out.termination
+    );
+    assert_eq!(
+        f.counters(),
+        [0, 4, 7],
+        "only the recorded counter is put back to sleep"
+    );
+    assert_eq!(f.entries("local").await, ["counter/a"]);
+
+    // The wake-up restores the awake state recorded at shutdown (3), not the drifted 5.
+    let out = run_with(
+        f.args("local", Operation::Wakeup),
+        client.clone(),
+        &f.executors,
+    )
+    .await;
+    assert_eq!(out.exit_code, 0, "{:?}", out.termination);
+    assert_eq!(f.counters(), [3, 4, 7]);
     f.cluster.cleanup().await.unwrap();
 }

@@ -272,7 +272,7 @@ fn container_env_becomes_runner_args() {
         RunnerArgs::from_container(&["runner".into(), "--target=other".into()], &env).unwrap();
     assert_eq!(args.plan, "nightly");
     assert_eq!(args.target, "other", "flags win over variables");
-    assert_eq!(args.operation, Operation::Wakeup);
+    assert_eq!(args.operation, Operation::Wakeup.into());
     assert_eq!(args.cycle_id, "c9");
     assert_eq!(args.execution_id.as_deref(), Some("e1"));
     assert_eq!(
