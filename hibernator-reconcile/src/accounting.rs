@@ -186,6 +186,24 @@ pub fn record_re_enforcements(
     trim(&mut accounting.months);
 }
 
+/// Records the resources an enforcement check just put back to sleep in
+/// `status.accounting` (the month's `reEnforcements`), starting the
+/// accounting if the plan has none yet.
+pub(crate) fn account_re_enforcements(
+    status: &mut HibernatePlanStatus,
+    tz: Tz,
+    now: DateTime<Utc>,
+    count: u64,
+) {
+    if count == 0 {
+        return;
+    }
+    let accounting = status
+        .accounting
+        .get_or_insert_with(|| Arc::new(PlanAccounting::default()));
+    record_re_enforcements(Arc::make_mut(accounting), tz, now, count);
+}
+
 /// [`account`] for a decision of [`decide`](crate::decide::decide): the
 /// plan's targets, restore data and clock from `input`.
 pub(crate) fn account_plan(
