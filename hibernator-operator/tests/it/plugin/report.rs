@@ -131,6 +131,10 @@ async fn report_shows_coverage_re_enforcements_and_savings() {
     );
     assert_eq!(plans[1]["plan"], "beta");
     assert_eq!(plans[1]["accounted"], false);
+    assert_eq!(
+        plans[1]["targets"][0]["hibernatedSeconds"],
+        serde_json::Value::Null
+    );
 
     // December: the open interval is added live (19:00Z → as-of)
     let dec = env
@@ -186,10 +190,10 @@ async fn report_shows_coverage_re_enforcements_and_savings() {
 {ns},alpha,orders-db,rds,2026-11,,90.00,,,1,23.40,
 {ns},alpha,analytics-db,rds,2026-11,,90.00,,,1,,rds.db.t4g.medium
 {ns},beta,,,2026-11,,,,,0,,
-{ns},beta,app-nodes,eks,2026-11,,0.00,,,0,,
-{ns},beta,batch-workers,ec2,2026-11,,0.00,,,0,,
-{ns},beta,orders-db,rds,2026-11,,0.00,,,0,,
-{ns},beta,analytics-db,rds,2026-11,,0.00,,,0,,
+{ns},beta,app-nodes,eks,2026-11,,,,,0,,
+{ns},beta,batch-workers,ec2,2026-11,,,,,0,,
+{ns},beta,orders-db,rds,2026-11,,,,,0,,
+{ns},beta,analytics-db,rds,2026-11,,,,,0,,
 "
     );
     assert_eq!(csv, expected);
