@@ -701,6 +701,7 @@ fn decide_accounts_a_night_and_writes_nothing_in_between() {
             plan,
             exceptions: &[],
             jobs,
+            enforce_jobs: &[],
             restore,
             now: at(now),
             catalog: &catalog,

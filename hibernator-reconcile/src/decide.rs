@@ -243,7 +243,12 @@ pub fn decide(input: &DecideInput<'_>) -> Decision {
         .min();
     crate::enforce::enforce(&mut d, input);
     let re_enforced: u64 = d.enforced.iter().map(|e| u64::from(e.rehibernated)).sum();
-    crate::accounting::account_re_enforcements(&mut d.status, schedule.timezone(), now, re_enforced);
+    crate::accounting::account_re_enforcements(
+        &mut d.status,
+        schedule.timezone(),
+        now,
+        re_enforced,
+    );
     d
 }
 

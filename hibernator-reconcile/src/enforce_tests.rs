@@ -224,7 +224,14 @@ fn by_default_rds_targets_are_checked_one_interval_after_the_shutdown_and_then_e
     assert_eq!(d.enforced[0].executor, "rds");
     // ... and counted in the month's accounting (the savings report's
     // re-enforcements column).
-    let accounting = sim.plan.status.as_ref().unwrap().accounting.clone().unwrap();
+    let accounting = sim
+        .plan
+        .status
+        .as_ref()
+        .unwrap()
+        .accounting
+        .clone()
+        .unwrap();
     assert_eq!(accounting.months[0].month, "2026-11");
     assert_eq!(accounting.months[0].re_enforcements, 2);
     let warnings: Vec<_> = d

@@ -201,6 +201,13 @@ async fn instance_round_trip_records_only_awake_instances() {
     let state = &rec.entries["instance/orders-db"].state;
     assert_eq!(state["status"], "available");
     assert_eq!(state["engine"], "postgres");
+    // The price class the savings report reads.
+    assert!(
+        state["dbInstanceClass"]
+            .as_str()
+            .is_some_and(|c| c.starts_with("db.")),
+        "{state}"
+    );
     assert_eq!(state["snapshotIdentifier"], Value::Null);
 
     let report = wakeup(&ex, &store, &params, "c1").await;

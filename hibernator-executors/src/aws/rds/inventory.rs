@@ -26,6 +26,9 @@ pub struct DbResource {
     pub status: String,
     /// Database engine, e.g. `postgres` or `aurora-mysql`.
     pub engine: Option<String>,
+    /// `DBInstanceClass` (instances) or `DBClusterInstanceClass` (Multi-AZ
+    /// DB clusters; Aurora clusters report none), e.g. `db.r6g.large`.
+    pub class: Option<String>,
     /// Tags from the Describe response.
     pub tags: BTreeMap<String, String>,
     /// Endpoint host and port, when the resource has one.
@@ -54,6 +57,7 @@ impl DbResource {
             id,
             status: db.db_instance_status().unwrap_or_default().to_string(),
             engine: db.engine().map(str::to_string),
+            class: db.db_instance_class().map(str::to_string),
             tags: tag_map(db.tag_list()),
             endpoint,
             member_of: db.db_cluster_identifier().map(str::to_string),
@@ -75,6 +79,7 @@ impl DbResource {
             id,
             status: c.status().unwrap_or_default().to_string(),
             engine: c.engine().map(str::to_string),
+            class: c.db_cluster_instance_class().map(str::to_string),
             tags: tag_map(c.tag_list()),
             endpoint,
             member_of: None,

@@ -178,6 +178,7 @@ async fn hibernate(
     let state = json!({
         "status": resource.status,
         "engine": resource.engine,
+        "dbInstanceClass": resource.class,
         "snapshotIdentifier": snapshot,
     });
     match resource.kind {

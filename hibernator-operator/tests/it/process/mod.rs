@@ -14,6 +14,7 @@
 mod admission;
 mod burst;
 mod cycle;
+mod enforce;
 mod journey;
 mod journey_support;
 mod restart;
