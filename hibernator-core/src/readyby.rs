@@ -235,6 +235,11 @@ pub struct LeadSchedule<'a> {
 /// call (runs shorter than the lead); beyond it the search gives up.
 const MAX_SKIPPED_RUNS: usize = 10_000;
 
+/// How far ahead [`LeadSchedule::next_transition`] looks past runs shorter
+/// than the lead before answering "no further transition" (a schedule
+/// whose every run is shorter than the lead never hibernates).
+const SKIP_HORIZON_DAYS: i64 = 400;
+
 impl<'a> LeadSchedule<'a> {
     /// `schedule` with wake-ups `lead` early (a negative lead counts as zero).
     pub fn new(schedule: &'a CompiledSchedule, lead: TimeDelta) -> Self {
@@ -303,9 +308,15 @@ impl<'a> LeadSchedule<'a> {
             }
             from = end;
         }
+        let horizon = t
+            .checked_add_signed(TimeDelta::days(SKIP_HORIZON_DAYS))
+            .unwrap_or(DateTime::<Utc>::MAX_UTC);
         for _ in 0..MAX_SKIPPED_RUNS {
             // Awake at `from` (or exactly at the end of a run): the next run.
             let start = self.schedule.next_transition(from)?.at;
+            if start > horizon {
+                return None;
+            }
             match self.schedule.next_transition(start) {
                 None => {
                     return Some(Transition {

@@ -295,8 +295,14 @@ pub fn account(
             began.push(HibernatedTarget {
                 target: e.target.clone(),
                 type_: e.executor.clone(),
-                // before the first accounting nothing is accrued
-                since: if first { since.max(now) } else { since },
+                // before the first accounting nothing is accrued, and never
+                // before what is already accounted (a target removed and
+                // added back while hibernated is not counted twice)
+                since: if first {
+                    since.max(now)
+                } else {
+                    since.max(from)
+                },
                 resources: counts.total,
                 classes: counts.classes,
             });

@@ -11,7 +11,7 @@
 //! in status and the Jobs by their deterministic names.
 
 use chrono::{DateTime, Utc};
-use hibernator_core::readyby::{LeadSchedule, LeadSource, wake_lead};
+use hibernator_core::readyby::{LeadSchedule, wake_lead};
 use hibernator_core::schedule::{CompiledSchedule, ScheduleState};
 use hibernator_core::types::{
     ExecutionState, HibernatePlanStatus, OnDelete, Operation, PlanPhase, ScheduleException,
@@ -115,7 +115,6 @@ pub fn decide(input: &DecideInput<'_>) -> Decision {
         let hold = hold_for_delete || (controls.suspended() && !deleting);
         advance(&mut d, input, hold);
     } else if was_open {
-        wakeup::on_close(&mut d, lead.source != LeadSource::Off);
         close_cycle(&mut d, now);
     }
 
@@ -242,6 +241,7 @@ pub fn decide(input: &DecideInput<'_>) -> Decision {
         .flatten()
         .min();
     crate::enforce::enforce(&mut d, input);
+    crate::enforce::hold_while_enforcing(&mut d, input);
     let re_enforced: u64 = d.enforced.iter().map(|e| u64::from(e.rehibernated)).sum();
     crate::accounting::account_re_enforcements(
         &mut d.status,

@@ -375,6 +375,46 @@ fn fold(d: &mut Decision, input: &DecideInput<'_>, st: &mut EnforcementStatus, p
     st.message = Some(message);
 }
 
+/// While the plan is not hibernated no enforce Job may act: every running
+/// one is stopped (again on each reconcile until it is gone), and a wake-up
+/// creates no Job while one is still observed, so a check that was already
+/// putting a resource back to sleep can never race the wake-up that starts
+/// it. The controller deletes these Jobs in the foreground: they stay
+/// observed until their runner Pods have terminated. The Jobs the wake-up
+/// holds back are created again by a later reconcile (the ledger records
+/// them as running; see `Decision::missing`), at the latest `HOLD_RECHECK`
+/// later.
+pub(crate) fn hold_while_enforcing(d: &mut Decision, input: &DecideInput<'_>) {
+    let hibernated =
+        d.status.phase == PlanPhase::Hibernated && input.plan.metadata.deletion_timestamp.is_none();
+    if hibernated {
+        return;
+    }
+    let running: Vec<&str> = input
+        .enforce_jobs
+        .iter()
+        .filter(|o| o.phase == JobPhase::Running)
+        .map(|o| o.name.as_str())
+        .collect();
+    if running.is_empty() {
+        return;
+    }
+    for name in &running {
+        d.delete_jobs.retain(|j| j != name);
+        d.stop_jobs.push((*name).to_string());
+    }
+    if d.status.current_operation == Some(Operation::Wakeup) && !d.create.is_empty() {
+        d.create.clear();
+        d.missing.clear();
+        let recheck = input.now + HOLD_RECHECK;
+        d.requeue_at = Some(d.requeue_at.map_or(recheck, |at| at.min(recheck)));
+    }
+}
+
+/// How soon a wake-up held by a running enforce Job looks again (the Job's
+/// deletion also triggers a reconcile through the Job watch).
+pub const HOLD_RECHECK: chrono::Duration = chrono::Duration::seconds(5);
+
 /// Deletes finished enforce Jobs of earlier checks (those of the last check
 /// stay for `kubectl logs`), and every enforce Job when there is no
 /// enforcement status.

@@ -297,32 +297,41 @@ fn enabled_covers_every_supporting_target_with_its_interval_and_false_covers_non
 }
 
 #[test]
-fn a_wakeup_drops_the_running_check_and_never_waits_for_it() {
+fn a_wakeup_stops_the_running_check_and_starts_its_jobs_once_the_check_is_gone() {
     let mut sim = hibernated("");
     sim.now = night() + TimeDelta::hours(1);
     assert_eq!(sim.step().enforce_create.len(), 1);
-    // 06:00 Tuesday: wake-up time, the enforce Job still runs.
+    let job = enforce_job_name("dev", "db", sim.enforcement().check_id.as_deref().unwrap());
+    // 06:00 Tuesday: wake-up time, the enforce Job still runs. The check is
+    // dropped and its Job stopped (in the foreground); the wake-up cycle is
+    // recorded but creates no Job while the check's runner may still act.
     sim.now = at("2026-11-24T06:00:00Z");
     let d = sim.step();
     assert_eq!(sim.phase(), PlanPhase::WakingUp);
+    assert!(d.create.is_empty(), "held: {:?}", d.create);
+    assert_eq!(d.stop_jobs, [job.clone()]);
+    assert!(!d.delete_jobs.contains(&job));
     assert_eq!(
-        d.create.len(),
-        1,
-        "the wake-up starts at once (Sequential: one target)"
+        d.requeue_at,
+        Some(sim.now + crate::enforce::HOLD_RECHECK),
+        "looks again soon"
     );
-    assert_eq!(d.create[0].operation, Operation::Wakeup);
     assert!(d.enforce_create.is_empty());
-    assert_eq!(
-        d.delete_jobs,
-        [enforce_job_name(
-            "dev",
-            "db",
-            sim.enforcement().check_id.as_deref().unwrap()
-        )]
-    );
     let st = sim.enforcement();
     assert!(st.pending_targets.is_empty());
     assert_eq!(st.next_check_at, None);
+    // Still there (its Pod terminating): still held, stopped again.
+    sim.now += TimeDelta::seconds(5);
+    let d = sim.step();
+    assert!(d.create.is_empty());
+    assert_eq!(d.stop_jobs, [job.clone()]);
+    // Gone: the wake-up's Job is created under its recorded name.
+    sim.enforce_jobs.clear();
+    sim.now += TimeDelta::seconds(5);
+    let d = sim.step();
+    assert_eq!(d.create.len(), 1, "Sequential: one target");
+    assert_eq!(d.create[0].operation, Operation::Wakeup);
+    assert!(d.stop_jobs.is_empty());
     // While awake (and during the wake-up cycle), no checks are scheduled.
     let d = sim.settle();
     assert_eq!(sim.phase(), PlanPhase::Active);

@@ -298,6 +298,7 @@ pub(super) fn advance(d: &mut Decision, input: &DecideInput<'_>, hold: bool) {
 }
 
 pub(super) fn close_cycle(d: &mut Decision, now: DateTime<Utc>) {
+    crate::wakeup::on_close(d);
     let Some(record) = cycle_record(&d.status, now) else {
         return;
     };

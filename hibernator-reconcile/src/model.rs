@@ -100,6 +100,10 @@ pub struct Decision {
     /// Enforce Jobs to create (after the status is written; `AlreadyExists`
     /// means already done).
     pub enforce_create: Vec<crate::enforce::EnforceJobRequest>,
+    /// Running enforce Jobs to stop: deleted in the foreground, so that they
+    /// stay visible (and hold the wake-up, see `hold_while_enforcing`) until
+    /// their runner Pods are gone.
+    pub stop_jobs: Vec<String>,
     /// Enforce Jobs that finished in this reconcile (for metrics).
     pub enforced: Vec<crate::enforce::EnforceFinished>,
 }

@@ -6,7 +6,7 @@
 //! ends, so keeping it costs no extra status writes in steady state.
 
 use chrono::{DateTime, Utc};
-use hibernator_core::readyby::{LeadSchedule, WakeLead};
+use hibernator_core::readyby::{LeadSchedule, LeadSource, WakeLead};
 use hibernator_core::schedule::{ScheduleState, Transition};
 use hibernator_core::types::{
     ExecutionState, HibernatePlanSpec, HibernatePlanStatus, MAX_WAKE_SAMPLES, Operation, Readiness,
@@ -104,13 +104,19 @@ pub(crate) fn on_wakeup_start(
     };
 }
 
-/// The open cycle just ended (call before the cycle is written to history).
+/// The open cycle just ended (`ledger::close_cycle` calls this before the
+/// cycle is written to history, however the cycle ended).
 /// After a wake-up: learns each target's duration (first dispatch to
 /// completion, retries included) when the cycle succeeded at its first run,
 /// and records readiness against the window end; with ready-by, a wake-up
 /// that was not ready by the window end is a Warning Event.
-pub(crate) fn on_close(d: &mut Decision, ready_by: bool) {
+pub(crate) fn on_close(d: &mut Decision) {
     let status = &mut d.status;
+    let ready_by = status
+        .wake_up
+        .as_ref()
+        .and_then(|w| w.lead_source.as_deref())
+        .is_some_and(|source| source != LeadSource::Off.as_str());
     if status.current_operation != Some(Operation::Wakeup) {
         return;
     }

@@ -51,8 +51,10 @@ pub(crate) fn run(args: &Args, out: &mut dyn std::io::Write) -> anyhow::Result<E
     let transitions: Vec<Transition> = effective.transitions(at).take(args.next + 1).collect();
     write_transitions(
         &name,
-        &effective,
-        &lead,
+        Moved {
+            schedule: &effective,
+            lead: &lead,
+        },
         at,
         &transitions,
         args.next,
@@ -112,20 +114,29 @@ pub(crate) fn aimed_window_end(
     schedule.window_end(t.at)
 }
 
+/// A schedule with its ready-by lead applied, and how the lead was computed.
+#[derive(Clone, Copy)]
+pub(crate) struct Moved<'a> {
+    /// The schedule with the lead.
+    pub schedule: &'a LeadSchedule<'a>,
+    /// The lead.
+    pub lead: &'a WakeLead,
+}
+
 /// Writes a schedule's state at `at` and the first `shown` of `transitions`
 /// (which may hold one more, so the table can say how long the last state
 /// lasts), in the schedule's time zone. Wake-ups moved by a ready-by lead
 /// name the window end they aim at.
 pub(crate) fn write_transitions(
     name: &str,
-    schedule: &LeadSchedule<'_>,
-    lead: &WakeLead,
+    moved: Moved<'_>,
     at: DateTime<Utc>,
     transitions: &[Transition],
     shown: usize,
     format: Format,
     out: &mut dyn std::io::Write,
 ) -> anyhow::Result<()> {
+    let Moved { schedule, lead } = moved;
     let tz = schedule.schedule().timezone();
     let local = |t: DateTime<Utc>| t.with_timezone(&tz);
     match format {

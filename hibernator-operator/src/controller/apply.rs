@@ -144,6 +144,23 @@ pub async fn apply(
     // 1. status first: Jobs exist only for cycles recorded in status
     write_status(&plans, plan, decision).await?;
 
+    // 1b. stop enforce Jobs that must not act any more (a wake-up holds its
+    //     Jobs until these are gone): foreground, so each stays observed
+    //     until its runner Pod has terminated
+    let foreground = DeleteParams {
+        propagation_policy: Some(PropagationPolicy::Foreground),
+        ..DeleteParams::default()
+    };
+    for job in &decision.stop_jobs {
+        match jobs.delete(job, &foreground).await {
+            Ok(_) => tracing::info!(plan = %key, %job, "stopping enforce Job"),
+            Err(e) if is_not_found(&e) => {}
+            Err(e) => {
+                tracing::warn!(plan = %key, %job, error = %e, "could not stop enforce Job; retrying on the next reconcile")
+            }
+        }
+    }
+
     // 2. Jobs (deterministic names: AlreadyExists means already done). Every
     //    create is tried; failures fail the reconcile after the Events below,
     //    so `error_policy` backs off and the next reconcile creates them again.

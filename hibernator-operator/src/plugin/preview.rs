@@ -110,8 +110,10 @@ pub(super) async fn run(
     };
     crate::cli::schedule::write_transitions(
         &args.plan,
-        &effective,
-        &lead,
+        crate::cli::schedule::Moved {
+            schedule: &effective,
+            lead: &lead,
+        },
         at,
         &transitions,
         shown,

@@ -154,3 +154,29 @@ fn a_shorter_lead_after_a_fast_wake_up_does_not_hibernate_again() {
     );
     assert_eq!(d.status.next_transition, Some(at("2026-11-24T20:00:00Z")));
 }
+
+#[test]
+fn a_wake_up_that_closes_while_skipping_a_target_is_still_measured() {
+    // Target a has no restore data left: after b wakes up, the dispatcher
+    // skips a and the cycle closes inside the same reconcile's dispatch.
+    let extra = "  wakeUp: {readyBy: true}\n";
+    let mut sim = Sim::new(plan_yaml("{type: Sequential}", &["a", "b"], extra), night());
+    sim.run_to_end(ok);
+    sim.restore.targets.remove("a");
+    sim.now = at("2026-11-24T05:50:00Z");
+    sim.step();
+    assert_eq!(sim.running(), ["b"]);
+    sim.now = at("2026-11-24T05:54:00Z");
+    sim.finish(ok);
+    sim.step();
+    assert_eq!(sim.phase(), PlanPhase::Active);
+    let w = wake_up(&sim);
+    assert_eq!(w.readiness.len(), 1, "{w:?}");
+    assert_eq!(w.readiness[0].early_seconds, Some(360));
+    assert!(w.cycle_window_end.is_none());
+    assert!(
+        w.durations
+            .iter()
+            .any(|d| d.target == "b" && d.seconds == [240])
+    );
+}
