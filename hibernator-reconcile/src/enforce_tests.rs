@@ -309,7 +309,7 @@ fn a_wakeup_stops_the_running_check_and_starts_its_jobs_once_the_check_is_gone()
     let d = sim.step();
     assert_eq!(sim.phase(), PlanPhase::WakingUp);
     assert!(d.create.is_empty(), "held: {:?}", d.create);
-    assert_eq!(d.stop_jobs, [job.clone()]);
+    assert_eq!(d.stop_jobs, std::slice::from_ref(&job));
     assert!(!d.delete_jobs.contains(&job));
     assert_eq!(
         d.requeue_at,
@@ -324,7 +324,7 @@ fn a_wakeup_stops_the_running_check_and_starts_its_jobs_once_the_check_is_gone()
     sim.now += TimeDelta::seconds(5);
     let d = sim.step();
     assert!(d.create.is_empty());
-    assert_eq!(d.stop_jobs, [job.clone()]);
+    assert_eq!(d.stop_jobs, std::slice::from_ref(&job));
     // Gone: the wake-up's Job is created under its recorded name.
     sim.enforce_jobs.clear();
     sim.now += TimeDelta::seconds(5);

@@ -1,7 +1,8 @@
 //! Operator metrics (prometheus-client), served on `/metrics`.
 //!
-//! Labels are bounded: operation, executor type, error category, phase, and
-//! the plan only as `namespace/name`.
+//! Labels are bounded: operation, executor type, error category, phase, the
+//! plan only as `namespace/name`, and target names only on
+//! `hibernator_hibernated_seconds_total` (one series per target of a plan).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Mutex;

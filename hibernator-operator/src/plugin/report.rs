@@ -42,7 +42,8 @@ pub struct Args {
     /// `namespace/name`, of `<type>.<class>: "<dollars per hour>"`.
     #[arg(long)]
     pub prices: Option<String>,
-    /// Report as of this RFC 3339 instant instead of now.
+    /// Count open intervals up to this RFC 3339 instant instead of now
+    /// (what the status already accrued stays as it is).
     #[arg(long)]
     pub as_of: Option<String>,
     /// Output format.

@@ -76,9 +76,10 @@ async fn a_namespace_selector_admits_exactly_the_selected_namespaces() {
     );
 
     // Unlabelled: a spec change is no longer this controller's business.
-    label_namespace(&client, &ns, None).await;
-    // the namespace's leaving reaches the controller (its plans reconcile)
+    // the namespace's leaving reaches the controller (its plans reconcile);
+    // counted before the change, so a reconcile that comes at once counts
     let before = reconciles(&harness);
+    label_namespace(&client, &ns, None).await;
     reconciled_since(&harness, before).await;
     let before = reconciles(&harness);
     plans
