@@ -205,6 +205,19 @@ fn show(v: &Value) -> String {
     serde_json::to_string(v).unwrap_or_else(|e| format!("<unprintable: {e}>"))
 }
 
+/// `Ok` when both records hold the same entries, else the failure
+/// "expected {what}" with both.
+fn same_entries(expected: &RestoreRecord, seen: &RestoreRecord, what: &str) -> Result<(), String> {
+    if expected.entries == seen.entries {
+        return Ok(());
+    }
+    Err(format!(
+        "expected {what}\n  expected: {}\n  seen:     {}",
+        show_entries(expected),
+        show_entries(seen)
+    ))
+}
+
 fn show_entries(r: &RestoreRecord) -> String {
     serde_json::to_string(&r.entries).unwrap_or_else(|e| format!("<unprintable: {e}>"))
 }
@@ -331,13 +344,11 @@ impl Kit<'_> {
         let first = self.record(&store, "after the first shutdown").await?;
         self.shutdown(&store, &params, "cycle-1").await?;
         let second = self.record(&store, "after the second shutdown").await?;
-        if first.entries != second.entries {
-            return Err(format!(
-                "expected the record after a second shutdown in the same cycle to equal the record after the first\n  expected: {}\n  seen:     {}",
-                show_entries(&first),
-                show_entries(&second)
-            ));
-        }
+        same_entries(
+            &first,
+            &second,
+            "the record after a second shutdown in the same cycle to equal the record after the first",
+        )?;
         self.wakeup(&store, &params, "cycle-1").await?;
         self.expect_state(
             &awake,
@@ -503,13 +514,11 @@ impl Kit<'_> {
         )
         .await?;
         let after = self.record(&store, "after enforcement").await?;
-        if after.entries != before.entries {
-            return Err(format!(
-                "expected enforcement to leave the restore record unchanged (entries keep the last known awake state)\n  expected: {}\n  seen:     {}",
-                show_entries(&before),
-                show_entries(&after)
-            ));
-        }
+        same_entries(
+            &before,
+            &after,
+            "enforcement to leave the restore record unchanged (entries keep the last known awake state)",
+        )?;
         let again = self.enforce(&store, &params, "a second time").await?;
         if !again.rehibernated.is_empty() {
             return Err(format!(
