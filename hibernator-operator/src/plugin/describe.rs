@@ -186,6 +186,7 @@ pub(super) async fn run(
                     "readyBy": crate::cli::schedule::lead_json(&lead),
                 },
                 "wakeUp": status.wake_up,
+                "enforcement": status.enforcement,
                 "waves": {
                     "shutdown": shutdown.as_ref().map(ExecutionPlan::waves),
                     "wakeup": wakeup.as_ref().map(ExecutionPlan::waves),
@@ -282,6 +283,22 @@ pub(super) async fn run(
                         local(r.window_end, tz)
                     ),
                 )?;
+            }
+            if let Some(e) = &status.enforcement {
+                let when = |t: Option<DateTime<Utc>>| t.map_or("-".to_string(), |t| local(t, tz));
+                line(
+                    out,
+                    format!(
+                        "Enforcement: woke up {} time(s) while hibernated; last check {} ({}), next {}",
+                        e.woke_up_count,
+                        when(e.last_check_at),
+                        e.last_result.map_or("-".to_string(), |r| format!("{r:?}")),
+                        when(e.next_check_at),
+                    ),
+                )?;
+                if let Some(message) = &e.message {
+                    line(out, format!("  {message}"))?;
+                }
             }
             if let Some(plan) = &shutdown {
                 write_plan(plan, PlanFormat::Table, out)

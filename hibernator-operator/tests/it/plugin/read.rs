@@ -412,7 +412,7 @@ async fn logs_follow_jobs_of_the_current_cycle_to_their_pods() {
 }
 
 #[tokio::test]
-async fn preview_and_describe_show_the_learned_ready_by_lead_and_readiness() {
+async fn preview_and_describe_show_the_ready_by_lead_readiness_and_enforcement() {
     let env = Env::start("plugin-readyby").await;
     env.create_plan("p").await;
     env.plans()
@@ -439,6 +439,11 @@ async fn preview_and_describe_show_the_learned_ready_by_lead_and_readiness() {
                 "durations": durations,
                 "readiness": [{"cycleId": "c20261124t045000z", "windowEnd": "2026-11-24T05:00:00Z",
                     "readyAt": "2026-11-24T05:03:00Z", "earlySeconds": -180}],
+            },
+            "enforcement": {
+                "wokeUpCount": 3, "lastCheckAt": "2026-11-24T02:00:00Z",
+                "nextCheckAt": "2026-11-24T03:00:00Z", "lastResult": "ReHibernated",
+                "message": "check e1: 1 resources found awake and put back to sleep; orders-db: 1 checked, 1 re-hibernated",
             },
         }),
     )
@@ -497,7 +502,16 @@ async fn preview_and_describe_show_the_learned_ready_by_lead_and_readiness() {
         ),
         "{table}"
     );
+    assert!(
+        table.contains("Enforcement: woke up 3 time(s) while hibernated; last check 2026-11-24T02:00:00+00:00 (ReHibernated), next 2026-11-24T03:00:00+00:00"),
+        "{table}"
+    );
+    assert!(
+        table.contains("orders-db: 1 checked, 1 re-hibernated"),
+        "{table}"
+    );
     let d = env.json(&["describe", "p", "-o", "json"]).await;
     assert_eq!(d["wakeUp"]["readiness"][0]["earlySeconds"], -180, "{d}");
+    assert_eq!(d["enforcement"]["wokeUpCount"], 3, "{d}");
     env.tc.cleanup().await.unwrap();
 }
