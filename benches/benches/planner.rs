@@ -25,6 +25,7 @@ fn base(n: usize, kind: StrategyType) -> HibernatePlanSpec {
         schedule: Schedule {
             timezone: "UTC".into(),
             off_hours: Vec::new(),
+            calendars: Vec::new(),
         },
         execution: Default::default(),
         behavior: Default::default(),

@@ -65,6 +65,7 @@ impl World {
         decide(&DecideInput {
             plan: &self.plan,
             exceptions: &[],
+            calendars: &[],
             jobs: &self.jobs,
             restore: &self.restore,
             now,

@@ -84,6 +84,7 @@ fn bench_schedule(c: &mut Criterion) {
     let schedule = Schedule {
         timezone: "Europe/Berlin".into(),
         off_hours: base_windows(),
+        calendars: Vec::new(),
     };
     let compiled = CompiledSchedule::compile(&schedule, &exceptions(anchor)).expect("compiles");
     // Query instants spread over two weeks around the exceptions, across a DST change.

@@ -63,6 +63,7 @@ fn case(rng: &mut StdRng) -> Case {
         schedule: Schedule {
             timezone: "UTC".into(),
             off_hours: Vec::new(),
+            calendars: Vec::new(),
         },
         execution: Default::default(),
         behavior: Default::default(),

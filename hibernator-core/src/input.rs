@@ -1,13 +1,18 @@
 //! Reading plan files: multi-document YAML holding one `HibernatePlan` and
-//! optionally `ScheduleException`s and connector objects.
+//! optionally `ScheduleException`s, `HolidayCalendar`s (with the `v1`
+//! ConfigMaps of their iCalendar documents) and connector objects.
 
 use serde::de::DeserializeOwned;
 use thiserror::Error;
 
+use crate::calendar::{CalendarDays, Documents};
 use crate::diag::Diagnostic;
+use crate::schedule::{CompiledSchedule, ScheduleError};
 use crate::types::{
-    API_GROUP, API_VERSION, CloudProvider, HibernatePlan, K8SCluster, ScheduleException,
+    API_GROUP, API_VERSION, CloudProvider, HibernatePlan, HolidayCalendar, K8SCluster,
+    ScheduleException,
 };
+use k8s_openapi::api::core::v1::ConfigMap;
 
 /// Errors reading a plan file.
 #[derive(Debug, Error)]
@@ -78,6 +83,10 @@ pub struct PlanDocuments {
     pub cloud_providers: Vec<CloudProvider>,
     /// Kubernetes cluster connectors defined in the file.
     pub clusters: Vec<K8SCluster>,
+    /// Holiday calendars defined in the file.
+    pub calendars: Vec<HolidayCalendar>,
+    /// ConfigMaps (`v1`) defined in the file: iCalendar documents of the calendars.
+    pub config_maps: Vec<ConfigMap>,
     /// Notes about the file that are not errors (e.g. an exception for another plan).
     pub warnings: Vec<Diagnostic>,
 }
@@ -89,6 +98,8 @@ impl PlanDocuments {
         let mut exceptions = Vec::new();
         let mut cloud_providers = Vec::new();
         let mut clusters = Vec::new();
+        let mut calendars = Vec::new();
+        let mut config_maps = Vec::new();
         for (index, doc) in yaml_serde::Deserializer::from_str(text).enumerate() {
             let document = index + 1;
             let value: serde_json::Value =
@@ -109,6 +120,10 @@ impl PlanDocuments {
                 .and_then(|k| k.as_str())
                 .unwrap_or_default();
             let expected = format!("{API_GROUP}/{API_VERSION}");
+            if api_version == "v1" && kind == "ConfigMap" {
+                config_maps.push(typed::<ConfigMap>(document, &kind, value)?);
+                continue;
+            }
             if api_version != expected {
                 return Err(InputError::Unsupported {
                     document,
@@ -126,11 +141,14 @@ impl PlanDocuments {
                     cloud_providers.push(typed::<CloudProvider>(document, &kind, value)?)
                 }
                 "K8SCluster" => clusters.push(typed::<K8SCluster>(document, &kind, value)?),
+                "HolidayCalendar" => {
+                    calendars.push(typed::<HolidayCalendar>(document, &kind, value)?)
+                }
                 other => {
                     return Err(InputError::Unsupported {
                         document,
                         message: format!(
-                            "kind: {other:?} is not one of HibernatePlan, ScheduleException, CloudProvider, K8SCluster"
+                            "kind: {other:?} is not one of HibernatePlan, ScheduleException, HolidayCalendar, CloudProvider, K8SCluster (or a v1 ConfigMap)"
                         ),
                     });
                 }
@@ -175,8 +193,70 @@ impl PlanDocuments {
             exceptions,
             cloud_providers,
             clusters,
+            calendars,
+            config_maps,
             warnings,
         })
+    }
+
+    /// The plan's calendars (`spec.schedule.calendars`), resolved from the
+    /// `HolidayCalendar`s and ConfigMaps of the file, one per entry in order. A
+    /// calendar matches by name (and namespace when both give one).
+    pub fn calendar_days(
+        &self,
+        today: chrono::NaiveDate,
+    ) -> Vec<Result<CalendarDays, ScheduleError>> {
+        let plan_ns = self.plan.metadata.namespace.as_deref();
+        self.plan
+            .spec
+            .schedule
+            .calendars
+            .iter()
+            .enumerate()
+            .map(|(i, r)| {
+                let ns = r.namespace.as_deref().or(plan_ns);
+                let found = self.calendars.iter().find(|c| {
+                    c.metadata.name.as_deref() == Some(r.name.as_str())
+                        && (ns.is_none()
+                            || c.metadata.namespace.is_none()
+                            || c.metadata.namespace.as_deref() == ns)
+                });
+                let Some(calendar) = found else {
+                    return Err(ScheduleError::new(
+                        format!("spec.schedule.calendars[{i}]"),
+                        format!(
+                            "HolidayCalendar {:?} is not in the file: add its document (and the ConfigMaps of its ical sources) to see its days",
+                            r.name
+                        ),
+                    ));
+                };
+                let mut calendar = calendar.clone();
+                if calendar.metadata.namespace.is_none() {
+                    calendar.metadata.namespace = Some(ns.unwrap_or("default").to_string());
+                }
+                crate::calendar::resolve(&calendar, self, today).map_err(|e| {
+                    ScheduleError::new(
+                        format!("spec.schedule.calendars[{i}]"),
+                        format!("HolidayCalendar {:?}: {e}", r.name),
+                    )
+                })
+            })
+            .collect()
+    }
+
+    /// Compiles the plan's schedule with its exceptions and the calendars the
+    /// file resolves; calendars that do not resolve are left out and returned as
+    /// problems (naming `spec.schedule.calendars[i]`), like the controller does.
+    pub fn compile_schedule(
+        &self,
+        today: chrono::NaiveDate,
+    ) -> Result<(CompiledSchedule, Vec<ScheduleError>), ScheduleError> {
+        let resolved = self.calendar_days(today);
+        let (schedule, days, problems) =
+            crate::calendar::usable(&self.plan.spec.schedule, resolved);
+        let compiled =
+            CompiledSchedule::compile_with_calendars(&schedule, &self.exceptions, &days)?;
+        Ok((compiled, problems))
     }
 
     /// Reads and parses a file.
@@ -184,6 +264,22 @@ impl PlanDocuments {
         let text = std::fs::read_to_string(path)
             .map_err(|e| InputError::PlanCount(format!("cannot read {}: {e}", path.display())))?;
         Self::from_yaml(&text)
+    }
+}
+
+impl Documents for PlanDocuments {
+    fn document(&self, namespace: &str, name: &str, key: &str) -> Result<Option<String>, String> {
+        Ok(self
+            .config_maps
+            .iter()
+            .find(|c| {
+                c.metadata.name.as_deref() == Some(name)
+                    && c.metadata
+                        .namespace
+                        .as_deref()
+                        .is_none_or(|ns| ns == namespace)
+            })
+            .and_then(|c| c.data.as_ref()?.get(key).cloned()))
     }
 }
 

@@ -26,6 +26,7 @@
 //! assert!(schedule.is_off(at));
 //! ```
 
+pub mod calendar;
 pub mod crd;
 pub mod cycle;
 pub mod diag;

@@ -29,6 +29,7 @@
 //!         end: "06:00".into(),
 //!         days_of_week: ["MON", "TUE", "WED", "THU", "FRI"].map(String::from).to_vec(),
 //!     }],
+//!     calendars: Vec::new(),
 //! };
 //! let compiled = CompiledSchedule::compile(&schedule, &[]).unwrap();
 //! let ready_by = LeadSchedule::new(&compiled, TimeDelta::minutes(45));

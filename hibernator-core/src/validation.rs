@@ -329,12 +329,68 @@ pub fn validate_documents(docs: &PlanDocuments, catalog: &ParameterCatalog) -> D
             validate_cluster(c),
         );
     }
+    for c in &docs.calendars {
+        prefixed(
+            &mut d,
+            "HolidayCalendar",
+            c.metadata.name.as_deref(),
+            validate_calendar(c),
+        );
+    }
     if d.is_valid() {
-        // Only a valid schedule and exceptions can be compiled together.
-        if let Err(e) =
-            crate::schedule::CompiledSchedule::compile(&docs.plan.spec.schedule, &docs.exceptions)
+        // Only a valid schedule and exceptions can be compiled together. A
+        // calendar the file does not resolve is a warning: the plan still runs
+        // on its windows (the controller resolves it from the cluster).
+        match docs.compile_schedule(chrono::Utc::now().date_naive()) {
+            Err(e) => d.error(e.field.clone(), e.message.clone()),
+            Ok((_, problems)) => {
+                for p in problems {
+                    d.warn(p.field, p.message);
+                }
+            }
+        }
+    }
+    d
+}
+
+/// Checks a `HolidayCalendar` on its own: its date lists and built-in sets (its
+/// iCalendar documents are read where it is resolved).
+pub fn validate_calendar(calendar: &crate::types::HolidayCalendar) -> Diagnostics {
+    let mut d = Diagnostics::new();
+    let spec = &calendar.spec;
+    if spec.dates.is_empty() && spec.public_holidays.is_empty() && spec.ical.is_empty() {
+        d.error(
+            "spec",
+            "a calendar needs at least one source: dates, publicHolidays or ical",
+        );
+    }
+    for (field, list) in [("spec.dates", &spec.dates), ("spec.exclude", &spec.exclude)] {
+        for (i, text) in list.iter().enumerate() {
+            if let Err(m) = crate::calendar::parse_date_range(text) {
+                d.error(format!("{field}[{i}]"), m);
+            }
+        }
+    }
+    for (i, p) in spec.public_holidays.iter().enumerate() {
+        if let Err((sub, m)) =
+            crate::calendar::public_holidays(&p.country, p.subdivision.as_deref())
         {
-            d.error(e.field.clone(), e.message.clone());
+            d.error(format!("spec.publicHolidays[{i}].{sub}"), m);
+        }
+    }
+    for (i, s) in spec.ical.iter().enumerate() {
+        let r = &s.config_map_ref;
+        if r.name.trim().is_empty() {
+            d.error(
+                format!("spec.ical[{i}].configMapRef.name"),
+                "a ConfigMap name is required",
+            );
+        }
+        if r.key.trim().is_empty() {
+            d.error(
+                format!("spec.ical[{i}].configMapRef.key"),
+                "the key of the document is required",
+            );
         }
     }
     d

@@ -19,6 +19,9 @@
 /// Label: the plan a Job (or restore ConfigMap) belongs to, in its
 /// label-safe form ([`plan_label`]).
 pub const LABEL_PLAN: &str = "hibernator.dev/plan";
+/// Label of the ConfigMaps holding iCalendar documents of `HolidayCalendar`s
+/// (`spec.ical`): the controller watches only ConfigMaps that carry it.
+pub const LABEL_CALENDAR: &str = "hibernator.dev/calendar";
 /// Label: the target a Job runs (label-safe form, [`dns_label`]).
 pub const LABEL_TARGET: &str = "hibernator.dev/target";
 /// Label: the operation of a Job, `shutdown` or `wakeup`.

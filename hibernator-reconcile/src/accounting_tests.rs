@@ -26,6 +26,7 @@ fn schedule(tz: &str, windows: &[(&str, &str, &[&str])]) -> CompiledSchedule {
                     days_of_week: days.iter().map(|d| (*d).to_string()).collect(),
                 })
                 .collect(),
+            calendars: Vec::new(),
         },
         &[],
     )
@@ -700,6 +701,7 @@ fn decide_accounts_a_night_and_writes_nothing_in_between() {
         let d = crate::decide(&DecideInput {
             plan,
             exceptions: &[],
+            calendars: &[],
             jobs,
             enforce_jobs: &[],
             restore,

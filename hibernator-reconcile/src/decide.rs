@@ -52,11 +52,15 @@ pub fn decide(input: &DecideInput<'_>) -> Decision {
         .filter(|e| validate_exception(e).is_valid())
         .cloned()
         .collect();
+    let calendars = crate::calendars::usable(&mut d, plan, input.calendars, now);
     let compiled = match diagnostics.errors.first() {
         Some(first) => Err(format!("{}: {}", first.field, first.message)),
-        None => {
-            CompiledSchedule::compile(&plan.spec.schedule, &exceptions).map_err(|e| e.to_string())
-        }
+        None => CompiledSchedule::compile_with_calendars(
+            &calendars.schedule,
+            &exceptions,
+            &calendars.days,
+        )
+        .map_err(|e| e.to_string()),
     };
     let schedule = match compiled {
         Ok(schedule) => schedule,

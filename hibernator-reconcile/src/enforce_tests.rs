@@ -67,6 +67,7 @@ impl Sim {
         let d = decide(&DecideInput {
             plan: &self.plan,
             exceptions: &[],
+            calendars: &[],
             jobs: &self.jobs,
             restore: &self.restore,
             now: self.now,

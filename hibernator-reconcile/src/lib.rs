@@ -23,6 +23,7 @@
 //! operator's controller applies them.
 
 pub mod accounting;
+pub mod calendars;
 pub mod controls;
 pub mod decide;
 pub mod enforce;

@@ -33,6 +33,12 @@ pub struct DecideInput<'a> {
     pub plan: &'a HibernatePlan,
     /// The ScheduleExceptions that refer to the plan.
     pub exceptions: &'a [ScheduleException],
+    /// The plan's calendars, one per `spec.schedule.calendars` entry in order:
+    /// their days, or why they cannot be used (see [`crate::calendars`]).
+    pub calendars: &'a [Result<
+        hibernator_core::calendar::CalendarDays,
+        hibernator_core::schedule::ScheduleError,
+    >],
     /// The plan's runner Jobs (every cycle).
     pub jobs: &'a [JobObservation],
     /// The plan's restore data.

@@ -27,6 +27,7 @@ fn weeknights(zone: &str, start: &str, end: &str) -> Schedule {
                 .map(String::from)
                 .to_vec(),
         }],
+        calendars: Vec::new(),
     }
 }
 
@@ -141,6 +142,7 @@ fn the_lead_is_absolute_time_across_a_dst_change() {
                 end: "03:30".into(),
                 days_of_week: vec!["SAT".into(), "SUN".into()],
             }],
+            calendars: Vec::new(),
         },
         &[],
     );

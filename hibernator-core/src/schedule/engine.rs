@@ -1,12 +1,16 @@
 //! The compiled schedule and its exact event sweep (R1–R6).
 
-use chrono::{DateTime, TimeDelta, Utc};
+use std::borrow::Borrow;
+use std::collections::BTreeSet;
+
+use chrono::{DateTime, NaiveDate, TimeDelta, Utc};
 use chrono_tz::Tz;
 
-use crate::types::{ExceptionType, Schedule, ScheduleException};
+use crate::calendar::CalendarDays;
+use crate::types::{CalendarEffect, ExceptionType, Schedule, ScheduleException};
 
 use super::sweep::{Change, Sweep};
-use super::window::{DAY_MINUTES, parse_day, parse_hhmm};
+use super::window::{DAY_MINUTES, DayMap, parse_day, parse_hhmm};
 use super::{ScheduleError, ScheduleState, Transition, check_exception, check_schedule};
 
 /// How far past the last exception boundary the search for a transition goes before
@@ -29,6 +33,8 @@ pub(super) struct Owner {
     valid_from: DateTime<Utc>,
     valid_until: DateTime<Utc>,
     pub(super) lead: TimeDelta,
+    /// Off whenever valid, without windows: a run of calendar days (R7).
+    pub(super) always_off: bool,
 }
 
 impl Owner {
@@ -69,6 +75,7 @@ pub struct CompiledSchedule {
     pub(super) boundaries: Vec<Boundary>,
     last_boundary: Option<DateTime<Utc>>,
     max_lead: TimeDelta,
+    calendars: Vec<CalendarDays>,
 }
 
 impl CompiledSchedule {
@@ -76,9 +83,24 @@ impl CompiledSchedule {
     ///
     /// Fails with the first structural error (see [`check_schedule`] and
     /// [`check_exception`]); exception fields are prefixed with the exception's name.
+    /// A schedule that lists `calendars` needs their days: use
+    /// [`compile_with_calendars`](Self::compile_with_calendars).
     pub fn compile(
         schedule: &Schedule,
         exceptions: &[ScheduleException],
+    ) -> Result<Self, ScheduleError> {
+        Self::compile_with_calendars::<CalendarDays>(schedule, exceptions, &[])
+    }
+
+    /// Compiles a schedule with its exceptions and the resolved days of the
+    /// calendars it lists (`calendars[i]` for `schedule.calendars[i]`, see
+    /// [`calendar::match_refs`](crate::calendar::match_refs)). Each calendar day is
+    /// an all-day off window (or awake window for `effect: awake`) in the plan's
+    /// time zone (R7).
+    pub fn compile_with_calendars<C: Borrow<CalendarDays>>(
+        schedule: &Schedule,
+        exceptions: &[ScheduleException],
+        calendars: &[C],
     ) -> Result<Self, ScheduleError> {
         let diags = check_schedule(schedule, "spec.schedule");
         if let Some(first) = diags.errors.into_iter().next() {
@@ -96,11 +118,13 @@ impl CompiledSchedule {
                 valid_from: DateTime::<Utc>::MIN_UTC,
                 valid_until: DateTime::<Utc>::MAX_UTC,
                 lead: TimeDelta::zero(),
+                always_off: false,
             }],
             by_weekday: Default::default(),
             boundaries: Vec::new(),
             last_boundary: None,
             max_lead: TimeDelta::zero(),
+            calendars: Vec::new(),
         };
         compiled.add_windows(0, &schedule.off_hours, "spec.schedule.offHours")?;
         for exception in exceptions {
@@ -125,6 +149,7 @@ impl CompiledSchedule {
                 valid_from: spec.valid_from,
                 valid_until: spec.valid_until,
                 lead,
+                always_off: false,
             });
             compiled.max_lead = compiled.max_lead.max(lead);
             for at in [spec.valid_from, spec.valid_until] {
@@ -133,11 +158,76 @@ impl CompiledSchedule {
             }
             compiled.add_windows(owner, &spec.windows, &format!("{prefix}.windows"))?;
         }
+        compiled.add_calendars(schedule, calendars)?;
         compiled.boundaries.sort_by_key(|b| b.at);
         for list in &mut compiled.by_weekday {
             list.sort_by_key(|e| (e.minute, e.hibernate));
         }
         Ok(compiled)
+    }
+
+    /// R7: every run of consecutive calendar days of one effect becomes an owner
+    /// that is off (extend) or awake (suspend) from the local midnight that starts
+    /// its first day to the one that ends its last, midnights resolved by R4.
+    fn add_calendars<C: Borrow<CalendarDays>>(
+        &mut self,
+        schedule: &Schedule,
+        calendars: &[C],
+    ) -> Result<(), ScheduleError> {
+        if let Some((i, r)) = schedule.calendars.iter().enumerate().nth(calendars.len()) {
+            return Err(ScheduleError::new(
+                format!("spec.schedule.calendars[{i}]"),
+                format!(
+                    "the days of HolidayCalendar {:?} were not resolved (compile_with_calendars)",
+                    r.name
+                ),
+            ));
+        }
+        let mut off = BTreeSet::new();
+        let mut awake = BTreeSet::new();
+        for calendar in calendars {
+            let calendar = calendar.borrow();
+            let set = match calendar.effect {
+                CalendarEffect::Off => &mut off,
+                CalendarEffect::Awake => &mut awake,
+            };
+            set.extend(calendar.days.keys().copied());
+            self.calendars.push(calendar.clone());
+        }
+        for (days, role) in [(off, Role::Extend), (awake, Role::Suspend)] {
+            let mut days = days.into_iter().peekable();
+            while let Some(first) = days.next() {
+                let mut last = first;
+                while let Some(&next) = days.peek() {
+                    if last.succ_opt() != Some(next) {
+                        break;
+                    }
+                    last = next;
+                    days.next();
+                }
+                let owner = self.owners.len() as u32;
+                let from = DayMap::new(self.tz, first).at(0);
+                let until = DayMap::new(self.tz, last.succ_opt().unwrap_or(NaiveDate::MAX)).at(0);
+                self.owners.push(Owner {
+                    role,
+                    valid_from: from,
+                    valid_until: until,
+                    lead: TimeDelta::zero(),
+                    always_off: true,
+                });
+                for at in [from, until] {
+                    self.boundaries.push(Boundary { at, owner });
+                    self.last_boundary = self.last_boundary.max(Some(at));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The resolved calendars the schedule was compiled with, in the order of
+    /// `spec.schedule.calendars`.
+    pub fn calendars(&self) -> &[CalendarDays] {
+        &self.calendars
     }
 
     fn add_windows(

@@ -28,6 +28,7 @@
 //!         end: "06:00".into(),
 //!         days_of_week: ["MON", "TUE", "WED", "THU", "FRI"].map(String::from).to_vec(),
 //!     }],
+//!     calendars: Vec::new(),
 //! };
 //! let compiled = CompiledSchedule::compile(&schedule, &[]).unwrap();
 //! let friday_night = "2026-11-27T21:00:00+01:00".parse().unwrap();

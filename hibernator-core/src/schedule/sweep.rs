@@ -55,7 +55,7 @@ impl<'a> Sweep<'a> {
             s,
             hi,
             window_off: vec![false; s.window_owner.len()],
-            owner_off: vec![0; s.owners.len()],
+            owner_off: s.owners.iter().map(|o| u32::from(o.always_off)).collect(),
             owner_valid,
             replace_valid: 0,
             on: [0; 4],

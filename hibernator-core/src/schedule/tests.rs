@@ -25,6 +25,7 @@ pub(super) fn sched(tz: &str, windows: Vec<OffHourWindow>) -> Schedule {
     Schedule {
         timezone: tz.into(),
         off_hours: windows,
+        calendars: Vec::new(),
     }
 }
 

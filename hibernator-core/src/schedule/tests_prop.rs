@@ -7,8 +7,10 @@ use proptest::prelude::*;
 
 use super::window::{DAY_NAMES, resolve_local, to_local};
 use super::{CompiledSchedule, ScheduleState};
+use crate::calendar::CalendarDays;
 use crate::types::{
-    ExceptionType, ObjectRef, OffHourWindow, Schedule, ScheduleException, ScheduleExceptionSpec,
+    CalendarEffect, ExceptionType, ObjectRef, OffHourWindow, Schedule, ScheduleException,
+    ScheduleExceptionSpec,
 };
 
 const ZONES: &[&str] = &[
@@ -56,12 +58,20 @@ struct E {
     windows: Vec<W>,
 }
 
+/// A calendar: days as offsets from the anchor's local date (R7).
+#[derive(Clone, Debug)]
+struct C {
+    awake: bool,
+    days: Vec<i64>,
+}
+
 #[derive(Clone, Debug)]
 pub(crate) struct Case {
     pub(crate) zone: &'static str,
     pub(crate) anchor: DateTime<Utc>,
     base: Vec<W>,
     exceptions: Vec<E>,
+    calendars: Vec<C>,
 }
 
 fn window() -> impl Strategy<Value = W> {
@@ -97,18 +107,28 @@ fn exception() -> impl Strategy<Value = E> {
         })
 }
 
+fn calendar() -> impl Strategy<Value = C> {
+    (
+        prop::bool::weighted(0.3),
+        prop::collection::vec(-1i64..RANGE_DAYS + 1, 0..6),
+    )
+        .prop_map(|(awake, days)| C { awake, days })
+}
+
 pub(crate) fn case() -> impl Strategy<Value = Case> {
     (
         prop::sample::select(ZONES),
         prop::sample::select(ANCHORS),
         prop::collection::vec(window(), 0..4),
         prop::collection::vec(exception(), 0..4),
+        prop::collection::vec(calendar(), 0..3),
     )
-        .prop_map(|(zone, anchor, base, exceptions)| Case {
+        .prop_map(|(zone, anchor, base, exceptions, calendars)| Case {
             zone,
             anchor: anchor.parse().unwrap(),
             base,
             exceptions,
+            calendars,
         })
 }
 
@@ -136,12 +156,49 @@ impl Case {
             .collect()
     }
 
+    fn local_day(&self, offset: i64) -> NaiveDate {
+        to_local(self.zone.parse().unwrap(), self.anchor).date() + Duration::days(offset)
+    }
+
+    fn calendar_days(&self) -> Vec<CalendarDays> {
+        self.calendars
+            .iter()
+            .enumerate()
+            .map(|(i, c)| CalendarDays {
+                id: format!("ns/c{i}"),
+                effect: if c.awake {
+                    CalendarEffect::Awake
+                } else {
+                    CalendarEffect::Off
+                },
+                days: std::sync::Arc::new(
+                    c.days
+                        .iter()
+                        .map(|d| (self.local_day(*d), "day".to_string()))
+                        .collect(),
+                ),
+                coverage: None,
+            })
+            .collect()
+    }
+
     pub(crate) fn compile(&self) -> CompiledSchedule {
         let schedule = Schedule {
             timezone: self.zone.into(),
             off_hours: self.base.iter().map(W::to_window).collect(),
+            calendars: (0..self.calendars.len())
+                .map(|i| ObjectRef {
+                    name: format!("c{i}"),
+                    namespace: None,
+                })
+                .collect(),
         };
-        CompiledSchedule::compile(&schedule, &self.exception_objects()).unwrap()
+        CompiledSchedule::compile_with_calendars(
+            &schedule,
+            &self.exception_objects(),
+            &self.calendar_days(),
+        )
+        .unwrap()
     }
 }
 
@@ -202,9 +259,29 @@ impl Oracle<'_> {
             .filter(move |e| e.kind == kind && self.valid(e, t))
     }
 
+    /// R7, read literally: t lies in [00:00 of a listed day, 00:00 of the next day),
+    /// both midnights resolved with R4.
+    fn calendar_day(&self, awake: bool, t: DateTime<Utc>) -> bool {
+        self.case
+            .calendars
+            .iter()
+            .filter(|c| c.awake == awake)
+            .flat_map(|c| c.days.iter())
+            .any(|d| {
+                let day = self.case.local_day(*d);
+                let from = resolve_local(self.tz, day.and_hms_opt(0, 0, 0).unwrap());
+                let until = resolve_local(
+                    self.tz,
+                    (day + Duration::days(1)).and_hms_opt(0, 0, 0).unwrap(),
+                );
+                from <= t && t < until
+            })
+    }
+
     fn suspend(&self, t: DateTime<Utc>) -> bool {
         self.active(ExceptionType::Suspend, t)
             .any(|e| self.any_off(&e.windows, t))
+            || self.calendar_day(true, t)
     }
 
     fn g(&self, t: DateTime<Utc>) -> bool {
@@ -216,7 +293,8 @@ impl Oracle<'_> {
         };
         let extend = self
             .active(ExceptionType::Extend, t)
-            .any(|e| self.any_off(&e.windows, t));
+            .any(|e| self.any_off(&e.windows, t))
+            || self.calendar_day(false, t);
         (base || extend) && !self.suspend(t)
     }
 

@@ -5,12 +5,14 @@
 //! on a Kubernetes client.
 
 mod accounting;
+mod calendar;
 mod connectors;
 mod enforce;
 mod exception;
 mod plan;
 
 pub use accounting::*;
+pub use calendar::*;
 pub use connectors::*;
 pub use enforce::*;
 pub use exception::*;

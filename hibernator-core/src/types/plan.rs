@@ -66,6 +66,10 @@ pub struct Schedule {
     /// Weekly windows during which the targets are off.
     #[serde(default)]
     pub off_hours: Vec<OffHourWindow>,
+    /// `HolidayCalendar`s whose days are all-day off (or awake) windows in this time zone
+    /// (rule R7 of `docs/schedules.md`); same namespace as the plan unless given.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub calendars: Vec<super::ObjectRef>,
 }
 
 /// One weekly off-hours window.

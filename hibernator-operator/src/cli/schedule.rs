@@ -6,7 +6,7 @@ use anyhow::Context;
 use chrono::{DateTime, SecondsFormat, Utc};
 use hibernator_core::duration::format_duration;
 use hibernator_core::readyby::{LeadSchedule, LeadSource, WakeLead, wake_lead};
-use hibernator_core::schedule::{CompiledSchedule, ScheduleState, Transition};
+use hibernator_core::schedule::{ScheduleState, Transition};
 use serde_json::json;
 
 use super::{FileArg, Format, output};
@@ -38,9 +38,11 @@ pub fn parse_instant(text: &str) -> Result<DateTime<Utc>, String> {
 
 pub(crate) fn run(args: &Args, out: &mut dyn std::io::Write) -> anyhow::Result<ExitCode> {
     let docs = output::read_plan(&args.file.file)?;
-    let schedule = CompiledSchedule::compile(&docs.plan.spec.schedule, &docs.exceptions)
-        .with_context(|| format!("{}", args.file.file.display()))?;
     let at = args.at.unwrap_or_else(Utc::now);
+    let (schedule, problems) = docs
+        .compile_schedule(at.date_naive())
+        .with_context(|| format!("{}", args.file.file.display()))?;
+    let problems: Vec<String> = problems.iter().map(ToString::to_string).collect();
     let name = docs.plan.metadata.name.clone().unwrap_or_default();
     let lead = wake_lead(
         &docs.plan.spec,
@@ -54,6 +56,7 @@ pub(crate) fn run(args: &Args, out: &mut dyn std::io::Write) -> anyhow::Result<E
         Moved {
             schedule: &effective,
             lead: &lead,
+            problems: &problems,
         },
         at,
         &transitions,
@@ -121,6 +124,45 @@ pub(crate) struct Moved<'a> {
     pub schedule: &'a LeadSchedule<'a>,
     /// The lead.
     pub lead: &'a WakeLead,
+    /// Calendars of `spec.schedule.calendars` that could not be used (shown as warnings).
+    pub problems: &'a [String],
+}
+
+/// Days of at least this many days ahead are listed with the calendar days.
+const CALENDAR_PREVIEW_DAYS: i64 = 14;
+
+/// The calendar days from `at` to the end of the preview (the last transition
+/// shown, at least [`CALENDAR_PREVIEW_DAYS`] ahead), and warnings: calendars
+/// that could not be used, and previews reaching past a calendar's coverage.
+pub(crate) fn calendar_notes(
+    moved: Moved<'_>,
+    at: DateTime<Utc>,
+    last: Option<DateTime<Utc>>,
+) -> (Vec<serde_json::Value>, Vec<String>) {
+    let compiled = moved.schedule.schedule();
+    let tz = compiled.timezone();
+    let until = last
+        .unwrap_or(at)
+        .max(at + chrono::Duration::days(CALENDAR_PREVIEW_DAYS));
+    let (from_day, until_day) = (
+        at.with_timezone(&tz).date_naive(),
+        until.with_timezone(&tz).date_naive(),
+    );
+    let mut days = Vec::new();
+    let mut warnings: Vec<String> = moved.problems.to_vec();
+    for calendar in compiled.calendars() {
+        for (date, name) in calendar.between(from_day, until_day) {
+            days.push(json!({
+                "date": date.to_string(),
+                "effect": calendar.effect.as_str(),
+                "name": name,
+                "calendar": calendar.id,
+            }));
+        }
+        warnings.extend(calendar.coverage_warning(from_day, until_day));
+    }
+    days.sort_by(|a, b| a["date"].as_str().cmp(&b["date"].as_str()));
+    (days, warnings)
 }
 
 /// Writes a schedule's state at `at` and the first `shown` of `transitions`
@@ -136,8 +178,10 @@ pub(crate) fn write_transitions(
     format: Format,
     out: &mut dyn std::io::Write,
 ) -> anyhow::Result<()> {
-    let Moved { schedule, lead } = moved;
+    let Moved { schedule, lead, .. } = moved;
     let tz = schedule.schedule().timezone();
+    let last_shown = transitions.iter().take(shown).last().map(|t| t.at);
+    let (calendar_days, warnings) = calendar_notes(moved, at, last_shown);
     let local = |t: DateTime<Utc>| t.with_timezone(&tz);
     match format {
         Format::Json => {
@@ -165,6 +209,8 @@ pub(crate) fn write_transitions(
                     "state": schedule.state_at(at),
                     "transitions": list,
                     "readyBy": lead_json(lead),
+                    "calendarDays": calendar_days,
+                    "warnings": warnings,
                 }),
             )?;
         }
@@ -178,6 +224,27 @@ pub(crate) fn write_transitions(
             )?;
             if let Some(text) = lead_line(lead) {
                 writeln!(out, "{text}")?;
+            }
+            for warning in &warnings {
+                writeln!(out, "warning: {warning}")?;
+            }
+            for day in &calendar_days {
+                let date = day["date"].as_str().unwrap_or_default();
+                let weekday = date
+                    .parse::<chrono::NaiveDate>()
+                    .map(|d| d.format("%a").to_string())
+                    .unwrap_or_default();
+                writeln!(
+                    out,
+                    "calendar: {weekday} {date} {} all day: {} ({})",
+                    if day["effect"] == "awake" {
+                        "awake"
+                    } else {
+                        "off"
+                    },
+                    day["name"].as_str().unwrap_or_default(),
+                    day["calendar"].as_str().unwrap_or_default(),
+                )?;
             }
             if transitions.is_empty() {
                 writeln!(out, "no transitions: the schedule never changes state")?;

@@ -18,6 +18,7 @@
 
 pub(crate) mod apply;
 pub mod args;
+pub(crate) mod calendars;
 pub mod client;
 pub mod error;
 pub mod events;
@@ -135,6 +136,8 @@ pub struct Context {
     pub events: EventPublisher,
     /// Executor parameter catalog (validation).
     pub catalog: ParameterCatalog,
+    /// Resolved holiday calendars, by the versions they were resolved from.
+    pub(crate) calendar_cache: calendars::CalendarCache,
 }
 
 impl std::fmt::Debug for Context {
@@ -155,6 +158,7 @@ impl Context {
             config,
             metrics,
             events,
+            calendar_cache: calendars::CalendarCache::default(),
         }
     }
 }
@@ -211,9 +215,18 @@ async fn reconcile_inner(
     }
     let observed = read::read(&ctx.client, plan, caches).await?;
     let now = ctx.config.clock.now();
+    let calendars = calendars::read_calendars(
+        &ctx.client,
+        plan,
+        caches.and_then(Caches::calendar_stores),
+        &ctx.calendar_cache,
+        now.date_naive(),
+    )
+    .await?;
     let mut decision = hibernator_reconcile::decide(&hibernator_reconcile::DecideInput {
         plan,
         exceptions: &observed.exceptions,
+        calendars: &calendars,
         jobs: &observed.jobs,
         restore: &observed.restore,
         now,

@@ -1,8 +1,10 @@
 //! The watches behind the controller, and the caches reconciles read from.
 //!
-//! Four watches: HibernatePlans (the objects reconciled), the runner Jobs
-//! and restore ConfigMaps the plans own (label `hibernator.dev/plan`), and
-//! ScheduleExceptions (mapped to the plan they name). The Job and exception
+//! Six watches: HibernatePlans (the objects reconciled), the runner Jobs
+//! and restore ConfigMaps the plans own (label `hibernator.dev/plan`),
+//! ScheduleExceptions (mapped to the plan they name), and HolidayCalendars
+//! with the ConfigMaps of their iCalendar documents (label
+//! `hibernator.dev/calendar`), mapped to the plans that list them. The Job and exception
 //! watches keep reflector stores ([`Caches`]), so a reconcile reads its Jobs
 //! and exceptions from memory instead of listing them: the only read a
 //! reconcile sends is the GET of its restore ConfigMap (kept live: a stale
@@ -18,7 +20,7 @@ use std::sync::Arc;
 use tokio::sync::watch;
 
 use futures::{Stream, StreamExt, stream};
-use hibernator_core::types::{HibernatePlan, ScheduleException};
+use hibernator_core::types::{HibernatePlan, HolidayCalendar, ScheduleException};
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace};
 use kube::runtime::controller::{
@@ -43,6 +45,9 @@ pub struct Caches {
     /// Namespaces matching `--namespace-selector` (`None`: no selector,
     /// every namespace's plans are this controller's).
     pub namespaces: Option<Store<Namespace>>,
+    /// HolidayCalendars and the ConfigMaps labelled `hibernator.dev/calendar`
+    /// (their iCalendar documents).
+    pub calendars: Option<(Store<HolidayCalendar>, Store<ConfigMap>)>,
     /// `Some(true)` once all stores hold their initial lists, `Some(false)`
     /// when a watch ended first.
     ready: watch::Receiver<Option<bool>>,
@@ -75,13 +80,34 @@ impl Caches {
         exceptions: Store<ScheduleException>,
         namespaces: Option<Store<Namespace>>,
     ) -> Self {
+        Self::with_stores(jobs, exceptions, namespaces, None)
+    }
+
+    /// [`with_namespaces`](Self::with_namespaces) plus the calendar stores
+    /// (HolidayCalendars and their labelled ConfigMaps); ready once all are.
+    pub fn with_stores(
+        jobs: Store<Job>,
+        exceptions: Store<ScheduleException>,
+        namespaces: Option<Store<Namespace>>,
+        calendars: Option<(Store<HolidayCalendar>, Store<ConfigMap>)>,
+    ) -> Self {
         let (tx, ready) = watch::channel(None);
-        let (j, e, n) = (jobs.clone(), exceptions.clone(), namespaces.clone());
+        let (j, e, n, c) = (
+            jobs.clone(),
+            exceptions.clone(),
+            namespaces.clone(),
+            calendars.clone(),
+        );
         tokio::spawn(async move {
             let mut synced =
                 j.wait_until_ready().await.is_ok() && e.wait_until_ready().await.is_ok();
             if let Some(n) = n {
                 synced = synced && n.wait_until_ready().await.is_ok();
+            }
+            if let Some((calendars, documents)) = c {
+                synced = synced
+                    && calendars.wait_until_ready().await.is_ok()
+                    && documents.wait_until_ready().await.is_ok();
             }
             let _ = tx.send(Some(synced));
         });
@@ -89,8 +115,14 @@ impl Caches {
             jobs,
             exceptions,
             namespaces,
+            calendars,
             ready,
         }
+    }
+
+    /// The calendar stores, when this controller watches calendars.
+    pub fn calendar_stores(&self) -> Option<(&Store<HolidayCalendar>, &Store<ConfigMap>)> {
+        self.calendars.as_ref().map(|(c, d)| (c, d))
     }
 
     /// Whether `plan` is this controller's: always without
@@ -141,6 +173,25 @@ fn plans_in(plans: &Store<HibernatePlan>, namespace: &Namespace) -> Vec<ObjectRe
         .collect()
 }
 
+/// Reconcile requests for the plans in `plans` that list calendar `namespace/name`.
+fn plans_listing(
+    plans: &Store<HibernatePlan>,
+    namespace: &str,
+    name: &str,
+) -> Vec<Result<ReconcileRequest<HibernatePlan>, watcher::Error>> {
+    plans
+        .state()
+        .iter()
+        .filter(|plan| super::calendars::lists_calendar(plan, namespace, name))
+        .map(|plan| {
+            Ok(ReconcileRequest {
+                obj_ref: ObjectRef::from_obj(&**plan),
+                reason: ReconcileReason::Unknown,
+            })
+        })
+        .collect()
+}
+
 /// What a reconcile needs of a runner Job (the rest is dropped before it is stored).
 fn slim_job(job: &mut Job) {
     job.metadata.managed_fields = None;
@@ -183,7 +234,14 @@ pub async fn run_controller(
         }
         None => (None, None),
     };
-    let caches = Caches::with_namespaces(job_store, exception_store, namespace_store);
+    let (calendar_store, calendars_writer) = store::<HolidayCalendar>();
+    let (document_store, documents_writer) = store::<ConfigMap>();
+    let caches = Caches::with_stores(
+        job_store,
+        exception_store,
+        namespace_store,
+        Some((calendar_store.clone(), document_store)),
+    );
 
     // `--plan-selector`: the API server sends only this controller's plans;
     // a plan whose labels stop matching leaves the store (and the queue).
@@ -215,6 +273,59 @@ pub async fn run_controller(
         .default_backoff(),
     )
     .touched_objects();
+    // A calendar (or one of its iCalendar ConfigMaps) that changes: the plans
+    // that list it reconcile now.
+    let calendar_events = reflector(
+        calendars_writer,
+        watcher(
+            api::<HolidayCalendar>(&client, ns),
+            watcher::Config::default(),
+        )
+        .default_backoff(),
+    )
+    .touched_objects();
+    let document_events = reflector(
+        documents_writer,
+        watcher(
+            api::<ConfigMap>(&client, ns),
+            watcher::Config::default().labels(hibernator_core::wellknown::LABEL_CALENDAR),
+        )
+        .default_backoff(),
+    )
+    .touched_objects();
+    let calendar_plans = plans.clone();
+    let calendar_queue = calendar_events.flat_map(move |event| {
+        stream::iter(match event {
+            Ok(calendar) => {
+                let namespace = calendar.metadata.namespace.clone().unwrap_or_default();
+                let name = calendar.metadata.name.clone().unwrap_or_default();
+                plans_listing(&calendar_plans, &namespace, &name)
+            }
+            Err(error) => vec![Err(error)],
+        })
+    });
+    let (document_plans, document_calendars) = (plans.clone(), calendar_store);
+    let document_queue = document_events.flat_map(move |event| {
+        stream::iter(match event {
+            Ok(config_map) => {
+                let namespace = config_map.metadata.namespace.clone().unwrap_or_default();
+                let name = config_map.metadata.name.clone().unwrap_or_default();
+                document_calendars
+                    .state()
+                    .iter()
+                    .filter(|c| super::calendars::reads_config_map(c, &namespace, &name))
+                    .flat_map(|c| {
+                        plans_listing(
+                            &document_plans,
+                            &namespace,
+                            c.metadata.name.as_deref().unwrap_or_default(),
+                        )
+                    })
+                    .collect()
+            }
+            Err(error) => vec![Err(error)],
+        })
+    });
     let all_plans = plans.clone();
     let bulk = trigger.flat_map(move |()| {
         stream::iter(all_plans.state().into_iter().map(|plan| {
@@ -229,6 +340,8 @@ pub async fn run_controller(
         trigger_owners(job_events, (), ()).boxed(),
         trigger_owners(config_map_events, (), ()).boxed(),
         trigger_with(exception_events, exception_to_plan).boxed(),
+        calendar_queue.boxed(),
+        document_queue.boxed(),
         bulk.boxed(),
     ];
     if let Some(namespace_events) = namespace_events {

@@ -1,5 +1,5 @@
 //! `hibernator webhook`: the validating admission webhook for HibernatePlan,
-//! ScheduleException, CloudProvider and K8SCluster.
+//! ScheduleException, HolidayCalendar, CloudProvider and K8SCluster.
 //!
 //! [`router_with`] serves `POST /validate` (AdmissionReview
 //! `admission.k8s.io/v1`) and `GET /healthz`; [`review`] is the decision: the
@@ -24,9 +24,11 @@ use hibernator_core::diag::Diagnostic;
 use hibernator_core::diag::Diagnostics;
 use hibernator_core::params::ParameterCatalog;
 use hibernator_core::types::API_GROUP;
-use hibernator_core::types::{CloudProvider, HibernatePlan, K8SCluster, ScheduleException};
+use hibernator_core::types::{
+    CloudProvider, HibernatePlan, HolidayCalendar, K8SCluster, ScheduleException,
+};
 use hibernator_core::validation::{
-    validate_cloud_provider, validate_cluster, validate_exception, validate_plan,
+    validate_calendar, validate_cloud_provider, validate_cluster, validate_exception, validate_plan,
 };
 use hibernator_executors::ExecutorSet;
 use hyper_util::rt::TokioIo;
@@ -127,6 +129,7 @@ pub fn decide(
     let diagnostics = match kind {
         "HibernatePlan" => typed::<HibernatePlan>(value).map(|plan| validate_plan(&plan, catalog)),
         "ScheduleException" => typed::<ScheduleException>(value).map(|e| validate_exception(&e)),
+        "HolidayCalendar" => typed::<HolidayCalendar>(value).map(|c| calendar_review(&c)),
         "CloudProvider" => typed::<CloudProvider>(value).map(|p| validate_cloud_provider(&p)),
         "K8SCluster" => typed::<K8SCluster>(value).map(|c| validate_cluster(&c)),
         _ => return response,
@@ -153,6 +156,66 @@ pub fn decide(
         if list.len() == 1 { "" } else { "s" },
         list.join("; ")
     ))
+}
+
+/// How far ahead a calendar must know its days before admission warns.
+const CALENDAR_COVERAGE_DAYS: i64 = 90;
+
+/// A calendar's checks, plus a preview of its next days and a warning when its
+/// coverage ends within [`CALENDAR_COVERAGE_DAYS`] (its iCalendar documents live
+/// in ConfigMaps the webhook does not read: those sources are left out here).
+fn calendar_review(calendar: &HolidayCalendar) -> Diagnostics {
+    let mut d = validate_calendar(calendar);
+    if !d.is_valid() {
+        return d;
+    }
+    let mut spec = calendar.spec.clone();
+    let has_ical = !spec.ical.is_empty();
+    spec.ical.clear();
+    if spec.dates.is_empty() && spec.public_holidays.is_empty() {
+        return d;
+    }
+    let today = chrono::Utc::now().date_naive();
+    let namespace = calendar.metadata.namespace.as_deref().unwrap_or("default");
+    let name = calendar.metadata.name.as_deref().unwrap_or("<unnamed>");
+    match hibernator_core::calendar::resolve_spec(
+        namespace,
+        name,
+        &spec,
+        &hibernator_core::calendar::NoDocuments,
+        today,
+    ) {
+        Err(e) => d.error(e.field, e.message),
+        Ok(days) => {
+            let until = today + chrono::Duration::days(CALENDAR_COVERAGE_DAYS);
+            if let Some(warning) = days.coverage_warning(today, until) {
+                d.warn("spec", warning);
+            }
+            let next: Vec<String> = days
+                .between(today, until)
+                .take(5)
+                .map(|(date, n)| format!("{} {date} ({n})", date.format("%a")))
+                .collect();
+            d.warn(
+                "spec",
+                format!(
+                    "next days ({}{}): {}",
+                    spec.effect.as_str(),
+                    if has_ical {
+                        ", without the ical sources"
+                    } else {
+                        ""
+                    },
+                    if next.is_empty() {
+                        "none in the next 90 days".to_string()
+                    } else {
+                        next.join(", ")
+                    }
+                ),
+            );
+        }
+    }
+    d
 }
 
 fn describe(d: &Diagnostic) -> String {

@@ -83,6 +83,7 @@ impl Sim {
         decide(&DecideInput {
             plan: &self.plan,
             exceptions: &self.exceptions,
+            calendars: &[],
             jobs: &jobs,
             restore: &self.restore,
             now: self.now,

@@ -23,6 +23,7 @@ pub(super) fn spec(kind: StrategyType, names: &[&str]) -> HibernatePlanSpec {
                 end: "06:00".into(),
                 days_of_week: vec!["MON".into()],
             }],
+            calendars: Vec::new(),
         },
         execution: Execution {
             strategy: Strategy {
