@@ -2,15 +2,19 @@
 //! 10 windows and 50 exceptions (replace, extend and suspend with and without
 //! `leadTime`) whose validity ranges surround the query times.
 //!
+//! With 3 holiday calendars of 50 days each (two off, one awake) added to the
+//! same plan: the goal is to stay within 2× of the plan without them.
+//!
 //! Target: `next_transition` ≤ 20 µs per call.
 
 use std::hint::black_box;
 
 use chrono::{DateTime, Duration, Utc};
 use criterion::{Criterion, criterion_group, criterion_main};
+use hibernator_core::calendar::CalendarDays;
 use hibernator_core::schedule::CompiledSchedule;
 use hibernator_core::types::{
-    ExceptionType, ObjectRef, OffHourWindow, Schedule, ScheduleException, ScheduleExceptionSpec,
+    CalendarEffect, ExceptionType, ObjectRef, OffHourWindow, Schedule, ScheduleException, ScheduleExceptionSpec,
 };
 
 const DAYS: [&str; 7] = ["MON", "TUE", "WED", "THU", "FRI", "SAT", "SUN"];
@@ -79,6 +83,34 @@ fn exceptions(anchor: DateTime<Utc>) -> Vec<ScheduleException> {
         .collect()
 }
 
+/// Three calendars of 50 days each around `anchor`: runs of one to four days
+/// every week or so, the third one `awake`.
+fn calendars(anchor: DateTime<Utc>) -> Vec<CalendarDays> {
+    let first = anchor.date_naive() - Duration::days(120);
+    (0..3i64)
+        .map(|c| {
+            let mut days = std::collections::BTreeMap::new();
+            let mut day = first + Duration::days(c * 3);
+            while days.len() < 50 {
+                for extra in 0..(1 + (days.len() as i64 + c) % 4) {
+                    days.insert(day + Duration::days(extra), format!("holiday {}", days.len()));
+                }
+                day += Duration::days(5 + c * 2);
+            }
+            CalendarDays {
+                id: format!("bench/calendar-{c}"),
+                effect: if c == 2 {
+                    CalendarEffect::Awake
+                } else {
+                    CalendarEffect::Off
+                },
+                days: std::sync::Arc::new(days),
+                coverage: None,
+            }
+        })
+        .collect()
+}
+
 fn bench_schedule(c: &mut Criterion) {
     let anchor: DateTime<Utc> = "2026-03-26T09:00:00Z".parse().expect("anchor");
     let schedule = Schedule {
@@ -105,6 +137,35 @@ fn bench_schedule(c: &mut Criterion) {
         b.iter(|| {
             i = (i + 1) % queries.len();
             black_box(compiled.state_at(black_box(queries[i])))
+        })
+    });
+    let calendar_days = calendars(anchor);
+    let with_calendars = CompiledSchedule::compile_with_calendars(
+        &Schedule {
+            calendars: (0..3)
+                .map(|i| ObjectRef {
+                    name: format!("calendar-{i}"),
+                    namespace: None,
+                })
+                .collect(),
+            ..schedule.clone()
+        },
+        &exceptions(anchor),
+        &calendar_days,
+    )
+    .expect("compiles");
+    group.bench_function("next_transition/10w+50x+3cal", |b| {
+        let mut i = 0;
+        b.iter(|| {
+            i = (i + 1) % queries.len();
+            black_box(with_calendars.next_transition(black_box(queries[i])))
+        })
+    });
+    group.bench_function("state_at/10w+50x+3cal", |b| {
+        let mut i = 0;
+        b.iter(|| {
+            i = (i + 1) % queries.len();
+            black_box(with_calendars.state_at(black_box(queries[i])))
         })
     });
     let plain = CompiledSchedule::compile(&schedule, &[]).expect("compiles");

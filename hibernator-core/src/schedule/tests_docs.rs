@@ -83,20 +83,41 @@ fn blocks(text: &str) -> Vec<(String, Vec<Expect>)> {
 
 #[test]
 fn every_docs_example_compiles_and_behaves_as_documented() {
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/schedules.md");
-    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{path}: {e}"));
+    check_page("schedules.md", 6);
+}
+
+#[test]
+fn every_calendar_example_behaves_as_documented() {
+    check_page("calendars.md", 3);
+}
+
+/// Checks the ```yaml blocks of `docs/<page>` (at least `min` expectations).
+/// Calendars are resolved from the block's own documents, as of a fixed day.
+fn check_page(page: &str, min: usize) {
+    let path = format!("{}/../docs/{page}", env!("CARGO_MANIFEST_DIR"));
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
     let blocks = blocks(&text);
     assert!(
-        blocks.len() >= 6,
-        "expected the examples of docs/schedules.md, found {}",
+        blocks.len() >= min,
+        "expected the examples of docs/{page}, found {}",
         blocks.len()
     );
+    let today = chrono::NaiveDate::from_ymd_opt(2026, 12, 7).unwrap();
     let mut checked = 0;
     for (i, (yaml, expects)) in blocks.iter().enumerate() {
-        let docs =
-            PlanDocuments::from_yaml(yaml).unwrap_or_else(|e| panic!("block {i}: {e}\n{yaml}"));
-        let compiled = CompiledSchedule::compile(&docs.plan.spec.schedule, &docs.exceptions)
-            .unwrap_or_else(|e| panic!("block {i}: {e}"));
+        let Ok(docs) = PlanDocuments::from_yaml(yaml) else {
+            // a block without a plan (e.g. a HolidayCalendar alone) must still parse as YAML
+            assert!(
+                yaml_serde::Deserializer::from_str(yaml).count() > 0,
+                "docs/{page} block {i} is not YAML"
+            );
+            assert!(expects.is_empty(), "docs/{page} block {i}: expectations need a plan");
+            continue;
+        };
+        let (compiled, problems): (CompiledSchedule, _) = docs
+            .compile_schedule(today)
+            .unwrap_or_else(|e| panic!("docs/{page} block {i}: {e}"));
+        assert!(problems.is_empty(), "docs/{page} block {i}: {problems:?}");
         for expect in expects {
             assert_eq!(
                 compiled.state_at(expect.at),
@@ -114,7 +135,7 @@ fn every_docs_example_compiles_and_behaves_as_documented() {
         }
     }
     assert!(
-        checked >= 6,
-        "only {checked} expectations in docs/schedules.md"
+        checked >= min,
+        "only {checked} expectations in docs/{page}"
     );
 }

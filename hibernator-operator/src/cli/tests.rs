@@ -261,3 +261,108 @@ fn the_ready_by_example_is_valid_and_its_preview_shows_the_moved_wake_up() {
     );
     assert!(text.contains("awake (ready by Tue 07:00)"), "{text}");
 }
+
+fn holidays_path() -> String {
+    concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../examples/plans/holidays.yaml"
+    )
+    .to_string()
+}
+
+#[test]
+fn the_holidays_example_previews_its_calendar_days() {
+    let (code, v) = json(&["hibernator", "validate", &holidays_path(), "-o", "json"]);
+    assert_eq!(code, ExitCode::SUCCESS, "{v}");
+    assert_eq!(v["warnings"], serde_json::json!([]), "{v}");
+    // Friday 18 December 2026, noon: awake. Off from 20:00 through the weekend and
+    // the shutdown (from Monday 21), awake all Tuesday 22 (release day), off again
+    // from Wednesday 00:00 until the shutdown ends: Saturday 2 January is a
+    // weekend day, so the targets wake on Monday 4 January at 06:00.
+    let (code, v) = json(&[
+        "hibernator",
+        "schedule",
+        &holidays_path(),
+        "--at",
+        "2026-12-18T12:00:00+01:00",
+        "--next",
+        "3",
+        "-o",
+        "json",
+    ]);
+    assert_eq!(code, ExitCode::SUCCESS, "{v}");
+    let at: Vec<&str> = v["transitions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["at"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        at,
+        [
+            "2026-12-18T20:00:00+01:00",
+            "2026-12-22T00:00:00+01:00",
+            "2026-12-23T00:00:00+01:00"
+        ],
+        "{v}"
+    );
+    let days = v["calendarDays"].as_array().unwrap();
+    let christmas = days
+        .iter()
+        .find(|d| d["date"] == "2026-12-25" && d["calendar"] == "platform/bavaria")
+        .unwrap_or_else(|| panic!("{v}"));
+    assert_eq!(christmas["name"], "Christmas Day");
+    assert!(
+        days.iter()
+            .any(|d| d["date"] == "2026-12-22" && d["effect"] == "awake"),
+        "{v}"
+    );
+    assert_eq!(v["warnings"], serde_json::json!([]), "{v}");
+
+    // The table names the days.
+    let text = run_capture([
+        "hibernator",
+        "schedule",
+        &holidays_path(),
+        "--at",
+        "2026-12-18T12:00:00+01:00",
+    ])
+    .unwrap();
+    assert!(
+        text.contains("calendar: Fri 2026-12-25 off all day: Christmas Day (platform/bavaria)"),
+        "{text}"
+    );
+}
+
+#[test]
+fn a_calendar_missing_from_the_file_is_a_warning_and_coverage_is_checked() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("plan.yaml");
+    let text = std::fs::read_to_string(holidays_path()).unwrap();
+    // Drop the release-days calendar: the plan refers to a calendar the file lacks.
+    let kept: Vec<&str> = text
+        .split("\n---\n")
+        .filter(|doc| !doc.contains("name: release-days\n  namespace"))
+        .collect();
+    std::fs::write(&path, kept.join("\n---\n")).unwrap();
+    let file = path.to_str().unwrap();
+    let (code, v) = json(&["hibernator", "validate", file, "-o", "json"]);
+    assert_eq!(code, ExitCode::SUCCESS, "{v}");
+    assert!(
+        v["warnings"].to_string().contains("spec.schedule.calendars[2]"),
+        "{v}"
+    );
+    // 2041 lies past the built-in data (2020–2040): the preview warns.
+    let (_, v) = json(&[
+        "hibernator",
+        "schedule",
+        file,
+        "--at",
+        "2040-12-28T12:00:00+01:00",
+        "-o",
+        "json",
+    ]);
+    let warnings = v["warnings"].to_string();
+    assert!(warnings.contains("release-days"), "{v}");
+    assert!(warnings.contains("platform/bavaria covers"), "{v}");
+}

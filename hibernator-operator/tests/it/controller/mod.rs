@@ -6,6 +6,7 @@
 #![allow(clippy::unwrap_used)]
 
 mod budget;
+mod calendars;
 mod cycle;
 mod enforce;
 mod faults;
