@@ -14,7 +14,8 @@ use criterion::{Criterion, criterion_group, criterion_main};
 use hibernator_core::calendar::CalendarDays;
 use hibernator_core::schedule::CompiledSchedule;
 use hibernator_core::types::{
-    CalendarEffect, ExceptionType, ObjectRef, OffHourWindow, Schedule, ScheduleException, ScheduleExceptionSpec,
+    CalendarEffect, ExceptionType, ObjectRef, OffHourWindow, Schedule, ScheduleException,
+    ScheduleExceptionSpec,
 };
 
 const DAYS: [&str; 7] = ["MON", "TUE", "WED", "THU", "FRI", "SAT", "SUN"];
@@ -93,7 +94,10 @@ fn calendars(anchor: DateTime<Utc>) -> Vec<CalendarDays> {
             let mut day = first + Duration::days(c * 3);
             while days.len() < 50 {
                 for extra in 0..(1 + (days.len() as i64 + c) % 4) {
-                    days.insert(day + Duration::days(extra), format!("holiday {}", days.len()));
+                    days.insert(
+                        day + Duration::days(extra),
+                        format!("holiday {}", days.len()),
+                    );
                 }
                 day += Duration::days(5 + c * 2);
             }

@@ -111,7 +111,10 @@ fn check_page(page: &str, min: usize) {
                 yaml_serde::Deserializer::from_str(yaml).count() > 0,
                 "docs/{page} block {i} is not YAML"
             );
-            assert!(expects.is_empty(), "docs/{page} block {i}: expectations need a plan");
+            assert!(
+                expects.is_empty(),
+                "docs/{page} block {i}: expectations need a plan"
+            );
             continue;
         };
         let (compiled, problems): (CompiledSchedule, _) = docs
@@ -134,8 +137,5 @@ fn check_page(page: &str, min: usize) {
             checked += 1;
         }
     }
-    assert!(
-        checked >= min,
-        "only {checked} expectations in docs/{page}"
-    );
+    assert!(checked >= min, "only {checked} expectations in docs/{page}");
 }

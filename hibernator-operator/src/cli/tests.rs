@@ -349,7 +349,9 @@ fn a_calendar_missing_from_the_file_is_a_warning_and_coverage_is_checked() {
     let (code, v) = json(&["hibernator", "validate", file, "-o", "json"]);
     assert_eq!(code, ExitCode::SUCCESS, "{v}");
     assert!(
-        v["warnings"].to_string().contains("spec.schedule.calendars[2]"),
+        v["warnings"]
+            .to_string()
+            .contains("spec.schedule.calendars[2]"),
         "{v}"
     );
     // 2041 lies past the built-in data (2020–2040): the preview warns.

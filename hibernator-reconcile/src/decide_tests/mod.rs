@@ -13,6 +13,7 @@ use hibernator_core::types::{
 use super::*;
 use crate::model::{JobObservation, JobPhase, RestoreView};
 
+mod calendars;
 mod controls;
 mod readyby;
 
@@ -46,6 +47,9 @@ pub(super) fn morning() -> DateTime<Utc> {
 pub(super) struct Sim {
     plan: HibernatePlan,
     exceptions: Vec<ScheduleException>,
+    calendars: Vec<
+        Result<hibernator_core::calendar::CalendarDays, hibernator_core::schedule::ScheduleError>,
+    >,
     jobs: BTreeMap<String, JobObservation>,
     restore: RestoreView,
     now: DateTime<Utc>,
@@ -60,6 +64,7 @@ impl Sim {
         Self {
             plan,
             exceptions: vec![],
+            calendars: vec![],
             jobs: BTreeMap::new(),
             restore: RestoreView {
                 config_map: "hibernator-restore-dev".into(),
@@ -83,7 +88,7 @@ impl Sim {
         decide(&DecideInput {
             plan: &self.plan,
             exceptions: &self.exceptions,
-            calendars: &[],
+            calendars: &self.calendars,
             jobs: &jobs,
             restore: &self.restore,
             now: self.now,

@@ -41,7 +41,11 @@ fn document(day: &str) -> ConfigMap {
 }
 
 /// Waits until the plan's `CalendarsReady` condition has `status`; returns the plan.
-async fn wait_calendars_ready(plans: &Api<HibernatePlan>, name: &str, status: &str) -> HibernatePlan {
+async fn wait_calendars_ready(
+    plans: &Api<HibernatePlan>,
+    name: &str,
+    status: &str,
+) -> HibernatePlan {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
     loop {
         let plan = plans.get(name).await.unwrap();
@@ -119,7 +123,13 @@ async fn calendars_and_their_documents_take_effect_by_watch() {
         .create(&PostParams::default(), &calendar)
         .await
         .unwrap();
-    let plan = wait_phase(&plans, "cal", PlanPhase::Hibernated, Duration::from_secs(60)).await;
+    let plan = wait_phase(
+        &plans,
+        "cal",
+        PlanPhase::Hibernated,
+        Duration::from_secs(60),
+    )
+    .await;
     let status = plan.status.unwrap();
     // Off until the weeknight window's Wednesday 06:00 wake (the holiday runs into it).
     assert_eq!(
@@ -149,7 +159,8 @@ async fn calendars_and_their_documents_take_effect_by_watch() {
     );
     let runs = log.runs();
     assert!(
-        runs.iter().any(|(_, op, _)| op == "shutdown") && runs.iter().any(|(_, op, _)| op == "wakeup"),
+        runs.iter().any(|(_, op, _)| op == "shutdown")
+            && runs.iter().any(|(_, op, _)| op == "wakeup"),
         "{runs:?}"
     );
     harness.stop().await;
