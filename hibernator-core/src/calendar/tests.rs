@@ -191,7 +191,7 @@ fn ical_all_day_events_recurrences_and_exdates() {
     assert_eq!(
         fridays,
         [
-            "2027-01-01",
+            "2027-01-08",
             "2027-02-05",
             "2027-03-05",
             "2027-04-02",

@@ -320,7 +320,7 @@ fn the_holidays_example_previews_its_calendar_days() {
     assert_eq!(v["warnings"], serde_json::json!([]), "{v}");
 
     // The table names the days.
-    let text = run_capture([
+    let (_, text) = run_capture([
         "hibernator",
         "schedule",
         &holidays_path(),
