@@ -141,7 +141,7 @@ pub(super) async fn run(
 ) -> Result<(), PluginError> {
     let plan = conn.plan(&args.plan).await?;
     let tz = display_tz(args, &plan)?;
-    let compiled = preview::compile(conn, &plan).await?;
+    let (compiled, problems) = preview::compile_with_problems(conn, &plan).await?;
     let lead = wake_lead(
         &plan.spec,
         plan.status.as_ref().and_then(|s| s.wake_up.as_ref()),
@@ -149,6 +149,15 @@ pub(super) async fn run(
     let schedule = LeadSchedule::new(&compiled, lead.delta());
     let now = Utc::now();
     let transitions: Vec<_> = schedule.transitions(now).take(TRANSITIONS).collect();
+    let (calendar_days, calendar_warnings) = crate::cli::schedule::calendar_notes(
+        crate::cli::schedule::Moved {
+            schedule: &schedule,
+            lead: &lead,
+            problems: &problems,
+        },
+        now,
+        transitions.last().map(|t| t.at),
+    );
     let aims = |t: &Transition| crate::cli::schedule::aimed_window_end(&schedule, t);
     let waves = |op| ExecutionPlan::build(&plan.spec, op).ok();
     let (shutdown, wakeup) = (waves(Operation::Shutdown), waves(Operation::Wakeup));
@@ -184,6 +193,9 @@ pub(super) async fn run(
                         "windowEnd": aims(t).map(|end| local(end, tz)),
                     })).collect::<Vec<_>>(),
                     "readyBy": crate::cli::schedule::lead_json(&lead),
+                    "calendars": plan.spec.schedule.calendars,
+                    "calendarDays": calendar_days,
+                    "warnings": calendar_warnings,
                 },
                 "wakeUp": status.wake_up,
                 "enforcement": status.enforcement,
@@ -262,6 +274,25 @@ pub(super) async fn run(
                     .map(|end| format!(" (ready by {})", local(end, tz)))
                     .unwrap_or_default();
                 line(out, format!("  next: {} → {}{aim}", local(t.at, tz), t.to))?;
+            }
+            for day in &calendar_days {
+                line(
+                    out,
+                    format!(
+                        "  calendar: {} {} all day: {} ({})",
+                        day["date"].as_str().unwrap_or_default(),
+                        if day["effect"] == "awake" {
+                            "awake"
+                        } else {
+                            "off"
+                        },
+                        day["name"].as_str().unwrap_or_default(),
+                        day["calendar"].as_str().unwrap_or_default()
+                    ),
+                )?;
+            }
+            for warning in &calendar_warnings {
+                line(out, format!("  warning: {warning}"))?;
             }
             for r in status.wake_up.iter().flat_map(|w| w.readiness.iter()) {
                 let how = match r.early_seconds {

@@ -228,3 +228,69 @@ async fn malformed_reviews_are_rejected() {
     let (status, _) = post(json!({"hello": 1})).await;
     assert!(status.is_client_error() || status == StatusCode::OK);
 }
+
+fn calendar(spec: Value) -> Value {
+    json!({
+        "apiVersion": "hibernator.dev/v1alpha1", "kind": "HolidayCalendar",
+        "metadata": {"name": "company", "namespace": "team-a"},
+        "spec": spec,
+    })
+}
+
+#[tokio::test]
+async fn holiday_calendars_are_checked_and_previewed() {
+    // Bad input is denied, naming the fields.
+    let (_, out) = post(review(
+        "HolidayCalendar",
+        "hibernator.dev",
+        "CREATE",
+        calendar(json!({
+            "dates": ["2026-12-24", "24.12.2026"],
+            "publicHolidays": [{"country": "DE", "subdivision": "ZZ"}],
+        })),
+    ))
+    .await;
+    assert_eq!(out["response"]["allowed"], false, "{out}");
+    let message = out["response"]["status"]["message"].as_str().unwrap();
+    assert!(message.contains("spec.dates[1]"), "{message}");
+    assert!(
+        message.contains("spec.publicHolidays[0].subdivision"),
+        "{message}"
+    );
+
+    // A good calendar is allowed; the warnings list its next days, and one
+    // whose days end soon says so.
+    let today = chrono::Utc::now().date_naive();
+    let soon = today + chrono::Duration::days(3);
+    let (_, out) = post(review(
+        "HolidayCalendar",
+        "hibernator.dev",
+        "CREATE",
+        calendar(json!({"dates": [soon.to_string()]})),
+    ))
+    .await;
+    assert_eq!(out["response"]["allowed"], true, "{out}");
+    let warnings = out["response"]["warnings"].to_string();
+    assert!(warnings.contains(&soon.to_string()), "{warnings}");
+    let covered_to_year_end = soon.format("%Y").to_string() + "-12-31";
+    if (chrono::NaiveDate::parse_from_str(&covered_to_year_end, "%Y-%m-%d").unwrap() - today)
+        .num_days()
+        < 90
+    {
+        assert!(warnings.contains("covers"), "{warnings}");
+    }
+    // A list of past days covers nothing ahead: admission says so.
+    let (_, out) = post(review(
+        "HolidayCalendar",
+        "hibernator.dev",
+        "CREATE",
+        calendar(json!({"dates": ["2020-05-01"]})),
+    ))
+    .await;
+    assert_eq!(out["response"]["allowed"], true, "{out}");
+    let warnings = out["response"]["warnings"].to_string();
+    assert!(
+        warnings.contains("covers 2020-01-01 to 2020-12-31 only"),
+        "{warnings}"
+    );
+}

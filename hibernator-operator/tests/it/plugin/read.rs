@@ -515,3 +515,94 @@ async fn preview_and_describe_show_the_ready_by_lead_readiness_and_enforcement()
     assert_eq!(d["enforcement"]["wokeUpCount"], 3, "{d}");
     env.tc.cleanup().await.unwrap();
 }
+
+#[tokio::test]
+async fn preview_and_describe_show_calendar_days_and_unusable_calendars() {
+    let env = Env::start("plugin-calendars").await;
+    let mut plan = env.create_plan("h").await;
+    plan.spec.schedule.calendars = vec![
+        hibernator_core::types::ObjectRef {
+            name: "company".into(),
+            namespace: None,
+        },
+        hibernator_core::types::ObjectRef {
+            name: "missing".into(),
+            namespace: None,
+        },
+    ];
+    env.plans()
+        .replace("h", &PostParams::default(), &plan)
+        .await
+        .unwrap();
+    // Two days from now (in the plan's zone) is a company day, off all day.
+    let tz: chrono_tz::Tz = plan.spec.schedule.timezone.parse().unwrap();
+    let day = (Utc::now().with_timezone(&tz) + chrono::Duration::days(2)).date_naive();
+    let calendar: hibernator_core::types::HolidayCalendar = serde_json::from_value(json!({
+        "apiVersion": "hibernator.dev/v1alpha1",
+        "kind": "HolidayCalendar",
+        "metadata": {"name": "company", "namespace": env.ns()},
+        "spec": {"dates": [day.to_string()]},
+    }))
+    .unwrap();
+    Api::<hibernator_core::types::HolidayCalendar>::namespaced(env.tc.client(), env.ns())
+        .create(&PostParams::default(), &calendar)
+        .await
+        .unwrap();
+
+    let out = env
+        .json(&["preview", "h", "--days", "4", "-o", "json"])
+        .await;
+    let days = out["calendarDays"].as_array().unwrap();
+    assert!(
+        days.iter().any(|d| d["date"] == day.to_string()
+            && d["calendar"] == format!("{}/company", env.ns())
+            && d["effect"] == "off"),
+        "{out}"
+    );
+    let warnings = out["warnings"].to_string();
+    assert!(
+        warnings.contains("spec.schedule.calendars[1]") && warnings.contains("does not exist"),
+        "{out}"
+    );
+    // The day is off from its local midnight: the preview agrees with the engine.
+    let midnight = day
+        .and_hms_opt(0, 0, 0)
+        .unwrap()
+        .and_local_timezone(tz)
+        .earliest()
+        .unwrap()
+        .with_timezone(&Utc);
+    let noon = midnight + chrono::Duration::hours(12);
+    let states: Vec<(DateTime<Utc>, String)> = out["transitions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| {
+            (
+                t["at"].as_str().unwrap().parse().unwrap(),
+                t["to"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    let state_at_noon = states
+        .iter()
+        .rev()
+        .find(|(at, _)| *at <= noon)
+        .map(|(_, to)| to.clone())
+        .or_else(|| out["state"].as_str().map(String::from));
+    assert_eq!(state_at_noon.as_deref(), Some("hibernated"), "{out}");
+
+    let described = env.json(&["describe", "h", "-o", "json"]).await;
+    assert!(
+        described["schedule"]["calendarDays"]
+            .to_string()
+            .contains(&day.to_string()),
+        "{described}"
+    );
+    let text = env.run(&["describe", "h"]).await;
+    assert!(
+        text.contains("calendar: ") && text.contains("warning: "),
+        "{text}"
+    );
+    env.tc.cleanup().await.unwrap();
+}
