@@ -180,7 +180,9 @@ pub(crate) fn write_transitions(
 ) -> anyhow::Result<()> {
     let Moved { schedule, lead, .. } = moved;
     let tz = schedule.schedule().timezone();
-    let last_shown = transitions.iter().take(shown).last().map(|t| t.at);
+    let last_shown = transitions[..shown.min(transitions.len())]
+        .last()
+        .map(|t| t.at);
     let (calendar_days, warnings) = calendar_notes(moved, at, last_shown);
     let local = |t: DateTime<Utc>| t.with_timezone(&tz);
     match format {
