@@ -496,3 +496,26 @@ fn a_schedule_with_calendars_needs_their_days() {
     assert_eq!(err.field, "spec.schedule.calendars[0]");
     assert!(err.message.contains("team-b/company"), "{err}");
 }
+
+#[test]
+fn calendar_references_are_checked() {
+    let mut schedule = weeknights("UTC");
+    schedule.calendars.push(ObjectRef {
+        name: "company".into(),
+        namespace: None,
+    });
+    schedule.calendars.push(ObjectRef {
+        name: " ".into(),
+        namespace: None,
+    });
+    let diags = crate::schedule::check_schedule(&schedule, "spec.schedule");
+    assert_eq!(diags.errors.len(), 1, "{diags:?}");
+    assert_eq!(diags.errors[0].field, "spec.schedule.calendars[2].name");
+    assert!(
+        diags
+            .warnings
+            .iter()
+            .any(|w| w.field == "spec.schedule.calendars[1]"),
+        "{diags:?}"
+    );
+}

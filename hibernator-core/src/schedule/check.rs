@@ -40,6 +40,21 @@ pub fn check_schedule(schedule: &Schedule, field: &str) -> Diagnostics {
         &schedule.off_hours,
         &format!("{field}.offHours"),
     ));
+    let mut seen = std::collections::BTreeSet::new();
+    for (i, calendar) in schedule.calendars.iter().enumerate() {
+        let path = format!("{field}.calendars[{i}]");
+        if calendar.name.trim().is_empty() {
+            diags.error(
+                format!("{path}.name"),
+                "the name of a HolidayCalendar is required",
+            );
+        } else if !seen.insert((calendar.namespace.as_deref(), calendar.name.as_str())) {
+            diags.warn(
+                path,
+                format!("HolidayCalendar {:?} is listed twice", calendar.name),
+            );
+        }
+    }
     diags
 }
 
