@@ -6,7 +6,9 @@
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube_core::CustomResourceExt;
 
-use crate::types::{CloudProvider, HibernatePlan, K8SCluster, ScheduleException};
+use crate::types::{
+    CloudProvider, HibernateNotification, HibernatePlan, K8SCluster, ScheduleException,
+};
 
 /// Every CRD of the `hibernator.dev` group, in a stable order.
 pub fn all() -> Vec<CustomResourceDefinition> {
@@ -15,6 +17,7 @@ pub fn all() -> Vec<CustomResourceDefinition> {
         ScheduleException::crd(),
         CloudProvider::crd(),
         K8SCluster::crd(),
+        HibernateNotification::crd(),
     ]
 }
 

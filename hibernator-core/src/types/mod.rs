@@ -8,12 +8,14 @@ mod accounting;
 mod connectors;
 mod enforce;
 mod exception;
+mod notification;
 mod plan;
 
 pub use accounting::*;
 pub use connectors::*;
 pub use enforce::*;
 pub use exception::*;
+pub use notification::*;
 pub use plan::*;
 
 /// The API group of every Hibernator resource.

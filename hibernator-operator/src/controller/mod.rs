@@ -14,7 +14,8 @@
 //!    retry (Job changes arrive by watch; nothing polls).
 //!
 //! The Controller owns Jobs and the restore ConfigMap and watches
-//! ScheduleExceptions (mapped to their plan).
+//! ScheduleExceptions (mapped to their plan). Next to it runs the
+//! notification worker ([`notify`]), fed by each reconcile's status.
 
 pub(crate) mod apply;
 pub mod args;
@@ -26,6 +27,7 @@ pub(crate) mod health;
 pub mod leader;
 pub(crate) mod logs_ref;
 pub mod metrics;
+pub mod notify;
 pub(crate) mod read;
 pub mod shard;
 pub mod streaming;
@@ -88,6 +90,8 @@ pub struct ControllerConfig {
     /// The executor types plans are validated against: the catalog of the
     /// binary's executor set (default: the built-ins).
     pub catalog: ParameterCatalog,
+    /// Notification delivery settings (attempts, backoff, timeouts).
+    pub notify: notify::NotifyConfig,
 }
 
 impl ControllerConfig {
@@ -119,6 +123,7 @@ impl Default for ControllerConfig {
             streaming: None,
             kube_api: client::KubeRateLimit::default(),
             catalog: hibernator_executors::ExecutorSet::new().catalog(),
+            notify: notify::NotifyConfig::default(),
         }
     }
 }
@@ -135,6 +140,8 @@ pub struct Context {
     pub events: EventPublisher,
     /// Executor parameter catalog (validation).
     pub catalog: ParameterCatalog,
+    /// Notification inbox and worker ([`notify`]).
+    pub notifier: Arc<notify::Notifier>,
 }
 
 impl std::fmt::Debug for Context {
@@ -151,6 +158,7 @@ impl Context {
         let events = EventPublisher::new(client.clone(), config.instance.clone());
         Self {
             client,
+            notifier: Arc::new(notify::Notifier::new(config.notify.clone())),
             catalog: config.catalog.clone(),
             config,
             metrics,
@@ -226,6 +234,8 @@ async fn reconcile_inner(
         logs_ref::fill(&mut decision.status, name, &observed.jobs, persistence);
     }
     apply::apply(ctx, plan, &decision, observed.restore.bytes).await?;
+    // the status is written: notifications see what it shows (never waits)
+    ctx.notifier.observe(plan, &decision.status);
     if let Some(message) = &decision.invalid {
         tracing::warn!(plan = %key, %message, "invalid plan; waiting for a change");
         return Ok(Action::await_change());

@@ -1,6 +1,7 @@
 //! The watches behind the controller, and the caches reconciles read from.
 //!
-//! Four watches: HibernatePlans (the objects reconciled), the runner Jobs
+//! Four watches (five with the notification worker's
+//! `HibernateNotification` watch, [`super::notify`]): HibernatePlans (the objects reconciled), the runner Jobs
 //! and restore ConfigMaps the plans own (label `hibernator.dev/plan`), and
 //! ScheduleExceptions (mapped to the plan they name). The Job and exception
 //! watches keep reflector stores ([`Caches`]), so a reconcile reads its Jobs
@@ -257,7 +258,13 @@ pub async fn run_controller(
     }
     let queue = stream::select_all(queues).take_until(shutdown);
 
-    applier(
+    let notifications = ctx.notifier.clone().run(
+        client.clone(),
+        ctx.config.namespace.clone(),
+        ctx.metrics.clone(),
+        ctx.config.clock.clone(),
+    );
+    let controller = applier(
         move |plan, ctx| {
             let caches = caches.clone();
             CancelableJoinHandle::spawn(
@@ -276,8 +283,13 @@ pub async fn run_controller(
             Ok((object, _)) => tracing::trace!(plan = %object, "reconciled"),
             Err(error) => tracing::debug!(%error, "controller"),
         }
-    })
-    .await;
+    });
+    // the notification worker lives as long as the Controller (it never
+    // ends by itself; deliveries in flight are dropped with it)
+    tokio::select! {
+        () = controller => {}
+        () = notifications => {}
+    }
 }
 
 #[cfg(test)]

@@ -1,0 +1,391 @@
+//! Notifications: deliver what happens to plans to the sinks of the
+//! `HibernateNotification`s that select them.
+//!
+//! - After a reconcile wrote a plan's status, [`Notifier::observe`] puts a
+//!   snapshot of the plan into an inbox that keeps the latest snapshot per
+//!   plan (bounded by the number of plans, nothing is dropped) and wakes the
+//!   worker; it never waits, so a slow sink never delays a reconcile.
+//! - The worker ([`Notifier::run`], next to the Controller) derives the
+//!   events the status shows ([`hibernator_reconcile::notify::derive`]),
+//!   filters them per notification, skips those already recorded in the
+//!   notification's `status.deliveries` (or in flight), and delivers each
+//!   to each sink on its own task (bounded concurrency), retrying with
+//!   backoff ([`deliver`]).
+//! - The outcome is recorded in the notification's status ([`record`]):
+//!   the delivery key, counters, `lastDeliveryTime` and the
+//!   `DeliveryFailing` condition. The key is written **after** the sink
+//!   answered 2xx: at-least-once per key; a duplicate needs a crash between
+//!   the answer and the status write.
+//! - A watch on `HibernateNotification`s keeps a store the worker reads,
+//!   and sets `Ready` and the horizon when a notification's generation
+//!   changes (nothing is read or written when nothing changed).
+
+pub mod deliver;
+pub mod record;
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+use hibernator_core::types::{
+    HibernateNotification, HibernatePlan, HibernatePlanSpec, HibernatePlanStatus, NotificationSink,
+};
+use hibernator_reconcile::notify::filter::{Filter, Verdict};
+use hibernator_reconcile::notify::{Notice, PlanView, derive};
+use hibernator_reconcile::time::Clock;
+use k8s_openapi::api::core::v1::Secret;
+use kube::runtime::reflector::{Store, reflector, store};
+use kube::runtime::{WatchStreamExt, watcher};
+use kube::{Api, Client};
+use tokio::sync::{Notify, Semaphore};
+use tokio::task::JoinSet;
+
+use super::metrics::Metrics;
+use deliver::{Outcome, SinkSecrets};
+
+/// Delivery settings (defaults: 5 attempts, 1s doubling to 30s, 10s per request).
+#[derive(Clone, Debug)]
+pub struct NotifyConfig {
+    /// Attempts per delivery (1 + retries).
+    pub max_attempts: u32,
+    /// Wait after the first failed attempt; doubles after each.
+    pub backoff_base: Duration,
+    /// Longest wait between attempts.
+    pub backoff_max: Duration,
+    /// Per-request timeout when a sink sets none.
+    pub request_timeout: Duration,
+    /// Delivery records kept per notification (oldest pruned first).
+    pub max_records: usize,
+    /// Deliveries in flight at once (all notifications).
+    pub concurrency: usize,
+}
+
+impl Default for NotifyConfig {
+    fn default() -> Self {
+        Self {
+            max_attempts: 5,
+            backoff_base: Duration::from_secs(1),
+            backoff_max: Duration::from_secs(30),
+            request_timeout: Duration::from_secs(10),
+            max_records: 200,
+            concurrency: 8,
+        }
+    }
+}
+
+/// What the worker needs of a plan.
+#[derive(Clone, Debug)]
+struct Snapshot {
+    namespace: String,
+    name: String,
+    labels: BTreeMap<String, String>,
+    spec: HibernatePlanSpec,
+    status: HibernatePlanStatus,
+}
+
+/// The notification side of the controller: an inbox reconciles write to
+/// and the worker that delivers.
+#[derive(Debug, Default)]
+pub struct Notifier {
+    config: NotifyConfig,
+    pending: Mutex<BTreeMap<String, Snapshot>>,
+    wake: Notify,
+}
+
+impl Notifier {
+    /// A notifier with `config`.
+    pub fn new(config: NotifyConfig) -> Self {
+        Self {
+            config,
+            ..Self::default()
+        }
+    }
+
+    /// Hands the plan with its just-written `status` to the worker (keeps
+    /// only the latest snapshot per plan). Never blocks on delivery.
+    pub fn observe(&self, plan: &HibernatePlan, status: &HibernatePlanStatus) {
+        let namespace = plan.metadata.namespace.clone().unwrap_or_default();
+        let name = plan.metadata.name.clone().unwrap_or_default();
+        let snapshot = Snapshot {
+            labels: plan.metadata.labels.clone().unwrap_or_default(),
+            spec: plan.spec.clone(),
+            status: status.clone(),
+            namespace: namespace.clone(),
+            name: name.clone(),
+        };
+        if let Ok(mut pending) = self.pending.lock() {
+            pending.insert(format!("{namespace}/{name}"), snapshot);
+        }
+        self.wake.notify_one();
+    }
+
+    fn take(&self) -> Vec<Snapshot> {
+        self.pending
+            .lock()
+            .map(|mut p| std::mem::take(&mut *p).into_values().collect())
+            .unwrap_or_default()
+    }
+
+    /// Watches `HibernateNotification`s (in `namespace`, or all) and
+    /// delivers until dropped; deliveries in flight are dropped with it
+    /// (their keys were not recorded, so the next controller sends them).
+    pub async fn run(
+        self: Arc<Self>,
+        client: Client,
+        namespace: Option<String>,
+        metrics: Arc<Metrics>,
+        clock: Clock,
+    ) {
+        let api: Api<HibernateNotification> = match &namespace {
+            Some(ns) => Api::namespaced(client.clone(), ns),
+            None => Api::all(client.clone()),
+        };
+        let (notifications, writer) = store::<HibernateNotification>();
+        let worker = Arc::new(Worker {
+            client: client.clone(),
+            config: self.config.clone(),
+            metrics,
+            clock,
+            notifications: notifications.clone(),
+            http: reqwest::Client::new(),
+            in_flight: Mutex::new(HashMap::new()),
+            locks: Mutex::new(HashMap::new()),
+            slots: Arc::new(Semaphore::new(self.config.concurrency.max(1))),
+        });
+        let watch = {
+            let worker = worker.clone();
+            async move {
+                let mut events = std::pin::pin!(
+                    reflector(
+                        writer,
+                        watcher(api, watcher::Config::default()).default_backoff()
+                    )
+                    .applied_objects()
+                );
+                while let Some(event) = events.next().await {
+                    match event {
+                        Ok(notification) => record::refresh(&worker, &notification).await,
+                        Err(error) => tracing::debug!(%error, "notification watch"),
+                    }
+                }
+            }
+        };
+        let deliver = async move {
+            if notifications.wait_until_ready().await.is_err() {
+                return;
+            }
+            let mut tasks = JoinSet::new();
+            loop {
+                tokio::select! {
+                    () = self.wake.notified() => {
+                        for snapshot in self.take() {
+                            worker.route(&snapshot, &mut tasks);
+                        }
+                    }
+                    Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
+                }
+            }
+        };
+        tokio::join!(watch, deliver);
+    }
+}
+
+/// State of one run of the worker.
+pub(crate) struct Worker {
+    pub(crate) client: Client,
+    pub(crate) config: NotifyConfig,
+    pub(crate) metrics: Arc<Metrics>,
+    pub(crate) clock: Clock,
+    notifications: Store<HibernateNotification>,
+    http: reqwest::Client,
+    /// `<ns>/<notification>/<delivery key>` in flight or recorded by this
+    /// run, until the store shows the record (bounded by age).
+    in_flight: Mutex<HashMap<String, Instant>>,
+    /// One status writer per notification at a time.
+    pub(crate) locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    slots: Arc<Semaphore>,
+}
+
+/// How long a key stays in the in-flight set after it was taken (longer
+/// than any delivery with its retries and the store catching up).
+const IN_FLIGHT_TTL: Duration = Duration::from_secs(3600);
+
+impl Worker {
+    /// Starts the deliveries `snapshot` calls for.
+    fn route(self: &Arc<Self>, snapshot: &Snapshot, tasks: &mut JoinSet<()>) {
+        let view = PlanView {
+            namespace: &snapshot.namespace,
+            name: &snapshot.name,
+            spec: &snapshot.spec,
+            status: &snapshot.status,
+        };
+        let mut notices: Option<Vec<Notice>> = None;
+        for notification in self.notifications.state() {
+            if notification.metadata.namespace.as_deref() != Some(snapshot.namespace.as_str())
+                || !notification
+                    .spec
+                    .selector
+                    .selects(&snapshot.name, &snapshot.labels)
+            {
+                continue;
+            }
+            let status = notification.status.clone().unwrap_or_default();
+            // not initialised yet: the horizon is set with `Ready`
+            let Some(horizon) = status.horizon else {
+                continue;
+            };
+            let Ok(filter) = Filter::new(
+                &notification.spec.filter,
+                notification.spec.quiet_hours.as_ref(),
+            ) else {
+                continue;
+            };
+            let notices = notices.get_or_insert_with(|| derive(view, self.clock.now()));
+            let name = notification.metadata.name.clone().unwrap_or_default();
+            for notice in notices.iter() {
+                if notice.at < horizon {
+                    continue;
+                }
+                let verdict = filter.verdict(notice);
+                if verdict != Verdict::Send {
+                    tracing::trace!(key = %notice.key(), ?verdict, "notification not sent");
+                    continue;
+                }
+                for sink in &notification.spec.sinks {
+                    let key = format!("{}/{}", sink.name, notice.key());
+                    if status.deliveries.iter().any(|d| d.key == key) {
+                        continue;
+                    }
+                    if !self.take_key(&format!("{}/{name}/{key}", snapshot.namespace)) {
+                        continue;
+                    }
+                    let worker = self.clone();
+                    let sink = sink.clone();
+                    let notice = notice.clone();
+                    let namespace = snapshot.namespace.clone();
+                    let name = name.clone();
+                    tasks.spawn(async move {
+                        worker.deliver(&namespace, &name, &sink, key, &notice).await;
+                    });
+                }
+            }
+        }
+    }
+
+    /// Marks `key` as taken by this run; false when it already was.
+    fn take_key(&self, key: &str) -> bool {
+        let Ok(mut in_flight) = self.in_flight.lock() else {
+            return false;
+        };
+        let now = Instant::now();
+        in_flight.retain(|_, at| now.duration_since(*at) < IN_FLIGHT_TTL);
+        if in_flight.contains_key(key) {
+            return false;
+        }
+        in_flight.insert(key.to_string(), now);
+        true
+    }
+
+    async fn deliver(
+        &self,
+        namespace: &str,
+        name: &str,
+        sink: &NotificationSink,
+        key: String,
+        notice: &Notice,
+    ) {
+        let Ok(_slot) = self.slots.clone().acquire_owned().await else {
+            return;
+        };
+        let outcome = match read_secrets(&self.client, namespace, sink).await {
+            Ok(secrets) => {
+                deliver::deliver(
+                    &self.http,
+                    &self.config,
+                    &self.metrics,
+                    sink,
+                    &secrets,
+                    notice,
+                )
+                .await
+            }
+            Err(reason) => {
+                self.metrics
+                    .record_notification(sink.kind.as_str(), "failed");
+                tracing::warn!(notification = %format!("{namespace}/{name}"), sink = %sink.name, %reason, "notification not delivered");
+                Outcome::Failed {
+                    attempts: 0,
+                    reason,
+                }
+            }
+        };
+        if let Outcome::Delivered { attempts } = &outcome {
+            tracing::info!(notification = %format!("{namespace}/{name}"), sink = %sink.name, key = %key, attempts, "notification delivered");
+        }
+        record::record(self, namespace, name, sink, key, notice.at, &outcome).await;
+    }
+}
+
+/// Reads a sink's URL (and signing key) from its Secrets. The error names
+/// the field and the Secret, never a value.
+pub(crate) async fn read_secrets(
+    client: &Client,
+    namespace: &str,
+    sink: &NotificationSink,
+) -> Result<SinkSecrets, String> {
+    let index = sink.name.as_str();
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), namespace);
+    let read = |field: &'static str, reference: &hibernator_core::types::SecretKeyRef| {
+        let secrets = secrets.clone();
+        let reference = reference.clone();
+        async move {
+            let where_ = format!("sink {index} {field}");
+            let secret = match secrets.get_opt(&reference.name).await {
+                Ok(Some(secret)) => secret,
+                Ok(None) => {
+                    return Err(format!(
+                        "{where_}: Secret {:?} not found in namespace {namespace}",
+                        reference.name
+                    ));
+                }
+                Err(kube::Error::Api(status)) if status.code == 403 => {
+                    return Err(format!(
+                        "{where_}: the controller may not read Secret {:?} in namespace {namespace} (chart value notifications.namespaces)",
+                        reference.name
+                    ));
+                }
+                Err(e) => {
+                    return Err(format!(
+                        "{where_}: reading Secret {:?} failed: {e}",
+                        reference.name
+                    ));
+                }
+            };
+            secret
+                .data
+                .and_then(|d| d.get(&reference.key).map(|v| v.0.clone()))
+                .ok_or_else(|| {
+                    format!(
+                        "{where_}: Secret {:?} has no key {:?}",
+                        reference.name, reference.key
+                    )
+                })
+        }
+    };
+    let url = read("urlSecretRef", &sink.url_secret_ref).await?;
+    let url = String::from_utf8(url)
+        .map_err(|_| format!("sink {index} urlSecretRef: the URL is not UTF-8"))?
+        .trim()
+        .to_string();
+    if !(url.starts_with("https://") || url.starts_with("http://")) {
+        return Err(format!(
+            "sink {index} urlSecretRef: the Secret's value is not an http(s) URL"
+        ));
+    }
+    let signing_key = match &sink.signing_secret_ref {
+        Some(reference) => Some(read("signingSecretRef", reference).await?),
+        None => None,
+    };
+    Ok(SinkSecrets { url, signing_key })
+}
