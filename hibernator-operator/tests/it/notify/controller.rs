@@ -312,7 +312,7 @@ async fn notify_a_blocked_sink_never_holds_the_plan_and_a_restart_mid_delivery_s
     // the held requests now fail; a new controller delivers each event once
     receiver.answer_from_now(Answer::Status(200));
     receiver.release();
-    let second = Harness::with(&cluster, night(), fast);
+    let mut second = Harness::with(&cluster, night(), fast);
     wait_notification(&notifications, "ops", "2 deliveries recorded", |n| {
         n.status.as_ref().is_some_and(|s| s.deliveries.len() == 2)
     })
@@ -335,9 +335,9 @@ async fn notify_a_blocked_sink_never_holds_the_plan_and_a_restart_mid_delivery_s
         ]
     );
     // a third controller sends nothing again
-    drop(second);
+    second.crash().await;
     let before = receiver.requests().len();
-    let third = Harness::with(&cluster, night(), fast);
+    let mut third = Harness::with(&cluster, night(), fast);
     wait_reconciled(&third).await;
     third.tick();
     tokio::time::sleep(Duration::from_millis(500)).await;
@@ -347,6 +347,7 @@ async fn notify_a_blocked_sink_never_holds_the_plan_and_a_restart_mid_delivery_s
         "an already delivered key was sent again"
     );
     assert_eq!(receiver.accepted().len(), 2);
+    third.crash().await;
 }
 
 async fn wait_reconciled(harness: &Harness) {
