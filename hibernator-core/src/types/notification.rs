@@ -231,9 +231,9 @@ pub struct NotificationSink {
     /// (required for `Webhook`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub signing_secret_ref: Option<SecretKeyRef>,
-    /// A minijinja template replacing the sink's default: for `Slack` and
-    /// `Webhook` it renders the whole JSON body, for `Teams` too. See
-    /// `docs/notifications.md` for the variables.
+    /// A minijinja template replacing the sink type's default body; it must
+    /// render JSON (use the `tojson` filter for values). Variables and the
+    /// defaults: `docs/notifications.md`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub template: Option<String>,
     /// Per-request timeout (default `10s`).

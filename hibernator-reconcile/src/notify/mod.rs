@@ -1,7 +1,8 @@
 //! Notifications, the pure half: which notification events a plan's status
 //! shows ([`derive`]), which of them a `HibernateNotification` sends
 //! ([`filter`]), the bodies sinks receive ([`render`]), the webhook
-//! signature ([`sign`]), spec validation ([`validate`]) and redaction of
+//! signature ([`sign`]), spec validation ([`validate`]), the delivery
+//! records that send each event once ([`records`]) and redaction of
 //! secrets in messages ([`redact`]). The operator's controller delivers.
 //!
 //! Events are derived **level-based** from `status` (the current cycle,
@@ -11,6 +12,7 @@
 //! records (keyed by [`Notice::key`]) make it send each one once.
 
 pub mod filter;
+pub mod records;
 pub mod redact;
 pub mod render;
 pub mod sign;

@@ -518,3 +518,97 @@ fn validation_names_the_fields() {
         );
     }
 }
+
+#[test]
+fn records_count_once_set_delivery_failing_per_sink_and_prune_past_the_horizon() {
+    use super::records::{Delivery, after_horizon, is_recorded, record_outcome};
+    use hibernator_core::types::HibernateNotificationStatus;
+    let now = t("2026-11-24T08:00:00Z");
+    let mut status = HibernateNotificationStatus {
+        horizon: Some(t("2026-11-23T00:00:00Z")),
+        ..HibernateNotificationStatus::default()
+    };
+    let failing = |s: &HibernateNotificationStatus| {
+        s.conditions
+            .iter()
+            .find(|c| c.type_ == "DeliveryFailing")
+            .map(|c| (c.status.clone(), c.message.clone()))
+    };
+    record_outcome(
+        &mut status,
+        "hook",
+        "hook/app/c1/CycleStarted",
+        t("2026-11-23T20:00:00Z"),
+        Delivery::Delivered,
+        now,
+        3,
+    );
+    record_outcome(
+        &mut status,
+        "hook",
+        "hook/app/c1/CycleStarted",
+        t("2026-11-23T20:00:00Z"),
+        Delivery::Delivered,
+        now,
+        3,
+    );
+    assert_eq!(status.delivered_count, 1, "a key counts once");
+    assert!(is_recorded(&status, "hook/app/c1/CycleStarted"));
+    assert_eq!(failing(&status), None);
+    record_outcome(
+        &mut status,
+        "chat",
+        "chat/app/c1/CycleStarted",
+        t("2026-11-23T20:00:00Z"),
+        Delivery::Failed {
+            attempts: 5,
+            reason: "hooks.slack.com answered 500",
+        },
+        now,
+        3,
+    );
+    assert_eq!(
+        failing(&status),
+        Some((
+            "True".into(),
+            "sink chat: hooks.slack.com answered 500 (5 attempt(s))".into()
+        ))
+    );
+    // another sink's success leaves chat's failure standing; chat's own clears it
+    record_outcome(
+        &mut status,
+        "hook",
+        "hook/app/c1/CycleFinished",
+        t("2026-11-23T20:05:00Z"),
+        Delivery::Delivered,
+        now,
+        3,
+    );
+    assert_eq!(failing(&status).unwrap().0, "True");
+    record_outcome(
+        &mut status,
+        "chat",
+        "chat/app/c1/CycleFinished",
+        t("2026-11-23T20:05:00Z"),
+        Delivery::Delivered,
+        now,
+        3,
+    );
+    assert_eq!(failing(&status).unwrap().0, "False");
+    assert_eq!((status.delivered_count, status.failed_count), (3, 1));
+    // bounded: the oldest records went, and the horizon moved past them
+    assert_eq!(status.deliveries.len(), 3);
+    assert!(!after_horizon(&status, t("2026-11-23T20:00:00Z")));
+    assert!(after_horizon(&status, t("2026-11-23T20:05:00Z")));
+    let kept: Vec<&str> = status.deliveries.iter().map(|d| d.key.as_str()).collect();
+    assert_eq!(
+        kept,
+        [
+            "chat/app/c1/CycleStarted",
+            "hook/app/c1/CycleFinished",
+            "chat/app/c1/CycleFinished"
+        ]
+    );
+    // no horizon yet: nothing is sent
+    assert!(!after_horizon(&HibernateNotificationStatus::default(), now));
+}

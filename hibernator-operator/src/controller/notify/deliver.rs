@@ -68,11 +68,14 @@ pub enum Outcome {
     },
 }
 
-/// Delivers `notice` to `sink`; never returns the URL or a key in a reason.
+/// Delivers `notice` to `sink` (`field`: the sink's path, e.g.
+/// `spec.sinks[1]`, named in template errors); never returns the URL or a
+/// key in a reason.
 pub async fn deliver(
     http: &reqwest::Client,
     config: &NotifyConfig,
     metrics: &Metrics,
+    field: &str,
     sink: &NotificationSink,
     secrets: &SinkSecrets,
     notice: &Notice,
@@ -84,7 +87,7 @@ pub async fn deliver(
             metrics.record_notification(kind, "failed");
             return Outcome::Failed {
                 attempts: 0,
-                reason: secrets.scrub(&format!("template: {e}")),
+                reason: secrets.scrub(&format!("{field}.template: {e}")),
             };
         }
     };

@@ -32,6 +32,7 @@ use hibernator_core::types::{
     HibernateNotification, HibernatePlan, HibernatePlanSpec, HibernatePlanStatus, NotificationSink,
 };
 use hibernator_reconcile::notify::filter::{Filter, Verdict};
+use hibernator_reconcile::notify::records::{after_horizon, is_recorded};
 use hibernator_reconcile::notify::{Notice, PlanView, derive};
 use hibernator_reconcile::time::Clock;
 use k8s_openapi::api::core::v1::Secret;
@@ -232,9 +233,9 @@ impl Worker {
             }
             let status = notification.status.clone().unwrap_or_default();
             // not initialised yet: the horizon is set with `Ready`
-            let Some(horizon) = status.horizon else {
+            if status.horizon.is_none() {
                 continue;
-            };
+            }
             let Ok(filter) = Filter::new(
                 &notification.spec.filter,
                 notification.spec.quiet_hours.as_ref(),
@@ -244,7 +245,7 @@ impl Worker {
             let notices = notices.get_or_insert_with(|| derive(view, self.clock.now()));
             let name = notification.metadata.name.clone().unwrap_or_default();
             for notice in notices.iter() {
-                if notice.at < horizon {
+                if !after_horizon(&status, notice.at) {
                     continue;
                 }
                 let verdict = filter.verdict(notice);
@@ -252,9 +253,9 @@ impl Worker {
                     tracing::trace!(key = %notice.key(), ?verdict, "notification not sent");
                     continue;
                 }
-                for sink in &notification.spec.sinks {
+                for (index, sink) in notification.spec.sinks.iter().enumerate() {
                     let key = format!("{}/{}", sink.name, notice.key());
-                    if status.deliveries.iter().any(|d| d.key == key) {
+                    if is_recorded(&status, &key) {
                         continue;
                     }
                     if !self.take_key(&format!("{}/{name}/{key}", snapshot.namespace)) {
@@ -266,7 +267,10 @@ impl Worker {
                     let namespace = snapshot.namespace.clone();
                     let name = name.clone();
                     tasks.spawn(async move {
-                        worker.deliver(&namespace, &name, &sink, key, &notice).await;
+                        let field = format!("spec.sinks[{index}]");
+                        worker
+                            .deliver(&namespace, &name, &field, &sink, key, &notice)
+                            .await;
                     });
                 }
             }
@@ -291,6 +295,7 @@ impl Worker {
         &self,
         namespace: &str,
         name: &str,
+        field: &str,
         sink: &NotificationSink,
         key: String,
         notice: &Notice,
@@ -298,12 +303,13 @@ impl Worker {
         let Ok(_slot) = self.slots.clone().acquire_owned().await else {
             return;
         };
-        let outcome = match read_secrets(&self.client, namespace, sink).await {
+        let outcome = match read_secrets(&self.client, namespace, field, sink).await {
             Ok(secrets) => {
                 deliver::deliver(
                     &self.http,
                     &self.config,
                     &self.metrics,
+                    field,
                     sink,
                     &secrets,
                     notice,
@@ -327,20 +333,21 @@ impl Worker {
     }
 }
 
-/// Reads a sink's URL (and signing key) from its Secrets. The error names
-/// the field and the Secret, never a value.
+/// Reads a sink's URL (and signing key) from its Secrets; `field` is the
+/// sink's path (`spec.sinks[1]`). The error names the field and the
+/// Secret, never a value.
 pub(crate) async fn read_secrets(
     client: &Client,
     namespace: &str,
+    field: &str,
     sink: &NotificationSink,
 ) -> Result<SinkSecrets, String> {
-    let index = sink.name.as_str();
     let secrets: Api<Secret> = Api::namespaced(client.clone(), namespace);
-    let read = |field: &'static str, reference: &hibernator_core::types::SecretKeyRef| {
+    let read = |key: &'static str, reference: &hibernator_core::types::SecretKeyRef| {
         let secrets = secrets.clone();
         let reference = reference.clone();
         async move {
-            let where_ = format!("sink {index} {field}");
+            let where_ = format!("{field}.{key}");
             let secret = match secrets.get_opt(&reference.name).await {
                 Ok(Some(secret)) => secret,
                 Ok(None) => {
@@ -375,12 +382,12 @@ pub(crate) async fn read_secrets(
     };
     let url = read("urlSecretRef", &sink.url_secret_ref).await?;
     let url = String::from_utf8(url)
-        .map_err(|_| format!("sink {index} urlSecretRef: the URL is not UTF-8"))?
+        .map_err(|_| format!("{field}.urlSecretRef: the URL is not UTF-8"))?
         .trim()
         .to_string();
     if !(url.starts_with("https://") || url.starts_with("http://")) {
         return Err(format!(
-            "sink {index} urlSecretRef: the Secret's value is not an http(s) URL"
+            "{field}.urlSecretRef: the Secret's value is not an http(s) URL"
         ));
     }
     let signing_key = match &sink.signing_secret_ref {

@@ -5,10 +5,11 @@
 
 use std::sync::Arc;
 
-use chrono::{DateTime, TimeDelta, Utc};
+use chrono::{DateTime, Utc};
 use hibernator_core::types::{
-    DeliveryRecord, HibernateNotification, HibernateNotificationStatus, NotificationSink,
+    HibernateNotification, HibernateNotificationStatus, NotificationSink,
 };
+use hibernator_reconcile::notify::records::{Delivery, READY, record_outcome};
 use hibernator_reconcile::notify::validate::check_notification;
 use hibernator_reconcile::status::set_condition;
 use kube::Api;
@@ -17,11 +18,6 @@ use kube::api::PostParams;
 use super::deliver::Outcome;
 use super::{Worker, read_secrets};
 use crate::controller::error::is_conflict;
-
-/// Condition: the spec is valid and every Secret it names is readable.
-pub const READY: &str = "Ready";
-/// Condition: the last delivery to some sink failed (names the sink).
-pub const DELIVERY_FAILING: &str = "DeliveryFailing";
 
 /// Sets `Ready`, `observedGeneration` and (once) the horizon when the
 /// notification's generation is not the observed one. Does nothing (sends
@@ -36,8 +32,9 @@ pub(crate) async fn refresh(worker: &Arc<Worker>, notification: &HibernateNotifi
     let diagnostics = check_notification(&notification.spec);
     let (ready, reason, message) = if diagnostics.errors.is_empty() {
         let mut problems = Vec::new();
-        for sink in &notification.spec.sinks {
-            if let Err(problem) = read_secrets(&worker.client, &namespace, sink).await {
+        for (index, sink) in notification.spec.sinks.iter().enumerate() {
+            let field = format!("spec.sinks[{index}]");
+            if let Err(problem) = read_secrets(&worker.client, &namespace, &field, sink).await {
                 problems.push(problem);
             }
         }
@@ -75,9 +72,9 @@ pub(crate) async fn refresh(worker: &Arc<Worker>, notification: &HibernateNotifi
     .await;
 }
 
-/// Records one delivery's outcome: the key (so it is never sent again),
-/// counters, `lastDeliveryTime` and `DeliveryFailing`; prunes the oldest
-/// records beyond `max_records`, moving the horizon past them.
+/// Records one delivery's outcome in the notification's status
+/// ([`record_outcome`]): the key (so it is never sent again), counters,
+/// `lastDeliveryTime`, `DeliveryFailing`, pruning.
 pub(crate) async fn record(
     worker: &Worker,
     namespace: &str,
@@ -88,69 +85,20 @@ pub(crate) async fn record(
     outcome: &Outcome,
 ) {
     let now = worker.clock.now();
-    let max = worker.config.max_records.max(1);
+    let max = worker.config.max_records;
     let api: Api<HibernateNotification> = Api::namespaced(worker.client.clone(), namespace);
     let Ok(Some(current)) = api.get_opt(name).await else {
         return;
     };
+    let delivery = match outcome {
+        Outcome::Delivered { .. } => Delivery::Delivered,
+        Outcome::Failed { attempts, reason } => Delivery::Failed {
+            attempts: *attempts,
+            reason,
+        },
+    };
     update_with(worker, &api, current, |status| {
-        if status.deliveries.iter().any(|d| d.key == key) {
-            return;
-        }
-        // DeliveryFailing is about deliveries, not about a generation
-        let generation = None;
-        match outcome {
-            Outcome::Delivered { .. } => {
-                status.delivered_count += 1;
-                status.last_delivery_time = Some(now);
-                let failing_here = status.conditions.iter().any(|c| {
-                    c.type_ == DELIVERY_FAILING
-                        && c.status == "True"
-                        && c.message.starts_with(&format!("sink {}:", sink.name))
-                });
-                if failing_here {
-                    set_condition(
-                        &mut status.conditions,
-                        DELIVERY_FAILING,
-                        false,
-                        "Delivered",
-                        format!("sink {}: delivered again", sink.name),
-                        generation,
-                        now,
-                    );
-                }
-            }
-            Outcome::Failed { attempts, reason } => {
-                status.failed_count += 1;
-                set_condition(
-                    &mut status.conditions,
-                    DELIVERY_FAILING,
-                    true,
-                    "DeliveryFailed",
-                    format!("sink {}: {reason} ({attempts} attempt(s))", sink.name),
-                    generation,
-                    now,
-                );
-            }
-        }
-        status.deliveries.push(DeliveryRecord {
-            key: key.clone(),
-            at,
-            result: match outcome {
-                Outcome::Delivered { .. } => "Delivered",
-                Outcome::Failed { .. } => "Failed",
-            }
-            .to_string(),
-        });
-        status.deliveries.sort_by_key(|d| d.at);
-        if status.deliveries.len() > max {
-            let drop = status.deliveries.len() - max;
-            let pruned: Vec<DeliveryRecord> = status.deliveries.drain(..drop).collect();
-            if let Some(last) = pruned.iter().map(|d| d.at).max() {
-                let past = last + TimeDelta::milliseconds(1);
-                status.horizon = Some(status.horizon.map_or(past, |h| h.max(past)));
-            }
-        }
+        record_outcome(status, &sink.name, &key, at, delivery, now, max);
     })
     .await;
 }

@@ -483,3 +483,53 @@ async fn notify_secrets_never_appear_in_status_events_logs_or_metrics() {
         }
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn notify_ready_names_a_missing_secret_and_invalid_fields() {
+    let cluster = cluster("notify-ready").await;
+    let client = cluster.client();
+    let ns = cluster.namespace().to_string();
+    let mut harness = Harness::with(&cluster, night(), fast);
+    let notifications = notification(
+        &client,
+        &ns,
+        "apiVersion: hibernator.dev/v1alpha1\nkind: HibernateNotification\nmetadata: {name: ops}\nspec:\n  selector: {planSelector: {}}\n  sinks:\n    - {name: chat, type: Slack, urlSecretRef: {name: hooks, key: slack}}\n",
+    )
+    .await;
+    let n = wait_notification(&notifications, "ops", "Ready False", |n| {
+        condition(n, "Ready").is_some_and(|(s, _)| s == "False")
+    })
+    .await;
+    let (_, message) = condition(&n, "Ready").unwrap();
+    assert!(
+        message.contains("spec.sinks[0].urlSecretRef: Secret \"hooks\" not found"),
+        "{message}"
+    );
+    assert!(n.status.unwrap().horizon.is_some());
+    // an invalid template (no admission webhook here): Ready says which field
+    let mut changed = notifications.get("ops").await.unwrap();
+    changed.spec.sinks[0].template = Some("{{ plan".into());
+    notifications
+        .replace("ops", &PostParams::default(), &changed)
+        .await
+        .unwrap();
+    let n = wait_notification(&notifications, "ops", "InvalidSpec", |n| {
+        n.status
+            .as_ref()
+            .is_some_and(|s| s.observed_generation == n.metadata.generation)
+            && condition(n, "Ready").is_some_and(|(_, m)| m.contains("spec.sinks[0].template"))
+    })
+    .await;
+    let ready = n
+        .status
+        .unwrap()
+        .conditions
+        .into_iter()
+        .find(|c| c.type_ == "Ready")
+        .unwrap();
+    assert_eq!(
+        (ready.status.as_str(), ready.reason.as_str()),
+        ("False", "InvalidSpec")
+    );
+    harness.crash().await;
+}

@@ -99,6 +99,7 @@ async fn notify_webhook_sends_the_event_as_json_signed_with_hmac() {
         &reqwest::Client::new(),
         &fast(),
         &metrics,
+        "spec.sinks[0]",
         &sink(SinkType::Webhook),
         &secrets,
         &notice(),
@@ -155,7 +156,16 @@ async fn notify_slack_gets_block_kit_and_teams_a_message_card() {
     let metrics = Metrics::new();
     let http = reqwest::Client::new();
     for kind in [SinkType::Slack, SinkType::Teams] {
-        let outcome = deliver(&http, &fast(), &metrics, &sink(kind), &secrets, &notice()).await;
+        let outcome = deliver(
+            &http,
+            &fast(),
+            &metrics,
+            "spec.sinks[0]",
+            &sink(kind),
+            &secrets,
+            &notice(),
+        )
+        .await;
         assert_eq!(outcome, Outcome::Delivered { attempts: 1 });
     }
     let got = receiver.accepted();
@@ -218,6 +228,7 @@ async fn notify_a_custom_template_shapes_the_body() {
         &reqwest::Client::new(),
         &fast(),
         &Metrics::new(),
+        "spec.sinks[0]",
         &custom,
         &secrets,
         &notice(),
@@ -246,6 +257,7 @@ async fn notify_500s_then_success_is_delivered_once_after_retries() {
         &reqwest::Client::new(),
         &fast(),
         &metrics,
+        "spec.sinks[0]",
         &sink(SinkType::Webhook),
         &secrets,
         &notice(),
@@ -275,6 +287,7 @@ async fn notify_an_always_failing_receiver_gets_bounded_attempts_and_no_secret_l
         &reqwest::Client::new(),
         &config,
         &metrics,
+        "spec.sinks[0]",
         &sink(SinkType::Slack),
         &secrets,
         &notice(),
@@ -298,6 +311,7 @@ async fn notify_an_always_failing_receiver_gets_bounded_attempts_and_no_secret_l
         &reqwest::Client::new(),
         &config,
         &metrics,
+        "spec.sinks[0]",
         &sink(SinkType::Slack),
         &secrets,
         &notice(),
@@ -323,6 +337,7 @@ async fn notify_an_always_failing_receiver_gets_bounded_attempts_and_no_secret_l
             ..fast()
         },
         &metrics,
+        "spec.sinks[0]",
         &sink(SinkType::Slack),
         &secrets,
         &notice(),
@@ -359,6 +374,7 @@ async fn notify_a_slow_receiver_times_out_and_is_retried() {
         &reqwest::Client::new(),
         &fast(),
         &metrics,
+        "spec.sinks[0]",
         &slow,
         &secrets,
         &notice(),
@@ -384,6 +400,7 @@ async fn notify_a_slow_receiver_times_out_and_is_retried() {
             ..fast()
         },
         &metrics,
+        "spec.sinks[0]",
         &slow,
         &secrets,
         &notice(),
