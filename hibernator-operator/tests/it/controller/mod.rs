@@ -7,7 +7,7 @@
 
 mod budget;
 mod cycle;
-mod enforce;
+pub(crate) mod enforce;
 mod faults;
 mod shards;
 pub(crate) mod support;

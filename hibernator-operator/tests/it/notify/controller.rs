@@ -533,3 +533,85 @@ async fn notify_ready_names_a_missing_secret_and_invalid_fields() {
     );
     harness.crash().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn notify_quiet_hours_drop_the_night_cycle_and_drift_re_enforcement_is_sent() {
+    let cluster = cluster("notify-quiet").await;
+    let client = cluster.client();
+    let ns = cluster.namespace().to_string();
+    let receiver = Receiver::start(vec![], None).await;
+    secret(&client, &ns, "hooks", &[("teams", &receiver.url("/teams"))]).await;
+    // quiet 20:00–21:15 UTC every day: the 21:00 cycle is inside, the
+    // enforcement check at 21:31 outside
+    let notifications = notification(
+        &client,
+        &ns,
+        "apiVersion: hibernator.dev/v1alpha1\nkind: HibernateNotification\nmetadata: {name: ops}\nspec:\n  selector: {planNames: [drift]}\n  quietHours:\n    timezone: UTC\n    windows: [{start: \"20:00\", end: \"21:15\", daysOfWeek: [MON, TUE, WED, THU, FRI, SAT, SUN]}]\n  sinks:\n    - {name: teams, type: Teams, urlSecretRef: {name: hooks, key: teams}}\n",
+    )
+    .await;
+    let seen = crate::controller::enforce::Seen::default();
+    let _sim = JobSimulator::start(
+        client.clone(),
+        &ns,
+        crate::controller::enforce::runner(client.clone(), seen),
+    );
+    let harness = Harness::with(&cluster, night(), fast);
+    wait_notification(&notifications, "ops", "Ready", is_ready).await;
+    let plans: Api<HibernatePlan> = Api::namespaced(client.clone(), &ns);
+    let mut drift = plan("drift", 1, "{type: Parallel}");
+    drift.spec.behavior.enforce = Some(hibernator_core::types::Enforce {
+        enabled: Some(true),
+        interval: Some("30m".into()),
+    });
+    plans.create(&PostParams::default(), &drift).await.unwrap();
+    wait_phase(
+        &plans,
+        "drift",
+        PlanPhase::Hibernated,
+        Duration::from_secs(60),
+    )
+    .await;
+    harness.set_time(night() + chrono::Duration::minutes(31));
+    receiver
+        .wait_for("the ReEnforced card", |r| !r.is_empty())
+        .await;
+    let n = wait_notification(&notifications, "ops", "1 delivery recorded", |n| {
+        n.status.as_ref().is_some_and(|s| s.deliveries.len() == 1)
+    })
+    .await;
+    let card = receiver.accepted()[0].json();
+    assert_eq!(
+        receiver.accepted()[0].header("x-hibernator-event"),
+        Some("ReEnforced")
+    );
+    assert_eq!(card["@type"], "MessageCard");
+    assert!(
+        card["title"]
+            .as_str()
+            .unwrap()
+            .ends_with("/drift: drift re-enforced"),
+        "{card}"
+    );
+    assert!(
+        card["text"]
+            .as_str()
+            .unwrap()
+            .starts_with("2 resources woke up"),
+        "{card}"
+    );
+    assert_eq!(card["themeColor"], "DAA038");
+    assert!(
+        n.status.unwrap().deliveries[0]
+            .key
+            .starts_with("teams/drift/")
+    );
+    // the night cycle's events were dropped, not delayed
+    harness.tick();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(
+        receiver.requests().len(),
+        1,
+        "{:?}",
+        keys(&receiver.requests())
+    );
+}
