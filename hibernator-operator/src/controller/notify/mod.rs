@@ -143,13 +143,25 @@ impl Notifier {
             None => Api::all(client.clone()),
         };
         let (notifications, writer) = store::<HibernateNotification>();
+        // no redirects: a signed body is never re-sent to another host
+        let http = match reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .user_agent(concat!("hibernator/", env!("CARGO_PKG_VERSION")))
+            .build()
+        {
+            Ok(http) => http,
+            Err(error) => {
+                tracing::error!(%error, "no HTTP client: notifications are not delivered");
+                return;
+            }
+        };
         let worker = Arc::new(Worker {
             client: client.clone(),
             config: self.config.clone(),
             metrics,
             clock,
             notifications: notifications.clone(),
-            http: reqwest::Client::new(),
+            http,
             in_flight: Mutex::new(HashMap::new()),
             locks: Mutex::new(HashMap::new()),
             slots: Arc::new(Semaphore::new(self.config.concurrency.max(1))),
@@ -167,7 +179,11 @@ impl Notifier {
                 while let Some(event) = events.next().await {
                     match event {
                         Ok(notification) => record::refresh(&worker, &notification).await,
-                        Err(error) => tracing::debug!(%error, "notification watch"),
+                        // e.g. the CRD missing after a `helm upgrade` (Helm
+                        // does not upgrade CRDs): retried with backoff
+                        Err(error) => {
+                            tracing::warn!(%error, "HibernateNotification watch failed; retrying")
+                        }
                     }
                 }
             }
