@@ -412,3 +412,44 @@ pub(crate) async fn read_secrets(
     };
     Ok(SinkSecrets { url, signing_key })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use hibernator_core::types::PlanPhase;
+
+    fn plan(name: &str) -> HibernatePlan {
+        let yaml = format!(
+            "apiVersion: hibernator.dev/v1alpha1\nkind: HibernatePlan\nmetadata: {{name: {name}, namespace: dev}}\nspec:\n  schedule: {{timezone: UTC, offHours: []}}\n  execution: {{strategy: {{type: Sequential}}}}\n  targets: []\n"
+        );
+        hibernator_core::input::PlanDocuments::from_yaml(&yaml)
+            .unwrap()
+            .plan
+    }
+
+    #[test]
+    fn the_inbox_keeps_the_latest_snapshot_per_plan_and_never_blocks() {
+        let notifier = Notifier::new(NotifyConfig::default());
+        let status = |phase| HibernatePlanStatus {
+            phase,
+            ..HibernatePlanStatus::default()
+        };
+        // far more observations than any channel bound: none waits, none is lost
+        for _ in 0..10_000 {
+            notifier.observe(&plan("a"), &status(PlanPhase::Hibernating));
+        }
+        notifier.observe(&plan("a"), &status(PlanPhase::Hibernated));
+        notifier.observe(&plan("b"), &status(PlanPhase::Active));
+        let mut taken = notifier.take();
+        taken.sort_by(|x, y| x.name.cmp(&y.name));
+        let got: Vec<(&str, PlanPhase)> = taken
+            .iter()
+            .map(|s| (s.name.as_str(), s.status.phase))
+            .collect();
+        assert_eq!(
+            got,
+            [("a", PlanPhase::Hibernated), ("b", PlanPhase::Active)]
+        );
+        assert!(notifier.take().is_empty());
+    }
+}
