@@ -245,7 +245,7 @@ pub struct NotificationSink {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct DeliveryRecord {
-    /// `<sink>/<plan>/<cycle>/<event>[/<target>[/<attempt>]]`.
+    /// `<sink>/<plan>/<cycle>/<event>[/<target>][/<attempt or check id>]`.
     pub key: String,
     /// When the event happened.
     pub at: DateTime<Utc>,
@@ -263,8 +263,9 @@ pub struct HibernateNotificationStatus {
     /// Generation the conditions describe.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub observed_generation: Option<i64>,
-    /// Events that happened at or before this instant are never sent (set
-    /// to the creation time, then moved forward as records are pruned).
+    /// Events that happened before this instant are never sent (set when
+    /// the controller first sees the notification, then moved forward past
+    /// pruned records).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub horizon: Option<DateTime<Utc>>,
     /// Recent deliveries (bounded), newest last.
