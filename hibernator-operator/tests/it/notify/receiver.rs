@@ -161,9 +161,20 @@ impl Receiver {
         self.inner.released.notify_waiters();
     }
 
-    /// Waits until `pred` holds for the requests received so far.
+    /// Waits (at most 60s) until `pred` holds for the requests received so far.
     pub async fn wait_for(&self, what: &str, pred: impl Fn(&[Received]) -> bool) {
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+        self.wait_for_within(what, Duration::from_secs(60), pred)
+            .await;
+    }
+
+    /// [`Receiver::wait_for`] with another timeout.
+    pub async fn wait_for_within(
+        &self,
+        what: &str,
+        timeout: Duration,
+        pred: impl Fn(&[Received]) -> bool,
+    ) {
+        let deadline = tokio::time::Instant::now() + timeout;
         loop {
             if pred(&self.requests()) {
                 return;

@@ -78,7 +78,18 @@ async fn notify_the_controller_killed_mid_delivery_sends_each_event_once() {
         .create(&PostParams::default(), &notification)
         .await
         .unwrap();
-    let (start, end, _) = next_window(Duration::from_secs(8));
+    // the window starts at the next minute (at least 8s away) and lasts 10
+    // minutes: the kill, the Lease expiry and the restart all fall inside it
+    let (start, _, at) = next_window(Duration::from_secs(8));
+    let end = {
+        use chrono::Timelike;
+        let end = at + chrono::Duration::minutes(10);
+        if end.hour() == 0 && end.minute() == 0 {
+            "24:00".to_string()
+        } else {
+            end.format("%H:%M").to_string()
+        }
+    };
     let plan: HibernatePlan = serde_json::from_value(json!({
         "apiVersion": "hibernator.dev/v1alpha1", "kind": "HibernatePlan",
         "metadata": {"name": "nightly"},
@@ -106,8 +117,9 @@ async fn notify_the_controller_killed_mid_delivery_sends_each_event_once() {
     let ports = Ports::free();
     let mut first = world.start_controller(&ports, "webhook").await;
     // the cycle starts at the window; its CycleStarted delivery is held
+    // up to a minute until the window starts, then the first reconcile
     receiver
-        .wait_for("CycleStarted in flight", |r| {
+        .wait_for_within("CycleStarted in flight", Duration::from_secs(150), |r| {
             r.iter()
                 .any(|r| r.header("x-hibernator-event") == Some("CycleStarted"))
         })
