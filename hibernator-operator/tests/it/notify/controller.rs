@@ -244,10 +244,38 @@ async fn notify_a_failed_cycle_reaches_slack_and_a_signed_webhook_once() {
     assert!(condition(&n_now(&notifications).await, "DeliveryFailing").is_none());
     assert_eq!(notification_counter(&harness, "Webhook", "delivered"), 3);
     assert_eq!(notification_counter(&harness, "Slack", "delivered"), 3);
-    // nothing more is sent: the same status derives the same (recorded) keys
+    // nothing more is sent: the same status derives the same (recorded)
+    // keys, and nothing is read or written for notifications (steady state)
+    if let Some(server) = cluster.api_server() {
+        server.reset_request_counts();
+    }
     harness.tick();
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(receiver.requests().len(), 6);
+    if let Some(server) = cluster.api_server() {
+        let notification_requests: Vec<_> = server
+            .request_counts()
+            .into_iter()
+            .filter(|((_, resource), n)| {
+                *n > 0
+                    && (resource.contains("hibernatenotifications") || resource.contains("secrets"))
+            })
+            .collect();
+        assert!(
+            notification_requests.is_empty(),
+            "steady state: {notification_requests:?}"
+        );
+        assert!(
+            reconciled_since_reset(server),
+            "the tick reconciled the plan"
+        );
+    }
+}
+
+/// Whether a plan reconcile ran since the counters were reset (it reads
+/// the restore ConfigMap).
+fn reconciled_since_reset(server: &hibernator_testkit::kube::ApiServer) -> bool {
+    server.request_count("get", "configmaps") > 0
 }
 
 async fn n_now(api: &Api<HibernateNotification>) -> HibernateNotification {
