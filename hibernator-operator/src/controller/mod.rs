@@ -235,7 +235,7 @@ async fn reconcile_inner(
     }
     apply::apply(ctx, plan, &decision, observed.restore.bytes).await?;
     // the status is written: notifications see what it shows (never waits)
-    ctx.notifier.observe(plan, &decision.status);
+    ctx.notifier.observe(plan, &decision.status, now);
     if let Some(message) = &decision.invalid {
         tracing::warn!(plan = %key, %message, "invalid plan; waiting for a change");
         return Ok(Action::await_change());

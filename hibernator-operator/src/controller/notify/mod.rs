@@ -1,16 +1,18 @@
 //! Notifications: deliver what happens to plans to the sinks of the
 //! `HibernateNotification`s that select them.
 //!
-//! - After a reconcile wrote a plan's status, [`Notifier::observe`] puts a
-//!   snapshot of the plan into an inbox that keeps the latest snapshot per
-//!   plan (bounded by the number of plans, nothing is dropped) and wakes the
-//!   worker; it never waits, so a slow sink never delays a reconcile.
-//! - The worker ([`Notifier::run`], next to the Controller) derives the
-//!   events the status shows ([`hibernator_reconcile::notify::derive`]),
-//!   filters them per notification, skips those already recorded in the
-//!   notification's `status.deliveries` (or in flight), and delivers each
-//!   to each sink on its own task (bounded concurrency), retrying with
-//!   backoff ([`deliver`]).
+//! - After a reconcile wrote a plan's status, [`Notifier::observe`] derives
+//!   the events that status shows ([`hibernator_reconcile::notify::derive`],
+//!   pure and cheap) and adds them to an inbox keyed by plan and event key
+//!   (bounded by what plans' statuses show; nothing is dropped, not even an
+//!   event a later status no longer shows, such as a failed attempt whose
+//!   retry already started), then wakes the worker. It never waits, so a
+//!   slow sink never delays a reconcile.
+//! - The worker ([`Notifier::run`], next to the Controller) takes the
+//!   inbox, filters the events per notification, skips those already
+//!   recorded in the notification's `status.deliveries` (or in flight), and
+//!   delivers each to each sink on its own task (bounded concurrency),
+//!   retrying with backoff ([`deliver`]).
 //! - The outcome is recorded in the notification's status ([`record`]):
 //!   the delivery key, counters, `lastDeliveryTime` and the
 //!   `DeliveryFailing` condition. The key is written **after** the sink
@@ -29,7 +31,7 @@ use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use hibernator_core::types::{
-    HibernateNotification, HibernatePlan, HibernatePlanSpec, HibernatePlanStatus, NotificationSink,
+    HibernateNotification, HibernatePlan, HibernatePlanStatus, NotificationSink,
 };
 use hibernator_reconcile::notify::filter::{Filter, Verdict};
 use hibernator_reconcile::notify::records::{after_horizon, is_recorded};
@@ -75,14 +77,14 @@ impl Default for NotifyConfig {
     }
 }
 
-/// What the worker needs of a plan.
-#[derive(Clone, Debug)]
-struct Snapshot {
+/// The events of one plan waiting for the worker.
+#[derive(Clone, Debug, Default)]
+struct Pending {
     namespace: String,
     name: String,
     labels: BTreeMap<String, String>,
-    spec: HibernatePlanSpec,
-    status: HibernatePlanStatus,
+    /// By [`Notice::key`].
+    notices: BTreeMap<String, Notice>,
 }
 
 /// The notification side of the controller: an inbox reconciles write to
@@ -90,7 +92,7 @@ struct Snapshot {
 #[derive(Debug, Default)]
 pub struct Notifier {
     config: NotifyConfig,
-    pending: Mutex<BTreeMap<String, Snapshot>>,
+    pending: Mutex<BTreeMap<String, Pending>>,
     wake: Notify,
 }
 
@@ -103,25 +105,41 @@ impl Notifier {
         }
     }
 
-    /// Hands the plan with its just-written `status` to the worker (keeps
-    /// only the latest snapshot per plan). Never blocks on delivery.
-    pub fn observe(&self, plan: &HibernatePlan, status: &HibernatePlanStatus) {
+    /// Adds the events the plan's just-written `status` shows (as of `now`)
+    /// to the inbox and wakes the worker. Never blocks on delivery.
+    pub fn observe(
+        &self,
+        plan: &HibernatePlan,
+        status: &HibernatePlanStatus,
+        now: chrono::DateTime<chrono::Utc>,
+    ) {
         let namespace = plan.metadata.namespace.clone().unwrap_or_default();
         let name = plan.metadata.name.clone().unwrap_or_default();
-        let snapshot = Snapshot {
-            labels: plan.metadata.labels.clone().unwrap_or_default(),
-            spec: plan.spec.clone(),
-            status: status.clone(),
-            namespace: namespace.clone(),
-            name: name.clone(),
-        };
+        let notices = derive(
+            PlanView {
+                namespace: &namespace,
+                name: &name,
+                spec: &plan.spec,
+                status,
+            },
+            now,
+        );
+        if notices.is_empty() {
+            return;
+        }
         if let Ok(mut pending) = self.pending.lock() {
-            pending.insert(format!("{namespace}/{name}"), snapshot);
+            let entry = pending.entry(format!("{namespace}/{name}")).or_default();
+            entry.labels = plan.metadata.labels.clone().unwrap_or_default();
+            for notice in notices {
+                entry.notices.entry(notice.key()).or_insert(notice);
+            }
+            entry.namespace = namespace;
+            entry.name = name;
         }
         self.wake.notify_one();
     }
 
-    fn take(&self) -> Vec<Snapshot> {
+    fn take(&self) -> Vec<Pending> {
         self.pending
             .lock()
             .map(|mut p| std::mem::take(&mut *p).into_values().collect())
@@ -196,8 +214,8 @@ impl Notifier {
             loop {
                 tokio::select! {
                     () = self.wake.notified() => {
-                        for snapshot in self.take() {
-                            worker.route(&snapshot, &mut tasks);
+                        for plan in self.take() {
+                            worker.route(&plan, &mut tasks);
                         }
                     }
                     Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
@@ -229,21 +247,11 @@ pub(crate) struct Worker {
 const IN_FLIGHT_TTL: Duration = Duration::from_secs(3600);
 
 impl Worker {
-    /// Starts the deliveries `snapshot` calls for.
-    fn route(self: &Arc<Self>, snapshot: &Snapshot, tasks: &mut JoinSet<()>) {
-        let view = PlanView {
-            namespace: &snapshot.namespace,
-            name: &snapshot.name,
-            spec: &snapshot.spec,
-            status: &snapshot.status,
-        };
-        let mut notices: Option<Vec<Notice>> = None;
+    /// Starts the deliveries the events of `plan` call for.
+    fn route(self: &Arc<Self>, plan: &Pending, tasks: &mut JoinSet<()>) {
         for notification in self.notifications.state() {
-            if notification.metadata.namespace.as_deref() != Some(snapshot.namespace.as_str())
-                || !notification
-                    .spec
-                    .selector
-                    .selects(&snapshot.name, &snapshot.labels)
+            if notification.metadata.namespace.as_deref() != Some(plan.namespace.as_str())
+                || !notification.spec.selector.selects(&plan.name, &plan.labels)
             {
                 continue;
             }
@@ -258,9 +266,8 @@ impl Worker {
             ) else {
                 continue;
             };
-            let notices = notices.get_or_insert_with(|| derive(view, self.clock.now()));
             let name = notification.metadata.name.clone().unwrap_or_default();
-            for notice in notices.iter() {
+            for notice in plan.notices.values() {
                 if !after_horizon(&status, notice.at) {
                     continue;
                 }
@@ -274,13 +281,13 @@ impl Worker {
                     if is_recorded(&status, &key) {
                         continue;
                     }
-                    if !self.take_key(&format!("{}/{name}/{key}", snapshot.namespace)) {
+                    if !self.take_key(&format!("{}/{name}/{key}", plan.namespace)) {
                         continue;
                     }
                     let worker = self.clone();
                     let sink = sink.clone();
                     let notice = notice.clone();
-                    let namespace = snapshot.namespace.clone();
+                    let namespace = plan.namespace.clone();
                     let name = name.clone();
                     tasks.spawn(async move {
                         let field = format!("spec.sinks[{index}]");
@@ -428,28 +435,37 @@ mod tests {
     }
 
     #[test]
-    fn the_inbox_keeps_the_latest_snapshot_per_plan_and_never_blocks() {
+    fn the_inbox_keeps_every_event_per_plan_and_never_blocks() {
+        use hibernator_core::types::{ExecutionState, ExecutionStatus, Operation};
         let notifier = Notifier::new(NotifyConfig::default());
-        let status = |phase| HibernatePlanStatus {
-            phase,
+        let now: chrono::DateTime<chrono::Utc> = "2026-11-23T20:00:00Z".parse().unwrap();
+        let running = |attempts, retry: bool| HibernatePlanStatus {
+            phase: PlanPhase::Hibernating,
+            current_cycle_id: Some("c1".into()),
+            current_operation: Some(Operation::Shutdown),
+            cycle_started_at: Some(now),
+            executions: vec![ExecutionStatus {
+                target: "db".into(),
+                state: ExecutionState::Running,
+                attempts,
+                next_retry_at: retry.then_some(now),
+                ..ExecutionStatus::default()
+            }],
             ..HibernatePlanStatus::default()
         };
-        // far more observations than any channel bound: none waits, none is lost
+        // far more observations than any channel bound: none waits
         for _ in 0..10_000 {
-            notifier.observe(&plan("a"), &status(PlanPhase::Hibernating));
+            notifier.observe(&plan("a"), &running(1, false), now);
         }
-        notifier.observe(&plan("a"), &status(PlanPhase::Hibernated));
-        notifier.observe(&plan("b"), &status(PlanPhase::Active));
-        let mut taken = notifier.take();
-        taken.sort_by(|x, y| x.name.cmp(&y.name));
-        let got: Vec<(&str, PlanPhase)> = taken
-            .iter()
-            .map(|s| (s.name.as_str(), s.status.phase))
-            .collect();
-        assert_eq!(
-            got,
-            [("a", PlanPhase::Hibernated), ("b", PlanPhase::Active)]
-        );
+        // attempt 1 failed (retry scheduled), then the retry started: the
+        // later status no longer shows the failure, the inbox still does
+        notifier.observe(&plan("a"), &running(1, true), now);
+        notifier.observe(&plan("a"), &running(2, false), now);
+        notifier.observe(&plan("b"), &HibernatePlanStatus::default(), now);
+        let taken = notifier.take();
+        assert_eq!(taken.len(), 1, "plan b shows no event");
+        let keys: Vec<&String> = taken[0].notices.keys().collect();
+        assert_eq!(keys, ["a/c1/CycleStarted", "a/c1/TargetFailed/db/1"]);
         assert!(notifier.take().is_empty());
     }
 }

@@ -5,7 +5,7 @@
 
 use std::sync::Arc;
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, SubsecRound as _, Utc};
 use hibernator_core::types::{
     HibernateNotification, HibernateNotificationStatus, NotificationSink,
 };
@@ -56,8 +56,11 @@ pub(crate) async fn refresh(worker: &Arc<Worker>, notification: &HibernateNotifi
         (false, "InvalidSpec", list.join("; "))
     };
     let now = worker.clock.now();
+    // whole seconds: Kubernetes dates events (Job completions) in seconds,
+    // and an event of the second the notification appeared is sent
+    let horizon = now.trunc_subsecs(0);
     update(worker, notification, |status| {
-        status.horizon.get_or_insert(now);
+        status.horizon.get_or_insert(horizon);
         status.observed_generation = generation;
         set_condition(
             &mut status.conditions,

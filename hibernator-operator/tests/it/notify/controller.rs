@@ -643,3 +643,102 @@ async fn notify_quiet_hours_drop_the_night_cycle_and_drift_re_enforcement_is_sen
         keys(&receiver.requests())
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn notify_each_failed_attempt_at_once_then_retries_exhausted() {
+    let cluster = cluster("notify-retries").await;
+    let client = cluster.client();
+    let ns = cluster.namespace().to_string();
+    let receiver = Receiver::start(vec![], None).await;
+    secret(
+        &client,
+        &ns,
+        "hooks",
+        &[("url", &receiver.url("/hook")), ("key", "k")],
+    )
+    .await;
+    let notifications = notification(
+        &client,
+        &ns,
+        "apiVersion: hibernator.dev/v1alpha1\nkind: HibernateNotification\nmetadata: {name: ops}\nspec:\n  selector: {planNames: [app]}\n  filter: {events: [TargetFailed, RetriesExhausted]}\n  sinks:\n    - {name: hook, type: Webhook, urlSecretRef: {name: hooks, key: url}, signingSecretRef: {name: hooks, key: key}}\n",
+    )
+    .await;
+    // every runner crashes without a result: retryable
+    let _sim = JobSimulator::start(client.clone(), &ns, |_run| {
+        Box::pin(async {
+            hibernator_testkit::jobsim::JobOutcome {
+                exit_code: 137,
+                message: "OOMKilled".into(),
+            }
+        }) as futures::future::BoxFuture<'static, _>
+    });
+    // the Job simulator dates Job completions by the real clock, and the
+    // retry is due by it: run this plan's controller on today's time, in a
+    // schedule that is off all week, with retries an hour apart
+    let now = chrono::Utc::now();
+    let harness = Harness::with(&cluster, now, |config| {
+        fast(config);
+        config.backoff.base_delay = Duration::from_secs(3600);
+        config.backoff.max_delay = Duration::from_secs(3600);
+    });
+    wait_notification(&notifications, "ops", "Ready", is_ready).await;
+    let plans: Api<HibernatePlan> = Api::namespaced(client.clone(), &ns);
+    let mut retried = plan("app", 1, "{type: Sequential}");
+    retried.spec.behavior.retries = 1;
+    retried.spec.schedule.off_hours = vec![hibernator_core::types::OffHourWindow {
+        start: "00:00".into(),
+        end: "24:00".into(),
+        days_of_week: ["MON", "TUE", "WED", "THU", "FRI", "SAT", "SUN"]
+            .map(String::from)
+            .to_vec(),
+    }];
+    plans
+        .create(&PostParams::default(), &retried)
+        .await
+        .unwrap();
+    // attempt 1 failed: sent at once, before the retry runs
+    receiver.wait_for("attempt 1", |r| !r.is_empty()).await;
+    let first = receiver.accepted()[0].json();
+    assert_eq!(first["event"], "TargetFailed");
+    assert_eq!(first["severity"], "warning", "a retry follows");
+    assert_eq!(first["detail"], "1");
+    assert!(
+        first["message"]
+            .as_str()
+            .unwrap()
+            .contains("a retry is scheduled"),
+        "{first}"
+    );
+    // the retry is due: it fails too
+    harness.set_time(chrono::Utc::now() + chrono::Duration::hours(2));
+    wait_phase(&plans, "app", PlanPhase::Error, Duration::from_secs(60)).await;
+    receiver
+        .wait_for("attempt 2 and exhaustion", |r| r.len() >= 3)
+        .await;
+    let cycle = plans
+        .get("app")
+        .await
+        .unwrap()
+        .status
+        .unwrap()
+        .current_cycle_id
+        .unwrap();
+    let mut got = keys(&receiver.accepted());
+    got.sort();
+    assert_eq!(
+        got,
+        [
+            format!("app/{cycle}/RetriesExhausted/t00"),
+            format!("app/{cycle}/TargetFailed/t00/1"),
+            format!("app/{cycle}/TargetFailed/t00/2"),
+        ]
+    );
+    let exhausted = receiver
+        .accepted()
+        .iter()
+        .map(Received::json)
+        .find(|b| b["event"] == "RetriesExhausted")
+        .unwrap();
+    assert_eq!(exhausted["severity"], "error");
+    assert_eq!(exhausted["target"], "t00");
+}
