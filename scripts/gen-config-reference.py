@@ -29,7 +29,7 @@ OUTPUT = ROOT / "docs" / "configuration.md"
 VALUES = ROOT / "charts" / "hibernator" / "values.yaml"
 
 # Order in which kinds appear: the plan first, then what it refers to.
-KIND_ORDER = ["HibernatePlan", "ScheduleException", "CloudProvider", "K8SCluster"]
+KIND_ORDER = ["HibernatePlan", "ScheduleException", "CloudProvider", "K8SCluster", "HibernateNotification"]
 
 HEADER = """\
 # Configuration reference

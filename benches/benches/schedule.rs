@@ -106,7 +106,7 @@ fn calendars(anchor: DateTime<Utc>) -> Vec<CalendarDays> {
                 effect: if c == 2 {
                     CalendarEffect::Awake
                 } else {
-                    CalendarEffect::Off
+                    CalendarEffect::Hibernate
                 },
                 days: std::sync::Arc::new(days),
                 coverage: None,

@@ -6,7 +6,10 @@
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube_core::CustomResourceExt;
 
-use crate::types::{CloudProvider, HibernatePlan, HolidayCalendar, K8SCluster, ScheduleException};
+use crate::types::{
+    CloudProvider, HibernateNotification, HibernatePlan, HolidayCalendar, K8SCluster,
+    ScheduleException,
+};
 
 /// Every CRD of the `hibernator.dev` group, in a stable order.
 pub fn all() -> Vec<CustomResourceDefinition> {
@@ -16,6 +19,7 @@ pub fn all() -> Vec<CustomResourceDefinition> {
         HolidayCalendar::crd(),
         CloudProvider::crd(),
         K8SCluster::crd(),
+        HibernateNotification::crd(),
     ]
 }
 

@@ -9,8 +9,8 @@ use crate::calendar::{CalendarDays, Documents};
 use crate::diag::Diagnostic;
 use crate::schedule::{CompiledSchedule, ScheduleError};
 use crate::types::{
-    API_GROUP, API_VERSION, CloudProvider, HibernatePlan, HolidayCalendar, K8SCluster,
-    ScheduleException,
+    API_GROUP, API_VERSION, CloudProvider, HibernateNotification, HibernatePlan, HolidayCalendar,
+    K8SCluster, ScheduleException,
 };
 use k8s_openapi::api::core::v1::ConfigMap;
 
@@ -87,6 +87,13 @@ pub struct PlanDocuments {
     pub calendars: Vec<HolidayCalendar>,
     /// ConfigMaps (`v1`) defined in the file: iCalendar documents of the calendars.
     pub config_maps: Vec<ConfigMap>,
+    /// Notifications defined in the file (their templates are checked by
+    /// `hibernator-reconcile`'s `notify::validate`, which knows the template
+    /// language; this crate checks nothing of them).
+    pub notifications: Vec<HibernateNotification>,
+    /// How many `v1` Secrets the file holds (e.g. a notification's sink
+    /// URLs). They are skipped unread: no command prints a Secret.
+    pub secrets: usize,
     /// Notes about the file that are not errors (e.g. an exception for another plan).
     pub warnings: Vec<Diagnostic>,
 }
@@ -100,6 +107,8 @@ impl PlanDocuments {
         let mut clusters = Vec::new();
         let mut calendars = Vec::new();
         let mut config_maps = Vec::new();
+        let mut notifications = Vec::new();
+        let mut secrets = 0;
         for (index, doc) in yaml_serde::Deserializer::from_str(text).enumerate() {
             let document = index + 1;
             let value: serde_json::Value =
@@ -124,6 +133,10 @@ impl PlanDocuments {
                 config_maps.push(typed::<ConfigMap>(document, &kind, value)?);
                 continue;
             }
+            if api_version == "v1" && kind == "Secret" {
+                secrets += 1;
+                continue;
+            }
             if api_version != expected {
                 return Err(InputError::Unsupported {
                     document,
@@ -144,11 +157,14 @@ impl PlanDocuments {
                 "HolidayCalendar" => {
                     calendars.push(typed::<HolidayCalendar>(document, &kind, value)?)
                 }
+                "HibernateNotification" => {
+                    notifications.push(typed::<HibernateNotification>(document, &kind, value)?)
+                }
                 other => {
                     return Err(InputError::Unsupported {
                         document,
                         message: format!(
-                            "kind: {other:?} is not one of HibernatePlan, ScheduleException, HolidayCalendar, CloudProvider, K8SCluster (or a v1 ConfigMap)"
+                            "kind: {other:?} is not one of HibernatePlan, ScheduleException, HolidayCalendar, CloudProvider, K8SCluster, HibernateNotification (or a v1 ConfigMap or Secret)"
                         ),
                     });
                 }
@@ -195,6 +211,8 @@ impl PlanDocuments {
             clusters,
             calendars,
             config_maps,
+            notifications,
+            secrets,
             warnings,
         })
     }

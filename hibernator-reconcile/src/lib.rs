@@ -17,6 +17,7 @@
 //! - [`jobs`]: runner Job names and reading a Job's outcome;
 //! - [`termination`]: the runner's termination message;
 //! - [`time`]: Kubernetes timestamps and the controller's clock;
+//! - [`notify`]: notification events derived from status, filters, templates, signatures;
 //! - `wakeup` (private): ready-by bookkeeping in `status.wakeUp`.
 //!
 //! The `hibernator-kube` crate turns decisions into Kubernetes objects; the
@@ -30,6 +31,7 @@ pub mod enforce;
 pub mod jobs;
 mod ledger;
 pub mod model;
+pub mod notify;
 pub mod status;
 pub mod termination;
 pub mod time;

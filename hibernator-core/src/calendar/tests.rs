@@ -315,7 +315,7 @@ fn a_holiday_midweek_keeps_the_plan_off_from_the_night_before_to_the_morning_aft
     let s = CompiledSchedule::compile_with_calendars(
         &weeknights("Europe/Berlin"),
         &[],
-        &[days_of(CalendarEffect::Off, &["2026-12-09"])],
+        &[days_of(CalendarEffect::Hibernate, &["2026-12-09"])],
     )
     .unwrap();
     use ScheduleState::*;
@@ -336,7 +336,7 @@ fn a_holiday_that_starts_inside_an_off_window_extends_it_without_a_transition() 
     let s = CompiledSchedule::compile_with_calendars(
         &weeknights("Europe/Berlin"),
         &[],
-        &[days_of(CalendarEffect::Off, &["2026-12-25"])],
+        &[days_of(CalendarEffect::Hibernate, &["2026-12-25"])],
     )
     .unwrap();
     assert_eq!(
@@ -363,7 +363,7 @@ fn holiday_days_follow_local_midnights_across_dst() {
     let s = CompiledSchedule::compile_with_calendars(
         &schedule,
         &[],
-        &[days_of(CalendarEffect::Off, &["2026-03-29"])],
+        &[days_of(CalendarEffect::Hibernate, &["2026-03-29"])],
     )
     .unwrap();
     assert_eq!(
@@ -385,7 +385,7 @@ fn holiday_days_follow_local_midnights_across_dst() {
     let s = CompiledSchedule::compile_with_calendars(
         &schedule,
         &[],
-        &[days_of(CalendarEffect::Off, &["2026-09-06"])],
+        &[days_of(CalendarEffect::Hibernate, &["2026-09-06"])],
     )
     .unwrap();
     assert_eq!(
@@ -430,7 +430,7 @@ fn calendars_combine_with_exceptions_in_rule_order() {
             .to_vec(),
     };
     let noon = at("2026-12-09T11:00:00Z");
-    let holiday = [days_of(CalendarEffect::Off, &["2026-12-09"])];
+    let holiday = [days_of(CalendarEffect::Hibernate, &["2026-12-09"])];
     // A replace exception swaps the windows, the holiday still extends them (replace → extend).
     let sunday_night = OffHourWindow {
         start: "01:00".into(),
@@ -465,7 +465,7 @@ fn calendars_combine_with_exceptions_in_rule_order() {
         &schedule,
         &[extend],
         &[
-            days_of(CalendarEffect::Off, &["2026-12-09"]),
+            days_of(CalendarEffect::Hibernate, &["2026-12-09"]),
             days_of(CalendarEffect::Awake, &["2026-12-09"]),
         ],
     )

@@ -188,7 +188,7 @@ impl CompiledSchedule {
         for calendar in calendars {
             let calendar = calendar.borrow();
             let set = match calendar.effect {
-                CalendarEffect::Off => &mut off,
+                CalendarEffect::Hibernate => &mut off,
                 CalendarEffect::Awake => &mut awake,
             };
             set.extend(calendar.days.keys().copied());

@@ -169,7 +169,7 @@ impl Case {
                 effect: if c.awake {
                     CalendarEffect::Awake
                 } else {
-                    CalendarEffect::Off
+                    CalendarEffect::Hibernate
                 },
                 days: std::sync::Arc::new(
                     c.days

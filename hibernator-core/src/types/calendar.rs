@@ -32,8 +32,10 @@ use serde::{Deserialize, Serialize};
 )]
 #[serde(rename_all = "camelCase")]
 pub struct HolidayCalendarSpec {
-    /// `off` (the default): each day keeps the plan's targets hibernated all day.
-    /// `awake`: each day keeps them awake all day, like a suspend exception.
+    /// `hibernate` (the default): each day keeps the plan's targets hibernated
+    /// all day. `awake`: each day keeps them awake all day, like a suspend
+    /// exception. (Not `off`/`on`: YAML 1.1, which kubectl reads, makes
+    /// those booleans.)
     #[serde(default)]
     pub effect: CalendarEffect,
     /// Explicit days: `YYYY-MM-DD`, or an inclusive range `YYYY-MM-DD..YYYY-MM-DD`.
@@ -59,7 +61,7 @@ pub struct HolidayCalendarSpec {
 pub enum CalendarEffect {
     /// Hibernated all day (an all-day off-hours window).
     #[default]
-    Off,
+    Hibernate,
     /// Awake all day (an all-day suspend window).
     Awake,
 }
@@ -68,7 +70,7 @@ impl CalendarEffect {
     /// The lowercase CRD name.
     pub fn as_str(self) -> &'static str {
         match self {
-            Self::Off => "off",
+            Self::Hibernate => "hibernate",
             Self::Awake => "awake",
         }
     }

@@ -9,6 +9,7 @@ mod calendar;
 mod connectors;
 mod enforce;
 mod exception;
+mod notification;
 mod plan;
 
 pub use accounting::*;
@@ -16,6 +17,7 @@ pub use calendar::*;
 pub use connectors::*;
 pub use enforce::*;
 pub use exception::*;
+pub use notification::*;
 pub use plan::*;
 
 /// The API group of every Hibernator resource.

@@ -368,3 +368,43 @@ fn a_calendar_missing_from_the_file_is_a_warning_and_coverage_is_checked() {
     assert!(warnings.contains("release-days"), "{v}");
     assert!(warnings.contains("platform/bavaria covers"), "{v}");
 }
+
+#[test]
+fn validate_checks_the_files_notifications_and_never_prints_its_secrets() {
+    let example = std::fs::read_to_string(holidays_path()).unwrap();
+    assert!(example.contains("kind: HibernateNotification"));
+    let secret_url =
+        "https://hooks.slack.com/services/T00000000/B00000000/XXXXXXXXXXXXXXXXXXXXXXXX";
+    assert!(example.contains(secret_url));
+    // A broken sink and a notification that routes another plan.
+    let text = example
+        .replace("planNames: [dev-holidays]", "planNames: [prod]")
+        .replace("name: slack\n", "name: Not_A_Label\n");
+    let mut file = tempfile::NamedTempFile::new().unwrap();
+    file.write_all(text.as_bytes()).unwrap();
+    let path = file.path().to_str().unwrap().to_string();
+    let (code, v) = json(&["hibernator", "validate", &path, "-o", "json"]);
+    assert_eq!(code, ExitCode::FAILURE, "{v}");
+    assert!(
+        v["errors"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["field"] == "HibernateNotification/dev-alerts: spec.sinks[0].name"),
+        "{v}"
+    );
+    assert!(
+        v["warnings"].as_array().unwrap().iter().any(|w| w["field"]
+            == "HibernateNotification/dev-alerts: spec.selector"
+            && w["message"].as_str().unwrap().contains("\"dev-holidays\"")),
+        "{v}"
+    );
+    for args in [
+        vec!["hibernator", "validate", path.as_str()],
+        vec!["hibernator", "validate", path.as_str(), "-o", "json"],
+        vec!["hibernator", "schedule", path.as_str(), "--next", "2"],
+    ] {
+        let (_, out) = run_capture(args.iter().copied()).unwrap();
+        assert!(!out.contains("hooks.slack.com"), "{out}");
+    }
+}

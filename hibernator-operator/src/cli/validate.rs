@@ -6,6 +6,7 @@ use hibernator_core::diag::Diagnostics;
 use hibernator_core::input::PlanDocuments;
 use hibernator_core::params::ParameterCatalog;
 use hibernator_core::validation::validate_documents;
+use hibernator_reconcile::notify::validate::check_notification;
 use serde_json::json;
 
 use super::{FileArg, Format, output};
@@ -25,13 +26,49 @@ pub struct Args {
 pub fn diagnose(text: &str, catalog: &ParameterCatalog) -> (Option<PlanDocuments>, Diagnostics) {
     match PlanDocuments::from_yaml(text) {
         Ok(docs) => {
-            let diagnostics = validate_documents(&docs, catalog);
+            let mut diagnostics = validate_documents(&docs, catalog);
+            check_notifications(&docs, &mut diagnostics);
             (Some(docs), diagnostics)
         }
         Err(error) => {
             let mut diagnostics = Diagnostics::new();
             diagnostics.errors.push(error.to_diagnostic());
             (None, diagnostics)
+        }
+    }
+}
+
+/// Checks the file's HibernateNotifications (sinks, templates, quiet hours:
+/// what admission checks) and warns about one that does not route the file's
+/// plan.
+fn check_notifications(docs: &PlanDocuments, into: &mut Diagnostics) {
+    let plan = &docs.plan.metadata;
+    let plan_name = plan.name.as_deref().unwrap_or_default();
+    let labels = plan.labels.clone().unwrap_or_default();
+    for n in &docs.notifications {
+        let prefix = format!(
+            "HibernateNotification/{}: ",
+            n.metadata.name.as_deref().unwrap_or("<unnamed>")
+        );
+        let found = check_notification(&n.spec);
+        for mut e in found.errors {
+            e.field = format!("{prefix}{}", e.field);
+            into.errors.push(e);
+        }
+        for mut w in found.warnings {
+            w.field = format!("{prefix}{}", w.field);
+            into.warnings.push(w);
+        }
+        let same_namespace = n.metadata.namespace.is_none()
+            || plan.namespace.is_none()
+            || n.metadata.namespace == plan.namespace;
+        if !same_namespace || !n.spec.selector.selects(plan_name, &labels) {
+            into.warn(
+                format!("{prefix}spec.selector"),
+                format!(
+                    "does not route plan {plan_name:?} (a notification selects plans of its own namespace by planNames or planSelector)"
+                ),
+            );
         }
     }
 }

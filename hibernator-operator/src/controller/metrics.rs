@@ -83,6 +83,16 @@ pub struct TargetLabels {
     pub target: String,
 }
 
+/// Labels of the notification delivery counter.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct NotificationLabels {
+    /// Sink type: `Slack`, `Teams` or `Webhook`.
+    pub sink: String,
+    /// `delivered`, `retried` (an attempt failed, another follows) or
+    /// `failed` (attempts used up, or a permanent error).
+    pub result: String,
+}
+
 fn execution_histogram() -> Histogram {
     Histogram::new(exponential_buckets(1.0, 2.0, 14))
 }
@@ -110,6 +120,7 @@ pub struct Metrics {
     reenforcements: Family<EnforceLabels, Counter>,
     enforce_checks: Family<EnforceCheckLabels, Counter>,
     phases: Mutex<BTreeMap<String, PlanPhase>>,
+    notifications: Family<NotificationLabels, Counter>,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -154,6 +165,12 @@ impl Metrics {
         let coverage = Family::<PlanLabels, Gauge<f64, AtomicU64>>::default();
         let reenforcements = Family::<EnforceLabels, Counter>::default();
         let enforce_checks = Family::<EnforceCheckLabels, Counter>::default();
+        let notifications = Family::<NotificationLabels, Counter>::default();
+        registry.register(
+            "notifications",
+            "Notification deliveries (HibernateNotification sinks) by sink type and result",
+            notifications.clone(),
+        );
         registry.register(
             "reenforcements",
             "Resources found awake while their plan was hibernated and put back to sleep",
@@ -238,6 +255,7 @@ impl Metrics {
             reenforcements,
             enforce_checks,
             phases: Mutex::new(BTreeMap::new()),
+            notifications,
         }
     }
 
@@ -302,6 +320,17 @@ impl Metrics {
     /// that was created again.
     pub fn record_job_recreated(&self) {
         self.jobs_recreated.inc();
+    }
+
+    /// Records one notification delivery attempt's outcome (`delivered`,
+    /// `retried` or `failed`) for a sink type.
+    pub fn record_notification(&self, sink: &str, result: &str) {
+        self.notifications
+            .get_or_create(&NotificationLabels {
+                sink: sink.to_string(),
+                result: result.to_string(),
+            })
+            .inc();
     }
 
     /// Records a plan's phase, restore size and next transition.

@@ -14,7 +14,8 @@
 //!    retry (Job changes arrive by watch; nothing polls).
 //!
 //! The Controller owns Jobs and the restore ConfigMap and watches
-//! ScheduleExceptions (mapped to their plan).
+//! ScheduleExceptions (mapped to their plan). Next to it runs the
+//! notification worker ([`notify`]), fed by each reconcile's status.
 
 pub(crate) mod apply;
 pub mod args;
@@ -27,6 +28,7 @@ pub(crate) mod health;
 pub mod leader;
 pub(crate) mod logs_ref;
 pub mod metrics;
+pub mod notify;
 pub(crate) mod read;
 pub mod shard;
 pub mod streaming;
@@ -89,6 +91,8 @@ pub struct ControllerConfig {
     /// The executor types plans are validated against: the catalog of the
     /// binary's executor set (default: the built-ins).
     pub catalog: ParameterCatalog,
+    /// Notification delivery settings (attempts, backoff, timeouts).
+    pub notify: notify::NotifyConfig,
 }
 
 impl ControllerConfig {
@@ -120,6 +124,7 @@ impl Default for ControllerConfig {
             streaming: None,
             kube_api: client::KubeRateLimit::default(),
             catalog: hibernator_executors::ExecutorSet::new().catalog(),
+            notify: notify::NotifyConfig::default(),
         }
     }
 }
@@ -138,6 +143,8 @@ pub struct Context {
     pub catalog: ParameterCatalog,
     /// Resolved holiday calendars, by the versions they were resolved from.
     pub(crate) calendar_cache: calendars::CalendarCache,
+    /// Notification inbox and worker ([`notify`]).
+    pub notifier: Arc<notify::Notifier>,
 }
 
 impl std::fmt::Debug for Context {
@@ -154,6 +161,7 @@ impl Context {
         let events = EventPublisher::new(client.clone(), config.instance.clone());
         Self {
             client,
+            notifier: Arc::new(notify::Notifier::new(config.notify.clone())),
             catalog: config.catalog.clone(),
             config,
             metrics,
@@ -239,6 +247,8 @@ async fn reconcile_inner(
         logs_ref::fill(&mut decision.status, name, &observed.jobs, persistence);
     }
     apply::apply(ctx, plan, &decision, observed.restore.bytes).await?;
+    // the status is written: notifications see what it shows (never waits)
+    ctx.notifier.observe(plan, &decision.status, now);
     if let Some(message) = &decision.invalid {
         tracing::warn!(plan = %key, %message, "invalid plan; waiting for a change");
         return Ok(Action::await_change());

@@ -4,7 +4,8 @@
 //! and restore ConfigMaps the plans own (label `hibernator.dev/plan`),
 //! ScheduleExceptions (mapped to the plan they name), and HolidayCalendars
 //! with the ConfigMaps of their iCalendar documents (label
-//! `hibernator.dev/calendar`), mapped to the plans that list them. The Job and exception
+//! `hibernator.dev/calendar`), mapped to the plans that list them. The notification worker
+//! ([`super::notify`]) adds a seventh, on HibernateNotifications. The Job and exception
 //! watches keep reflector stores ([`Caches`]), so a reconcile reads its Jobs
 //! and exceptions from memory instead of listing them: the only read a
 //! reconcile sends is the GET of its restore ConfigMap (kept live: a stale
@@ -370,7 +371,13 @@ pub async fn run_controller(
     }
     let queue = stream::select_all(queues).take_until(shutdown);
 
-    applier(
+    let notifications = ctx.notifier.clone().run(
+        client.clone(),
+        ctx.config.namespace.clone(),
+        ctx.metrics.clone(),
+        ctx.config.clock.clone(),
+    );
+    let controller = applier(
         move |plan, ctx| {
             let caches = caches.clone();
             CancelableJoinHandle::spawn(
@@ -389,8 +396,13 @@ pub async fn run_controller(
             Ok((object, _)) => tracing::trace!(plan = %object, "reconciled"),
             Err(error) => tracing::debug!(%error, "controller"),
         }
-    })
-    .await;
+    });
+    // the notification worker lives as long as the Controller (it never
+    // ends by itself; deliveries in flight are dropped with it)
+    tokio::select! {
+        () = controller => {}
+        () = notifications => {}
+    }
 }
 
 #[cfg(test)]

@@ -1,5 +1,7 @@
 //! `hibernator webhook`: the validating admission webhook for HibernatePlan,
-//! ScheduleException, HolidayCalendar, CloudProvider and K8SCluster.
+//! ScheduleException, HolidayCalendar, CloudProvider, K8SCluster and
+//! HibernateNotification (templates are compiled and rendered against a sample
+//! event).
 //!
 //! [`router_with`] serves `POST /validate` (AdmissionReview
 //! `admission.k8s.io/v1`) and `GET /healthz`; [`review`] is the decision: the
@@ -25,7 +27,8 @@ use hibernator_core::diag::Diagnostics;
 use hibernator_core::params::ParameterCatalog;
 use hibernator_core::types::API_GROUP;
 use hibernator_core::types::{
-    CloudProvider, HibernatePlan, HolidayCalendar, K8SCluster, ScheduleException,
+    CloudProvider, HibernateNotification, HibernatePlan, HolidayCalendar, K8SCluster,
+    ScheduleException,
 };
 use hibernator_core::validation::{
     validate_calendar, validate_cloud_provider, validate_cluster, validate_exception, validate_plan,
@@ -132,6 +135,8 @@ pub fn decide(
         "HolidayCalendar" => typed::<HolidayCalendar>(value).map(|c| calendar_review(&c)),
         "CloudProvider" => typed::<CloudProvider>(value).map(|p| validate_cloud_provider(&p)),
         "K8SCluster" => typed::<K8SCluster>(value).map(|c| validate_cluster(&c)),
+        "HibernateNotification" => typed::<HibernateNotification>(value)
+            .map(|n| hibernator_reconcile::notify::validate::check_notification(&n.spec)),
         _ => return response,
     };
     let diagnostics = diagnostics.unwrap_or_else(|d| Diagnostics {

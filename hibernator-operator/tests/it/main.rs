@@ -7,6 +7,7 @@
 mod admission;
 mod controller;
 mod logging;
+mod notify;
 mod plugin;
 mod process;
 mod runner;

@@ -22,7 +22,7 @@ fn with_calendar(resolved: Result<CalendarDays, ScheduleError>) -> Sim {
 fn tuesday_off() -> CalendarDays {
     CalendarDays {
         id: "ns/company".into(),
-        effect: CalendarEffect::Off,
+        effect: CalendarEffect::Hibernate,
         days: std::sync::Arc::new(
             [(at("2026-11-24T00:00:00Z").date_naive(), "holiday".into())].into(),
         ),

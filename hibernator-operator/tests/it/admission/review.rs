@@ -294,3 +294,63 @@ async fn holiday_calendars_are_checked_and_previewed() {
         "{warnings}"
     );
 }
+
+#[tokio::test]
+async fn notifications_are_validated_naming_the_template_field() {
+    let notification = |template: &str| {
+        json!({
+            "apiVersion": "hibernator.dev/v1alpha1", "kind": "HibernateNotification",
+            "metadata": {"name": "ops", "namespace": "team-a"},
+            "spec": {
+                "selector": {"planSelector": {}},
+                "sinks": [
+                    {"name": "chat", "type": "Slack", "urlSecretRef": {"name": "s", "key": "url"}},
+                    {"name": "hook", "type": "Webhook", "urlSecretRef": {"name": "s", "key": "url"},
+                     "signingSecretRef": {"name": "s", "key": "key"}, "template": template},
+                ],
+            },
+        })
+    };
+    let (_, out) = post(review(
+        "HibernateNotification",
+        "hibernator.dev",
+        "CREATE",
+        notification(r#"{"plan": {{ plan|tojson }}}"#),
+    ))
+    .await;
+    assert_eq!(out["response"]["allowed"], true, "{out}");
+    for (template, says) in [
+        ("{\"plan\": {{ plan ", "syntax"),
+        ("plan {{ plan }}", "not JSON"),
+    ] {
+        let (_, out) = post(review(
+            "HibernateNotification",
+            "hibernator.dev",
+            "UPDATE",
+            notification(template),
+        ))
+        .await;
+        assert_eq!(out["response"]["allowed"], false, "{out}");
+        let message = out["response"]["status"]["message"].as_str().unwrap();
+        assert!(message.contains("spec.sinks[1].template"), "{message}");
+        assert!(message.contains(says), "{message}");
+    }
+    // a Webhook sink without a signing key
+    let mut unsigned = notification("{}");
+    unsigned["spec"]["sinks"][1]
+        .as_object_mut()
+        .unwrap()
+        .remove("signingSecretRef");
+    let (_, out) = post(review(
+        "HibernateNotification",
+        "hibernator.dev",
+        "CREATE",
+        unsigned,
+    ))
+    .await;
+    let message = out["response"]["status"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("spec.sinks[1].signingSecretRef"),
+        "{message}"
+    );
+}

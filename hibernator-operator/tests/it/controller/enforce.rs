@@ -25,11 +25,11 @@ fn night() -> chrono::DateTime<chrono::Utc> {
 }
 
 /// Operations the runner saw, as `(operation, target, cycle id)`.
-type Seen = Arc<Mutex<Vec<(String, String, String)>>>;
+pub(crate) type Seen = Arc<Mutex<Vec<(String, String, String)>>>;
 
 /// Shutdown records `{"replicas": 3}`; wake-up clears it; enforce finds two
 /// resources awake and reports them re-hibernated without touching the record.
-fn runner(
+pub(crate) fn runner(
     client: kube::Client,
     seen: Seen,
 ) -> impl Fn(JobRun) -> BoxFuture<'static, JobOutcome> + Send + Sync + 'static {

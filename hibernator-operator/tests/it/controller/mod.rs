@@ -8,7 +8,7 @@
 mod budget;
 mod calendars;
 mod cycle;
-mod enforce;
+pub(crate) mod enforce;
 mod faults;
 mod shards;
 pub(crate) mod support;

@@ -556,7 +556,7 @@ async fn preview_and_describe_show_calendar_days_and_unusable_calendars() {
     assert!(
         days.iter().any(|d| d["date"] == day.to_string()
             && d["calendar"] == format!("{}/company", env.ns())
-            && d["effect"] == "off"),
+            && d["effect"] == "hibernate"),
         "{out}"
     );
     let warnings = out["warnings"].to_string();

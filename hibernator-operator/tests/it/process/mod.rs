@@ -17,6 +17,7 @@ mod cycle;
 mod enforce;
 mod journey;
 mod journey_support;
+mod notify;
 mod restart;
 mod shards;
 mod support;
