@@ -17,16 +17,17 @@ use hibernator_core::wellknown::{LABEL_PLAN, plan_label, restore_config_map_name
 use hibernator_kube::{build_enforce_job, build_job};
 use hibernator_reconcile::Decision;
 
-/// Writes the status when it changed. Uses `replace_status` with the
-/// resourceVersion the plan was read at, so a decision made on a stale
-/// cache fails with [`Error::Conflict`] instead of overwriting newer state.
+/// Writes the status when it changed and returns the written object. Uses
+/// `replace_status` with the resourceVersion the plan was read at, so a
+/// decision made on a stale cache fails with [`Error::Conflict`] instead of
+/// overwriting newer state.
 pub async fn write_status(
     api: &Api<HibernatePlan>,
     plan: &HibernatePlan,
     decision: &Decision,
-) -> Result<bool, Error> {
+) -> Result<Option<HibernatePlan>, Error> {
     if plan.status.as_ref() == Some(&decision.status) {
-        return Ok(false);
+        return Ok(None);
     }
     let name = plan.metadata.name.clone().unwrap_or_default();
     let key = plan_key(
@@ -40,7 +41,7 @@ pub async fn write_status(
         .replace_status(&name, &PostParams::default(), &updated)
         .await
     {
-        Ok(_) => Ok(true),
+        Ok(written) => Ok(Some(written)),
         Err(e) if is_conflict(&e) => Err(Error::Conflict { plan: key }),
         Err(e) => Err(Error::kube("update status of", key, e)),
     }
@@ -142,7 +143,10 @@ pub async fn apply(
     let jobs: Api<Job> = Api::namespaced(ctx.client.clone(), &namespace);
 
     // 1. status first: Jobs exist only for cycles recorded in status
-    write_status(&plans, plan, decision).await?;
+    //    (its watch echo reconciles nothing: see `echo`)
+    if let Some(written) = write_status(&plans, plan, decision).await? {
+        ctx.own_writes.record(&written);
+    }
 
     // 1b. stop enforce Jobs that must not act any more (a wake-up holds its
     //     Jobs until these are gone): foreground, so each stays observed
@@ -237,6 +241,7 @@ pub async fn apply(
             set_finalizer(&plans, &fresh, false).await?;
         }
         ctx.metrics.forget_plan(&key);
+        ctx.own_writes.forget(&namespace, &name);
         tracing::info!(plan = %key, "plan cleaned up; finalizer removed");
     }
     Ok(())

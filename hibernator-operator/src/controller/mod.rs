@@ -21,6 +21,7 @@ pub(crate) mod apply;
 pub mod args;
 pub(crate) mod calendars;
 pub mod client;
+pub mod echo;
 pub mod error;
 pub mod events;
 pub(crate) mod finalizer;
@@ -145,6 +146,8 @@ pub struct Context {
     pub(crate) calendar_cache: calendars::CalendarCache,
     /// Notification inbox and worker ([`notify`]).
     pub notifier: Arc<notify::Notifier>,
+    /// The controller's own status writes, whose echoes reconcile nothing.
+    pub own_writes: echo::OwnWrites,
 }
 
 impl std::fmt::Debug for Context {
@@ -167,6 +170,7 @@ impl Context {
             metrics,
             events,
             calendar_cache: calendars::CalendarCache::default(),
+            own_writes: echo::OwnWrites::default(),
         }
     }
 }

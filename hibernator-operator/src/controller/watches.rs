@@ -20,7 +20,7 @@ use std::sync::Arc;
 
 use tokio::sync::watch;
 
-use futures::{Stream, StreamExt, stream};
+use futures::{Stream, StreamExt, TryStreamExt, stream};
 use hibernator_core::types::{HibernatePlan, HolidayCalendar, ScheduleException};
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace};
@@ -250,11 +250,15 @@ pub async fn run_controller(
         Some(selector) => watcher::Config::default().labels(selector),
         None => watcher::Config::default(),
     };
+    // The echo of the controller's own status write updates the store but
+    // reconciles nothing (`super::echo`).
+    let echoes = ctx.clone();
     let plan_events = reflector(
         plans_writer,
         watcher(api::<HibernatePlan>(&client, ns), plan_watch).default_backoff(),
     )
-    .applied_objects();
+    .applied_objects()
+    .try_filter(move |plan| std::future::ready(!echoes.own_writes.is_echo(plan)));
     let job_events = reflector(
         jobs_writer,
         watcher(api::<Job>(&client, ns), labelled())

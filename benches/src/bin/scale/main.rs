@@ -25,6 +25,12 @@
 //!   Jobs, the controller's request rate, and with `--faults` the API
 //!   server failing Job creates (429 with `Retry-After`, 500, 504) and
 //!   status writes during the burst.
+//! - `latency`: `--boundaries` plans, each crossing its own boundary one
+//!   minute after the previous one, so that one plan crosses at a time:
+//!   boundary -> first Job per boundary (p50/p99/max).
+//! - `runner-startup`: `hibernator runner` as a plain process, spawn ->
+//!   first Kubernetes API bytes and -> first cloud API bytes
+//!   (`startup.rs`).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
@@ -43,6 +49,7 @@ use kube::runtime::{WatchStreamExt, watcher};
 use serde_json::json;
 
 mod admission;
+mod startup;
 
 #[derive(Debug, clap::Parser)]
 struct Args {
@@ -63,6 +70,10 @@ struct Args {
     /// Extra controller flags (e.g. `--kube-qps=100`), repeatable.
     #[arg(long = "controller-arg", global = true, allow_hyphen_values = true)]
     controller_args: Vec<String>,
+    /// Extra environment of the controller's container, `NAME=VALUE`
+    /// (e.g. `MALLOC_ARENA_MAX=2`), repeatable.
+    #[arg(long = "controller-env", global = true)]
+    controller_env: Vec<String>,
 }
 
 #[derive(Debug, clap::Subcommand)]
@@ -86,6 +97,23 @@ enum Mode {
         #[arg(long)]
         faults: bool,
     },
+    /// One plan at a time crosses a boundary, `--boundaries` times (one a
+    /// minute).
+    Latency {
+        /// Boundaries (= plans, = minutes the run takes).
+        #[arg(long, default_value_t = 100)]
+        boundaries: usize,
+        /// The first boundary is the next minute at least this many seconds
+        /// after the plans exist.
+        #[arg(long, default_value_t = 30)]
+        lead: u64,
+    },
+    /// `hibernator runner` as a process: spawn -> first API bytes.
+    RunnerStartup {
+        /// Runs.
+        #[arg(long, default_value_t = 50)]
+        runs: usize,
+    },
     /// AdmissionReview round trips through `hibernator webhook` (TLS,
     /// one kept-alive connection, as the API server sends them).
     Admission {
@@ -108,8 +136,18 @@ fn main() -> anyhow::Result<()> {
 async fn run(args: Args) -> anyhow::Result<()> {
     let binary = std::fs::canonicalize(&args.binary)
         .with_context(|| format!("--binary {}", args.binary.display()))?;
-    let config = ProcessConfig::new("hibernator-under-test:scale", binary.display().to_string())
-        .env("RUST_LOG", "warn");
+    if let Mode::RunnerStartup { runs } = args.mode {
+        return startup::run(&binary, runs).await;
+    }
+    let mut config =
+        ProcessConfig::new("hibernator-under-test:scale", binary.display().to_string())
+            .env("RUST_LOG", "warn");
+    for pair in &args.controller_env {
+        let (name, value) = pair
+            .split_once('=')
+            .with_context(|| format!("--controller-env {pair:?}: expected NAME=VALUE"))?;
+        config = config.env(name, value);
+    }
     let world = ProcessWorld::start("scale", config).await?;
     println!(
         "# binary {} ({} bytes) against {}",
@@ -148,7 +186,12 @@ async fn run(args: Args) -> anyhow::Result<()> {
             let namespaces = estate().await?;
             boundary(&world, &args, &namespaces, released, lead, faults).await
         }
+        Mode::Latency { boundaries, lead } => {
+            let namespaces = estate().await?;
+            latency(&world, &args, &namespaces, boundaries, lead).await
+        }
         Mode::Admission { requests } => admission::run(&world, requests).await,
+        Mode::RunnerStartup { .. } => Ok(()),
     };
     world.cleanup().await?;
     result
@@ -618,6 +661,104 @@ async fn boundary(
     println!("controller exit after SIGTERM: {}", exit.code);
     if complete < args.plans {
         bail!("{} plans are missing Jobs", args.plans - complete);
+    }
+    Ok(())
+}
+
+/// Boundary -> first Job of `boundaries` plans whose boundaries are one
+/// minute apart (plan i crosses at the first boundary + i minutes), so that
+/// a single plan crosses at a time while the controller holds them all.
+async fn latency(
+    world: &ProcessWorld,
+    args: &Args,
+    namespaces: &[String],
+    boundaries: usize,
+    lead: u64,
+) -> anyhow::Result<()> {
+    let at = Utc::now() + chrono::Duration::seconds(lead as i64 + 60);
+    let first_boundary = at
+        .with_second(0)
+        .and_then(|t| t.with_nanosecond(0))
+        .unwrap_or(at);
+    let client = world.cluster.client();
+    let mut due: BTreeMap<String, DateTime<Utc>> = BTreeMap::new();
+    for i in 0..boundaries {
+        let boundary = first_boundary + chrono::Duration::minutes(i as i64);
+        let name = format!("plan-{i:04}");
+        let namespace = &namespaces[i % namespaces.len()];
+        let plan = Spec::new(args.targets, 1, boundary).plan(&name)?;
+        Api::<HibernatePlan>::namespaced(client.clone(), namespace)
+            .create(&PostParams::default(), &plan)
+            .await?;
+        due.insert(format!("{namespace}/{name}"), boundary);
+    }
+    world.pause_jobs();
+    let jobs: Api<Job> = Api::all(client.clone());
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<(String, DateTime<Utc>)>();
+    let watch = tokio::spawn(async move {
+        let config = watcher::Config::default().labels("hibernator.dev/execution-id");
+        let mut events = std::pin::pin!(watcher(jobs, config).default_backoff().applied_objects());
+        while let Some(Ok(job)) = events.next().await {
+            let plan = job
+                .metadata
+                .annotations
+                .as_ref()
+                .and_then(|a| a.get("hibernator/plan").cloned())
+                .unwrap_or_default();
+            let key = format!("{}/{plan}", job.metadata.namespace.unwrap_or_default());
+            if tx.send((key, Utc::now())).is_err() {
+                break;
+            }
+        }
+    });
+    let mut controller = start_controller(world, &args.controller_args).await?;
+    println!(
+        "{boundaries} plans, one boundary a minute from {}",
+        first_boundary.format("%H:%M:%S")
+    );
+    let mut first: BTreeMap<String, DateTime<Utc>> = BTreeMap::new();
+    let end = first_boundary + chrono::Duration::minutes(boundaries as i64);
+    while first.len() < boundaries {
+        let left = (end + chrono::Duration::seconds(30) - Utc::now())
+            .to_std()
+            .unwrap_or_default();
+        let Ok(Some((plan, at))) = tokio::time::timeout(left, rx.recv()).await else {
+            break;
+        };
+        if let std::collections::btree_map::Entry::Vacant(entry) = first.entry(plan) {
+            let boundary = due.get(entry.key()).copied().unwrap_or(at);
+            println!(
+                "{}: boundary {} -> first Job {:.0} ms",
+                entry.key(),
+                boundary.format("%H:%M"),
+                (at - boundary).num_milliseconds()
+            );
+            entry.insert(at);
+        }
+        if !controller.process.is_running() {
+            bail!("controller exited:\n{}", controller.tail());
+        }
+    }
+    watch.abort();
+    let mut latencies: Vec<f64> = first
+        .iter()
+        .filter_map(|(plan, at)| Some((*at - *due.get(plan)?).num_milliseconds() as f64))
+        .collect();
+    latencies.sort_by(f64::total_cmp);
+    println!(
+        "boundary -> first Job, one plan at a time: p50 {:.0} ms, p99 {:.0} ms, max {:.0} ms ({} of {boundaries} boundaries)",
+        percentile(&latencies, 50.0),
+        percentile(&latencies, 99.0),
+        latencies.last().copied().unwrap_or(f64::NAN),
+        latencies.len()
+    );
+    let exit = controller.terminate().await;
+    println!("controller exit after SIGTERM: {}", exit.code);
+    if latencies.len() < boundaries {
+        bail!(
+            "{} boundaries produced no Job",
+            boundaries - latencies.len()
+        );
     }
     Ok(())
 }

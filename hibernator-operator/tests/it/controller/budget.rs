@@ -108,3 +108,66 @@ async fn a_reconcile_reads_only_the_restore_config_map() {
     }
     harness.stop().await;
 }
+
+/// Start-up with nothing due: each plan costs its finalizer patch, one
+/// restore ConfigMap GET and one status write. The watch echo of the status
+/// write reconciles nothing (it would read the ConfigMap a second time and
+/// decide the same).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_echo_of_a_status_write_reconciles_nothing() {
+    let cluster = cluster("ctl-echo").await;
+    let Some(server) = cluster.api_server() else {
+        return;
+    };
+    let client = cluster.client();
+    let ns = cluster.namespace().to_string();
+    let plans: Api<HibernatePlan> = Api::namespaced(client.clone(), &ns);
+    let names: Vec<String> = (0..10).map(|i| format!("echo-{i}")).collect();
+    for name in &names {
+        plans
+            .create(&PostParams::default(), &plan(name, 2, "{type: Parallel}"))
+            .await
+            .unwrap();
+    }
+    server.reset_request_counts();
+    // Monday noon: awake, next transition at 20:00
+    let mut harness = Harness::new(&cluster, "2026-11-23T12:00:00Z".parse().unwrap());
+    for name in &names {
+        wait_phase(&plans, name, PlanPhase::Active, Duration::from_secs(60)).await;
+    }
+    // the echoes arrive (and would be reconciled) within this settle time
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    let count = |verb: &str, resource: &str| server.request_count(verb, resource);
+    let report: Vec<String> = COUNTED
+        .iter()
+        .map(|(v, r)| format!("{v} {r}: {}", count(v, r)))
+        .collect();
+    let done = reconciles(&harness);
+    eprintln!("{done} reconciles; requests:\n  {}", report.join("\n  "));
+    assert_eq!(count("update", "hibernateplans/status"), 10, "{report:?}");
+    // An echo that overtook its write's response reconciles once more
+    // (`echo` module): that is the only extra reconcile and GET.
+    let raced = harness.ctx.own_writes.raced();
+    assert!(raced < 10, "some echoes must be recognised: {raced}");
+    assert_eq!(count("get", "configmaps"), 10 + raced, "{report:?}");
+    // per plan: the finalizer reconcile and the one that wrote the status
+    assert_eq!(done, 20 + raced, "{report:?}");
+    assert_eq!(harness.ctx.own_writes.pending(), 0, "every echo was seen");
+    // A change made by someone else still reconciles: a label on one plan.
+    let mut labelled = plans.get(&names[0]).await.unwrap();
+    labelled
+        .metadata
+        .labels
+        .get_or_insert_with(Default::default)
+        .insert("team".into(), "a".into());
+    plans
+        .replace(&names[0], &PostParams::default(), &labelled)
+        .await
+        .unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while reconciles(&harness) < 21 + raced {
+        assert!(tokio::time::Instant::now() < deadline, "no reconcile");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    harness.stop().await;
+}
