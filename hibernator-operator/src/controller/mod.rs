@@ -313,9 +313,28 @@ where
     }
 }
 
+/// How long in-flight reconciles may take after SIGTERM. After a large
+/// burst (a shared boundary of many plans) hundreds of reconciles can be
+/// waiting for the client's rate limit; they are abandoned after this
+/// grace, well inside the chart's 30 s `terminationGracePeriodSeconds`.
+/// That is safe: a reconcile writes status before Jobs, Job names are
+/// deterministic, and the next leader reconciles every plan at start.
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+
+/// Completes [`SHUTDOWN_GRACE`] after `stopped`.
+async fn drained(stopped: impl std::future::Future<Output = ()>) {
+    stopped.await;
+    tokio::time::sleep(SHUTDOWN_GRACE).await;
+    tracing::warn!(
+        grace = ?SHUTDOWN_GRACE,
+        "reconciles still in flight after SIGTERM; exiting without them (the next leader reconciles every plan)"
+    );
+}
+
 /// The whole `hibernator controller`: probes and metrics servers, leader
 /// election, then the Controller; returns after `shutdown` (SIGTERM) with
-/// in-flight reconciles finished, or with an error when leadership is lost.
+/// in-flight reconciles finished (or abandoned after [`SHUTDOWN_GRACE`]),
+/// or with an error when leadership is lost.
 /// `clients.api` serves the reconciler, the watches and the streaming
 /// server; `clients.lease` only leader election (see [`client`]).
 pub async fn run(
@@ -371,7 +390,10 @@ pub async fn run(
     ready.set(true);
     let result = match lease {
         None => {
-            run_controller(ctx, futures::stream::pending(), stopped()).await;
+            tokio::select! {
+                () = run_controller(ctx, futures::stream::pending(), stopped()) => {}
+                () = drained(stopped()) => {}
+            }
             Ok(())
         }
         Some(lease) => {
@@ -383,6 +405,7 @@ pub async fn run(
             if acquired {
                 tokio::select! {
                     () = run_controller(ctx, futures::stream::pending(), stopped()) => Ok(()),
+                    () = drained(stopped()) => Ok(()),
                     lost = leader::keep(&leases, &lease) => Err(lost),
                 }
             } else {

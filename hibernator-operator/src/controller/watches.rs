@@ -199,6 +199,19 @@ fn slim_job(job: &mut Job) {
     job.spec = None;
 }
 
+/// `kubectl apply`'s copy of the whole object, which no reconcile reads.
+const LAST_APPLIED: &str = "kubectl.kubernetes.io/last-applied-configuration";
+
+/// A plan as the store keeps it: without managed fields and `kubectl
+/// apply`'s copy of the plan (together often larger than the plan itself).
+/// Neither is read by a reconcile, and status writes send neither.
+fn slim_plan(plan: &mut HibernatePlan) {
+    plan.metadata.managed_fields = None;
+    if let Some(annotations) = plan.metadata.annotations.as_mut() {
+        annotations.remove(LAST_APPLIED);
+    }
+}
+
 type Queue = std::pin::Pin<
     Box<dyn Stream<Item = Result<ReconcileRequest<HibernatePlan>, watcher::Error>> + Send>,
 >;
@@ -255,7 +268,9 @@ pub async fn run_controller(
     let echoes = ctx.clone();
     let plan_events = reflector(
         plans_writer,
-        watcher(api::<HibernatePlan>(&client, ns), plan_watch).default_backoff(),
+        watcher(api::<HibernatePlan>(&client, ns), plan_watch)
+            .modify(slim_plan)
+            .default_backoff(),
     )
     .applied_objects()
     .try_filter(move |plan| std::future::ready(!echoes.own_writes.is_echo(plan)));
@@ -424,6 +439,25 @@ mod tests {
     {
         writer.apply_watcher_event(&watcher::Event::Init);
         writer.apply_watcher_event(&watcher::Event::InitDone);
+    }
+
+    #[test]
+    fn stored_plans_drop_managed_fields_and_the_last_applied_copy() {
+        let mut plan: HibernatePlan = serde_json::from_value(serde_json::json!({
+            "apiVersion": "hibernator.dev/v1alpha1", "kind": "HibernatePlan",
+            "metadata": {"name": "p", "namespace": "ns",
+                "annotations": {LAST_APPLIED: "{...}", "hibernator.dev/override": "keep"},
+                "managedFields": [{"manager": "kubectl", "operation": "Apply"}]},
+            "spec": {"schedule": {"timezone": "UTC", "offHours": []}, "targets": []},
+        }))
+        .unwrap();
+        slim_plan(&mut plan);
+        assert!(plan.metadata.managed_fields.is_none());
+        let annotations = plan.metadata.annotations.unwrap();
+        assert_eq!(
+            annotations.keys().collect::<Vec<_>>(),
+            vec!["hibernator.dev/override"]
+        );
     }
 
     #[tokio::test]

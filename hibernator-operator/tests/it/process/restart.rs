@@ -151,3 +151,63 @@ async fn the_controller_killed_after_its_first_job_restarts_without_duplicates()
     assert_eq!(exit.code, 0, "{exit:?}");
     world.cleanup().await;
 }
+
+/// SIGTERM while a reconcile waits on an API server that stopped answering
+/// (every request delayed two minutes from the window's start): the
+/// controller abandons it after its shutdown grace and exits 0, inside the
+/// chart's 30 s termination grace period (`Child::terminate` allows 10 s).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_exits_in_time_while_a_reconcile_waits_on_a_stuck_api_server() {
+    let world = World::start("proc-term").await;
+    let Some(server) = world.cluster.api_server() else {
+        return; // latency injection needs the testkit API server
+    };
+    estate(&world).await;
+    let ns = world.ns();
+    let (start, end, at) = next_window(Duration::from_secs(8));
+    let plan: HibernatePlan = serde_json::from_value(json!({
+        "apiVersion": "hibernator.dev/v1alpha1", "kind": "HibernatePlan",
+        "metadata": {"name": "stuck"},
+        "spec": {
+            "schedule": {"timezone": "UTC", "offHours": [
+                {"start": start, "end": end,
+                 "daysOfWeek": ["MON", "TUE", "WED", "THU", "FRI", "SAT", "SUN"]},
+            ]},
+            "targets": [
+                {"name": "batch", "type": "ec2",
+                 "connectorRef": {"kind": "CloudProvider", "name": "aws-dev"},
+                 "parameters": {"selector": {"tags": {"role": "batch"}}}},
+            ],
+        },
+    }))
+    .unwrap();
+    let plans: Api<HibernatePlan> = Api::namespaced(world.cluster.client(), &ns);
+    plans.create(&PostParams::default(), &plan).await.unwrap();
+    let ports = Ports::free();
+    let mut controller = world.start_controller(&ports, "webhook").await;
+    wait_phase(
+        &plans,
+        "stuck",
+        PlanPhase::Active,
+        Duration::from_secs(60),
+        &controller,
+    )
+    .await;
+    // From just before the window's start every request waits two minutes:
+    // the reconcile at the start hangs in its first request.
+    let until =
+        |t: chrono::DateTime<chrono::Utc>| (t - chrono::Utc::now()).to_std().unwrap_or_default();
+    tokio::time::sleep(until(at - chrono::Duration::seconds(2))).await;
+    server.set_latency(Duration::from_secs(120));
+    tokio::time::sleep(until(at + chrono::Duration::seconds(3))).await;
+    let exit = controller.terminate().await;
+    server.set_latency(Duration::ZERO);
+    assert_eq!(exit.code, 0, "{}", controller.tail());
+    assert!(
+        controller
+            .tail()
+            .contains("reconciles still in flight after SIGTERM"),
+        "{}",
+        controller.tail()
+    );
+}
