@@ -16,6 +16,7 @@ here is one the binary accepts.
 - --runner-log-format={{ .Values.runner.logFormat | default .Values.logFormat }}
 - --kube-qps={{ .Values.controller.kubeApi.qps }}
 - --kube-burst={{ int .Values.controller.kubeApi.burst }}
+- --max-concurrent-reconciles={{ int .Values.controller.maxConcurrentReconciles }}
 {{- with .Values.controller.shard.planSelector }}
 - {{ printf "--plan-selector=%s" . | quote }}
 {{- end }}

@@ -111,6 +111,10 @@ pub struct ControllerArgs {
     /// (the token bucket's size).
     #[arg(long, env = "HIBERNATOR_KUBE_BURST", default_value_t = super::client::DEFAULT_BURST, value_parser = clap::value_parser!(u32).range(1..))]
     pub kube_burst: u32,
+    /// Plans reconciled at once; `0`: no limit. Bounds the memory of a burst
+    /// (start-up, a boundary many plans share) and lets plans finish in turn.
+    #[arg(long, env = "HIBERNATOR_MAX_CONCURRENT_RECONCILES", default_value_t = super::DEFAULT_MAX_CONCURRENT_RECONCILES)]
+    pub max_concurrent_reconciles: u16,
 }
 
 /// A selector flag: not blank (an empty selector would select everything,
@@ -178,6 +182,7 @@ impl ControllerArgs {
             "lease": config.lease.as_ref().map(|l| format!("{}/{}", l.namespace, l.name)),
             "instance": config.instance,
             "kubeApi": {"qps": config.kube_api.qps, "burst": config.kube_api.burst},
+            "maxConcurrentReconciles": config.max_concurrent_reconciles,
             "streaming": config.streaming.as_ref().map(|s| serde_json::json!({
                 "server": serde_json::to_value(&s.server).unwrap_or_default(),
                 "sinks": serde_json::to_value(&s.sinks).unwrap_or_default(),
@@ -222,6 +227,7 @@ impl ControllerArgs {
                 qps: self.kube_qps,
                 burst: self.kube_burst,
             },
+            max_concurrent_reconciles: self.max_concurrent_reconciles,
             ..ControllerConfig::default()
         }
     }

@@ -89,6 +89,8 @@ pub struct ControllerConfig {
     pub streaming: Option<streaming::StreamingSetup>,
     /// Client-side rate limit of the API client ([`client::ControllerClients`]).
     pub kube_api: client::KubeRateLimit,
+    /// Plans reconciled at once (`--max-concurrent-reconciles`; 0: no limit).
+    pub max_concurrent_reconciles: u16,
     /// The executor types plans are validated against: the catalog of the
     /// binary's executor set (default: the built-ins).
     pub catalog: ParameterCatalog,
@@ -124,6 +126,7 @@ impl Default for ControllerConfig {
             instance: None,
             streaming: None,
             kube_api: client::KubeRateLimit::default(),
+            max_concurrent_reconciles: DEFAULT_MAX_CONCURRENT_RECONCILES,
             catalog: hibernator_executors::ExecutorSet::new().catalog(),
             notify: notify::NotifyConfig::default(),
         }
@@ -312,6 +315,13 @@ where
         None => Api::all(client.clone()),
     }
 }
+
+/// Default of `--max-concurrent-reconciles`. Reconciles wait on the API
+/// server (and the client's rate limit), not on CPU; a bound keeps the
+/// memory of a burst (every plan of a large estate at start-up or at a
+/// shared boundary) to that of this many reconciles, and lets plans
+/// finish one after another instead of all at the end of the burst.
+pub const DEFAULT_MAX_CONCURRENT_RECONCILES: u16 = 16;
 
 /// How long in-flight reconciles may take after SIGTERM. After a large
 /// burst (a shared boundary of many plans) hundreds of reconciles can be

@@ -396,6 +396,7 @@ pub async fn run_controller(
         ctx.metrics.clone(),
         ctx.config.clock.clone(),
     );
+    let concurrency = ctx.config.max_concurrent_reconciles;
     let controller = applier(
         move |plan, ctx| {
             let caches = caches.clone();
@@ -408,7 +409,7 @@ pub async fn run_controller(
         ctx,
         plans,
         queue,
-        controller::Config::default(),
+        controller::Config::default().concurrency(concurrency),
     )
     .for_each(|result| async move {
         match result {
