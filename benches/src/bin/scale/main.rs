@@ -522,6 +522,37 @@ async fn converge(
     Ok(())
 }
 
+/// Every runner Job as a watch first sees it: (`namespace/plan`, when).
+fn watch_new_jobs(
+    jobs: Api<Job>,
+) -> (
+    tokio::task::JoinHandle<()>,
+    tokio::sync::mpsc::UnboundedReceiver<(String, DateTime<Utc>)>,
+) {
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    let watch = tokio::spawn(async move {
+        let config = watcher::Config::default().labels("hibernator.dev/execution-id");
+        let mut events = std::pin::pin!(watcher(jobs, config).default_backoff().applied_objects());
+        let mut seen = BTreeSet::new();
+        while let Some(Ok(job)) = events.next().await {
+            if !seen.insert(job.metadata.name.clone().unwrap_or_default()) {
+                continue;
+            }
+            let plan = job
+                .metadata
+                .annotations
+                .as_ref()
+                .and_then(|a| a.get("hibernator/plan").cloned())
+                .unwrap_or_default();
+            let key = format!("{}/{plan}", job.metadata.namespace.unwrap_or_default());
+            if tx.send((key, Utc::now())).is_err() {
+                break;
+            }
+        }
+    });
+    (watch, rx)
+}
+
 pub(crate) fn percentile(sorted: &[f64], p: f64) -> f64 {
     if sorted.is_empty() {
         return f64::NAN;
@@ -549,29 +580,7 @@ async fn boundary(
     create_plans(world, namespaces, args.plans, &spec).await?;
     world.pause_jobs();
 
-    // every runner Job as a watch sees it: (namespace/plan) → first seen
-    let jobs: Api<Job> = Api::all(world.cluster.client());
-    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<(String, DateTime<Utc>)>();
-    let watch = tokio::spawn(async move {
-        let config = watcher::Config::default().labels("hibernator.dev/execution-id");
-        let mut events = std::pin::pin!(watcher(jobs, config).default_backoff().applied_objects());
-        let mut seen = BTreeSet::new();
-        while let Some(Ok(job)) = events.next().await {
-            let name = job.metadata.name.clone().unwrap_or_default();
-            if seen.insert(name) {
-                let plan = job
-                    .metadata
-                    .annotations
-                    .as_ref()
-                    .and_then(|a| a.get("hibernator/plan").cloned())
-                    .unwrap_or_default();
-                let key = format!("{}/{plan}", job.metadata.namespace.unwrap_or_default());
-                if tx.send((key, Utc::now())).is_err() {
-                    break;
-                }
-            }
-        }
-    });
+    let (watch, mut rx) = watch_new_jobs(Api::all(world.cluster.client()));
 
     reset_counts(world);
     let mut controller = start_controller(world, &args.controller_args).await?;
@@ -693,24 +702,7 @@ async fn latency(
         due.insert(format!("{namespace}/{name}"), boundary);
     }
     world.pause_jobs();
-    let jobs: Api<Job> = Api::all(client.clone());
-    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<(String, DateTime<Utc>)>();
-    let watch = tokio::spawn(async move {
-        let config = watcher::Config::default().labels("hibernator.dev/execution-id");
-        let mut events = std::pin::pin!(watcher(jobs, config).default_backoff().applied_objects());
-        while let Some(Ok(job)) = events.next().await {
-            let plan = job
-                .metadata
-                .annotations
-                .as_ref()
-                .and_then(|a| a.get("hibernator/plan").cloned())
-                .unwrap_or_default();
-            let key = format!("{}/{plan}", job.metadata.namespace.unwrap_or_default());
-            if tx.send((key, Utc::now())).is_err() {
-                break;
-            }
-        }
-    });
+    let (watch, mut rx) = watch_new_jobs(Api::all(client.clone()));
     let mut controller = start_controller(world, &args.controller_args).await?;
     println!(
         "{boundaries} plans, one boundary a minute from {}",
