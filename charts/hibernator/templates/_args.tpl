@@ -16,6 +16,8 @@ here is one the binary accepts.
 - --runner-log-format={{ .Values.runner.logFormat | default .Values.logFormat }}
 - --kube-qps={{ .Values.controller.kubeApi.qps }}
 - --kube-burst={{ int .Values.controller.kubeApi.burst }}
+- --kube-event-qps={{ .Values.controller.kubeApi.eventQps }}
+- --kube-event-burst={{ int .Values.controller.kubeApi.eventBurst }}
 - --max-concurrent-reconciles={{ int .Values.controller.maxConcurrentReconciles }}
 {{- with .Values.controller.shard.planSelector }}
 - {{ printf "--plan-selector=%s" . | quote }}

@@ -69,7 +69,11 @@ async fn create_jobs(
         })?;
         let job_name = request.name(&name);
         let recorded = decision.missing.contains(&job_name);
-        match jobs.create(&PostParams::default(), &job).await {
+        let created = jobs.create(&PostParams::default(), &job).await;
+        if let Ok(created) = &created {
+            ctx.own_creates.record(created);
+        }
+        match created {
             Ok(_) if recorded => {
                 ctx.metrics.record_job_recreated();
                 tracing::warn!(
@@ -105,7 +109,11 @@ async fn create_jobs(
             }
         })?;
         let job_name = request.name(&name);
-        match jobs.create(&PostParams::default(), &job).await {
+        let created = jobs.create(&PostParams::default(), &job).await;
+        if let Ok(created) = &created {
+            ctx.own_creates.record(created);
+        }
+        match created {
             Ok(_) => tracing::info!(plan = %key, job = %job_name, "created enforce Job"),
             Err(e) if is_already_exists(&e) => {
                 tracing::debug!(plan = %key, job = %job_name, "enforce Job exists already");
@@ -170,9 +178,9 @@ pub async fn apply(
     //    so `error_policy` backs off and the next reconcile creates them again.
     let failed = create_jobs(ctx, plan, decision, &jobs).await?;
 
-    // 3. Events and metrics
+    // 3. Events (queued: published in the background) and metrics
     for event in &decision.events {
-        ctx.events.publish(plan, event).await;
+        ctx.events.publish(plan, event);
     }
     ctx.metrics.record_finished(&key, &decision.finished);
     ctx.metrics.record_enforced(&key, &decision.enforced);

@@ -103,14 +103,22 @@ pub struct ControllerArgs {
     #[arg(long, env = "HIBERNATOR_RUNNER_LOG_FORMAT", value_enum)]
     pub runner_log_format: Option<LogFormat>,
     /// Sustained Kubernetes API requests per second of the controller
-    /// (reconciler, watches, Events, streaming status); `0`: unlimited.
-    /// Leader election has its own client.
+    /// (reconciler, watches, streaming status); `0`: unlimited. Events and
+    /// leader election have clients of their own.
     #[arg(long, env = "HIBERNATOR_KUBE_QPS", default_value_t = super::client::DEFAULT_QPS, value_parser = parse_qps)]
     pub kube_qps: f64,
     /// Kubernetes API requests that may go out at once above `--kube-qps`
     /// (the token bucket's size).
     #[arg(long, env = "HIBERNATOR_KUBE_BURST", default_value_t = super::client::DEFAULT_BURST, value_parser = clap::value_parser!(u32).range(1..))]
     pub kube_burst: u32,
+    /// Sustained Event writes per second (Events are queued by reconciles
+    /// and published in the background, on a budget of their own); `0`:
+    /// unlimited.
+    #[arg(long, env = "HIBERNATOR_KUBE_EVENT_QPS", default_value_t = super::client::DEFAULT_EVENT_QPS, value_parser = parse_qps)]
+    pub kube_event_qps: f64,
+    /// Event writes that may go out at once above `--kube-event-qps`.
+    #[arg(long, env = "HIBERNATOR_KUBE_EVENT_BURST", default_value_t = super::client::DEFAULT_EVENT_BURST, value_parser = clap::value_parser!(u32).range(1..))]
+    pub kube_event_burst: u32,
     /// Plans reconciled at once; `0`: no limit. Bounds the memory of a burst
     /// (start-up, a boundary many plans share) and lets plans finish in turn.
     #[arg(long, env = "HIBERNATOR_MAX_CONCURRENT_RECONCILES", default_value_t = super::DEFAULT_MAX_CONCURRENT_RECONCILES)]
@@ -181,7 +189,12 @@ impl ControllerArgs {
             "metricsAddr": config.metrics_addr.map(|a| a.to_string()),
             "lease": config.lease.as_ref().map(|l| format!("{}/{}", l.namespace, l.name)),
             "instance": config.instance,
-            "kubeApi": {"qps": config.kube_api.qps, "burst": config.kube_api.burst},
+            "kubeApi": {
+                "qps": config.kube_api.qps,
+                "burst": config.kube_api.burst,
+                "eventQps": config.kube_events.qps,
+                "eventBurst": config.kube_events.burst,
+            },
             "maxConcurrentReconciles": config.max_concurrent_reconciles,
             "streaming": config.streaming.as_ref().map(|s| serde_json::json!({
                 "server": serde_json::to_value(&s.server).unwrap_or_default(),
@@ -227,6 +240,10 @@ impl ControllerArgs {
                 qps: self.kube_qps,
                 burst: self.kube_burst,
             },
+            kube_events: KubeRateLimit {
+                qps: self.kube_event_qps,
+                burst: self.kube_event_burst,
+            },
             max_concurrent_reconciles: self.max_concurrent_reconciles,
             ..ControllerConfig::default()
         }
@@ -251,7 +268,7 @@ pub fn command(
         let kube_config = kube::Config::infer()
             .await
             .context("cannot configure a Kubernetes client (in-cluster config or KUBECONFIG)")?;
-        let clients = ControllerClients::new(kube_config, config.kube_api)
+        let clients = ControllerClients::new(kube_config, config.kube_api, config.kube_events)
             .context("cannot build a Kubernetes client")?;
         config
             .shard

@@ -1,8 +1,10 @@
 //! The controller's Kubernetes API clients: a client-side token bucket
 //! (`--kube-qps`, `--kube-burst`) in front of every request of the
-//! reconciler, the watches and the streaming server, and a separate client
-//! for leader election so a queue of reconcile requests never delays a
-//! Lease renewal.
+//! reconciler, the watches and the streaming server; a second one
+//! (`--kube-event-qps`, `--kube-event-burst`) for Events, which are
+//! published in the background and must not take the reconciles' budget;
+//! and an unlimited client for leader election so a queue of requests never
+//! delays a Lease renewal.
 //!
 //! Server pushback is handled one layer further in: kube's default client
 //! retries `429`, `503` and `504` with exponential backoff and honours a
@@ -21,6 +23,11 @@ use tokio::time::{Instant, Sleep};
 pub const DEFAULT_QPS: f64 = 50.0;
 /// Default burst (requests allowed at once above the sustained rate).
 pub const DEFAULT_BURST: u32 = 100;
+
+/// Default sustained rate of Event writes (requests per second).
+pub const DEFAULT_EVENT_QPS: f64 = 20.0;
+/// Default burst of Event writes.
+pub const DEFAULT_EVENT_BURST: u32 = 50;
 
 /// Client-side rate limit of the controller's API requests.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -41,6 +48,15 @@ impl Default for KubeRateLimit {
 }
 
 impl KubeRateLimit {
+    /// The default budget of the Event client ([`DEFAULT_EVENT_QPS`],
+    /// [`DEFAULT_EVENT_BURST`]).
+    pub fn events() -> Self {
+        Self {
+            qps: DEFAULT_EVENT_QPS,
+            burst: DEFAULT_EVENT_BURST,
+        }
+    }
+
     /// Whether requests are limited at all.
     pub fn enabled(&self) -> bool {
         self.qps > 0.0
@@ -50,8 +66,10 @@ impl KubeRateLimit {
 /// The clients `hibernator controller` uses.
 #[derive(Clone)]
 pub struct ControllerClients {
-    /// Reconciler, watches, Events, streaming server: rate limited.
+    /// Reconciler, watches, streaming server: rate limited.
     pub api: kube::Client,
+    /// Events: rate limited by a bucket of their own.
+    pub events: kube::Client,
     /// Leader election only: not limited (a few requests per renew period).
     pub lease: kube::Client,
 }
@@ -63,25 +81,39 @@ impl std::fmt::Debug for ControllerClients {
 }
 
 impl ControllerClients {
-    /// Both clients from one configuration.
-    pub fn new(config: kube::Config, limit: KubeRateLimit) -> Result<Self, kube::Error> {
+    /// The three clients from one configuration: `limit` for the API
+    /// client, `events` for the Event client.
+    pub fn new(
+        config: kube::Config,
+        limit: KubeRateLimit,
+        events: KubeRateLimit,
+    ) -> Result<Self, kube::Error> {
         let lease = kube::Client::try_from(config.clone())?;
-        let builder = kube::client::ClientBuilder::try_from(config)?;
-        let api = if limit.enabled() {
-            builder.with_layer(&RateLimitLayer::new(limit)).build()
-        } else {
-            builder.build()
-        };
-        Ok(Self { api, lease })
+        Ok(Self {
+            api: limited(config.clone(), limit)?,
+            events: limited(config, events)?,
+            lease,
+        })
     }
 
-    /// One client for both (tests, embedders with their own client).
+    /// One client for all (tests, embedders with their own client).
     pub fn single(client: kube::Client) -> Self {
         Self {
             api: client.clone(),
+            events: client.clone(),
             lease: client,
         }
     }
+}
+
+/// A client whose requests take tokens of a bucket of its own.
+fn limited(config: kube::Config, limit: KubeRateLimit) -> Result<kube::Client, kube::Error> {
+    let builder = kube::client::ClientBuilder::try_from(config)?;
+    Ok(if limit.enabled() {
+        builder.with_layer(&RateLimitLayer::new(limit)).build()
+    } else {
+        builder.build()
+    })
 }
 
 /// A token bucket: `burst` tokens, refilled at `qps` per second.

@@ -18,10 +18,19 @@
 //! whose version was already seen is counted in [`OwnWrites::raced`] instead
 //! of being recorded.
 
+//!
+//! The same holds for the runner Jobs the controller creates
+//! ([`OwnCreates`]): the watch's `ADDED` event of a Job this controller has
+//! just created (same resourceVersion as the create returned) updates the
+//! Job store but reconciles nothing; the reconcile that created it already
+//! recorded it in the plan's status. Every later change of the Job (it
+//! starts, finishes, fails, is deleted) reconciles as before.
+
 use std::collections::HashMap;
 use std::sync::{Mutex, PoisonError};
 
 use hibernator_core::types::HibernatePlan;
+use kube::{Resource, ResourceExt};
 
 /// resourceVersions returned by the controller's status writes, by plan.
 #[derive(Debug, Default)]
@@ -102,6 +111,49 @@ impl OwnWrites {
     }
 }
 
+/// resourceVersions returned by the controller's creates (runner Jobs),
+/// by object, until the object's first watch event.
+#[derive(Debug, Default)]
+pub struct OwnCreates {
+    created: Mutex<HashMap<(String, String), String>>,
+}
+
+fn object_key<K: Resource>(object: &K) -> (String, String) {
+    (object.namespace().unwrap_or_default(), object.name_any())
+}
+
+impl OwnCreates {
+    fn created(&self) -> std::sync::MutexGuard<'_, HashMap<(String, String), String>> {
+        self.created.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Records `created`, the object a create returned.
+    pub fn record<K: Resource>(&self, created: &K) {
+        if let Some(version) = created.resource_version() {
+            self.created().insert(object_key(created), version);
+        }
+    }
+
+    /// Whether `seen` (from the watch) is the echo of its recorded create.
+    /// The record goes with the object's first event, echo or not: a newly
+    /// created object's first event is its `ADDED` (the echo), unless the
+    /// echo came before the create's response, in which case that event
+    /// reconciled and the next one (a newer version) clears the record.
+    pub fn is_echo<K: Resource>(&self, seen: &K) -> bool {
+        let Some(version) = seen.meta().resource_version.as_deref() else {
+            return false;
+        };
+        self.created()
+            .remove(&object_key(seen))
+            .is_some_and(|recorded| recorded == version)
+    }
+
+    /// How many creates wait for their first event.
+    pub fn pending(&self) -> usize {
+        self.created().len()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -136,5 +188,31 @@ mod tests {
         assert!(!writes.is_echo(&plan("9")));
         writes.record(&plan("9"));
         assert_eq!((writes.pending(), writes.raced()), (0, 1));
+    }
+
+    fn job(name: &str, version: &str) -> k8s_openapi::api::batch::v1::Job {
+        let mut job = k8s_openapi::api::batch::v1::Job::default();
+        job.metadata.namespace = Some("ns".into());
+        job.metadata.name = Some(name.into());
+        job.metadata.resource_version = Some(version.into());
+        job
+    }
+
+    #[test]
+    fn a_created_job_s_first_event_at_its_version_is_the_echo() {
+        let creates = OwnCreates::default();
+        assert!(!creates.is_echo(&job("a", "3")), "not created here");
+        creates.record(&job("a", "5"));
+        creates.record(&job("b", "6"));
+        assert_eq!(creates.pending(), 2);
+        assert!(creates.is_echo(&job("a", "5")));
+        assert!(!creates.is_echo(&job("a", "5")), "answered once");
+        assert!(
+            !creates.is_echo(&job("a", "9")),
+            "a change of the Job reconciles"
+        );
+        // the echo came before the response: the next event clears the record
+        assert!(!creates.is_echo(&job("b", "7")));
+        assert_eq!(creates.pending(), 0);
     }
 }

@@ -111,6 +111,7 @@ pub struct Metrics {
     reconcile_duration: Histogram,
     reconcile_errors: Family<ErrorLabels, Counter>,
     jobs_recreated: Counter,
+    events_dropped: Counter,
     plans: Family<PhaseLabels, Gauge>,
     restore_bytes: Family<PlanLabels, Gauge>,
     next_transition: Family<PlanLabels, Gauge>,
@@ -158,6 +159,7 @@ impl Metrics {
         let reconcile_duration = reconcile_histogram();
         let reconcile_errors = Family::<ErrorLabels, Counter>::default();
         let jobs_recreated = Counter::default();
+        let events_dropped = Counter::default();
         let plans = Family::<PhaseLabels, Gauge>::default();
         let restore_bytes = Family::<PlanLabels, Gauge>::default();
         let next_transition = Family::<PlanLabels, Gauge>::default();
@@ -216,6 +218,11 @@ impl Metrics {
             "Runner Jobs recorded in a plan's status that were missing and were created again",
             jobs_recreated.clone(),
         );
+        registry.register(
+            "events_dropped",
+            "Kubernetes Events not published because the Event queue was full (Events are best-effort)",
+            events_dropped.clone(),
+        );
         registry.register("plans", "HibernatePlans by phase", plans.clone());
         registry.register(
             "restore_data_bytes",
@@ -246,6 +253,7 @@ impl Metrics {
             reconcile_duration,
             reconcile_errors,
             jobs_recreated,
+            events_dropped,
             plans,
             restore_bytes,
             next_transition,
@@ -320,6 +328,11 @@ impl Metrics {
     /// that was created again.
     pub fn record_job_recreated(&self) {
         self.jobs_recreated.inc();
+    }
+
+    /// Records an Event dropped because the Event queue was full.
+    pub fn record_event_dropped(&self) {
+        self.events_dropped.inc();
     }
 
     /// Records one notification delivery attempt's outcome (`delivered`,

@@ -89,6 +89,8 @@ pub struct ControllerConfig {
     pub streaming: Option<streaming::StreamingSetup>,
     /// Client-side rate limit of the API client ([`client::ControllerClients`]).
     pub kube_api: client::KubeRateLimit,
+    /// Client-side rate limit of the Event client, a budget of its own.
+    pub kube_events: client::KubeRateLimit,
     /// Plans reconciled at once (`--max-concurrent-reconciles`; 0: no limit).
     pub max_concurrent_reconciles: u16,
     /// The executor types plans are validated against: the catalog of the
@@ -126,6 +128,7 @@ impl Default for ControllerConfig {
             instance: None,
             streaming: None,
             kube_api: client::KubeRateLimit::default(),
+            kube_events: client::KubeRateLimit::events(),
             max_concurrent_reconciles: DEFAULT_MAX_CONCURRENT_RECONCILES,
             catalog: hibernator_executors::ExecutorSet::new().catalog(),
             notify: notify::NotifyConfig::default(),
@@ -151,6 +154,9 @@ pub struct Context {
     pub notifier: Arc<notify::Notifier>,
     /// The controller's own status writes, whose echoes reconcile nothing.
     pub own_writes: echo::OwnWrites,
+    /// The runner Jobs the controller created, whose `ADDED` echoes
+    /// reconcile nothing.
+    pub own_creates: echo::OwnCreates,
 }
 
 impl std::fmt::Debug for Context {
@@ -162,9 +168,21 @@ impl std::fmt::Debug for Context {
 }
 
 impl Context {
-    /// A context validating plans against `config.catalog`.
+    /// A context validating plans against `config.catalog`, publishing
+    /// Events through `client` too.
     pub fn new(client: Client, config: ControllerConfig, metrics: Arc<Metrics>) -> Self {
-        let events = EventPublisher::new(client.clone(), config.instance.clone());
+        Self::with_event_client(client.clone(), client, config, metrics)
+    }
+
+    /// [`Context::new`], publishing Events through `events` (the
+    /// controller's Event client, with a request budget of its own).
+    pub fn with_event_client(
+        client: Client,
+        events: Client,
+        config: ControllerConfig,
+        metrics: Arc<Metrics>,
+    ) -> Self {
+        let events = EventPublisher::new(events, config.instance.clone(), metrics.clone());
         Self {
             client,
             notifier: Arc::new(notify::Notifier::new(config.notify.clone())),
@@ -174,6 +192,7 @@ impl Context {
             events,
             calendar_cache: calendars::CalendarCache::default(),
             own_writes: echo::OwnWrites::default(),
+            own_creates: echo::OwnCreates::default(),
         }
     }
 }
@@ -346,7 +365,8 @@ async fn drained(stopped: impl std::future::Future<Output = ()>) {
 /// in-flight reconciles finished (or abandoned after [`SHUTDOWN_GRACE`]),
 /// or with an error when leadership is lost.
 /// `clients.api` serves the reconciler, the watches and the streaming
-/// server; `clients.lease` only leader election (see [`client`]).
+/// server; `clients.events` the Events; `clients.lease` only leader
+/// election (see [`client`]).
 pub async fn run(
     clients: client::ControllerClients,
     config: ControllerConfig,
@@ -396,7 +416,12 @@ pub async fn run(
         let _ = stop_tx.send(true);
     });
     let lease = config.lease.clone();
-    let ctx = Arc::new(Context::new(client, config, metrics));
+    let ctx = Arc::new(Context::with_event_client(
+        client,
+        clients.events,
+        config,
+        metrics,
+    ));
     ready.set(true);
     let result = match lease {
         None => {

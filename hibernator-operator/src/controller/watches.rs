@@ -274,13 +274,16 @@ pub async fn run_controller(
     )
     .applied_objects()
     .try_filter(move |plan| std::future::ready(!echoes.own_writes.is_echo(plan)));
+    // likewise the `ADDED` echo of a Job this controller created
+    let created = ctx.clone();
     let job_events = reflector(
         jobs_writer,
         watcher(api::<Job>(&client, ns), labelled())
             .modify(slim_job)
             .default_backoff(),
     )
-    .touched_objects();
+    .touched_objects()
+    .try_filter(move |job| std::future::ready(!created.own_creates.is_echo(job)));
     let config_map_events = watcher(api::<ConfigMap>(&client, ns), labelled())
         .default_backoff()
         .touched_objects();

@@ -74,6 +74,10 @@ struct Args {
     /// (e.g. `MALLOC_ARENA_MAX=2`), repeatable.
     #[arg(long = "controller-env", global = true)]
     controller_env: Vec<String>,
+    /// Copy the controller's log here when it has exited (e.g. with
+    /// `--controller-env RUST_LOG=hibernator=debug`).
+    #[arg(long, global = true)]
+    keep_log: Option<PathBuf>,
 }
 
 #[derive(Debug, clap::Subcommand)]
@@ -176,7 +180,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
                 .unwrap_or(now);
             let spec = Spec::new(args.targets, args.targets, start);
             create_plans(&world, &namespaces, args.plans, &spec).await?;
-            converge(&world, &args.controller_args, args.plans, steady).await
+            converge(&world, &args, steady).await
         }
         Mode::Boundary {
             released,
@@ -415,12 +419,8 @@ fn reset_counts(world: &ProcessWorld) {
     }
 }
 
-async fn converge(
-    world: &ProcessWorld,
-    extra: &[String],
-    plans: usize,
-    steady: u64,
-) -> anyhow::Result<()> {
+async fn converge(world: &ProcessWorld, args: &Args, steady: u64) -> anyhow::Result<()> {
+    let (extra, plans) = (&args.controller_args, args.plans);
     reset_counts(world);
     let started = Instant::now();
     let mut controller = start_controller(world, extra).await?;
@@ -518,11 +518,22 @@ async fn converge(
         );
     }
     let exit = controller.terminate().await;
+    keep_log(args, &controller)?;
     println!("controller exit after SIGTERM: {}", exit.code);
     Ok(())
 }
 
 /// Every runner Job as a watch first sees it: (`namespace/plan`, when).
+/// `--keep-log`: the controller's log, copied once it has exited.
+fn keep_log(args: &Args, controller: &Child) -> anyhow::Result<()> {
+    if let Some(to) = &args.keep_log {
+        std::fs::copy(controller.process.log_path(), to)
+            .with_context(|| format!("copy the controller's log to {}", to.display()))?;
+        println!("controller log: {}", to.display());
+    }
+    Ok(())
+}
+
 fn watch_new_jobs(
     jobs: Api<Job>,
 ) -> (
@@ -667,6 +678,7 @@ async fn boundary(
         );
     }
     let exit = controller.terminate().await;
+    keep_log(args, &controller)?;
     println!("controller exit after SIGTERM: {}", exit.code);
     if complete < args.plans {
         bail!("{} plans are missing Jobs", args.plans - complete);
@@ -745,6 +757,7 @@ async fn latency(
         latencies.len()
     );
     let exit = controller.terminate().await;
+    keep_log(args, &controller)?;
     println!("controller exit after SIGTERM: {}", exit.code);
     if latencies.len() < boundaries {
         bail!(
