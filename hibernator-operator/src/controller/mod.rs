@@ -282,9 +282,16 @@ async fn reconcile_inner(
     if decision.cleanup {
         return Ok(Action::await_change());
     }
-    let next = decision
-        .requeue_at
-        .map(|at| (at - now).to_std().unwrap_or(Duration::ZERO));
+    // the wait counts from now, not from the reconcile's start: the reads,
+    // the writes and the rate limiter took time, and the transition is at
+    // `requeue_at` whatever they took (a start-up reconcile that waited
+    // 300 ms for the client's tokens would otherwise wake its plan 300 ms
+    // after the boundary)
+    let next = decision.requeue_at.map(|at| {
+        (at - ctx.config.clock.now())
+            .to_std()
+            .unwrap_or(Duration::ZERO)
+    });
     Ok(requeue_after(
         next,
         !decision.create.is_empty() || !decision.enforce_create.is_empty(),

@@ -171,3 +171,62 @@ async fn the_echo_of_a_status_write_reconciles_nothing() {
     }
     harness.stop().await;
 }
+
+/// The requeue at the next transition counts from the end of the reconcile,
+/// not its start: a reconcile whose writes took time (the rate limiter at
+/// start-up, a slow API server) still wakes its plan at the boundary. Here
+/// the clock moves 10 s while the status write is on its way.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_requeue_counts_from_the_end_of_the_reconcile() {
+    use hibernator_operator::controller::{Context, ControllerConfig, metrics::Metrics, reconcile};
+    use hibernator_reconcile::time::Clock;
+
+    let cluster = cluster("ctl-requeue").await;
+    let ns = cluster.namespace().to_string();
+    // Monday 19:59: the off-hours start at 20:00, 60 s away
+    let start: chrono::DateTime<chrono::Utc> = "2026-11-23T19:59:00Z".parse().unwrap();
+    let clock = Clock::manual(start);
+    let inner = cluster.client();
+    let moving = clock.clone();
+    let service = tower::service_fn(move |request: http::Request<kube::client::Body>| {
+        let (inner, clock) = (inner.clone(), moving.clone());
+        async move {
+            if request.method() == http::Method::PUT && request.uri().path().ends_with("/status") {
+                clock.set(clock.now() + chrono::Duration::seconds(10));
+            }
+            inner.send(request).await
+        }
+    });
+    let client = kube::Client::new(service, ns.clone());
+    let config = ControllerConfig {
+        namespace: Some(ns.clone()),
+        clock: clock.clone(),
+        ..ControllerConfig::default()
+    };
+    let ctx = Arc::new(Context::new(client, config, Arc::new(Metrics::new())));
+    let plans: Api<HibernatePlan> = Api::namespaced(cluster.client(), &ns);
+    plans
+        .create(
+            &PostParams::default(),
+            &plan("boundary", 1, "{type: Parallel}"),
+        )
+        .await
+        .unwrap();
+    // the first reconcile sets the finalizer; the second writes the status
+    let fresh = plans.get("boundary").await.unwrap();
+    reconcile(Arc::new(fresh), ctx.clone()).await.unwrap();
+    let fresh = plans.get("boundary").await.unwrap();
+    let action = reconcile(Arc::new(fresh), ctx.clone()).await.unwrap();
+    let written = plans.get("boundary").await.unwrap();
+    assert_eq!(
+        written.status.map(|s| s.phase),
+        Some(PlanPhase::Active),
+        "the status was written"
+    );
+    assert_eq!(clock.now(), start + chrono::Duration::seconds(10));
+    assert_eq!(
+        action,
+        kube::runtime::controller::Action::requeue(Duration::from_secs(50)),
+        "requeued at 20:00 by the clock after the write"
+    );
+}
