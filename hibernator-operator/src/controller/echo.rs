@@ -148,6 +148,15 @@ impl OwnCreates {
             .is_some_and(|recorded| recorded == version)
     }
 
+    /// Whether a Job of `names` in `namespace` that was recorded has not
+    /// had its first watch event yet.
+    pub fn any_unseen(&self, namespace: &str, names: &[String]) -> bool {
+        let created = self.created();
+        names
+            .iter()
+            .any(|name| created.contains_key(&(namespace.to_string(), name.clone())))
+    }
+
     /// How many creates wait for their first event.
     pub fn pending(&self) -> usize {
         self.created().len()
@@ -212,7 +221,10 @@ mod tests {
             "a change of the Job reconciles"
         );
         // the echo came before the response: the next event clears the record
+        assert!(creates.any_unseen("ns", &["x".into(), "b".into()]));
+        assert!(!creates.any_unseen("other", &["b".into()]));
         assert!(!creates.is_echo(&job("b", "7")));
         assert_eq!(creates.pending(), 0);
+        assert!(!creates.any_unseen("ns", &["a".into(), "b".into()]));
     }
 }

@@ -26,6 +26,7 @@ pub mod error;
 pub mod events;
 pub(crate) mod finalizer;
 pub(crate) mod health;
+pub mod jobcheck;
 pub mod leader;
 pub(crate) mod logs_ref;
 pub mod metrics;
@@ -48,6 +49,7 @@ use hibernator_core::params::ParameterCatalog;
 use hibernator_core::types::HibernatePlan;
 use k8s_openapi::api::coordination::v1::Lease;
 use kube::runtime::controller::Action;
+use kube::runtime::reflector::ObjectRef;
 use kube::{Api, Client};
 
 pub use error::Error;
@@ -73,9 +75,9 @@ pub struct ControllerConfig {
     pub clock: Clock,
     /// Backoff after a transient reconcile error.
     pub error_backoff: Duration,
-    /// After a reconcile that created runner Jobs, the next reconcile comes
-    /// at the latest this much later and checks that they exist (created
-    /// again when not), whether or not a watch event arrives.
+    /// After a reconcile that created runner Jobs, a Job the Job watch has
+    /// not shown this much later makes its plan reconcile again (and the
+    /// Job be created again when it is missing; [`jobcheck`]).
     pub job_check: Duration,
     /// Probe endpoint address (`/healthz`, `/readyz`), `None` to disable.
     pub health_addr: Option<SocketAddr>,
@@ -157,6 +159,8 @@ pub struct Context {
     /// The runner Jobs the controller created, whose `ADDED` echoes
     /// reconcile nothing.
     pub own_creates: echo::OwnCreates,
+    /// Checks that the Jobs a reconcile created were seen by the watch.
+    pub job_checks: jobcheck::JobChecks,
 }
 
 impl std::fmt::Debug for Context {
@@ -193,6 +197,7 @@ impl Context {
             calendar_cache: calendars::CalendarCache::default(),
             own_writes: echo::OwnWrites::default(),
             own_creates: echo::OwnCreates::default(),
+            job_checks: jobcheck::JobChecks::default(),
         }
     }
 }
@@ -292,21 +297,26 @@ async fn reconcile_inner(
             .to_std()
             .unwrap_or(Duration::ZERO)
     });
-    Ok(requeue_after(
-        next,
-        !decision.create.is_empty() || !decision.enforce_create.is_empty(),
-        ctx.config.job_check,
-        &key,
-    ))
+    // the Jobs it created: each must be seen by the watch within
+    // `job_check`, or the plan reconciles again (`jobcheck`)
+    let name = plan.metadata.name.as_deref().unwrap_or_default();
+    let created: Vec<String> = decision
+        .create
+        .iter()
+        .map(|r| r.name(name))
+        .chain(decision.enforce_create.iter().map(|r| r.name(name)))
+        .collect();
+    if !created.is_empty() {
+        ctx.job_checks
+            .schedule(ctx, ObjectRef::from_obj(plan), created);
+    }
+    Ok(requeue_after(next, &key))
 }
 
 /// The requeue of a successful reconcile: at the next transition, control
-/// expiry or retry (`next`), and — when the reconcile created Jobs — after
-/// at most `job_check`, so that a Job that is missing after all (the watch
-/// event lost, the object gone) is noticed without waiting for a boundary.
-fn requeue_after(next: Option<Duration>, created: bool, job_check: Duration, key: &str) -> Action {
-    let check = created.then_some(job_check);
-    match [next, check].into_iter().flatten().min() {
+/// expiry or retry (`next`); nothing polls otherwise.
+fn requeue_after(next: Option<Duration>, key: &str) -> Action {
+    match next {
         Some(wait) => {
             tracing::debug!(plan = %key, wait = ?wait, "requeue");
             Action::requeue(wait)
@@ -469,30 +479,9 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_reconcile_that_created_jobs_comes_back_to_check_them() {
+    fn a_reconcile_requeues_at_its_next_transition_only() {
         let days = Duration::from_secs(3 * 24 * 3600);
-        let check = Duration::from_secs(15);
-        assert_eq!(
-            requeue_after(Some(days), true, check, "ns/p"),
-            Action::requeue(check),
-            "not only at the boundary 3 days away"
-        );
-        assert_eq!(
-            requeue_after(Some(days), false, check, "ns/p"),
-            Action::requeue(days)
-        );
-        let soon = Duration::from_secs(2);
-        assert_eq!(
-            requeue_after(Some(soon), true, check, "ns/p"),
-            Action::requeue(soon)
-        );
-        assert_eq!(
-            requeue_after(None, true, check, "ns/p"),
-            Action::requeue(check)
-        );
-        assert_eq!(
-            requeue_after(None, false, check, "ns/p"),
-            Action::await_change()
-        );
+        assert_eq!(requeue_after(Some(days), "ns/p"), Action::requeue(days));
+        assert_eq!(requeue_after(None, "ns/p"), Action::await_change());
     }
 }

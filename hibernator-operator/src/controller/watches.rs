@@ -366,6 +366,7 @@ pub async fn run_controller(
         calendar_queue.boxed(),
         document_queue.boxed(),
         bulk.boxed(),
+        ctx.job_checks.requests().boxed(),
     ];
     if let Some(namespace_events) = namespace_events {
         // a namespace that joins (or leaves) the selection: its plans
