@@ -85,7 +85,9 @@ impl EventPublisher {
     }
 
     /// Queues `event` about `plan` and returns at once. A full queue drops
-    /// it (counted, logged once per overflow): Events are best-effort.
+    /// it (counted, logged once per overflow): Events are best-effort. The
+    /// first call starts the publishing task, so it must run on a tokio
+    /// runtime (reconciles do).
     pub fn publish(&self, plan: &HibernatePlan, event: &PlanEvent) {
         let reference = plan.object_ref(&());
         let ev = Event {
