@@ -428,9 +428,11 @@ pub async fn run(
             stopped(),
         )));
     }
+    let stop_tx = Arc::new(stop_tx);
+    let stop_on_signal = stop_tx.clone();
     tokio::spawn(async move {
         shutdown.await;
-        let _ = stop_tx.send(true);
+        let _ = stop_on_signal.send(true);
     });
     let lease = config.lease.clone();
     let ctx = Arc::new(Context::with_event_client(
@@ -465,6 +467,11 @@ pub async fn run(
             }
         }
     };
+    // whatever ended the controller (SIGTERM, a lost Lease) stops the probe
+    // and metrics servers too: a replica that lost its Lease must exit (and
+    // be restarted as a candidate), not live on with its probes answering
+    ready.set(false);
+    let _ = stop_tx.send(true);
     streaming::stop(streaming_server).await;
     for server in servers {
         if let Ok(Err(error)) = server.await {

@@ -211,3 +211,53 @@ async fn sigterm_exits_in_time_while_a_reconcile_waits_on_a_stuck_api_server() {
         controller.tail()
     );
 }
+
+/// A replica that cannot renew its Lease for longer than the lease duration
+/// (here the API server refuses every Lease read) gives up leadership and
+/// exits non-zero, so that Kubernetes restarts it as a candidate. Before,
+/// the controller stopped but the process lived on, its probe and metrics
+/// servers still answering: a replica that would never lead again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replica_that_cannot_renew_its_lease_exits() {
+    use k8s_openapi::api::coordination::v1::Lease;
+
+    let world = World::start("proc-lease").await;
+    let Some(server) = world.cluster.api_server() else {
+        return; // fault injection needs the testkit API server
+    };
+    let ports = Ports::free();
+    let mut controller = world.start_controller(&ports, "webhook").await;
+    let leases: Api<Lease> = Api::all(world.cluster.client());
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let held = leases
+            .list(&Default::default())
+            .await
+            .unwrap()
+            .items
+            .iter()
+            .any(|l| l.spec.as_ref().is_some_and(|s| s.holder_identity.is_some()));
+        if held {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no Lease was acquired:\n{}",
+            controller.tail()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    server.fail_next("get", "leases", 1000, 500);
+    // renewals every 5 s, lease duration 15 s: out after about 20 s
+    let exit = controller
+        .process
+        .wait_timeout(Duration::from_secs(60))
+        .await
+        .unwrap_or_else(|| panic!("still running a minute later:\n{}", controller.tail()));
+    assert_ne!(exit.code, 0, "{}", controller.tail());
+    assert!(
+        controller.tail().contains("lost leadership"),
+        "{}",
+        controller.tail()
+    );
+}
