@@ -47,6 +47,18 @@ pub async fn write_status(
     }
 }
 
+/// Creates `job`, recording what the create returned so that the Job
+/// watch's echo of it reconciles nothing (`echo::OwnCreates`).
+async fn create_recorded(
+    ctx: &Arc<Context>,
+    jobs: &Api<Job>,
+    job: &Job,
+) -> Result<Job, kube::Error> {
+    let created = jobs.create(&PostParams::default(), job).await?;
+    ctx.own_creates.record(&created);
+    Ok(created)
+}
+
 /// Creates the decision's runner Jobs: `AlreadyExists` counts as done; a
 /// Job the ledger recorded that was missing is logged at WARN and counted.
 /// Returns how many creates failed and the first error.
@@ -69,11 +81,7 @@ async fn create_jobs(
         })?;
         let job_name = request.name(&name);
         let recorded = decision.missing.contains(&job_name);
-        let created = jobs.create(&PostParams::default(), &job).await;
-        if let Ok(created) = &created {
-            ctx.own_creates.record(created);
-        }
-        match created {
+        match create_recorded(ctx, jobs, &job).await {
             Ok(_) if recorded => {
                 ctx.metrics.record_job_recreated();
                 tracing::warn!(
@@ -109,11 +117,7 @@ async fn create_jobs(
             }
         })?;
         let job_name = request.name(&name);
-        let created = jobs.create(&PostParams::default(), &job).await;
-        if let Ok(created) = &created {
-            ctx.own_creates.record(created);
-        }
-        match created {
+        match create_recorded(ctx, jobs, &job).await {
             Ok(_) => tracing::info!(plan = %key, job = %job_name, "created enforce Job"),
             Err(e) if is_already_exists(&e) => {
                 tracing::debug!(plan = %key, job = %job_name, "enforce Job exists already");
