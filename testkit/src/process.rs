@@ -225,6 +225,7 @@ impl ProcessWorld {
                 log_dir: dir.path().to_path_buf(),
                 root_dir: crate::kubelet::DEFAULT_ROOT_DIR.into(),
                 run_timeout: config.run_timeout,
+                token_refresh: None,
             },
         );
         for sa in [RUNNER_SERVICE_ACCOUNT, CONTROLLER_SERVICE_ACCOUNT] {

@@ -54,9 +54,17 @@ async fn create_recorded(
     jobs: &Api<Job>,
     job: &Job,
 ) -> Result<Job, kube::Error> {
-    let created = jobs.create(&PostParams::default(), job).await?;
-    ctx.own_creates.record(&created);
-    Ok(created)
+    ctx.own_creates.sending(job);
+    match jobs.create(&PostParams::default(), job).await {
+        Ok(created) => {
+            ctx.own_creates.record(&created);
+            Ok(created)
+        }
+        Err(e) => {
+            ctx.own_creates.failed(job);
+            Err(e)
+        }
+    }
 }
 
 /// Creates the decision's runner Jobs: `AlreadyExists` counts as done; a

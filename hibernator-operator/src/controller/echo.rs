@@ -21,10 +21,13 @@
 //!
 //! The same holds for the runner Jobs the controller creates
 //! ([`OwnCreates`]): the watch's `ADDED` event of a Job this controller has
-//! just created (same resourceVersion as the create returned) updates the
-//! Job store but reconciles nothing; the reconcile that created it already
-//! recorded it in the plan's status. Every later change of the Job (it
-//! starts, finishes, fails, is deleted) reconciles as before.
+//! just created updates the Job store but reconciles nothing; the reconcile
+//! that created it already recorded it in the plan's status. Unlike a status
+//! write's echo, a create's echo is recognised also when it arrives before
+//! the create's response: the Job's name is marked before the create is
+//! sent, and the first event of a marked name is the echo. Every later
+//! change of the Job (it starts, finishes, fails, is deleted) reconciles as
+//! before.
 
 use std::collections::HashMap;
 use std::sync::{Mutex, PoisonError};
@@ -111,11 +114,23 @@ impl OwnWrites {
     }
 }
 
-/// resourceVersions returned by the controller's creates (runner Jobs),
-/// by object, until the object's first watch event.
+/// The controller's creates (runner Jobs), by object, until the object's
+/// first watch event.
 #[derive(Debug, Default)]
 pub struct OwnCreates {
-    created: Mutex<HashMap<(String, String), String>>,
+    created: Mutex<HashMap<(String, String), Create>>,
+}
+
+/// Where one create stands.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Create {
+    /// Sent, no response and no watch event yet.
+    Sent,
+    /// The watch showed the object before the create's
+    /// response arrived.
+    SeenFirst,
+    /// The create returned this version; its echo has not arrived yet.
+    Returned(String),
 }
 
 fn object_key<K: Resource>(object: &K) -> (String, String) {
@@ -123,41 +138,77 @@ fn object_key<K: Resource>(object: &K) -> (String, String) {
 }
 
 impl OwnCreates {
-    fn created(&self) -> std::sync::MutexGuard<'_, HashMap<(String, String), String>> {
+    fn created(&self) -> std::sync::MutexGuard<'_, HashMap<(String, String), Create>> {
         self.created.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Records `created`, the object a create returned.
+    /// Notes that `object` is about to be created (call before sending the
+    /// create): the watch may show it before the create's response arrives.
+    pub fn sending<K: Resource>(&self, object: &K) {
+        self.created().insert(object_key(object), Create::Sent);
+    }
+
+    /// Records `created`, the object a create returned. When the watch has
+    /// shown it already, its echo is done and nothing is kept.
     pub fn record<K: Resource>(&self, created: &K) {
-        if let Some(version) = created.resource_version() {
-            self.created().insert(object_key(created), version);
+        let key = object_key(created);
+        let mut state = self.created();
+        match (state.get(&key), created.resource_version()) {
+            (Some(Create::SeenFirst), _) | (_, None) => {
+                state.remove(&key);
+            }
+            (_, Some(version)) => {
+                state.insert(key, Create::Returned(version));
+            }
         }
     }
 
-    /// Whether `seen` (from the watch) is the echo of its recorded create.
-    /// The record goes with the object's first event, echo or not: a newly
-    /// created object's first event is its `ADDED` (the echo), unless the
-    /// echo came before the create's response, in which case that event
-    /// reconciled and the next one (a newer version) clears the record.
+    /// Forgets `object` after its create failed.
+    pub fn failed<K: Resource>(&self, object: &K) {
+        self.created().remove(&object_key(object));
+    }
+
+    /// Whether `seen` (from the watch) is the echo of a create of this
+    /// controller. The record goes with the object's first event, echo or
+    /// not: a newly created object's first event is its `ADDED`, the echo,
+    /// whether it arrives after the create's response (same version as the
+    /// response) or while the create is still in flight (the object can
+    /// only be the one being created: a Job of that name already there
+    /// would fail the create). Every later event reconciles.
     pub fn is_echo<K: Resource>(&self, seen: &K) -> bool {
         let Some(version) = seen.meta().resource_version.as_deref() else {
             return false;
         };
-        self.created()
-            .remove(&object_key(seen))
-            .is_some_and(|recorded| recorded == version)
+        let key = object_key(seen);
+        let mut state = self.created();
+        match state.get(&key) {
+            Some(Create::Sent) => {
+                state.insert(key, Create::SeenFirst);
+                true
+            }
+            Some(Create::SeenFirst) => false,
+            Some(Create::Returned(recorded)) => {
+                let echo = recorded == version;
+                state.remove(&key);
+                echo
+            }
+            None => false,
+        }
     }
 
-    /// Whether a Job of `names` in `namespace` that was recorded has not
-    /// had its first watch event yet.
+    /// Whether a Job of `names` in `namespace` that this controller
+    /// created has not had its first watch event yet.
     pub fn any_unseen(&self, namespace: &str, names: &[String]) -> bool {
         let created = self.created();
-        names
-            .iter()
-            .any(|name| created.contains_key(&(namespace.to_string(), name.clone())))
+        names.iter().any(|name| {
+            matches!(
+                created.get(&(namespace.to_string(), name.clone())),
+                Some(Create::Sent | Create::Returned(_))
+            )
+        })
     }
 
-    /// How many creates wait for their first event.
+    /// How many creates wait for their response or their first event.
     pub fn pending(&self) -> usize {
         self.created().len()
     }
@@ -220,11 +271,32 @@ mod tests {
             !creates.is_echo(&job("a", "9")),
             "a change of the Job reconciles"
         );
-        // the echo came before the response: the next event clears the record
+        // a watch behind the create: the next event clears the record
         assert!(creates.any_unseen("ns", &["x".into(), "b".into()]));
         assert!(!creates.any_unseen("other", &["b".into()]));
         assert!(!creates.is_echo(&job("b", "7")));
         assert_eq!(creates.pending(), 0);
         assert!(!creates.any_unseen("ns", &["a".into(), "b".into()]));
+    }
+
+    #[test]
+    fn the_echo_before_the_create_s_response_is_the_echo_too() {
+        let creates = OwnCreates::default();
+        creates.sending(&job("c", ""));
+        assert!(creates.any_unseen("ns", &["c".into()]), "sent, not seen");
+        assert!(creates.is_echo(&job("c", "11")), "first event in flight");
+        assert!(!creates.any_unseen("ns", &["c".into()]), "seen");
+        assert!(
+            !creates.is_echo(&job("c", "12")),
+            "the Job changed before the response: reconciles"
+        );
+        creates.record(&job("c", "11"));
+        assert_eq!(creates.pending(), 0, "the response finds its echo done");
+        assert!(!creates.is_echo(&job("c", "13")));
+        // a failed create leaves nothing behind
+        creates.sending(&job("d", ""));
+        creates.failed(&job("d", ""));
+        assert_eq!(creates.pending(), 0);
+        assert!(!creates.is_echo(&job("d", "14")));
     }
 }

@@ -17,7 +17,12 @@
 //!    (`unshare --mount`) where every mount sits at its real path, as uid
 //!    65532 when the container must not run as root, with only the
 //!    container's environment plus `KUBERNETES_SERVICE_HOST`/`PORT`;
-//! 4. keeps the container's stdout and stderr in a log file and, when it
+//! 4. keeps every ServiceAccount token fresh while the process is held: it
+//!    mints it again at 80% of its lifetime ([`KubeletConfig::token_refresh`])
+//!    and renames the new file over the old one, so a client that re-reads
+//!    its token file (as kube's in-cluster config does) stays authenticated
+//!    past the first token's expiry;
+//! 5. keeps the container's stdout and stderr in a log file and, when it
 //!    ends, reads the termination message (falling back to the log's tail on
 //!    error with `FallbackToLogsOnError`).
 //!
@@ -140,6 +145,10 @@ pub struct KubeletConfig {
     pub root_dir: PathBuf,
     /// Hard limit on one Job's run: the process is killed after it.
     pub run_timeout: Duration,
+    /// Replace each ServiceAccount token this long after minting it; `None`
+    /// (the default) replaces it at 80% of its lifetime, as the kubelet
+    /// does. Tests set a short one to see a rotation.
+    pub token_refresh: Option<Duration>,
 }
 
 /// Runs containers as processes (see the module docs).
@@ -179,8 +188,20 @@ pub struct PodProcess {
     log: PathBuf,
     termination: PathBuf,
     fallback_to_logs: bool,
+    // Keeps the Pod's tokens fresh while the process is held.
+    _tokens: AbortOnDrop,
     // Holds the materialised volumes until the process is gone.
     _dir: tempfile::TempDir,
+}
+
+/// A task that ends when this is dropped.
+#[derive(Debug)]
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 /// How a container process ended.
@@ -228,9 +249,11 @@ impl Kubelet {
             .cloned()
             .unwrap_or_default();
         let mut mounts = image.files.clone();
-        mounts.extend(volumes::materialise(&self.client, pod, &container, dir.path()).await?);
+        let volumes = volumes::materialise(&self.client, pod, &container, dir.path()).await?;
+        mounts.extend(volumes.mounts);
+        let mut tokens = volumes.tokens;
         if pod.spec.automount_service_account_token != Some(false) {
-            let sa = volumes::service_account_volume(
+            let (sa, token) = volumes::service_account_volume(
                 &self.client,
                 pod,
                 &self.config.endpoint.ca_pem,
@@ -238,6 +261,7 @@ impl Kubelet {
             )
             .await?;
             mounts.push((sa, PathBuf::from(SERVICE_ACCOUNT_DIR)));
+            tokens.push(token);
         }
         let termination_target = PathBuf::from(
             container
@@ -282,8 +306,15 @@ impl Kubelet {
         let child = command.spawn().map_err(io(format!(
             "start {argv:?} under unshare (needs root and util-linux)"
         )))?;
+        let rotation = tokio::spawn(volumes::keep_tokens_fresh(
+            self.client.clone(),
+            pod.clone(),
+            tokens,
+            self.config.token_refresh,
+        ));
         Ok(PodProcess {
             child,
+            _tokens: AbortOnDrop(rotation),
             log,
             termination,
             fallback_to_logs: container.termination_message_policy.as_deref()

@@ -5,6 +5,7 @@
 use std::collections::BTreeMap;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use k8s_openapi::api::authentication::v1::{BoundObjectReference, TokenRequest, TokenRequestSpec};
 use k8s_openapi::api::core::v1::{
@@ -19,6 +20,12 @@ const API_AUDIENCE: &str = "https://kubernetes.default.svc";
 /// Default expiry of projected tokens (the API's default).
 const DEFAULT_EXPIRATION: i64 = 3600;
 
+/// Part of a token's lifetime after which the kubelet replaces it (it
+/// refreshes a projected token once it is older than 80% of its TTL).
+const REFRESH_FRACTION: f64 = 0.8;
+/// Wait before minting again after a failed refresh.
+const REFRESH_RETRY: Duration = Duration::from_secs(10);
+
 /// Writes `bytes` to `path` with `mode`.
 pub(super) fn write_file(path: &Path, bytes: &[u8], mode: u32) -> Result<(), KubeletError> {
     if let Some(parent) = path.parent() {
@@ -27,6 +34,85 @@ pub(super) fn write_file(path: &Path, bytes: &[u8], mode: u32) -> Result<(), Kub
     std::fs::write(path, bytes).map_err(io(format!("write {}", path.display())))?;
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
         .map_err(io(format!("chmod {}", path.display())))
+}
+
+/// Replaces `path` with `bytes` at once (a sibling file renamed over it), so
+/// a process reading it through a directory bind mount sees the old or the
+/// new content, never a partly written one.
+fn replace_file(path: &Path, bytes: &[u8]) -> Result<(), KubeletError> {
+    let mut staged = path.as_os_str().to_owned();
+    staged.push(".new");
+    let staged = PathBuf::from(staged);
+    write_file(&staged, bytes, 0o644)?;
+    std::fs::rename(&staged, path).map_err(io(format!("replace {}", path.display())))
+}
+
+/// A token file the kubelet keeps fresh: where it is on the host and what
+/// it was minted for.
+#[derive(Clone, Debug)]
+pub(super) struct TokenFile {
+    /// The file on the host (inside a volume directory).
+    pub path: PathBuf,
+    /// The token's audience (`None`: the API server's).
+    pub audience: Option<String>,
+    /// Lifetime asked for, in seconds.
+    pub expiration: i64,
+}
+
+impl TokenFile {
+    /// How long after minting the token is replaced: `refresh` when set,
+    /// else 80% of its lifetime.
+    fn refresh_after(&self, refresh: Option<Duration>) -> Duration {
+        refresh.unwrap_or_else(|| {
+            Duration::from_secs_f64(self.expiration.max(0) as f64 * REFRESH_FRACTION)
+        })
+    }
+}
+
+/// Keeps the Pod's token files fresh, as the kubelet does: each is minted
+/// again (same audience, lifetime and Pod binding) once it is
+/// `refresh` old (default: 80% of its lifetime) and replaced atomically. A
+/// failed mint is retried after [`REFRESH_RETRY`]. Runs until dropped.
+pub(super) async fn keep_tokens_fresh(
+    client: kube::Client,
+    pod: PodRef,
+    tokens: Vec<TokenFile>,
+    refresh: Option<Duration>,
+) {
+    if tokens.is_empty() {
+        return;
+    }
+    let start = tokio::time::Instant::now();
+    let mut due: Vec<tokio::time::Instant> = tokens
+        .iter()
+        .map(|t| start + t.refresh_after(refresh))
+        .collect();
+    loop {
+        let Some(next) = due.iter().min().copied() else {
+            return;
+        };
+        tokio::time::sleep_until(next).await;
+        let now = tokio::time::Instant::now();
+        for (token, due) in tokens.iter().zip(due.iter_mut()) {
+            if *due > now {
+                continue;
+            }
+            let minted = mint(&client, &pod, token.audience.as_deref(), token.expiration)
+                .await
+                .map_err(|message| KubeletError::Volume {
+                    volume: token.path.display().to_string(),
+                    message,
+                })
+                .and_then(|fresh| replace_file(&token.path, fresh.as_bytes()));
+            *due = match minted {
+                Ok(()) => tokio::time::Instant::now() + token.refresh_after(refresh),
+                Err(e) => {
+                    tracing::warn!(pod = %pod.name, error = %e, "testkit kubelet: token refresh failed, retrying");
+                    tokio::time::Instant::now() + REFRESH_RETRY
+                }
+            };
+        }
+    }
 }
 
 fn make_dir(path: &Path) -> Result<(), KubeletError> {
@@ -91,13 +177,14 @@ async fn mint(
         .ok_or_else(|| format!("TokenRequest for ServiceAccount {sa} returned no token"))
 }
 
-/// The ServiceAccount volume: `token` (API audience), `ca.crt`, `namespace`.
+/// The ServiceAccount volume: `token` (API audience), `ca.crt`, `namespace`;
+/// returns its directory and its token file (to keep fresh).
 pub(super) async fn service_account_volume(
     client: &kube::Client,
     pod: &PodRef,
     ca_pem: &str,
     dir: &Path,
-) -> Result<PathBuf, KubeletError> {
+) -> Result<(PathBuf, TokenFile), KubeletError> {
     let root = dir.join("volumes").join("kube-api-access");
     make_dir(&root)?;
     let token = mint(client, pod, Some(API_AUDIENCE), DEFAULT_EXPIRATION)
@@ -109,7 +196,12 @@ pub(super) async fn service_account_volume(
     write_file(&root.join("token"), token.as_bytes(), 0o644)?;
     write_file(&root.join("ca.crt"), ca_pem.as_bytes(), 0o644)?;
     write_file(&root.join("namespace"), pod.namespace.as_bytes(), 0o644)?;
-    Ok(root)
+    let token = TokenFile {
+        path: root.join("token"),
+        audience: Some(API_AUDIENCE.to_string()),
+        expiration: DEFAULT_EXPIRATION,
+    };
+    Ok((root, token))
 }
 
 /// Files of a ConfigMap or Secret (`items` select and rename keys).
@@ -179,53 +271,77 @@ async fn secret_data(
     Ok(data)
 }
 
+/// What a volume holds: its files (path inside the volume → content) and
+/// which of them are tokens to keep fresh.
+#[derive(Default)]
+struct VolumeFiles {
+    files: Vec<(String, Vec<u8>)>,
+    /// Token files, their paths relative to the volume.
+    tokens: Vec<TokenFile>,
+}
+
+impl From<Vec<(String, Vec<u8>)>> for VolumeFiles {
+    fn from(files: Vec<(String, Vec<u8>)>) -> Self {
+        VolumeFiles {
+            files,
+            tokens: Vec::new(),
+        }
+    }
+}
+
 async fn projected_token(
     client: &kube::Client,
     pod: &PodRef,
     projection: &ServiceAccountTokenProjection,
-) -> Result<(String, Vec<u8>), String> {
-    let token = mint(
-        client,
-        pod,
-        projection.audience.as_deref(),
-        projection.expiration_seconds.unwrap_or(DEFAULT_EXPIRATION),
-    )
-    .await?;
-    Ok((projection.path.clone(), token.into_bytes()))
+    into: &mut VolumeFiles,
+) -> Result<(), String> {
+    let file = TokenFile {
+        path: PathBuf::from(&projection.path),
+        audience: projection.audience.clone(),
+        expiration: projection.expiration_seconds.unwrap_or(DEFAULT_EXPIRATION),
+    };
+    let token = mint(client, pod, file.audience.as_deref(), file.expiration).await?;
+    into.files
+        .push((projection.path.clone(), token.into_bytes()));
+    into.tokens.push(file);
+    Ok(())
 }
 
-/// The files of one volume (path inside the volume → content).
+/// The files of one volume.
 async fn volume_files(
     client: &kube::Client,
     pod: &PodRef,
     volume: &Volume,
-) -> Result<Vec<(String, Vec<u8>)>, String> {
+) -> Result<VolumeFiles, String> {
     let ns = &pod.namespace;
     if volume.empty_dir.is_some() {
-        return Ok(Vec::new());
+        return Ok(VolumeFiles::default());
     }
     if let Some(cm) = &volume.config_map {
         return keyed_files(
             config_map_data(client, ns, &cm.name).await?,
             cm.items.as_ref(),
-        );
+        )
+        .map(VolumeFiles::from);
     }
     if let Some(secret) = &volume.secret {
         let name = secret.secret_name.clone().unwrap_or_default();
-        return keyed_files(secret_data(client, ns, &name).await?, secret.items.as_ref());
+        return keyed_files(secret_data(client, ns, &name).await?, secret.items.as_ref())
+            .map(VolumeFiles::from);
     }
     if let Some(projected) = &volume.projected {
-        let mut files = Vec::new();
+        let mut out = VolumeFiles::default();
+        let files = &mut out;
         for source in projected.sources.iter().flatten() {
             if let Some(token) = &source.service_account_token {
-                files.push(projected_token(client, pod, token).await?);
+                projected_token(client, pod, token, files).await?;
             } else if let Some(cm) = &source.config_map {
-                files.extend(keyed_files(
+                files.files.extend(keyed_files(
                     config_map_data(client, ns, &cm.name).await?,
                     cm.items.as_ref(),
                 )?);
             } else if let Some(secret) = &source.secret {
-                files.extend(keyed_files(
+                files.files.extend(keyed_files(
                     secret_data(client, ns, &secret.name).await?,
                     secret.items.as_ref(),
                 )?);
@@ -233,20 +349,28 @@ async fn volume_files(
                 return Err("projected source not supported by the testkit kubelet".into());
             }
         }
-        return Ok(files);
+        return Ok(out);
     }
     Err("volume type not supported by the testkit kubelet (emptyDir, configMap, secret, projected are)".into())
 }
 
-/// Materialises the container's volume mounts under `dir`; returns
-/// `(host path, mount path)` pairs (a `subPath` mount binds one file).
+/// The container's mounts as [`materialise`] made them.
+#[derive(Debug, Default)]
+pub(super) struct Materialised {
+    /// `(host path, mount path)` pairs (a `subPath` mount binds one file).
+    pub mounts: Vec<(PathBuf, PathBuf)>,
+    /// Projected token files on the host, to keep fresh.
+    pub tokens: Vec<TokenFile>,
+}
+
+/// Materialises the container's volume mounts under `dir`.
 pub(super) async fn materialise(
     client: &kube::Client,
     pod: &PodRef,
     container: &Container,
     dir: &Path,
-) -> Result<Vec<(PathBuf, PathBuf)>, KubeletError> {
-    let mut mounts = Vec::new();
+) -> Result<Materialised, KubeletError> {
+    let mut out = Materialised::default();
     for mount in container.volume_mounts.iter().flatten() {
         let volume = pod
             .spec
@@ -267,15 +391,20 @@ pub(super) async fn materialise(
                     message,
                 }
             })?;
-            for (path, bytes) in files {
+            for (path, bytes) in files.files {
                 write_file(&root.join(path), &bytes, 0o644)?;
             }
+            out.tokens
+                .extend(files.tokens.into_iter().map(|t| TokenFile {
+                    path: root.join(&t.path),
+                    ..t
+                }));
         }
         let source = match mount.sub_path.as_deref().filter(|s| !s.is_empty()) {
             Some(sub) => root.join(sub),
             None => root,
         };
-        mounts.push((source, PathBuf::from(&mount.mount_path)));
+        out.mounts.push((source, PathBuf::from(&mount.mount_path)));
     }
-    Ok(mounts)
+    Ok(out)
 }

@@ -11,6 +11,7 @@ mod fidelity;
 mod gc;
 mod harness;
 mod kinds;
+mod kubelet;
 mod queries;
 mod subresources;
 mod tokens;

@@ -172,6 +172,80 @@ async fn the_echo_of_a_status_write_reconciles_nothing() {
     harness.stop().await;
 }
 
+/// The watch's `ADDED` event of a Job the controller created reconciles
+/// nothing, also when it arrives before the create's response (here every
+/// Job create's response is held back 300 ms, so the watch always wins).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_echo_of_a_job_create_reconciles_nothing_even_before_its_response() {
+    let cluster = cluster("ctl-create-echo").await;
+    let Some(server) = cluster.api_server() else {
+        return;
+    };
+    let client = cluster.client();
+    let ns = cluster.namespace().to_string();
+    let sim = JobSimulator::start(
+        client.clone(),
+        &ns,
+        runner(client.clone(), RunnerLog::default(), Arc::new(|_, _| false)),
+    );
+    sim.pause();
+    let plans: Api<HibernatePlan> = Api::namespaced(client.clone(), &ns);
+    let names: Vec<String> = (0..5).map(|i| format!("create-echo-{i}")).collect();
+    for name in &names {
+        plans
+            .create(&PostParams::default(), &plan(name, 2, "{type: Parallel}"))
+            .await
+            .unwrap();
+    }
+    let inner = cluster.client();
+    let slow_creates = tower::service_fn(move |request: http::Request<kube::client::Body>| {
+        let inner = inner.clone();
+        async move {
+            let create =
+                request.method() == http::Method::POST && request.uri().path().ends_with("/jobs");
+            let response = inner.send(request).await;
+            if create {
+                tokio::time::sleep(Duration::from_millis(300)).await;
+            }
+            response
+        }
+    });
+    server.reset_request_counts();
+    // Monday 21:00: due, each plan creates its two Jobs at once
+    let mut harness = Harness::with_client(
+        &cluster,
+        kube::Client::new(slow_creates, ns.clone()),
+        "2026-11-23T21:00:00Z".parse().unwrap(),
+        |_| {},
+    );
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    while server.request_count("create", "jobs") < 10 {
+        assert!(tokio::time::Instant::now() < deadline, "Jobs not created");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // the last responses arrive, then any reconcile they would trigger
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let count = |verb: &str, resource: &str| server.request_count(verb, resource);
+    let report: Vec<String> = COUNTED
+        .iter()
+        .map(|(v, r)| format!("{v} {r}: {}", count(v, r)))
+        .collect();
+    let done = reconciles(&harness);
+    eprintln!("{done} reconciles; requests:\n  {}", report.join("\n  "));
+    assert_eq!(count("create", "jobs"), 10, "{report:?}");
+    assert_eq!(
+        harness.ctx.own_creates.pending(),
+        0,
+        "every create was seen"
+    );
+    // per plan: the finalizer reconcile and the one that created the Jobs;
+    // only a status echo that overtook its write reconciles once more
+    let raced = harness.ctx.own_writes.raced();
+    assert_eq!(done, 10 + raced, "{report:?}");
+    sim.resume();
+    harness.stop().await;
+}
+
 /// The requeue at the next transition counts from the end of the reconcile,
 /// not its start: a reconcile whose writes took time (the rate limiter at
 /// start-up, a slow API server) still wakes its plan at the boundary. Here

@@ -64,6 +64,17 @@ impl Harness {
         now: DateTime<Utc>,
         customize: impl FnOnce(&mut ControllerConfig),
     ) -> Self {
+        Self::with_client(cluster, cluster.client(), now, customize)
+    }
+
+    /// [`Harness::with`] talking to the API through `client` (a client
+    /// with a test layer in front of the cluster's).
+    pub fn with_client(
+        cluster: &TestCluster,
+        client: kube::Client,
+        now: DateTime<Utc>,
+        customize: impl FnOnce(&mut ControllerConfig),
+    ) -> Self {
         let clock = Clock::manual(now);
         let mut config = ControllerConfig {
             namespace: Some(cluster.namespace().to_string()),
@@ -78,11 +89,7 @@ impl Harness {
             ..ControllerConfig::default()
         };
         customize(&mut config);
-        let ctx = Arc::new(Context::new(
-            cluster.client(),
-            config,
-            Arc::new(Metrics::new()),
-        ));
+        let ctx = Arc::new(Context::new(client, config, Arc::new(Metrics::new())));
         let mut harness = Self {
             ctx,
             clock,
