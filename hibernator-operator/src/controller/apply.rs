@@ -8,6 +8,7 @@ use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::ConfigMap;
 use kube::Api;
 use kube::api::{DeleteParams, ListParams, PostParams, PropagationPolicy};
+use kube::runtime::reflector::ObjectRef;
 
 use super::Context;
 use super::error::{Error, is_already_exists, is_conflict, is_not_found};
@@ -22,6 +23,7 @@ use hibernator_reconcile::Decision;
 /// decision made on a stale cache fails with [`Error::Conflict`] instead of
 /// overwriting newer state.
 pub async fn write_status(
+    ctx: &Arc<Context>,
     api: &Api<HibernatePlan>,
     plan: &HibernatePlan,
     decision: &Decision,
@@ -37,10 +39,19 @@ pub async fn write_status(
     let mut updated = plan.clone();
     updated.status = Some(decision.status.clone());
     updated.metadata.managed_fields = None;
-    match api
+    // the watch's events of the plan wait for the response (`echo`)
+    let write = ctx.own_writes.sending(plan);
+    let result = api
         .replace_status(&name, &PostParams::default(), &updated)
-        .await
-    {
+        .await;
+    let held_back = match &result {
+        Ok(written) => write.record(written),
+        Err(_) => write.failed(),
+    };
+    if held_back {
+        ctx.job_checks.request(ObjectRef::from_obj(plan));
+    }
+    match result {
         Ok(written) => Ok(Some(written)),
         Err(e) if is_conflict(&e) => Err(Error::Conflict { plan: key }),
         Err(e) => Err(Error::kube("update status of", key, e)),
@@ -164,9 +175,7 @@ pub async fn apply(
 
     // 1. status first: Jobs exist only for cycles recorded in status
     //    (its watch echo reconciles nothing: see `echo`)
-    if let Some(written) = write_status(&plans, plan, decision).await? {
-        ctx.own_writes.record(&written);
-    }
+    write_status(ctx, &plans, plan, decision).await?;
 
     // 1b. stop enforce Jobs that must not act any more (a wake-up holds its
     //     Jobs until these are gone): foreground, so each stays observed

@@ -13,10 +13,16 @@
 //! another resourceVersion and reconciles as before.
 //!
 //! The watch may deliver the echo before the write's response arrives (the
-//! API server sends both at about the same time). Such an echo reconciles as
-//! before: the last version the watch showed is kept per plan, and a write
-//! whose version was already seen is counted in [`OwnWrites::raced`] instead
-//! of being recorded.
+//! API server sends both at about the same time; at start-up about one write
+//! in six). So the plan is marked before the write is sent, and while it is
+//! marked the watch's events of the plan are held back (the store is
+//! updated, the trigger waits). When the response arrives, the last version
+//! held back is compared with the written one: the same version was the
+//! echo, and is counted in [`OwnWrites::raced`]; another version (the watch
+//! was behind, or someone changed the plan right after the write) and a
+//! failed write both request the reconcile that was held back. A write
+//! succeeds only on the version the reconcile read (the status PUT carries
+//! its resourceVersion), so nothing the reconcile did not see is dropped.
 
 //!
 //! The same holds for the runner Jobs the controller creates
@@ -45,9 +51,10 @@ pub struct OwnWrites {
 struct State {
     /// Written versions whose echo has not arrived yet.
     written: HashMap<(String, String), String>,
-    /// The last version the watch showed, by plan.
-    seen: HashMap<(String, String), String>,
-    /// Writes whose echo came first.
+    /// Writes in flight, with the versions the watch showed meanwhile
+    /// (their triggers held back).
+    writing: HashMap<(String, String), Vec<String>>,
+    /// Writes whose echo came before their response.
     raced: u64,
 }
 
@@ -63,34 +70,34 @@ impl OwnWrites {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Records `written`, the object a status write returned.
-    pub fn record(&self, written: &HibernatePlan) {
-        let Some(version) = written.metadata.resource_version.clone() else {
-            return;
-        };
-        let key = key(written);
-        let mut state = self.state();
-        if state.seen.get(&key) == Some(&version) {
-            // the echo came first and reconciles
-            state.raced += 1;
-            return;
-        }
-        state.written.insert(key, version);
+    /// Notes that a status write of `plan` is about to be sent: until its
+    /// response ([`WriteInFlight::record`] or [`WriteInFlight::failed`]),
+    /// the watch's events of the plan are held back. Dropping the guard
+    /// (a reconcile cancelled mid-write) ends the hold.
+    pub fn sending(&self, plan: &HibernatePlan) -> WriteInFlight<'_> {
+        let key = key(plan);
+        self.state().writing.insert(key.clone(), Vec::new());
+        WriteInFlight { writes: self, key }
     }
 
-    /// Whether `seen` (a plan from the watch) is the echo of the last
-    /// recorded write; an echo is answered once and forgotten.
+    /// Whether `seen` (a plan from the watch) reconciles nothing now: the
+    /// echo of the last recorded write (answered once and forgotten), or
+    /// any event of a plan whose write is in flight (held back until the
+    /// write's response, see [`OwnWrites::record`]).
     pub fn is_echo(&self, seen: &HibernatePlan) -> bool {
         let Some(version) = seen.metadata.resource_version.as_deref() else {
             return false;
         };
         let key = key(seen);
         let mut state = self.state();
+        if let Some(held) = state.writing.get_mut(&key) {
+            held.push(version.to_string());
+            return true;
+        }
         if state.written.get(&key).is_some_and(|v| v == version) {
             state.written.remove(&key);
             return true;
         }
-        state.seen.insert(key, version.to_string());
         false
     }
 
@@ -99,18 +106,66 @@ impl OwnWrites {
         let key = (namespace.to_string(), name.to_string());
         let mut state = self.state();
         state.written.remove(&key);
-        state.seen.remove(&key);
+        state.writing.remove(&key);
     }
 
-    /// How many writes wait for their echo.
+    /// How many writes wait for their response or their echo.
     pub fn pending(&self) -> usize {
-        self.state().written.len()
+        let state = self.state();
+        state.written.len() + state.writing.len()
     }
 
-    /// How many writes were echoed before their response arrived (and so
-    /// reconciled once more).
+    /// How many writes were echoed before their response arrived (the echo
+    /// was held back and dropped).
     pub fn raced(&self) -> u64 {
         self.state().raced
+    }
+}
+
+/// A status write in flight ([`OwnWrites::sending`]).
+#[derive(Debug)]
+pub struct WriteInFlight<'a> {
+    writes: &'a OwnWrites,
+    key: (String, String),
+}
+
+impl WriteInFlight<'_> {
+    /// Records `written`, the object the write returned. Returns whether
+    /// the plan must be reconciled: the watch showed, during the write, a
+    /// version other than the written one.
+    #[must_use = "a held-back event must be reconciled"]
+    pub fn record(self, written: &HibernatePlan) -> bool {
+        let mut state = self.writes.state();
+        let held = state.writing.remove(&self.key).unwrap_or_default();
+        let Some(version) = written.metadata.resource_version.clone() else {
+            return !held.is_empty();
+        };
+        if held.contains(&version) {
+            // the echo came first, and is done
+            state.raced += 1;
+        } else {
+            state.written.insert(self.key.clone(), version.clone());
+        }
+        held.iter().any(|seen| *seen != version)
+    }
+
+    /// Ends the hold after the write failed. Returns whether the watch
+    /// showed the plan meanwhile (that event must be reconciled).
+    #[must_use = "a held-back event must be reconciled"]
+    pub fn failed(self) -> bool {
+        self.writes
+            .state()
+            .writing
+            .remove(&self.key)
+            .is_some_and(|held| !held.is_empty())
+    }
+}
+
+impl Drop for WriteInFlight<'_> {
+    fn drop(&mut self) {
+        // after `record`/`failed` this finds nothing; after a cancelled
+        // write it ends the hold (the next event reconciles)
+        self.writes.state().writing.remove(&self.key);
     }
 }
 
@@ -229,25 +284,59 @@ mod tests {
         plan
     }
 
+    /// A write sent and answered with `version`, nothing seen meanwhile.
+    fn write(writes: &OwnWrites, version: &str) {
+        let write = writes.sending(&plan("0"));
+        assert!(!write.record(&plan(version)), "nothing held back");
+    }
+
     #[test]
     fn only_the_written_version_is_an_echo_and_only_once() {
         let writes = OwnWrites::default();
         assert!(!writes.is_echo(&plan("1")));
-        writes.record(&plan("5"));
+        write(&writes, "5");
         // an older version (the watch was behind) and a newer one (someone
         // else changed the plan after the write) both reconcile
         assert!(!writes.is_echo(&plan("4")));
         assert!(writes.is_echo(&plan("5")));
         assert!(!writes.is_echo(&plan("5")), "answered once");
-        writes.record(&plan("7"));
+        write(&writes, "7");
         assert!(!writes.is_echo(&plan("8")));
         writes.forget("ns", "p");
         assert_eq!(writes.pending(), 0);
         assert!(!writes.is_echo(&plan("7")));
-        // the echo before the response: counted, not recorded
-        assert!(!writes.is_echo(&plan("9")));
-        writes.record(&plan("9"));
+    }
+
+    #[test]
+    fn events_during_the_write_wait_for_its_response() {
+        let writes = OwnWrites::default();
+        // the echo before the response: held back, then dropped
+        let write = writes.sending(&plan("8"));
+        assert!(writes.is_echo(&plan("9")), "held back");
+        assert!(!write.record(&plan("9")), "it was the echo");
         assert_eq!((writes.pending(), writes.raced()), (0, 1));
+        assert!(!writes.is_echo(&plan("9")), "answered once");
+        // the echo and then someone else's change, both before the response
+        let write = writes.sending(&plan("9"));
+        assert!(writes.is_echo(&plan("10")));
+        assert!(writes.is_echo(&plan("11")));
+        assert!(write.record(&plan("10")), "the change must reconcile");
+        assert_eq!((writes.pending(), writes.raced()), (0, 2), "echo done");
+        // the watch behind: an older version held back reconciles too, and
+        // the echo still to come is recognised
+        let write = writes.sending(&plan("11"));
+        assert!(writes.is_echo(&plan("11")));
+        assert!(write.record(&plan("12")));
+        assert!(writes.is_echo(&plan("12")));
+        // a failed write: reconcile what was held back, if anything
+        assert!(!writes.sending(&plan("12")).failed());
+        let write = writes.sending(&plan("12"));
+        assert!(writes.is_echo(&plan("13")));
+        assert!(write.failed());
+        // a write cancelled mid-way ends the hold
+        drop(writes.sending(&plan("13")));
+        assert_eq!(writes.pending(), 0);
+        assert!(!writes.is_echo(&plan("14")), "nothing in flight");
     }
 
     fn job(name: &str, version: &str) -> k8s_openapi::api::batch::v1::Job {

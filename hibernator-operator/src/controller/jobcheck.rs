@@ -5,6 +5,9 @@
 //! is missing. A Job the watch showed needs no check: every later change of
 //! it, its deletion included, reconciles its plan anyway.
 //!
+//! The same stream carries the reconciles held back during the controller's
+//! own status writes ([`JobChecks::request`], `echo::OwnWrites`).
+//!
 //! This used to be a requeue of every plan `job_check` after any reconcile
 //! that created Jobs: one reconcile and one restore ConfigMap GET per plan
 //! and boundary, a fifth of a shared boundary's requests
@@ -54,7 +57,13 @@ impl JobChecks {
         });
     }
 
-    /// The reconcile requests of failed checks, for the Controller's queue
+    /// Requests a reconcile of `plan` now (a watch event held back during
+    /// a status write that was not that write's echo).
+    pub fn request(&self, plan: ObjectRef<HibernatePlan>) {
+        let _ = self.tx.send(plan);
+    }
+
+    /// The reconcile requests of failed checks and of [`JobChecks::request`], for the Controller's queue
     /// (one Controller at a time reads them).
     pub fn requests(
         &self,
