@@ -58,24 +58,25 @@ pub async fn write_status(
     }
 }
 
-/// Creates `job`, recording what the create returned so that the Job
-/// watch's echo of it reconciles nothing (`echo::OwnCreates`).
+/// Creates `job` for `plan`, recording what the create returned so that
+/// the Job watch's echo of it reconciles nothing (`echo::OwnCreates`);
+/// another event of the Job the watch showed meanwhile reconciles the plan.
 async fn create_recorded(
     ctx: &Arc<Context>,
+    plan: &HibernatePlan,
     jobs: &Api<Job>,
     job: &Job,
 ) -> Result<Job, kube::Error> {
-    ctx.own_creates.sending(job);
-    match jobs.create(&PostParams::default(), job).await {
-        Ok(created) => {
-            ctx.own_creates.record(&created);
-            Ok(created)
-        }
-        Err(e) => {
-            ctx.own_creates.failed(job);
-            Err(e)
-        }
+    let create = ctx.own_creates.sending(job);
+    let result = jobs.create(&PostParams::default(), job).await;
+    let held_back = match &result {
+        Ok(created) => create.record(created),
+        Err(_) => create.failed(),
+    };
+    if held_back {
+        ctx.job_checks.request(ObjectRef::from_obj(plan));
     }
+    result
 }
 
 /// Creates the decision's runner Jobs: `AlreadyExists` counts as done; a
@@ -100,7 +101,7 @@ async fn create_jobs(
         })?;
         let job_name = request.name(&name);
         let recorded = decision.missing.contains(&job_name);
-        match create_recorded(ctx, jobs, &job).await {
+        match create_recorded(ctx, plan, jobs, &job).await {
             Ok(_) if recorded => {
                 ctx.metrics.record_job_recreated();
                 tracing::warn!(
@@ -136,7 +137,7 @@ async fn create_jobs(
             }
         })?;
         let job_name = request.name(&name);
-        match create_recorded(ctx, jobs, &job).await {
+        match create_recorded(ctx, plan, jobs, &job).await {
             Ok(_) => tracing::info!(plan = %key, job = %job_name, "created enforce Job"),
             Err(e) if is_already_exists(&e) => {
                 tracing::debug!(plan = %key, job = %job_name, "enforce Job exists already");

@@ -1,5 +1,5 @@
-//! The controller's own status writes, so that their watch echoes do not
-//! reconcile the plan again.
+//! The controller's own writes (plan status writes, runner Job creates), so
+//! that their watch echoes do not reconcile the plan again.
 //!
 //! A status write changes the plan's resourceVersion, and the plan watch
 //! sends the new version back. Reconciling it would decide the same thing
@@ -14,263 +14,238 @@
 //!
 //! The watch may deliver the echo before the write's response arrives (the
 //! API server sends both at about the same time; at start-up about one write
-//! in six). So the plan is marked before the write is sent, and while it is
-//! marked the watch's events of the plan are held back (the store is
-//! updated, the trigger waits). When the response arrives, the last version
-//! held back is compared with the written one: the same version was the
-//! echo, and is counted in [`OwnWrites::raced`]; another version (the watch
-//! was behind, or someone changed the plan right after the write) and a
-//! failed write both request the reconcile that was held back. A write
-//! succeeds only on the version the reconcile read (the status PUT carries
-//! its resourceVersion), so nothing the reconcile did not see is dropped.
-
+//! in six). So the object is marked before the write is sent
+//! ([`OwnWrites::sending`]), and while it is marked the watch's events of it
+//! are held back (the store is updated, the trigger waits). When the
+//! response arrives ([`InFlight::record`]), the versions held back are
+//! compared with the written one: the same version was the echo, and is
+//! counted in [`OwnWrites::raced`]; any other version (the watch was behind,
+//! or someone changed the object right after the write) and a failed write
+//! with anything held back ([`InFlight::failed`]) request the reconcile
+//! that was held back. A status write succeeds only on the version the
+//! reconcile read (the PUT carries its resourceVersion), and a Job create
+//! that finds the Job there already fails, so a version held back and then
+//! dropped is always one the reconcile saw or wrote.
 //!
 //! The same holds for the runner Jobs the controller creates
 //! ([`OwnCreates`]): the watch's `ADDED` event of a Job this controller has
 //! just created updates the Job store but reconciles nothing; the reconcile
-//! that created it already recorded it in the plan's status. Unlike a status
-//! write's echo, a create's echo is recognised also when it arrives before
-//! the create's response: the Job's name is marked before the create is
-//! sent, and the first event of a marked name is the echo. Every later
+//! that created it already recorded it in the plan's status. Every later
 //! change of the Job (it starts, finishes, fails, is deleted) reconciles as
-//! before.
+//! before; a created Job's record goes with its first event after the
+//! response, echo or not.
 
 use std::collections::HashMap;
-use std::sync::{Mutex, PoisonError};
+use std::sync::{Mutex, MutexGuard, PoisonError};
 
-use hibernator_core::types::HibernatePlan;
 use kube::{Resource, ResourceExt};
 
-/// resourceVersions returned by the controller's status writes, by plan.
-#[derive(Debug, Default)]
-pub struct OwnWrites {
-    state: Mutex<State>,
+type Key = (String, String);
+
+fn object_key<K: Resource>(object: &K) -> Key {
+    (object.namespace().unwrap_or_default(), object.name_any())
 }
 
+/// Writes in flight and answered, by object.
 #[derive(Debug, Default)]
-struct State {
-    /// Written versions whose echo has not arrived yet.
-    written: HashMap<(String, String), String>,
+struct Tracker {
     /// Writes in flight, with the versions the watch showed meanwhile
     /// (their triggers held back).
-    writing: HashMap<(String, String), Vec<String>>,
+    in_flight: HashMap<Key, Vec<String>>,
+    /// Versions writes returned whose echo has not arrived yet.
+    returned: HashMap<Key, String>,
     /// Writes whose echo came before their response.
     raced: u64,
 }
 
-fn key(plan: &HibernatePlan) -> (String, String) {
-    (
-        plan.metadata.namespace.clone().unwrap_or_default(),
-        plan.metadata.name.clone().unwrap_or_default(),
-    )
+/// The shared bookkeeping of [`OwnWrites`] and [`OwnCreates`].
+#[derive(Debug, Default)]
+struct Echoes {
+    state: Mutex<Tracker>,
 }
 
-impl OwnWrites {
-    fn state(&self) -> std::sync::MutexGuard<'_, State> {
+impl Echoes {
+    fn state(&self) -> MutexGuard<'_, Tracker> {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Notes that a status write of `plan` is about to be sent: until its
-    /// response ([`WriteInFlight::record`] or [`WriteInFlight::failed`]),
-    /// the watch's events of the plan are held back. Dropping the guard
-    /// (a reconcile cancelled mid-write) ends the hold.
-    pub fn sending(&self, plan: &HibernatePlan) -> WriteInFlight<'_> {
-        let key = key(plan);
-        self.state().writing.insert(key.clone(), Vec::new());
-        WriteInFlight { writes: self, key }
+    fn sending(&self, key: Key) -> InFlight<'_> {
+        self.state().in_flight.insert(key.clone(), Vec::new());
+        InFlight { echoes: self, key }
     }
 
-    /// Whether `seen` (a plan from the watch) reconciles nothing now: the
-    /// echo of the last recorded write (answered once and forgotten), or
-    /// any event of a plan whose write is in flight (held back until the
-    /// write's response, see [`OwnWrites::record`]).
-    pub fn is_echo(&self, seen: &HibernatePlan) -> bool {
-        let Some(version) = seen.metadata.resource_version.as_deref() else {
+    /// `forget_on_any`: the record of a returned version goes with the
+    /// object's next event, echo or not (creates); otherwise only with the
+    /// echo (status writes, which the next write replaces).
+    fn is_echo(&self, key: Key, version: Option<&str>, forget_on_any: bool) -> bool {
+        let Some(version) = version else {
             return false;
         };
-        let key = key(seen);
         let mut state = self.state();
-        if let Some(held) = state.writing.get_mut(&key) {
+        if let Some(held) = state.in_flight.get_mut(&key) {
             held.push(version.to_string());
             return true;
         }
-        if state.written.get(&key).is_some_and(|v| v == version) {
-            state.written.remove(&key);
-            return true;
+        match state.returned.get(&key) {
+            Some(returned) if returned == version => {
+                state.returned.remove(&key);
+                true
+            }
+            Some(_) if forget_on_any => {
+                state.returned.remove(&key);
+                false
+            }
+            _ => false,
         }
-        false
     }
 
-    /// Forgets a plan (deleted, cleaned up).
-    pub fn forget(&self, namespace: &str, name: &str) {
-        let key = (namespace.to_string(), name.to_string());
+    fn forget(&self, key: &Key) {
         let mut state = self.state();
-        state.written.remove(&key);
-        state.writing.remove(&key);
+        state.returned.remove(key);
+        state.in_flight.remove(key);
     }
 
-    /// How many writes wait for their response or their echo.
-    pub fn pending(&self) -> usize {
+    fn pending(&self) -> usize {
         let state = self.state();
-        state.written.len() + state.writing.len()
-    }
-
-    /// How many writes were echoed before their response arrived (the echo
-    /// was held back and dropped).
-    pub fn raced(&self) -> u64 {
-        self.state().raced
+        state.returned.len() + state.in_flight.len()
     }
 }
 
-/// A status write in flight ([`OwnWrites::sending`]).
+/// A write in flight ([`OwnWrites::sending`], [`OwnCreates::sending`]):
+/// the watch's events of its object are held back until its response.
+/// Dropping it (a reconcile cancelled mid-write) ends the hold.
 #[derive(Debug)]
-pub struct WriteInFlight<'a> {
-    writes: &'a OwnWrites,
-    key: (String, String),
+pub struct InFlight<'a> {
+    echoes: &'a Echoes,
+    key: Key,
 }
 
-impl WriteInFlight<'_> {
+impl InFlight<'_> {
     /// Records `written`, the object the write returned. Returns whether
-    /// the plan must be reconciled: the watch showed, during the write, a
-    /// version other than the written one.
+    /// the object's owner must be reconciled: the watch showed, during the
+    /// write, a version other than the written one.
     #[must_use = "a held-back event must be reconciled"]
-    pub fn record(self, written: &HibernatePlan) -> bool {
-        let mut state = self.writes.state();
-        let held = state.writing.remove(&self.key).unwrap_or_default();
-        let Some(version) = written.metadata.resource_version.clone() else {
+    pub fn record<K: Resource>(self, written: &K) -> bool {
+        let mut state = self.echoes.state();
+        let held = state.in_flight.remove(&self.key).unwrap_or_default();
+        let Some(version) = written.resource_version() else {
             return !held.is_empty();
         };
         if held.contains(&version) {
             // the echo came first, and is done
             state.raced += 1;
         } else {
-            state.written.insert(self.key.clone(), version.clone());
+            state.returned.insert(self.key.clone(), version.clone());
         }
         held.iter().any(|seen| *seen != version)
     }
 
     /// Ends the hold after the write failed. Returns whether the watch
-    /// showed the plan meanwhile (that event must be reconciled).
+    /// showed the object meanwhile (that event must be reconciled).
     #[must_use = "a held-back event must be reconciled"]
     pub fn failed(self) -> bool {
-        self.writes
+        self.echoes
             .state()
-            .writing
+            .in_flight
             .remove(&self.key)
             .is_some_and(|held| !held.is_empty())
     }
 }
 
-impl Drop for WriteInFlight<'_> {
+impl Drop for InFlight<'_> {
     fn drop(&mut self) {
         // after `record`/`failed` this finds nothing; after a cancelled
         // write it ends the hold (the next event reconciles)
-        self.writes.state().writing.remove(&self.key);
+        self.echoes.state().in_flight.remove(&self.key);
     }
 }
 
-/// The controller's creates (runner Jobs), by object, until the object's
-/// first watch event.
+/// The controller's status writes of plans.
+#[derive(Debug, Default)]
+pub struct OwnWrites {
+    echoes: Echoes,
+}
+
+impl OwnWrites {
+    /// Notes that a status write of `plan` is about to be sent.
+    pub fn sending<K: Resource>(&self, plan: &K) -> InFlight<'_> {
+        self.echoes.sending(object_key(plan))
+    }
+
+    /// Whether `seen` (a plan from the watch) reconciles nothing now: the
+    /// echo of the last recorded write (answered once and forgotten), or
+    /// any event of a plan whose write is in flight (held back until the
+    /// write's response, see [`InFlight::record`]).
+    pub fn is_echo<K: Resource>(&self, seen: &K) -> bool {
+        self.echoes.is_echo(
+            object_key(seen),
+            seen.meta().resource_version.as_deref(),
+            false,
+        )
+    }
+
+    /// Forgets a plan (deleted, cleaned up).
+    pub fn forget(&self, namespace: &str, name: &str) {
+        self.echoes
+            .forget(&(namespace.to_string(), name.to_string()));
+    }
+
+    /// How many writes wait for their response or their echo.
+    pub fn pending(&self) -> usize {
+        self.echoes.pending()
+    }
+
+    /// How many writes were echoed before their response arrived (the echo
+    /// was held back and dropped).
+    pub fn raced(&self) -> u64 {
+        self.echoes.state().raced
+    }
+}
+
+/// The controller's creates of runner Jobs.
 #[derive(Debug, Default)]
 pub struct OwnCreates {
-    created: Mutex<HashMap<(String, String), Create>>,
-}
-
-/// Where one create stands.
-#[derive(Debug, Clone, PartialEq, Eq)]
-enum Create {
-    /// Sent, no response and no watch event yet.
-    Sent,
-    /// The watch showed the object before the create's
-    /// response arrived.
-    SeenFirst,
-    /// The create returned this version; its echo has not arrived yet.
-    Returned(String),
-}
-
-fn object_key<K: Resource>(object: &K) -> (String, String) {
-    (object.namespace().unwrap_or_default(), object.name_any())
+    echoes: Echoes,
 }
 
 impl OwnCreates {
-    fn created(&self) -> std::sync::MutexGuard<'_, HashMap<(String, String), Create>> {
-        self.created.lock().unwrap_or_else(PoisonError::into_inner)
+    /// Notes that `object` is about to be created.
+    pub fn sending<K: Resource>(&self, object: &K) -> InFlight<'_> {
+        self.echoes.sending(object_key(object))
     }
 
-    /// Notes that `object` is about to be created (call before sending the
-    /// create): the watch may show it before the create's response arrives.
-    pub fn sending<K: Resource>(&self, object: &K) {
-        self.created().insert(object_key(object), Create::Sent);
-    }
-
-    /// Records `created`, the object a create returned. When the watch has
-    /// shown it already, its echo is done and nothing is kept.
-    pub fn record<K: Resource>(&self, created: &K) {
-        let key = object_key(created);
-        let mut state = self.created();
-        match (state.get(&key), created.resource_version()) {
-            (Some(Create::SeenFirst), _) | (_, None) => {
-                state.remove(&key);
-            }
-            (_, Some(version)) => {
-                state.insert(key, Create::Returned(version));
-            }
-        }
-    }
-
-    /// Forgets `object` after its create failed.
-    pub fn failed<K: Resource>(&self, object: &K) {
-        self.created().remove(&object_key(object));
-    }
-
-    /// Whether `seen` (from the watch) is the echo of a create of this
-    /// controller. The record goes with the object's first event, echo or
-    /// not: a newly created object's first event is its `ADDED`, the echo,
-    /// whether it arrives after the create's response (same version as the
-    /// response) or while the create is still in flight (the object can
-    /// only be the one being created: a Job of that name already there
-    /// would fail the create). Every later event reconciles.
+    /// Whether `seen` (from the watch) reconciles nothing now: the echo of
+    /// a recorded create, or any event while the create is in flight (held
+    /// back until its response, see [`InFlight::record`]).
     pub fn is_echo<K: Resource>(&self, seen: &K) -> bool {
-        let Some(version) = seen.meta().resource_version.as_deref() else {
-            return false;
-        };
-        let key = object_key(seen);
-        let mut state = self.created();
-        match state.get(&key) {
-            Some(Create::Sent) => {
-                state.insert(key, Create::SeenFirst);
-                true
-            }
-            Some(Create::SeenFirst) => false,
-            Some(Create::Returned(recorded)) => {
-                let echo = recorded == version;
-                state.remove(&key);
-                echo
-            }
-            None => false,
-        }
+        self.echoes.is_echo(
+            object_key(seen),
+            seen.meta().resource_version.as_deref(),
+            true,
+        )
     }
 
     /// Whether a Job of `names` in `namespace` that this controller
     /// created has not had its first watch event yet.
     pub fn any_unseen(&self, namespace: &str, names: &[String]) -> bool {
-        let created = self.created();
+        let state = self.echoes.state();
         names.iter().any(|name| {
-            matches!(
-                created.get(&(namespace.to_string(), name.clone())),
-                Some(Create::Sent | Create::Returned(_))
-            )
+            let key = (namespace.to_string(), name.clone());
+            state.returned.contains_key(&key)
+                || state.in_flight.get(&key).is_some_and(Vec::is_empty)
         })
     }
 
     /// How many creates wait for their response or their first event.
     pub fn pending(&self) -> usize {
-        self.created().len()
+        self.echoes.pending()
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use hibernator_core::types::HibernatePlan;
+
     use super::*;
 
     fn plan(version: &str) -> HibernatePlan {
@@ -351,8 +326,8 @@ mod tests {
     fn a_created_job_s_first_event_at_its_version_is_the_echo() {
         let creates = OwnCreates::default();
         assert!(!creates.is_echo(&job("a", "3")), "not created here");
-        creates.record(&job("a", "5"));
-        creates.record(&job("b", "6"));
+        assert!(!creates.sending(&job("a", "")).record(&job("a", "5")));
+        assert!(!creates.sending(&job("b", "")).record(&job("b", "6")));
         assert_eq!(creates.pending(), 2);
         assert!(creates.is_echo(&job("a", "5")));
         assert!(!creates.is_echo(&job("a", "5")), "answered once");
@@ -369,23 +344,30 @@ mod tests {
     }
 
     #[test]
-    fn the_echo_before_the_create_s_response_is_the_echo_too() {
+    fn events_during_a_create_wait_for_its_response() {
         let creates = OwnCreates::default();
-        creates.sending(&job("c", ""));
+        // the echo first: dropped
+        let create = creates.sending(&job("c", ""));
         assert!(creates.any_unseen("ns", &["c".into()]), "sent, not seen");
-        assert!(creates.is_echo(&job("c", "11")), "first event in flight");
+        assert!(creates.is_echo(&job("c", "11")), "held back");
         assert!(!creates.any_unseen("ns", &["c".into()]), "seen");
-        assert!(
-            !creates.is_echo(&job("c", "12")),
-            "the Job changed before the response: reconciles"
-        );
-        creates.record(&job("c", "11"));
-        assert_eq!(creates.pending(), 0, "the response finds its echo done");
-        assert!(!creates.is_echo(&job("c", "13")));
-        // a failed create leaves nothing behind
-        creates.sending(&job("d", ""));
-        creates.failed(&job("d", ""));
+        assert!(!create.record(&job("c", "11")), "it was the echo");
         assert_eq!(creates.pending(), 0);
-        assert!(!creates.is_echo(&job("d", "14")));
+        assert!(!creates.is_echo(&job("c", "13")));
+        // the echo and the Job's next change: the change reconciles
+        let create = creates.sending(&job("d", ""));
+        assert!(creates.is_echo(&job("d", "14")));
+        assert!(creates.is_echo(&job("d", "15")));
+        assert!(create.record(&job("d", "14")));
+        // a create that finds the Job there already (a store behind the
+        // API server): the Job's change seen meanwhile must reconcile
+        let create = creates.sending(&job("e", ""));
+        assert!(creates.is_echo(&job("e", "20")), "held back");
+        assert!(create.failed(), "an event was held back");
+        assert!(!creates.sending(&job("e", "")).failed(), "nothing held");
+        // a create cancelled mid-way ends the hold
+        drop(creates.sending(&job("f", "")));
+        assert_eq!(creates.pending(), 0);
+        assert!(!creates.is_echo(&job("f", "21")));
     }
 }

@@ -325,6 +325,100 @@ async fn the_echo_of_a_job_create_reconciles_nothing_even_before_its_response() 
     harness.stop().await;
 }
 
+/// A create that finds its Job there already (the Job store behind the API
+/// server) answers `AlreadyExists`, which counts as done. Events of the Job
+/// the watch showed meanwhile were held back; they must still reconcile the
+/// plan. Here the create's response waits until the Job has run, then says
+/// `AlreadyExists`: the Job's completion arrived only during the create.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_s_change_during_a_create_that_found_it_reconciles() {
+    let cluster = cluster("ctl-create-exists").await;
+    if cluster.api_server().is_none() {
+        return;
+    }
+    let client = cluster.client();
+    let ns = cluster.namespace().to_string();
+    let log = RunnerLog::default();
+    let _sim = JobSimulator::start(
+        client.clone(),
+        &ns,
+        runner(client.clone(), log.clone(), Arc::new(|_, _| false)),
+    );
+    let plans: Api<HibernatePlan> = Api::namespaced(client.clone(), &ns);
+    plans
+        .create(
+            &PostParams::default(),
+            &plan("exists", 1, "{type: Parallel}"),
+        )
+        .await
+        .unwrap();
+    let (inner, jobs) = (
+        cluster.client(),
+        Api::<k8s_openapi::api::batch::v1::Job>::namespaced(client.clone(), &ns),
+    );
+    let found = tower::service_fn(move |request: http::Request<kube::client::Body>| {
+        let (inner, jobs) = (inner.clone(), jobs.clone());
+        async move {
+            let create =
+                request.method() == http::Method::POST && request.uri().path().ends_with("/jobs");
+            let response = inner.send(request).await?;
+            if !create || response.status() != http::StatusCode::CREATED {
+                return Ok::<_, kube::Error>(response);
+            }
+            let body = http_body_util::BodyExt::collect(response.into_body())
+                .await
+                .unwrap()
+                .to_bytes();
+            let job: k8s_openapi::api::batch::v1::Job = serde_json::from_slice(&body).unwrap();
+            let name = job.metadata.name.unwrap();
+            // the Job runs to its end while the create is in flight
+            let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+            loop {
+                let status = jobs.get(&name).await.unwrap().status.unwrap_or_default();
+                if status.succeeded.unwrap_or(0) > 0 {
+                    break;
+                }
+                assert!(
+                    tokio::time::Instant::now() < deadline,
+                    "the Job did not run"
+                );
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            let conflict = serde_json::json!({
+                "kind": "Status", "apiVersion": "v1", "status": "Failure",
+                "message": format!("jobs.batch \"{name}\" already exists"),
+                "reason": "AlreadyExists", "code": 409,
+                "details": {"name": name, "group": "batch", "kind": "jobs"}
+            });
+            Ok(http::Response::builder()
+                .status(http::StatusCode::CONFLICT)
+                .header(http::header::CONTENT_TYPE, "application/json")
+                .body(kube::client::Body::from(
+                    serde_json::to_vec(&conflict).unwrap(),
+                ))
+                .unwrap())
+        }
+    });
+    // Monday 21:00: due, the plan creates its Job at once
+    let mut harness = Harness::with_client(
+        &cluster,
+        kube::Client::new(found, ns.clone()),
+        "2026-11-23T21:00:00Z".parse().unwrap(),
+        |_| {},
+    );
+    // the Job's completion reconciles: the plan hibernates (the Job check,
+    // 15 s later, would not: the Job was seen)
+    wait_phase(
+        &plans,
+        "exists",
+        PlanPhase::Hibernated,
+        Duration::from_secs(10),
+    )
+    .await;
+    assert_eq!(harness.ctx.own_creates.pending(), 0);
+    harness.stop().await;
+}
+
 /// The requeue at the next transition counts from the end of the reconcile,
 /// not its start: a reconcile whose writes took time (the rate limiter at
 /// start-up, a slow API server) still wakes its plan at the boundary. Here
