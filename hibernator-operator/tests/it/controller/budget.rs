@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use hibernator_core::types::{HibernatePlan, PlanPhase};
 use hibernator_testkit::jobsim::JobSimulator;
+use hibernator_testkit::kube::ApiServer;
 use kube::Api;
 use kube::api::PostParams;
 
@@ -25,6 +26,33 @@ const COUNTED: [(&str, &str); 10] = [
     ("get", "hibernateplans"),
     ("delete", "jobs"),
 ];
+
+/// The [`COUNTED`] requests as `verb resource: count` lines.
+fn report(server: &ApiServer) -> Vec<String> {
+    COUNTED
+        .iter()
+        .map(|(v, r)| format!("{v} {r}: {}", server.request_count(v, r)))
+        .collect()
+}
+
+/// Creates a plan of two targets (released in parallel) per name.
+async fn create_plans(plans: &Api<HibernatePlan>, names: &[String]) {
+    for name in names {
+        plans
+            .create(&PostParams::default(), &plan(name, 2, "{type: Parallel}"))
+            .await
+            .unwrap();
+    }
+}
+
+/// Waits until the API server has seen `n` Job creates.
+async fn wait_job_creates(server: &ApiServer, n: u64) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    while server.request_count("create", "jobs") < n {
+        assert!(tokio::time::Instant::now() < deadline, "Jobs not created");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
 
 fn reconciles(harness: &Harness) -> u64 {
     let text = harness.ctx.metrics.encode().unwrap();
@@ -51,27 +79,15 @@ async fn a_reconcile_reads_only_the_restore_config_map() {
     sim.pause();
     let plans: Api<HibernatePlan> = Api::namespaced(client.clone(), &ns);
     let names: Vec<String> = (0..10).map(|i| format!("budget-{i}")).collect();
-    for name in &names {
-        plans
-            .create(&PostParams::default(), &plan(name, 2, "{type: Parallel}"))
-            .await
-            .unwrap();
-    }
+    create_plans(&plans, &names).await;
     server.reset_request_counts();
     let mut harness = Harness::new(&cluster, "2026-11-23T21:00:00Z".parse().unwrap());
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-    while server.request_count("create", "jobs") < 20 {
-        assert!(tokio::time::Instant::now() < deadline, "Jobs not created");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    wait_job_creates(server, 20).await;
     // the trailing reconciles (status and Job events) settle
     tokio::time::sleep(Duration::from_millis(500)).await;
     let done = reconciles(&harness);
     let count = |verb: &str, resource: &str| server.request_count(verb, resource);
-    let report: Vec<String> = COUNTED
-        .iter()
-        .map(|(v, r)| format!("{v} {r}: {}", count(v, r)))
-        .collect();
+    let report = report(server);
     eprintln!(
         "{} plans hibernated, {done} reconciles; requests:\n  {}",
         names.len(),
@@ -123,12 +139,7 @@ async fn the_echo_of_a_status_write_reconciles_nothing() {
     let ns = cluster.namespace().to_string();
     let plans: Api<HibernatePlan> = Api::namespaced(client.clone(), &ns);
     let names: Vec<String> = (0..10).map(|i| format!("echo-{i}")).collect();
-    for name in &names {
-        plans
-            .create(&PostParams::default(), &plan(name, 2, "{type: Parallel}"))
-            .await
-            .unwrap();
-    }
+    create_plans(&plans, &names).await;
     server.reset_request_counts();
     // Monday noon: awake, next transition at 20:00
     let mut harness = Harness::new(&cluster, "2026-11-23T12:00:00Z".parse().unwrap());
@@ -138,10 +149,7 @@ async fn the_echo_of_a_status_write_reconciles_nothing() {
     // the echoes arrive (and would be reconciled) within this settle time
     tokio::time::sleep(Duration::from_millis(1000)).await;
     let count = |verb: &str, resource: &str| server.request_count(verb, resource);
-    let report: Vec<String> = COUNTED
-        .iter()
-        .map(|(v, r)| format!("{v} {r}: {}", count(v, r)))
-        .collect();
+    let report = report(server);
     let done = reconciles(&harness);
     eprintln!("{done} reconciles; requests:\n  {}", report.join("\n  "));
     assert_eq!(count("update", "hibernateplans/status"), 10, "{report:?}");
@@ -182,12 +190,7 @@ async fn a_change_during_a_status_write_reconciles_and_the_echo_does_not() {
     let ns = cluster.namespace().to_string();
     let plans: Api<HibernatePlan> = Api::namespaced(cluster.client(), &ns);
     let names: Vec<String> = (0..5).map(|i| format!("race-{i}")).collect();
-    for name in &names {
-        plans
-            .create(&PostParams::default(), &plan(name, 2, "{type: Parallel}"))
-            .await
-            .unwrap();
-    }
+    create_plans(&plans, &names).await;
     let (inner, other) = (cluster.client(), plans.clone());
     let changed = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let once = changed.clone();
@@ -240,10 +243,7 @@ async fn a_change_during_a_status_write_reconciles_and_the_echo_does_not() {
     }
     tokio::time::sleep(Duration::from_millis(1000)).await;
     let count = |verb: &str, resource: &str| server.request_count(verb, resource);
-    let report: Vec<String> = COUNTED
-        .iter()
-        .map(|(v, r)| format!("{v} {r}: {}", count(v, r)))
-        .collect();
+    let report = report(server);
     assert!(changed.load(std::sync::atomic::Ordering::SeqCst));
     assert_eq!(reconciles(&harness), 11, "{report:?}");
     assert_eq!(count("update", "hibernateplans/status"), 5, "{report:?}");
@@ -272,12 +272,7 @@ async fn the_echo_of_a_job_create_reconciles_nothing_even_before_its_response() 
     sim.pause();
     let plans: Api<HibernatePlan> = Api::namespaced(client.clone(), &ns);
     let names: Vec<String> = (0..5).map(|i| format!("create-echo-{i}")).collect();
-    for name in &names {
-        plans
-            .create(&PostParams::default(), &plan(name, 2, "{type: Parallel}"))
-            .await
-            .unwrap();
-    }
+    create_plans(&plans, &names).await;
     let inner = cluster.client();
     let slow_creates = tower::service_fn(move |request: http::Request<kube::client::Body>| {
         let inner = inner.clone();
@@ -299,18 +294,11 @@ async fn the_echo_of_a_job_create_reconciles_nothing_even_before_its_response() 
         "2026-11-23T21:00:00Z".parse().unwrap(),
         |_| {},
     );
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-    while server.request_count("create", "jobs") < 10 {
-        assert!(tokio::time::Instant::now() < deadline, "Jobs not created");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    wait_job_creates(server, 10).await;
     // the last responses arrive, then any reconcile they would trigger
     tokio::time::sleep(Duration::from_millis(1500)).await;
     let count = |verb: &str, resource: &str| server.request_count(verb, resource);
-    let report: Vec<String> = COUNTED
-        .iter()
-        .map(|(v, r)| format!("{v} {r}: {}", count(v, r)))
-        .collect();
+    let report = report(server);
     let done = reconciles(&harness);
     eprintln!("{done} reconciles; requests:\n  {}", report.join("\n  "));
     assert_eq!(count("create", "jobs"), 10, "{report:?}");
