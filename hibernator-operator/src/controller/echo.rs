@@ -49,13 +49,37 @@ fn object_key<K: Resource>(object: &K) -> Key {
 /// Writes in flight and answered, by object.
 #[derive(Debug, Default)]
 struct Tracker {
-    /// Writes in flight, with the versions the watch showed meanwhile
-    /// (their triggers held back).
-    in_flight: HashMap<Key, Vec<String>>,
+    /// Writes in flight (by a number of their own, so that only the write
+    /// that started a hold ends it), with the versions the watch showed
+    /// meanwhile (their triggers held back).
+    in_flight: HashMap<Key, (u64, Vec<String>)>,
     /// Versions writes returned whose echo has not arrived yet.
     returned: HashMap<Key, String>,
+    /// The number of the next write.
+    next: u64,
     /// Writes whose echo came before their response.
     raced: u64,
+    /// Writes after which a held-back event was reconciled.
+    held_back: u64,
+}
+
+impl Tracker {
+    /// Ends write `id`'s hold (when it still holds) and returns the
+    /// versions held back.
+    fn end(&mut self, key: &Key, id: u64) -> Option<Vec<String>> {
+        match self.in_flight.get(key) {
+            Some((holder, _)) if *holder == id => self.in_flight.remove(key).map(|(_, held)| held),
+            _ => None,
+        }
+    }
+
+    /// Counts a held-back event to reconcile (`reconcile`), passing it on.
+    fn count(&mut self, reconcile: bool) -> bool {
+        if reconcile {
+            self.held_back += 1;
+        }
+        reconcile
+    }
 }
 
 /// The shared bookkeeping of [`OwnWrites`] and [`OwnCreates`].
@@ -70,8 +94,15 @@ impl Echoes {
     }
 
     fn sending(&self, key: Key) -> InFlight<'_> {
-        self.state().in_flight.insert(key.clone(), Vec::new());
-        InFlight { echoes: self, key }
+        let mut state = self.state();
+        let id = state.next;
+        state.next += 1;
+        state.in_flight.insert(key.clone(), (id, Vec::new()));
+        InFlight {
+            echoes: self,
+            key,
+            id,
+        }
     }
 
     /// `forget_on_any`: the record of a returned version goes with the
@@ -82,7 +113,12 @@ impl Echoes {
             return false;
         };
         let mut state = self.state();
-        if let Some(held) = state.in_flight.get_mut(&key) {
+        if state.returned.get(&key).is_some_and(|v| v == version) {
+            // the echo of an earlier write, late: not a change
+            state.returned.remove(&key);
+            return true;
+        }
+        if let Some((_, held)) = state.in_flight.get_mut(&key) {
             held.push(version.to_string());
             return true;
         }
@@ -105,6 +141,14 @@ impl Echoes {
         state.in_flight.remove(key);
     }
 
+    /// Forgets every write (a controller starting: its watches list every
+    /// object anew, and each of those events must reconcile).
+    fn clear(&self) {
+        let mut state = self.state();
+        state.returned.clear();
+        state.in_flight.clear();
+    }
+
     fn pending(&self) -> usize {
         let state = self.state();
         state.returned.len() + state.in_flight.len()
@@ -118,6 +162,7 @@ impl Echoes {
 pub struct InFlight<'a> {
     echoes: &'a Echoes,
     key: Key,
+    id: u64,
 }
 
 impl InFlight<'_> {
@@ -127,9 +172,9 @@ impl InFlight<'_> {
     #[must_use = "a held-back event must be reconciled"]
     pub fn record<K: Resource>(self, written: &K) -> bool {
         let mut state = self.echoes.state();
-        let held = state.in_flight.remove(&self.key).unwrap_or_default();
+        let held = state.end(&self.key, self.id).unwrap_or_default();
         let Some(version) = written.resource_version() else {
-            return !held.is_empty();
+            return state.count(!held.is_empty());
         };
         if held.contains(&version) {
             // the echo came first, and is done
@@ -137,26 +182,27 @@ impl InFlight<'_> {
         } else {
             state.returned.insert(self.key.clone(), version.clone());
         }
-        held.iter().any(|seen| *seen != version)
+        state.count(held.iter().any(|seen| *seen != version))
     }
 
     /// Ends the hold after the write failed. Returns whether the watch
     /// showed the object meanwhile (that event must be reconciled).
     #[must_use = "a held-back event must be reconciled"]
     pub fn failed(self) -> bool {
-        self.echoes
-            .state()
-            .in_flight
-            .remove(&self.key)
-            .is_some_and(|held| !held.is_empty())
+        let mut state = self.echoes.state();
+        let held = state
+            .end(&self.key, self.id)
+            .is_some_and(|held| !held.is_empty());
+        state.count(held)
     }
 }
 
 impl Drop for InFlight<'_> {
     fn drop(&mut self) {
         // after `record`/`failed` this finds nothing; after a cancelled
-        // write it ends the hold (the next event reconciles)
-        self.echoes.state().in_flight.remove(&self.key);
+        // write it ends its hold (the next event reconciles), and only its
+        // own: a later write of the object holds under another number
+        self.echoes.state().end(&self.key, self.id);
     }
 }
 
@@ -200,6 +246,17 @@ impl OwnWrites {
     pub fn raced(&self) -> u64 {
         self.echoes.state().raced
     }
+
+    /// How many writes held back an event other than their echo, and so
+    /// requested a reconcile after their response.
+    pub fn held_back(&self) -> u64 {
+        self.echoes.state().held_back
+    }
+
+    /// Forgets every write (a controller starting).
+    pub fn clear(&self) {
+        self.echoes.clear();
+    }
 }
 
 /// The controller's creates of runner Jobs.
@@ -232,13 +289,27 @@ impl OwnCreates {
         names.iter().any(|name| {
             let key = (namespace.to_string(), name.clone());
             state.returned.contains_key(&key)
-                || state.in_flight.get(&key).is_some_and(Vec::is_empty)
+                || state
+                    .in_flight
+                    .get(&key)
+                    .is_some_and(|(_, held)| held.is_empty())
         })
     }
 
     /// How many creates wait for their response or their first event.
     pub fn pending(&self) -> usize {
         self.echoes.pending()
+    }
+
+    /// How many creates held back an event other than their echo, and so
+    /// requested a reconcile after their response.
+    pub fn held_back(&self) -> u64 {
+        self.echoes.state().held_back
+    }
+
+    /// Forgets every create (a controller starting).
+    pub fn clear(&self) {
+        self.echoes.clear();
     }
 }
 
@@ -308,8 +379,25 @@ mod tests {
         let write = writes.sending(&plan("12"));
         assert!(writes.is_echo(&plan("13")));
         assert!(write.failed());
-        // a write cancelled mid-way ends the hold
-        drop(writes.sending(&plan("13")));
+        // the late echo of the previous write, during the next: not a change
+        let first = writes.sending(&plan("13"));
+        assert!(!first.record(&plan("14")));
+        let second = writes.sending(&plan("14"));
+        assert!(writes.is_echo(&plan("14")), "the first write's echo");
+        assert!(!second.record(&plan("15")), "nothing to reconcile");
+        assert!(writes.is_echo(&plan("15")));
+        assert_eq!(writes.held_back(), 3);
+        // a write cancelled mid-way ends its own hold, not a later one's
+        let cancelled = writes.sending(&plan("15"));
+        let next = writes.sending(&plan("15"));
+        drop(cancelled);
+        assert!(writes.is_echo(&plan("16")), "still held by the next write");
+        assert!(!next.record(&plan("16")));
+        drop(writes.sending(&plan("16")));
+        // a controller starting forgets every write
+        assert!(!writes.sending(&plan("16")).record(&plan("17")));
+        writes.clear();
+        assert!(!writes.is_echo(&plan("17")), "listed anew: reconciles");
         assert_eq!(writes.pending(), 0);
         assert!(!writes.is_echo(&plan("14")), "nothing in flight");
     }

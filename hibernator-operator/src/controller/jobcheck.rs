@@ -6,7 +6,8 @@
 //! it, its deletion included, reconciles its plan anyway.
 //!
 //! The same stream carries the reconciles held back during the controller's
-//! own status writes ([`JobChecks::request`], `echo::OwnWrites`).
+//! own status writes and Job creates ([`JobChecks::request`],
+//! `echo::InFlight`).
 //!
 //! This used to be a requeue of every plan `job_check` after any reconcile
 //! that created Jobs: one reconcile and one restore ConfigMap GET per plan
@@ -58,7 +59,7 @@ impl JobChecks {
     }
 
     /// Requests a reconcile of `plan` now (a watch event held back during
-    /// a status write that was not that write's echo).
+    /// a status write or Job create that was not that write's echo).
     pub fn request(&self, plan: ObjectRef<HibernatePlan>) {
         let _ = self.tx.send(plan);
     }

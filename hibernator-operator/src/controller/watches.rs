@@ -223,6 +223,10 @@ pub async fn run_controller(
     trigger: impl Stream<Item = ()> + Send + Sync + 'static,
     shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
 ) {
+    // the watches list every object anew: each of those events reconciles,
+    // whatever an earlier run of this context wrote (`echo`)
+    ctx.own_writes.clear();
+    ctx.own_creates.clear();
     let client: Client = ctx.client.clone();
     let ns = ctx.config.namespace.as_deref();
     let labelled = || watcher::Config::default().labels(hibernator_core::wellknown::LABEL_PLAN);

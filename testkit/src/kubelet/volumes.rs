@@ -11,6 +11,7 @@ use k8s_openapi::api::authentication::v1::{BoundObjectReference, TokenRequest, T
 use k8s_openapi::api::core::v1::{
     ConfigMap, Container, KeyToPath, Secret, ServiceAccount, ServiceAccountTokenProjection, Volume,
 };
+use k8s_openapi::jiff::Timestamp;
 use kube::api::{Api, PostParams};
 
 use super::{KubeletError, PodRef, io};
@@ -25,6 +26,8 @@ const DEFAULT_EXPIRATION: i64 = 3600;
 const REFRESH_FRACTION: f64 = 0.8;
 /// Wait before minting again after a failed refresh.
 const REFRESH_RETRY: Duration = Duration::from_secs(10);
+/// Shortest wait between two mints of one token.
+const REFRESH_MIN: Duration = Duration::from_secs(1);
 
 /// Writes `bytes` to `path` with `mode`.
 pub(super) fn write_file(path: &Path, bytes: &[u8], mode: u32) -> Result<(), KubeletError> {
@@ -39,11 +42,15 @@ pub(super) fn write_file(path: &Path, bytes: &[u8], mode: u32) -> Result<(), Kub
 /// Replaces `path` with `bytes` at once (a sibling file renamed over it), so
 /// a process reading it through a directory bind mount sees the old or the
 /// new content, never a partly written one.
+/// The volume's directory must exist: after the Pod is gone, nothing is
+/// written again.
 fn replace_file(path: &Path, bytes: &[u8]) -> Result<(), KubeletError> {
     let mut staged = path.as_os_str().to_owned();
     staged.push(".new");
     let staged = PathBuf::from(staged);
-    write_file(&staged, bytes, 0o644)?;
+    std::fs::write(&staged, bytes).map_err(io(format!("write {}", staged.display())))?;
+    std::fs::set_permissions(&staged, std::fs::Permissions::from_mode(0o644))
+        .map_err(io(format!("chmod {}", staged.display())))?;
     std::fs::rename(&staged, path).map_err(io(format!("replace {}", path.display())))
 }
 
@@ -57,22 +64,24 @@ pub(super) struct TokenFile {
     pub audience: Option<String>,
     /// Lifetime asked for, in seconds.
     pub expiration: i64,
+    /// Lifetime the API server granted (it may cap what was asked).
+    pub granted: i64,
 }
 
-impl TokenFile {
-    /// How long after minting the token is replaced: `refresh` when set,
-    /// else 80% of its lifetime.
-    fn refresh_after(&self, refresh: Option<Duration>) -> Duration {
-        refresh.unwrap_or_else(|| {
-            Duration::from_secs_f64(self.expiration.max(0) as f64 * REFRESH_FRACTION)
-        })
-    }
+/// How long after minting a token of `granted` seconds it is replaced:
+/// `refresh` when set, else 80% of its lifetime; never sooner than
+/// [`REFRESH_MIN`].
+fn refresh_after(granted: i64, refresh: Option<Duration>) -> Duration {
+    refresh
+        .unwrap_or_else(|| Duration::from_secs_f64(granted.max(0) as f64 * REFRESH_FRACTION))
+        .max(REFRESH_MIN)
 }
 
 /// Keeps the Pod's token files fresh, as the kubelet does: each is minted
 /// again (same audience, lifetime and Pod binding) once it is
-/// `refresh` old (default: 80% of its lifetime) and replaced atomically. A
-/// failed mint is retried after [`REFRESH_RETRY`]. Runs until dropped.
+/// `refresh` old (default: 80% of the lifetime the API server granted) and
+/// replaced atomically. A failed mint is retried after [`REFRESH_RETRY`].
+/// Runs until dropped.
 pub(super) async fn keep_tokens_fresh(
     client: kube::Client,
     pod: PodRef,
@@ -85,7 +94,7 @@ pub(super) async fn keep_tokens_fresh(
     let start = tokio::time::Instant::now();
     let mut due: Vec<tokio::time::Instant> = tokens
         .iter()
-        .map(|t| start + t.refresh_after(refresh))
+        .map(|t| start + refresh_after(t.granted, refresh))
         .collect();
     loop {
         let Some(next) = due.iter().min().copied() else {
@@ -103,9 +112,11 @@ pub(super) async fn keep_tokens_fresh(
                     volume: token.path.display().to_string(),
                     message,
                 })
-                .and_then(|fresh| replace_file(&token.path, fresh.as_bytes()));
+                .and_then(|(fresh, granted)| {
+                    replace_file(&token.path, fresh.as_bytes()).map(|()| granted)
+                });
             *due = match minted {
-                Ok(()) => tokio::time::Instant::now() + token.refresh_after(refresh),
+                Ok(granted) => tokio::time::Instant::now() + refresh_after(granted, refresh),
                 Err(e) => {
                     tracing::warn!(pod = %pod.name, error = %e, "testkit kubelet: token refresh failed, retrying");
                     tokio::time::Instant::now() + REFRESH_RETRY
@@ -143,13 +154,14 @@ pub(super) fn ensure_mount_point(source: &Path, target: &Path) -> Result<(), Kub
         .map_err(io(format!("create {}", target.display())))
 }
 
-/// Mints a token for the Pod's ServiceAccount, bound to the Pod.
+/// Mints a token for the Pod's ServiceAccount, bound to the Pod; returns it
+/// and the lifetime granted, in seconds.
 async fn mint(
     client: &kube::Client,
     pod: &PodRef,
     audience: Option<&str>,
     expiration: i64,
-) -> Result<String, String> {
+) -> Result<(String, i64), String> {
     let sa = pod
         .spec
         .service_account_name
@@ -169,12 +181,15 @@ async fn mint(
         ..Default::default()
     };
     let api: Api<ServiceAccount> = Api::namespaced(client.clone(), &pod.namespace);
-    api.create_token_request(&sa, &PostParams::default(), &request)
+    let status = api
+        .create_token_request(&sa, &PostParams::default(), &request)
         .await
         .map_err(|e| format!("TokenRequest for ServiceAccount {sa}: {e}"))?
         .status
-        .map(|s| s.token)
-        .ok_or_else(|| format!("TokenRequest for ServiceAccount {sa} returned no token"))
+        .ok_or_else(|| format!("TokenRequest for ServiceAccount {sa} returned no token"))?;
+    // the lifetime granted, from the expiry the API server answered
+    let granted = status.expiration_timestamp.0.as_second() - Timestamp::now().as_second();
+    Ok((status.token, granted))
 }
 
 /// The ServiceAccount volume: `token` (API audience), `ca.crt`, `namespace`;
@@ -187,7 +202,7 @@ pub(super) async fn service_account_volume(
 ) -> Result<(PathBuf, TokenFile), KubeletError> {
     let root = dir.join("volumes").join("kube-api-access");
     make_dir(&root)?;
-    let token = mint(client, pod, Some(API_AUDIENCE), DEFAULT_EXPIRATION)
+    let (token, granted) = mint(client, pod, Some(API_AUDIENCE), DEFAULT_EXPIRATION)
         .await
         .map_err(|message| KubeletError::Volume {
             volume: "kube-api-access".into(),
@@ -200,6 +215,7 @@ pub(super) async fn service_account_volume(
         path: root.join("token"),
         audience: Some(API_AUDIENCE.to_string()),
         expiration: DEFAULT_EXPIRATION,
+        granted,
     };
     Ok((root, token))
 }
@@ -295,15 +311,17 @@ async fn projected_token(
     projection: &ServiceAccountTokenProjection,
     into: &mut VolumeFiles,
 ) -> Result<(), String> {
-    let file = TokenFile {
-        path: PathBuf::from(&projection.path),
-        audience: projection.audience.clone(),
-        expiration: projection.expiration_seconds.unwrap_or(DEFAULT_EXPIRATION),
-    };
-    let token = mint(client, pod, file.audience.as_deref(), file.expiration).await?;
+    let audience = projection.audience.clone();
+    let expiration = projection.expiration_seconds.unwrap_or(DEFAULT_EXPIRATION);
+    let (token, granted) = mint(client, pod, audience.as_deref(), expiration).await?;
     into.files
         .push((projection.path.clone(), token.into_bytes()));
-    into.tokens.push(file);
+    into.tokens.push(TokenFile {
+        path: PathBuf::from(&projection.path),
+        audience,
+        expiration,
+        granted,
+    });
     Ok(())
 }
 

@@ -178,8 +178,8 @@ async fn the_echo_of_a_status_write_reconciles_nothing() {
     harness.stop().await;
 }
 
-/// Every status write's response is held back 300 ms, so its echo always
-/// arrives first: the echo reconciles nothing, and a change someone else
+/// Every status write's response is held back 1 s, so its echo arrives
+/// first: the echo reconciles nothing, and a change someone else
 /// makes to a plan while its write is in flight still reconciles it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_change_during_a_status_write_reconciles_and_the_echo_does_not() {
@@ -215,7 +215,7 @@ async fn a_change_during_a_status_write_reconciles_and_the_echo_does_not() {
                         .await
                         .unwrap();
                 }
-                tokio::time::sleep(Duration::from_millis(300)).await;
+                tokio::time::sleep(Duration::from_secs(1)).await;
             }
             response
         }
@@ -249,6 +249,11 @@ async fn a_change_during_a_status_write_reconciles_and_the_echo_does_not() {
     assert_eq!(count("update", "hibernateplans/status"), 5, "{report:?}");
     assert_eq!(count("get", "configmaps"), 6, "{report:?}");
     assert_eq!(harness.ctx.own_writes.raced(), 5, "every echo came first");
+    assert_eq!(
+        harness.ctx.own_writes.held_back(),
+        1,
+        "the label was held back during race-0's write"
+    );
     assert_eq!(harness.ctx.own_writes.pending(), 0, "{report:?}");
     harness.stop().await;
 }
@@ -359,19 +364,17 @@ async fn a_job_s_change_during_a_create_that_found_it_reconciles() {
                 .to_bytes();
             let job: k8s_openapi::api::batch::v1::Job = serde_json::from_slice(&body).unwrap();
             let name = job.metadata.name.unwrap();
-            // the Job runs to its end while the create is in flight
+            // the Job runs to its end while the create is in flight, and the
+            // watch shows that before the response (asserted below)
             let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-            loop {
-                let status = jobs.get(&name).await.unwrap().status.unwrap_or_default();
-                if status.succeeded.unwrap_or(0) > 0 {
+            while tokio::time::Instant::now() < deadline {
+                let job = jobs.get(&name).await?;
+                if job.status.and_then(|s| s.succeeded).unwrap_or(0) > 0 {
                     break;
                 }
-                assert!(
-                    tokio::time::Instant::now() < deadline,
-                    "the Job did not run"
-                );
                 tokio::time::sleep(Duration::from_millis(20)).await;
             }
+            tokio::time::sleep(Duration::from_millis(500)).await;
             let conflict = serde_json::json!({
                 "kind": "Status", "apiVersion": "v1", "status": "Failure",
                 "message": format!("jobs.batch \"{name}\" already exists"),
@@ -404,6 +407,11 @@ async fn a_job_s_change_during_a_create_that_found_it_reconciles() {
     )
     .await;
     assert_eq!(harness.ctx.own_creates.pending(), 0);
+    assert_eq!(
+        harness.ctx.own_creates.held_back(),
+        1,
+        "the Job's completion was held back during the create"
+    );
     harness.stop().await;
 }
 
