@@ -74,7 +74,7 @@ async fn a_reconcile_reads_only_the_restore_config_map() {
     let sim = JobSimulator::start(
         client.clone(),
         &ns,
-        runner(client.clone(), log.clone(), Arc::new(|_, _| false)),
+        runner(client.clone(), log.clone(), no_failures()),
     );
     sim.pause();
     let plans: Api<HibernatePlan> = Api::namespaced(client.clone(), &ns);
@@ -272,7 +272,7 @@ async fn the_echo_of_a_job_create_reconciles_nothing_even_before_its_response() 
     let sim = JobSimulator::start(
         client.clone(),
         &ns,
-        runner(client.clone(), RunnerLog::default(), Arc::new(|_, _| false)),
+        runner(client.clone(), RunnerLog::default(), no_failures()),
     );
     sim.pause();
     let plans: Api<HibernatePlan> = Api::namespaced(client.clone(), &ns);
@@ -335,7 +335,7 @@ async fn a_job_s_change_during_a_create_that_found_it_reconciles() {
     let _sim = JobSimulator::start(
         client.clone(),
         &ns,
-        runner(client.clone(), log.clone(), Arc::new(|_, _| false)),
+        runner(client.clone(), log.clone(), no_failures()),
     );
     let plans: Api<HibernatePlan> = Api::namespaced(client.clone(), &ns);
     plans

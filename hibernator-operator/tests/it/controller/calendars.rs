@@ -3,7 +3,6 @@
 //! effect by watch, and so does an edit of the document.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
 use std::time::Duration;
 
 use hibernator_core::types::{HibernatePlan, HolidayCalendar, PlanPhase};
@@ -76,7 +75,7 @@ async fn calendars_and_their_documents_take_effect_by_watch() {
     let _sim = JobSimulator::start(
         client.clone(),
         &ns,
-        runner(client.clone(), log.clone(), Arc::new(|_, _| false)),
+        runner(client.clone(), log.clone(), no_failures()),
     );
     let plans: Api<HibernatePlan> = Api::namespaced(client.clone(), &ns);
     let mut p = plan("cal", 1, "{type: Parallel}");

@@ -59,10 +59,6 @@ fn reconciles(harness: &Harness) -> u64 {
         .map_or(0, |n| n.trim().parse().unwrap())
 }
 
-fn no_failures() -> FailFn {
-    Arc::new(|_, _| false)
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fifty_targets_hibernate_and_wake_across_controller_crashes() {
     let cluster = cluster("ctl-restart").await;

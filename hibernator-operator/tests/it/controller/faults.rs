@@ -4,7 +4,6 @@
 //! schedule boundary.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
 use std::time::Duration;
 
 use hibernator_core::types::{HibernatePlan, PlanPhase};
@@ -53,7 +52,7 @@ async fn every_plan_gets_its_jobs_when_job_creates_fail_after_the_status_write()
     let sim = JobSimulator::start(
         client.clone(),
         &ns,
-        runner(client.clone(), log.clone(), Arc::new(|_, _| false)),
+        runner(client.clone(), log.clone(), no_failures()),
     );
     sim.pause();
     let plans: Api<HibernatePlan> = Api::namespaced(client.clone(), &ns);

@@ -24,6 +24,11 @@ use kube::api::PostParams;
 /// Decides whether the in-test runner fails a (target, operation).
 pub type FailFn = Arc<dyn Fn(&str, &str) -> bool + Send + Sync>;
 
+/// A runner decision that fails nothing.
+pub fn no_failures() -> FailFn {
+    Arc::new(|_, _| false)
+}
+
 /// A cluster with the CRDs and the runner ServiceAccount.
 pub async fn cluster(prefix: &str) -> TestCluster {
     let cluster = TestCluster::start(prefix).await.unwrap();

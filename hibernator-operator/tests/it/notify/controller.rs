@@ -306,7 +306,7 @@ async fn notify_a_blocked_sink_never_holds_the_plan_and_a_restart_mid_delivery_s
     let _sim = JobSimulator::start(
         client.clone(),
         &ns,
-        runner(client.clone(), log, Arc::new(|_, _| false)),
+        runner(client.clone(), log, no_failures()),
     );
     let mut first = Harness::with(&cluster, night(), fast);
     wait_notification(&notifications, "ops", "Ready", is_ready).await;
